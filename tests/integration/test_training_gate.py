@@ -1,0 +1,113 @@
+"""Training end to end in the embedded store: register, gate, force, and failures that must not
+move an alias."""
+
+from __future__ import annotations
+
+import mlflow
+import pytest
+from mlflow.tracking import MlflowClient
+
+from training import tracking
+from training.api import train
+from training.config import TrainConfig
+from training.errors import DataError
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch) -> str:
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.chdir(tmp_path)
+    return uri
+
+
+def config(catalog, **overrides) -> TrainConfig:
+    values = {
+        "data": str(catalog),
+        "n_estimators": 10,
+        "smote_strategy": "min:15",
+        "select_k_best": 3000,
+        "model_name": "gate-test",
+    }
+    return TrainConfig(**(values | overrides))
+
+
+def aliases(name: str) -> dict[str, str]:
+    return dict(MlflowClient().get_registered_model(name).aliases)
+
+
+def test_gate_promotes_keeps_and_forces(store, small_catalog) -> None:
+    first = train(config(small_catalog))
+    assert first.promoted and first.decision == "no champion yet"
+    assert aliases("gate-test") == {"champion": "1", "challenger": "1"}
+
+    worse = train(
+        config(
+            small_catalog, n_estimators=1, text_columns=["title"], token_columns=[], id_column=None
+        )
+    )
+    assert not worse.promoted
+    assert worse.champion_f1 == pytest.approx(first.metrics["f1_macro"])
+    assert aliases("gate-test") == {"champion": "1", "challenger": "2"}
+    run = mlflow.get_run(worse.run_id)
+    assert run.data.tags["promotion.decision"] == "kept"
+    assert run.data.metrics["champion_f1_macro_rescored"] == pytest.approx(worse.champion_f1)
+
+    forced = train(config(small_catalog, n_estimators=1, force_promote=True))
+    assert forced.promoted and aliases("gate-test")["champion"] == "3"
+
+
+def test_failure_after_fit_moves_no_alias_and_registers_nothing(
+    store, small_catalog, monkeypatch
+) -> None:
+    train(config(small_catalog))
+    before = aliases("gate-test")
+
+    def broken_upload(*args, **kwargs):
+        raise OSError("disk full while uploading")
+
+    monkeypatch.setattr(tracking, "log_model", broken_upload)
+    with pytest.raises(OSError, match="disk full"):
+        train(config(small_catalog, force_promote=True))
+    assert aliases("gate-test") == before
+    versions = MlflowClient().search_model_versions("name='gate-test'")
+    assert len(versions) == 1
+    runs = mlflow.search_runs(experiment_names=["product-categorization"])
+    assert sorted(runs["status"]) == ["FAILED", "FINISHED"]
+
+
+def test_bad_data_fails_before_any_run(store, tmp_path) -> None:
+    (tmp_path / "empty.jsonl").write_text("\n")
+    with pytest.raises(DataError):
+        train(config(tmp_path / "empty.jsonl"))
+
+
+def test_logged_run_has_everything_a_reviewer_needs(store, small_catalog) -> None:
+    result = train(config(small_catalog, compare_without_smote=True))
+    run = mlflow.get_run(result.run_id)
+    for key in (
+        "accuracy",
+        "f1_macro",
+        "f1_weighted",
+        "roc_auc_ovr_macro",
+        "no_smote_f1_macro",
+        "data_rows_kept",
+        "data_dropped_duplicates",
+    ):
+        assert key in run.data.metrics, key
+    assert run.data.params["n_estimators"] == "10"
+    assert run.data.tags["data.sha256"]
+    names = {a.path for a in MlflowClient().list_artifacts(result.run_id, "evaluation")}
+    assert {
+        "evaluation/confusion_matrix.png",
+        "evaluation/per_class_f1.png",
+        "evaluation/class_distribution.png",
+        "evaluation/classification_report.json",
+        "evaluation/class_distribution.json",
+    } <= names
+    assert len(run.inputs.dataset_inputs) == 2
+    model = mlflow.pyfunc.load_model("models:/gate-test@champion")
+    assert model.metadata.signature is not None
+    assert model.metadata.saved_input_example_info is not None

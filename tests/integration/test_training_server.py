@@ -1,0 +1,117 @@
+"""The training CLI against a real `mlflow server` on loopback, as in the cluster."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests.conftest import free_port
+
+pytestmark = pytest.mark.integration
+
+
+def cli(tmp_path: Path, uri: str, *args: str) -> subprocess.Popen:
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    return subprocess.Popen(
+        [sys.executable, "-m", "training", *args],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_train_against_server_then_load_in_a_fresh_process(
+    tmp_path, tracking_server, small_catalog
+) -> None:
+    process = cli(
+        tmp_path,
+        tracking_server,
+        "--data",
+        str(small_catalog),
+        "--n-estimators",
+        "10",
+        "--smote-strategy",
+        "min:15",
+        "--model-name",
+        "server-test",
+    )
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 0, err
+    assert "training summary" in out and "promoted:        yes" in out
+
+    # A separate interpreter with nothing but the registry URI loads and predicts.
+    script = (
+        "import json, mlflow, pandas as pd\n"
+        "m = mlflow.pyfunc.load_model('models:/server-test@champion')\n"
+        "out = m.predict(pd.DataFrame([{'title': 'Perl module for parsing XML',"
+        " 'asin': 'libxml-parser-perl'}]), params={'top_k': 2})\n"
+        "print(json.dumps({'label': out['label'][0], 'top': out['top_labels'][0],"
+        " 'p': out['probability'][0]}))\n"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd="/",
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "MLFLOW_TRACKING_URI": tracking_server},
+    )
+    assert loaded.returncode == 0, loaded.stderr
+    answer = json.loads(loaded.stdout.strip().splitlines()[-1])
+    assert answer["label"] == answer["top"][0] and len(answer["top"]) == 2
+    assert 0 < answer["p"] <= 1
+
+
+def test_unreachable_server_fails_within_the_bound(tmp_path) -> None:
+    uri = f"http://127.0.0.1:{free_port()}"
+    started = time.monotonic()
+    process = cli(tmp_path, uri, "--tracking-timeout-seconds", "4")
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 4
+    assert "did not answer within 4s" in err and uri in err
+    assert "Traceback" not in err
+    assert time.monotonic() - started < 60
+
+
+def test_sigterm_during_fit_marks_run_failed_and_moves_no_alias(
+    tmp_path, tracking_server, small_catalog
+) -> None:
+    process = cli(
+        tmp_path,
+        tracking_server,
+        "--data",
+        str(small_catalog),
+        "--n-estimators",
+        "3000",
+        "--n-jobs",
+        "1",
+        "--model-name",
+        "interrupted",
+    )
+    deadline = time.monotonic() + 120
+    client = MlflowClient(tracking_server)
+    while time.monotonic() < deadline:  # wait until the run exists and fitting started
+        experiment = client.get_experiment_by_name("product-categorization")
+        if experiment and client.search_runs(
+            [experiment.experiment_id], "attributes.status = 'RUNNING'"
+        ):
+            break
+        time.sleep(0.5)
+    time.sleep(2)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    runs = client.search_runs([experiment.experiment_id], "tags.`mlflow.runName` != ''")
+    assert "RUNNING" not in {run.info.status for run in runs}
+    assert not client.search_registered_models("name='interrupted'")

@@ -1,0 +1,172 @@
+"""Readers and cleaning: real-world mess in, counted clean rows or one clear error out."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from training.catalog import clean_catalog, load_catalog, normalize_labels, read_catalog_file
+from training.config import TrainConfig
+from training.errors import DataError
+
+
+def amazon_record(asin: str, label: str, title: str = "a useful product", **extra) -> dict:
+    return {"asin": asin, "title": title, "main_cat": label, **extra}
+
+
+def write_lines(path: Path, lines: list[str], gz: bool = False) -> Path:
+    data = ("\n".join(lines) + "\n").encode()
+    path.write_bytes(gzip.compress(data) if gz else data)
+    return path
+
+
+def catalog_lines(n_per_class: int = 12) -> list[str]:
+    return [
+        json.dumps(amazon_record(f"{label}-{i}", label, title=f"{label} tool number {i}"))
+        for label in ("games", "science")
+        for i in range(n_per_class)
+    ]
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_reads_amazon_json_lines_plain_and_gzip(tmp_path: Path, gz: bool) -> None:
+    path = write_lines(tmp_path / ("c.jsonl.gz" if gz else "c.jsonl"), catalog_lines(), gz)
+    catalog = load_catalog(TrainConfig(data=str(path)))
+    assert len(catalog.frame) == 24
+    assert set(catalog.labels) == {"games", "science"}
+    assert len(catalog.sha256) == 64
+
+
+def test_gzip_detected_by_content_not_name(tmp_path: Path) -> None:
+    path = write_lines(tmp_path / "catalog.jsonl", catalog_lines(), gz=True)
+    assert len(read_catalog_file(path, TrainConfig())) == 24
+
+
+def test_missing_amazon_fields_are_normal(tmp_path: Path) -> None:
+    lines = catalog_lines()
+    lines.append(json.dumps({"asin": "x1", "title": "only a title", "main_cat": "games"}))
+    path = write_lines(tmp_path / "c.jsonl", lines)
+    catalog = load_catalog(TrainConfig(data=str(path)))
+    assert "x1" in set(catalog.frame["asin"])
+
+
+def test_malformed_lines_are_skipped_and_counted(tmp_path: Path) -> None:
+    lines = catalog_lines(20)
+    lines.insert(3, "{not json")
+    path = write_lines(tmp_path / "c.jsonl", lines)
+    catalog = load_catalog(TrainConfig(data=str(path)))
+    assert catalog.counts["malformed_lines"] == 1
+    assert len(catalog.frame) == 40
+
+
+def test_mostly_malformed_file_names_the_first_bad_line(tmp_path: Path) -> None:
+    path = write_lines(tmp_path / "c.jsonl", ["garbage", "more garbage", catalog_lines()[0]])
+    with pytest.raises(DataError, match=r"c\.jsonl, line 1"):
+        load_catalog(TrainConfig(data=str(path)))
+
+
+def test_unreadable_and_missing_files(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="no such file"):
+        load_catalog(TrainConfig(data=str(tmp_path / "nope.jsonl")))
+    broken = tmp_path / "broken.jsonl.gz"
+    broken.write_bytes(b"\x1f\x8b\x08\x00garbage")
+    with pytest.raises(DataError, match=r"broken\.jsonl\.gz"):
+        load_catalog(TrainConfig(data=str(broken)))
+    odd = tmp_path / "catalog.xlsx"
+    odd.write_text("x")
+    with pytest.raises(DataError, match="--format"):
+        load_catalog(TrainConfig(data=str(odd)))
+
+
+def test_missing_label_column_is_named(tmp_path: Path) -> None:
+    path = write_lines(tmp_path / "c.jsonl", catalog_lines())
+    with pytest.raises(DataError, match="label column 'section' not found"):
+        load_catalog(TrainConfig(data=str(path), label_column="section"))
+
+
+def test_unknown_mapped_column_is_named(tmp_path: Path) -> None:
+    path = write_lines(tmp_path / "c.jsonl", catalog_lines())
+    with pytest.raises(DataError, match="colour"):
+        load_catalog(TrainConfig(data=str(path), token_columns=["colour"]))
+
+
+def messy_csv(path: Path) -> Path:
+    rows = [" sku , name ,Category , price"]
+    for i in range(12):
+        rows.append(f"s{i},Red mug number {i}, Kitchen ,{i}.5")
+        rows.append(f"t{i},Blue pen number {i},office,{i}")
+    rows += [
+        "s0,duplicate id,Kitchen,1",  # duplicated id
+        "u1,no label here,,2",  # blank label
+        "u2,,Office,3",  # empty title
+        "u3,Green cup,  KITCHEN  ,4",  # label differing in case and spaces
+    ]
+    data = "\n".join(rows).encode() + b"\nu4,Caf\xe9 spoon,kitchen,5\n"  # latin-1 byte
+    path.write_bytes(data)
+    return path
+
+
+def test_messy_csv_with_mapping(tmp_path: Path) -> None:
+    config = TrainConfig(
+        data=str(messy_csv(tmp_path / "shop.csv")),
+        label_column="Category",
+        id_column="sku",
+        text_columns=["name"],
+        token_columns=[],
+        numeric_columns=["price"],
+        amazon_counts=False,
+    )
+    catalog = load_catalog(config)
+    counts = catalog.counts
+    assert counts["dropped_duplicates"] == 1
+    assert counts["dropped_no_label"] == 1
+    assert counts["dropped_no_text"] == 1
+    assert set(catalog.labels) == {"Kitchen", "office"}
+    assert (catalog.labels == "Kitchen").sum() == 14
+    assert any("\ufffd" in name for name in catalog.frame["name"])
+
+
+def test_parquet_reader(tmp_path: Path) -> None:
+    frame = pd.DataFrame({"text": [f"item {i}" for i in range(20)], "y": ["a", "b"] * 10})
+    frame.to_parquet(tmp_path / "c.parquet")
+    config = TrainConfig(
+        data=str(tmp_path / "c.parquet"),
+        label_column="y",
+        id_column=None,
+        text_columns=["text"],
+        token_columns=[],
+        amazon_counts=False,
+    )
+    assert len(load_catalog(config).frame) == 20
+
+
+def test_small_classes_dropped_or_folded() -> None:
+    frame = pd.DataFrame(
+        {
+            "title": [f"t{i}" for i in range(26)],
+            "asin": range(26),
+            "main_cat": ["big"] * 20 + ["tiny"] * 3 + ["small"] * 3,
+        }
+    )
+    dropped, counts = clean_catalog(frame, TrainConfig(min_class_size=5))
+    assert set(dropped["label"]) == {"big"} and counts["small_class_rows"] == 6
+    folded, _ = clean_catalog(frame, TrainConfig(min_class_size=5, small_classes="other"))
+    assert set(folded["label"]) == {"big", "other"}
+    assert (folded["label"] == "other").sum() == 6
+
+
+def test_label_normalization_prefers_most_frequent_spelling() -> None:
+    labels = pd.Series(["Games", " games", "GAMES ", "Games", "Office  Tools", None])
+    assert list(normalize_labels(labels)) == ["Games"] * 4 + ["Office Tools", ""]
+
+
+def test_bundled_sample_is_small_and_stratified() -> None:
+    config = TrainConfig()
+    catalog = load_catalog(config)
+    assert Path(catalog.source).stat().st_size <= 2 * 1024 * 1024
+    assert catalog.counts["classes"] >= 50
+    assert catalog.frame["asin"].is_unique

@@ -1,0 +1,74 @@
+"""The command line: every option documented, config files, clear errors, no tracebacks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from training.cli import build_parser, parse_config
+from training.config import TrainConfig
+
+
+def test_every_config_field_is_an_option_with_help() -> None:
+    text = build_parser().format_help()
+    for name in TrainConfig.model_fields:
+        assert f"--{name.replace('_', '-')}" in text
+    assert "--force-promote" in text and "--no-smote" in text
+
+
+def test_config_file_then_command_line_override(tmp_path: Path) -> None:
+    path = tmp_path / "train.yaml"
+    path.write_text("n_estimators: 40\ntext_columns: [title]\nsmote: false\n")
+    config, _ = parse_config(
+        ["--config", str(path), "--n-estimators", "7", "--token-columns", "brand, category"]
+    )
+    assert config.n_estimators == 7
+    assert config.text_columns == ["title"]
+    assert config.token_columns == ["brand", "category"]
+    assert config.smote is False
+
+
+@pytest.mark.parametrize("suffix", [".json", ".toml"])
+def test_json_and_toml_config(tmp_path: Path, suffix: str) -> None:
+    path = tmp_path / f"train{suffix}"
+    path.write_text(json.dumps({"seed": 3}) if suffix == ".json" else "seed = 3\n")
+    assert parse_config(["--config", str(path)])[0].seed == 3
+
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "training", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message", "code"),
+    [
+        (["--n-estimators", "0"], "n_estimators", 2),
+        (["--smote-strategy", "lots"], "smote_strategy", 2),
+        (["--data", "missing.jsonl"], "missing.jsonl: no such file", 3),
+        (["--label-column", "nope"], "label column 'nope' not found", 3),
+    ],
+)
+def test_bad_input_exits_with_one_clear_line(tmp_path, args, message, code) -> None:
+    result = run_cli(*args, "--tracking-uri", f"sqlite:///{tmp_path}/db.sqlite", cwd=tmp_path)
+    assert result.returncode == code
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unknown_key_in_config_file(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("n_trees: 4\n")
+    result = run_cli("--config", str(path), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "unknown option(s) n_trees" in result.stderr and str(path) in result.stderr
+    assert "Traceback" not in result.stderr

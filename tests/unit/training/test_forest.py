@@ -1,0 +1,63 @@
+"""The compact forest is lossless: same probabilities as scikit-learn's, also after pickling."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+from scipy import sparse
+from sklearn.datasets import make_classification
+from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
+
+from training.forest import CompactForest, _round_down_to_float32
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[sparse.csr_matrix, np.ndarray]:
+    X, y = make_classification(1200, 40, n_informative=15, n_classes=7, random_state=3)
+    X = np.abs(X) * (np.random.default_rng(3).random(X.shape) > 0.6)  # sparse-ish, >= 0
+    return sparse.csr_matrix(X, dtype=np.float32), np.array(list("abcdefg"))[y]
+
+
+@pytest.mark.parametrize("kind", [RandomForestClassifier, ExtraTreesClassifier])
+@pytest.mark.parametrize("leaf", [1, 3])
+def test_same_probabilities_as_stock_forest(data, kind, leaf) -> None:
+    X, y = data
+    forest = kind(
+        n_estimators=25, min_samples_leaf=leaf, class_weight="balanced", random_state=0
+    ).fit(X[:900], y[:900])
+    compact = CompactForest.from_forest(forest)
+    for rows in (X[900:], X[900:901], X[900:].toarray()):
+        assert np.abs(compact.predict_proba(rows) - forest.predict_proba(rows)).max() < 1e-9
+    assert (compact.predict(X[900:]) == forest.predict(X[900:])).all()
+    assert list(compact.classes_) == list(forest.classes_)
+
+
+def test_much_smaller_than_the_forest(data) -> None:
+    X, y = data
+    forest = RandomForestClassifier(n_estimators=20, random_state=0).fit(X, y)
+    compact = CompactForest.from_forest(forest)
+    assert len(pickle.dumps(compact)) * 3 < len(pickle.dumps(forest))
+
+
+def test_pickle_round_trip(data) -> None:
+    X, y = data
+    compact = CompactForest.from_forest(RandomForestClassifier(10, random_state=1).fit(X, y))
+    restored = pickle.loads(pickle.dumps(compact))
+    assert np.array_equal(restored.predict_proba(X), compact.predict_proba(X))
+
+
+def test_thresholds_rounded_down_keep_every_comparison() -> None:
+    thresholds = np.array([0.1, 1 / 3, 2.5, 1e-8, 7.0000001], dtype=np.float64)
+    rounded = _round_down_to_float32(thresholds)
+    assert (rounded.astype(np.float64) <= thresholds).all()
+    for t, r in zip(thresholds, rounded, strict=True):
+        above = np.nextafter(r, np.float32(np.inf))
+        assert above > t  # nothing float32 lies strictly between r and t
+        assert (np.float32(r) <= t) and not (above <= t)
+
+
+def test_refuses_to_fit() -> None:
+    with pytest.raises(TypeError, match="from_forest"):
+        CompactForest().fit(np.zeros((2, 2)), [0, 1])

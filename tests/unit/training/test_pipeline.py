@@ -1,0 +1,75 @@
+"""The imbalanced-learn pipeline: SMOTE in fit only, deterministic for a seed."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from training.api import model_input
+from training.catalog import load_catalog
+from training.config import TrainConfig
+from training.pipeline import RaiseToMinimum, build_pipeline, for_serving, resampled_counts
+
+
+@pytest.fixture(scope="module")
+def train_frame(small_catalog) -> pd.DataFrame:
+    return load_catalog(TrainConfig(data=str(small_catalog))).frame
+
+
+def config(**overrides) -> TrainConfig:
+    values = {"n_estimators": 8, "smote_strategy": "min:20", "select_k_best": 2000, "n_jobs": 1}
+    return TrainConfig(**(values | overrides))
+
+
+def test_smote_adds_rows_in_fit_only(train_frame) -> None:
+    cfg = config()
+    y = train_frame["label"].to_numpy()
+    pipeline = build_pipeline(cfg, y).fit(model_input(train_frame, cfg), y)
+    after = resampled_counts(pipeline, y)
+    assert min(after.values()) == 20
+    assert sum(after.values()) > len(y)
+    # The forest was fitted on the resampled rows ...
+    forest = pipeline.named_steps["forest"]
+    assert sum(est.tree_.n_node_samples[0] for est in forest.estimators_[:1]) > 0
+    assert forest.estimators_[0].tree_.weighted_n_node_samples[0] > 0
+    # ... but prediction passes every row through untouched, one output row per input row.
+    head = model_input(train_frame.head(7), cfg)
+    assert pipeline.predict_proba(head).shape == (7, len(set(y)))
+
+
+def test_raise_to_minimum_only_touches_small_classes() -> None:
+    y = np.array(["a"] * 30 + ["b"] * 5 + ["c"] * 12)
+    assert RaiseToMinimum(12)(y) == {"b": 12}
+
+
+def test_same_seed_same_model(train_frame) -> None:
+    cfg = config()
+    y = train_frame["label"].to_numpy()
+    X = model_input(train_frame, cfg)
+    first = build_pipeline(cfg, y).fit(X, y).predict_proba(X.head(50))
+    second = build_pipeline(cfg, y).fit(X, y).predict_proba(X.head(50))
+    other = build_pipeline(config(seed=7), y).fit(X, y).predict_proba(X.head(50))
+    assert np.array_equal(first, second)
+    assert not np.array_equal(first, other)
+
+
+def test_serving_form_is_lossless_and_drops_smote_state(train_frame) -> None:
+    cfg = config()
+    y = train_frame["label"].to_numpy()
+    X = model_input(train_frame, cfg)
+    pipeline = build_pipeline(cfg, y).fit(X, y)
+    served = for_serving(pipeline, compact=True)
+    assert not hasattr(served.named_steps["smote"], "sampling_strategy_")
+    assert np.abs(served.predict_proba(X) - pipeline.predict_proba(X)).max() < 1e-9
+
+
+def test_without_smote_the_forest_sees_the_original_counts(train_frame) -> None:
+    cfg = config(smote=False)
+    y = train_frame["label"].to_numpy()
+    pipeline = build_pipeline(cfg, y)
+    assert "smote" not in pipeline.named_steps
+    pipeline.fit(model_input(train_frame, cfg), y)
+    assert resampled_counts(pipeline, y) == dict(Counter(y))

@@ -1,0 +1,279 @@
+"""Reading catalogs and cleaning them into labelled training rows.
+
+Readers turn a file into a DataFrame and stop with one `DataError` (naming the file, line or
+column) when it cannot be read. `clean_catalog` then removes what cannot be trained on and counts
+every removal, so the counts can be printed and logged.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import logging
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from training.config import TrainConfig
+from training.errors import DataError
+from training.features import as_text
+
+log = logging.getLogger(__name__)
+
+AMAZON_FIELDS = frozenset(
+    {
+        "asin",
+        "title",
+        "description",
+        "feature",
+        "brand",
+        "category",
+        "main_cat",
+        "also_buy",
+        "also_view",
+        "image",
+        "price",
+        "rank",
+        "details",
+        "date",
+        "similar_item",
+        "tech1",
+        "tech2",
+    }
+)
+MAX_BAD_LINE_SHARE = 0.1
+_SPACES = re.compile(r"\s+")
+
+
+@dataclass
+class Catalog:
+    """Clean, labelled rows plus where they came from and what was removed."""
+
+    frame: pd.DataFrame
+    source: str
+    sha256: str
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def labels(self) -> pd.Series:
+        return self.frame["label"]
+
+
+def bundled_sample() -> Path:
+    """The sample catalog that ships with the package."""
+    return Path(str(resources.files("training.data").joinpath("sample_catalog.jsonl.gz")))
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def detect_format(path: Path, requested: str) -> str:
+    if requested != "auto":
+        return requested
+    suffixes = [s.lower() for s in path.suffixes if s.lower() != ".gz"]
+    kind = suffixes[-1] if suffixes else ""
+    formats = {
+        ".jsonl": "jsonl",
+        ".json": "jsonl",
+        ".ndjson": "jsonl",
+        ".csv": "csv",
+        ".tsv": "csv",
+        ".parquet": "parquet",
+        ".pq": "parquet",
+    }
+    if kind not in formats:
+        raise DataError(
+            f"{path}: cannot tell the format from the extension {kind or '(none)'}; "
+            "pass --format jsonl|csv|parquet"
+        )
+    return formats[kind]
+
+
+def _open_text(path: Path) -> Any:
+    with path.open("rb") as probe:
+        gzipped = probe.read(2) == b"\x1f\x8b"
+    if gzipped:
+        return gzip.open(path, "rt", encoding="utf-8", errors="replace")
+    return path.open("r", encoding="utf-8", errors="replace")
+
+
+def read_json_lines(path: Path, max_rows: int | None = None) -> pd.DataFrame:
+    """JSON lines (Amazon 2018 metadata style), plain or gzip; bad lines are skipped and counted."""
+    records: list[dict[str, Any]] = []
+    bad: list[int] = []
+    try:
+        with _open_text(path) as handle:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    bad.append(number)
+                    continue
+                if not isinstance(record, dict):
+                    bad.append(number)
+                    continue
+                records.append(record)
+                if max_rows and len(records) >= max_rows:
+                    break
+    except (OSError, EOFError) as error:
+        raise DataError(f"{path}: cannot read the file ({error})") from None
+    total = len(records) + len(bad)
+    if bad and (not records or len(bad) > MAX_BAD_LINE_SHARE * total):
+        raise DataError(
+            f"{path}, line {bad[0]}: not a JSON object ({len(bad)} of {total} lines are "
+            "malformed); is this a JSON-lines file?"
+        )
+    if bad:
+        log.warning("%s: skipped %d malformed line(s), first at line %d", path, len(bad), bad[0])
+    frame = pd.DataFrame.from_records(records)
+    frame.attrs["malformed_lines"] = len(bad)
+    return frame
+
+
+def read_csv(path: Path, separator: str, max_rows: int | None = None) -> pd.DataFrame:
+    try:
+        return pd.read_csv(
+            path,
+            sep=separator,
+            dtype=str,
+            keep_default_na=False,
+            encoding="utf-8",
+            encoding_errors="replace",
+            nrows=max_rows,
+            skipinitialspace=True,
+        )
+    except pd.errors.ParserError as error:
+        raise DataError(f"{path}: not a valid CSV file: {error}") from None
+    except (OSError, UnicodeError, pd.errors.EmptyDataError) as error:
+        raise DataError(f"{path}: cannot read the file ({error})") from None
+
+
+def read_parquet(path: Path, max_rows: int | None = None) -> pd.DataFrame:
+    try:
+        frame = pd.read_parquet(path)
+    except Exception as error:  # pyarrow raises many unrelated types for a bad file
+        raise DataError(f"{path}: not a readable Parquet file ({error})") from None
+    return frame.head(max_rows) if max_rows else frame
+
+
+def read_catalog_file(path: Path, config: TrainConfig) -> pd.DataFrame:
+    """The raw table in `path`, with column names stripped of stray spaces."""
+    if not path.is_file():
+        raise DataError(f"{path}: no such file; pass --data with a catalog file")
+    kind = detect_format(path, config.format)
+    if kind in ("amazon", "jsonl"):
+        frame = read_json_lines(path, config.max_rows)
+    elif kind == "csv":
+        frame = read_csv(path, config.csv_separator, config.max_rows)
+    else:
+        frame = read_parquet(path, config.max_rows)
+    frame.columns = [str(column).strip() for column in frame.columns]
+    if frame.empty:
+        raise DataError(f"{path}: the file holds no rows")
+    return frame
+
+
+def check_columns(frame: pd.DataFrame, config: TrainConfig, path: Path) -> None:
+    """Stop on a missing label column or a mapped column the file does not have."""
+    available = ", ".join(sorted(frame.columns)[:30])
+    if config.label_column not in frame.columns:
+        raise DataError(
+            f"{path}: label column '{config.label_column}' not found; columns are: {available}; "
+            "set --label-column"
+        )
+    mapped = [*config.text_columns, *config.token_columns, *config.numeric_columns]
+    if config.id_column:
+        mapped.append(config.id_column)
+    unknown = [c for c in mapped if c not in frame.columns and c not in AMAZON_FIELDS]
+    if unknown:
+        raise DataError(
+            f"{path}: column(s) {', '.join(unknown)} not found; columns are: {available}"
+        )
+    if not any(c in frame.columns for c in config.text_columns):
+        raise DataError(
+            f"{path}: none of the text columns ({', '.join(config.text_columns)}) exist; "
+            f"columns are: {available}; set --text-columns"
+        )
+
+
+def normalize_labels(labels: pd.Series) -> pd.Series:
+    """Trim and collapse spaces; labels equal but for case take their most frequent spelling."""
+    cleaned = labels.map(lambda value: _SPACES.sub(" ", as_text(value)).strip())
+    spellings = Counter(cleaned[cleaned != ""])
+    canonical: dict[str, str] = {}
+    for spelling, _ in spellings.most_common():
+        canonical.setdefault(spelling.casefold(), spelling)
+    return cleaned.map(lambda value: canonical.get(value.casefold(), value))
+
+
+def clean_catalog(frame: pd.DataFrame, config: TrainConfig) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Drop rows with no label, no text or a duplicated id, and handle small classes."""
+    counts = {"rows_read": len(frame), "malformed_lines": frame.attrs.get("malformed_lines", 0)}
+    frame = frame.copy()
+    frame["label"] = normalize_labels(frame[config.label_column])
+
+    no_label = frame["label"] == ""
+    text_columns = [c for c in config.text_columns if c in frame.columns]
+    text = frame[text_columns].map(as_text).agg(" ".join, axis=1).str.strip()
+    no_text = (text == "") & ~no_label
+    counts["dropped_no_label"] = int(no_label.sum())
+    counts["dropped_no_text"] = int(no_text.sum())
+    frame = frame[~no_label & ~no_text]
+
+    if config.id_column and config.id_column in frame.columns:
+        ids = frame[config.id_column].map(as_text).str.strip()
+        duplicated = ids.duplicated() & (ids != "")
+    else:
+        duplicated = text.loc[frame.index].duplicated()
+    counts["dropped_duplicates"] = int(duplicated.sum())
+    frame = frame[~duplicated]
+
+    frame, counts["small_class_rows"] = _small_classes(frame, config)
+    counts["rows_kept"] = len(frame)
+    counts["classes"] = int(frame["label"].nunique())
+    return frame.reset_index(drop=True), counts
+
+
+def _small_classes(frame: pd.DataFrame, config: TrainConfig) -> tuple[pd.DataFrame, int]:
+    sizes = frame["label"].value_counts()
+    small = sizes[sizes < config.min_class_size].index
+    affected = frame["label"].isin(small)
+    if config.small_classes == "drop":
+        frame = frame[~affected]
+    else:
+        frame = frame.assign(label=frame["label"].where(~affected, config.other_label))
+        if (frame["label"] == config.other_label).sum() < config.min_class_size:
+            frame = frame[frame["label"] != config.other_label]
+    return frame, int(affected.sum())
+
+
+def load_catalog(config: TrainConfig) -> Catalog:
+    """Read, check and clean the catalog named by the config (default: the bundled sample)."""
+    path = Path(config.data) if config.data else bundled_sample()
+    raw = read_catalog_file(path, config)
+    check_columns(raw, config, path)
+    frame, counts = clean_catalog(raw, config)
+    removed = {k: v for k, v in counts.items() if v and k.startswith(("dropped", "small", "malf"))}
+    if removed:
+        log.warning(
+            "%s: removed rows: %s", path.name, ", ".join(f"{k}={v}" for k, v in removed.items())
+        )
+    if counts["classes"] < 2:
+        raise DataError(
+            f"{path}: after cleaning, {counts['rows_kept']} rows in {counts['classes']} class(es) "
+            "remain; training needs at least 2 classes (lower --min-class-size?)"
+        )
+    return Catalog(frame=frame, source=str(path), sha256=file_sha256(path), counts=counts)

@@ -1,0 +1,227 @@
+"""Feature building: from raw product records to one sparse float32 matrix.
+
+`ProductFeaturizer` is the first step of the saved model, so it takes products exactly as the
+serving API receives them (dicts or a DataFrame of catalog fields, where a field may be a string,
+a list of strings, a number, a dict or missing) and copes with every shape of the Amazon 2018 data.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.preprocessing import MinMaxScaler
+
+from training.text import TextCleaner
+
+Record = Mapping[str, Any]
+
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*(?:\.\d+)?")
+_SPACE = re.compile(r"\s+")
+_DOMAIN = re.compile(r"^[a-z][a-z0-9+.-]*://(?:www\.)?([^/:?#]+)", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """Which input fields feed which kind of feature."""
+
+    text_columns: tuple[str, ...] = ("title", "description", "feature")
+    token_columns: tuple[str, ...] = ("brand", "category", "also_buy", "also_view", "details")
+    id_column: str | None = "asin"
+    numeric_columns: tuple[str, ...] = ()
+    amazon_counts: bool = True
+    """Derive counts (related products, images, categories), text lengths and the parsed price."""
+    input_columns: tuple[str, ...] = field(default=())
+
+    def columns(self) -> tuple[str, ...]:
+        """Every input field the model reads."""
+        named = [*self.text_columns, *self.token_columns, *self.numeric_columns]
+        if self.id_column:
+            named.append(self.id_column)
+        if self.amazon_counts:
+            named += ["also_buy", "also_view", "image", "category", "price", "description"]
+        return tuple(dict.fromkeys(named))
+
+
+def as_text(value: Any) -> str:
+    """A field as one string: lists are joined, missing values become ""."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float) and math.isnan(value):
+        return ""
+    if isinstance(value, Mapping):
+        return " ".join(f"{key} {as_text(item)}" for key, item in value.items())
+    if isinstance(value, Iterable):
+        return " ".join(as_text(item) for item in value)
+    return str(value)
+
+
+def as_list(value: Any) -> list[Any]:
+    """A field as a list of items: a string is one item, missing values are no items."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return []
+    if isinstance(value, str):
+        return [value] if value.strip() else []
+    if isinstance(value, Mapping):
+        return [f"{key}={item}" for key, item in value.items()]
+    if isinstance(value, Iterable):
+        return [item for item in value if item is not None and str(item).strip()]
+    return [value]
+
+
+def parse_price(value: Any) -> float:
+    """`$12.99` → 12.99; a range `$3.99 - $9.99` → its midpoint; anything else → NaN."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value) if math.isfinite(value) and value >= 0 else math.nan
+    numbers = [float(n.replace(",", "")) for n in _NUMBER.findall(as_text(value))[:2]]
+    return sum(numbers) / len(numbers) if numbers else math.nan
+
+
+def _token(column: str, item: Any) -> str:
+    text = _SPACE.sub("_", as_text(item).strip().lower())[:80]
+    if column == "details" and "=" in text:
+        key, _, val = text.partition("=")
+        domain = _DOMAIN.match(val)
+        text = f"{key}={domain.group(1)}" if domain else text
+    return f"{column}:{text}"
+
+
+def _identity(tokens: list[str]) -> list[str]:
+    return tokens
+
+
+def _records(products: Any) -> list[Record]:
+    if isinstance(products, pd.DataFrame):
+        return products.to_dict("records")
+    return list(products)
+
+
+class ProductFeaturizer(TransformerMixin, BaseEstimator):
+    """TF-IDF per text field, tokens for brand/category/related products/details, character n-grams
+    of the product id, and scaled numeric features, stacked into one sparse float32 matrix."""
+
+    def __init__(
+        self,
+        spec: FeatureSpec | None = None,
+        text_max_features: int | None = 200_000,
+        text_ngram_max: int = 2,
+        id_ngram_range: tuple[int, int] = (2, 5),
+        min_df: int = 2,
+        stemmer: str | None = "english",
+    ) -> None:
+        self.spec = spec
+        self.text_max_features = text_max_features
+        self.text_ngram_max = text_ngram_max
+        self.id_ngram_range = id_ngram_range
+        self.min_df = min_df
+        self.stemmer = stemmer
+
+    def _blocks(self, records: Sequence[Record]) -> dict[str, Any]:
+        spec = self.spec or FeatureSpec()
+        blocks: dict[str, Any] = {
+            f"text:{col}": [as_text(r.get(col)) for r in records] for col in spec.text_columns
+        }
+        blocks["tokens"] = [
+            [_token(col, item) for col in spec.token_columns for item in as_list(r.get(col))]
+            for r in records
+        ]
+        if spec.id_column:
+            blocks["id"] = [as_text(r.get(spec.id_column)).lower() for r in records]
+        blocks["numeric"] = self._numeric(records, spec)
+        return blocks
+
+    @staticmethod
+    def _numeric(records: Sequence[Record], spec: FeatureSpec) -> np.ndarray:
+        rows = []
+        for record in records:
+            values = [_to_float(record.get(col)) for col in spec.numeric_columns]
+            if spec.amazon_counts:
+                price = parse_price(record.get("price"))
+                values += [
+                    len(as_list(record.get("also_buy"))),
+                    len(as_list(record.get("also_view"))),
+                    len(as_list(record.get("image"))),
+                    len(as_list(record.get("category"))),
+                    len(as_text(record.get("description"))),
+                    len(as_text(record.get("title"))),
+                    0.0 if math.isnan(price) else price,
+                    0.0 if math.isnan(price) else 1.0,
+                ]
+            rows.append(values)
+        matrix = np.asarray(rows, dtype=np.float64).reshape(len(records), -1)
+        matrix = np.nan_to_num(matrix, nan=0.0, posinf=0.0, neginf=0.0)
+        return np.sign(matrix) * np.log1p(np.abs(matrix))
+
+    def _vectorizer(self, name: str) -> TfidfVectorizer:
+        common = {"min_df": self.min_df, "sublinear_tf": True, "dtype": np.float32}
+        if name.startswith("text:"):
+            return TfidfVectorizer(
+                tokenizer=TextCleaner(stemmer=self.stemmer),
+                token_pattern=None,
+                lowercase=False,
+                ngram_range=(1, self.text_ngram_max),
+                max_features=self.text_max_features,
+                **common,
+            )
+        if name == "tokens":
+            return TfidfVectorizer(analyzer=_identity, **common)
+        return TfidfVectorizer(analyzer="char_wb", ngram_range=self.id_ngram_range, **common)
+
+    def fit(self, products: Any, y: Any = None) -> ProductFeaturizer:
+        self.fit_transform(products, y)
+        return self
+
+    def fit_transform(self, products: Any, y: Any = None, **_: Any) -> sparse.csr_matrix:
+        blocks = self._blocks(_records(products))
+        self.vectorizers_: dict[str, TfidfVectorizer] = {}
+        parts = []
+        for name, docs in blocks.items():
+            if name == "numeric":
+                self.scaler_ = MinMaxScaler(clip=True).fit(docs)
+                parts.append(sparse.csr_matrix(self.scaler_.transform(docs), dtype=np.float32))
+                continue
+            vectorizer = self._vectorizer(name)
+            try:
+                parts.append(vectorizer.fit_transform(docs))
+            except ValueError:  # an empty vocabulary: this field is blank everywhere
+                continue
+            self.vectorizers_[name] = vectorizer
+        self.feature_names_ = self._names(blocks["numeric"].shape[1])
+        return sparse.hstack(parts, format="csr", dtype=np.float32)
+
+    def transform(self, products: Any) -> sparse.csr_matrix:
+        blocks = self._blocks(_records(products))
+        parts = [
+            vectorizer.transform(blocks[name]) for name, vectorizer in self.vectorizers_.items()
+        ]
+        numeric = blocks["numeric"]
+        parts.append(sparse.csr_matrix(self.scaler_.transform(numeric), dtype=np.float32))
+        return sparse.hstack(parts, format="csr", dtype=np.float32)
+
+    def _names(self, n_numeric: int) -> np.ndarray:
+        names = [
+            f"{block}={term}"
+            for block, vectorizer in self.vectorizers_.items()
+            for term in vectorizer.get_feature_names_out()
+        ]
+        return np.asarray(names + [f"numeric[{i}]" for i in range(n_numeric)], dtype=object)
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        return self.feature_names_
+
+
+def _to_float(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan

@@ -1,0 +1,78 @@
+"""The MLflow pyfunc model that wraps the fitted pipeline.
+
+Trust boundary: the fitted pipeline is stored with joblib (pickle), because skops would have to
+be told to trust every custom type in it (the text cleaner, the featurizer, the compact forest).
+Loading a pickle runs code, so only load models from a registry that only your training Jobs
+write to; the Kubernetes manifests give write access to MLflow to the training Job alone.
+
+This module is copied into every logged model (`code_paths`), so it and what it imports must need
+no more than the serving dependencies: mlflow-skinny, scikit-learn, imbalanced-learn, nltk, pandas.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import pandas as pd
+from mlflow.pyfunc import PythonModel
+
+PIPELINE_ARTIFACT = "pipeline"
+METADATA_ARTIFACT = "metadata"
+DEFAULT_TOP_K = 3
+
+
+def top_k_labels(proba: np.ndarray, classes: np.ndarray, k: int) -> list[list[tuple[str, float]]]:
+    """The k most probable labels of each row, most probable first."""
+    k = max(1, min(k, proba.shape[1]))
+    best = np.argsort(-proba, axis=1, kind="stable")[:, :k]
+    return [
+        [(str(classes[j]), float(row[j])) for j in order]
+        for row, order in zip(proba, best, strict=True)
+    ]
+
+
+class ProductClassifierModel(PythonModel):
+    """Classifies products given as catalog records (Amazon 2018 metadata fields).
+
+    `predict` (the pyfunc API, used by `mlflow models serve`) returns one row per product with the
+    label, its probability and the top-k labels; `predict_proba` is the fast path the serving app
+    calls directly.
+    """
+
+    def load_context(self, context: Any) -> None:
+        self.load(
+            Path(context.artifacts[PIPELINE_ARTIFACT]), Path(context.artifacts[METADATA_ARTIFACT])
+        )
+
+    def load(self, pipeline_path: Path, metadata_path: Path) -> None:
+        self.pipeline = joblib.load(pipeline_path)
+        self.metadata: dict[str, Any] = json.loads(metadata_path.read_text("utf-8"))
+        self.classes = np.asarray(self.pipeline.classes_)
+        self.input_fields: list[str] = list(self.metadata.get("input_fields", []))
+
+    def predict_proba(self, products: list[dict[str, Any]] | pd.DataFrame) -> np.ndarray:
+        """Class probabilities, one row per product, columns in the order of `self.classes`."""
+        return np.asarray(self.pipeline.predict_proba(products))
+
+    def predict(
+        self,
+        context: Any,
+        model_input: pd.DataFrame,
+        params: dict[str, Any] | None = None,
+    ) -> pd.DataFrame:
+        top_k = int((params or {}).get("top_k", DEFAULT_TOP_K))
+        frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
+        proba = self.predict_proba(frame)
+        ranked = top_k_labels(proba, self.classes, top_k)
+        return pd.DataFrame(
+            {
+                "label": [row[0][0] for row in ranked],
+                "probability": [row[0][1] for row in ranked],
+                "top_labels": [[label for label, _ in row] for row in ranked],
+                "top_probabilities": [[p for _, p in row] for row in ranked],
+            }
+        )

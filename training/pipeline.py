@@ -1,0 +1,111 @@
+"""The imbalanced-learn pipeline: features → chi2 selection → SMOTE → tree ensemble.
+
+SMOTE is a sampler step, so imbalanced-learn applies it in `fit` only: evaluation and serving data
+pass through untouched.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import numpy as np
+from imblearn.over_sampling import SMOTE
+from imblearn.pipeline import Pipeline
+from sklearn.base import clone
+from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
+from sklearn.feature_selection import SelectKBest, chi2
+
+from training.config import TrainConfig
+from training.features import FeatureSpec, ProductFeaturizer
+from training.forest import CompactForest
+
+
+class RaiseToMinimum:
+    """SMOTE sampling strategy: oversample every class below `minimum` rows up to `minimum`."""
+
+    def __init__(self, minimum: int) -> None:
+        self.minimum = minimum
+
+    def __call__(self, y: np.ndarray) -> dict[Any, int]:
+        return {label: self.minimum for label, n in Counter(y).items() if n < self.minimum}
+
+    def __repr__(self) -> str:
+        return f"RaiseToMinimum({self.minimum})"
+
+
+def feature_spec(config: TrainConfig) -> FeatureSpec:
+    return FeatureSpec(
+        text_columns=tuple(config.text_columns),
+        token_columns=tuple(config.token_columns),
+        id_column=config.id_column,
+        numeric_columns=tuple(config.numeric_columns),
+        amazon_counts=config.amazon_counts,
+    )
+
+
+def build_sampler(config: TrainConfig, smallest_class: int) -> SMOTE:
+    strategy: Any = config.smote_strategy
+    if strategy.startswith("min:"):
+        strategy = RaiseToMinimum(int(strategy[4:]))
+    # SMOTE needs k neighbours inside the smallest class it oversamples.
+    k_neighbors = max(1, min(config.smote_k_neighbors, smallest_class - 1))
+    return SMOTE(sampling_strategy=strategy, k_neighbors=k_neighbors, random_state=config.seed)
+
+
+def build_forest(config: TrainConfig) -> RandomForestClassifier | ExtraTreesClassifier:
+    kind = RandomForestClassifier if config.estimator == "random_forest" else ExtraTreesClassifier
+    return kind(
+        n_estimators=config.n_estimators,
+        max_features=config.forest_max_features(),
+        max_depth=config.max_depth,
+        min_samples_leaf=config.min_samples_leaf,
+        class_weight=None if config.class_weight == "none" else config.class_weight,
+        n_jobs=config.n_jobs,
+        random_state=config.seed,
+    )
+
+
+def build_pipeline(config: TrainConfig, y_train: np.ndarray, smote: bool | None = None) -> Pipeline:
+    """The unfitted pipeline for these training labels."""
+    steps: list[tuple[str, Any]] = [
+        (
+            "features",
+            ProductFeaturizer(
+                spec=feature_spec(config),
+                text_max_features=config.text_max_features,
+                text_ngram_max=config.text_ngram_max,
+                id_ngram_range=(config.id_ngram_min, config.id_ngram_max),
+                min_df=config.min_df,
+                stemmer=None if config.stemmer == "none" else config.stemmer,
+            ),
+        )
+    ]
+    if config.select_k_best:
+        steps.append(("select", SelectKBest(chi2, k=config.select_k_best)))
+    if config.smote if smote is None else smote:
+        smallest = min(Counter(y_train).values())
+        steps.append(("smote", build_sampler(config, smallest)))
+    steps.append(("forest", build_forest(config)))
+    return Pipeline(steps)
+
+
+def resampled_counts(pipeline: Pipeline, y_train: np.ndarray) -> dict[str, int]:
+    """Rows per class that the forest was fitted on, after SMOTE."""
+    counts = Counter(str(label) for label in y_train)
+    smote = pipeline.named_steps.get("smote")
+    for label, added in getattr(smote, "sampling_strategy_", {}).items():
+        counts[str(label)] += int(added)
+    return dict(counts)
+
+
+def for_serving(pipeline: Pipeline, compact: bool) -> Pipeline:
+    """The fitted pipeline as it is saved: the sampler reset (it keeps training rows after fit,
+    and does nothing at predict time) and, optionally, the forest in compact form."""
+    steps = list(pipeline.steps)
+    for i, (name, step) in enumerate(steps):
+        if name == "smote":
+            steps[i] = (name, clone(step))
+        elif name == "forest" and compact:
+            steps[i] = (name, CompactForest.from_forest(step))
+    return Pipeline(steps)
