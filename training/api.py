@@ -225,7 +225,8 @@ def _tracked_run(
             tuple(config.numeric_columns),
         )
         version = tracking.register(client, model_uri, run_id, config.model_name)
-    eval_input = model_input(test_rows, config)
+    # The champion gets every raw column: it may read fields this run's model does not.
+    eval_input = test_rows.drop(columns=["label"]).reset_index(drop=True)
     with stage("re-scoring the champion", timings):
         decision = tracking.decide(
             client,

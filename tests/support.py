@@ -1,0 +1,58 @@
+"""Helpers for tests: free ports, waiting for HTTP, and slices of the bundled sample catalog."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+from training.catalog import bundled_sample
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def sample_records(limit: int | None = None, per_class: int | None = None) -> list[dict]:
+    """Records of the bundled sample; `per_class` keeps the first n of each main_cat."""
+    with gzip.open(bundled_sample(), "rt", encoding="utf-8") as handle:
+        records = [json.loads(line) for line in handle]
+    if per_class:
+        seen: dict[str, int] = {}
+        kept = []
+        for record in records:
+            label = record["main_cat"]
+            if seen.get(label, 0) < per_class:
+                seen[label] = seen.get(label, 0) + 1
+                kept.append(record)
+        records = kept
+    return records[:limit] if limit else records
+
+
+def write_jsonl_gz(path: Path, records: list[dict]) -> Path:
+    with gzip.open(path, "wt", encoding="utf-8") as handle:
+        for record in records:
+            handle.write(json.dumps(record) + "\n")
+    return path
+
+
+def wait_for_http(url: str, timeout: float, process: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"process exited with {process.returncode} before {url} answered")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise TimeoutError(f"{url} did not answer within {timeout}s")
