@@ -220,6 +220,22 @@ class ProductFeaturizer(TransformerMixin, BaseEstimator):
         return self.feature_names_
 
 
+class FixedColumns(TransformerMixin, BaseEstimator):
+    """Keeps a fixed list of columns: a fitted feature selection, frozen for serving."""
+
+    def __init__(self, columns: Any = None) -> None:
+        self.columns = columns
+
+    def fit(self, X: Any, y: Any = None) -> FixedColumns:
+        return self
+
+    def transform(self, X: Any) -> Any:
+        return X[:, self.columns]
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return True
+
+
 def _to_float(value: Any) -> float:
     try:
         return float(value)

@@ -23,7 +23,7 @@ import numpy as np
 from scipy import sparse
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-_ROW_CHUNK = 64
+_ROW_CHUNK = 256
 
 
 class CompactForest(ClassifierMixin, BaseEstimator):
@@ -85,9 +85,14 @@ class CompactForest(ClassifierMixin, BaseEstimator):
         arrays = (self.feature_, self.threshold_, self.child_, self.roots_, self.table_)
         return sum(array.nbytes for array in arrays) + self.used_features_.nbytes
 
+    def select_columns(self, columns: np.ndarray) -> None:
+        """Read features from a wider matrix: feature i of the fitted forest is column
+        `columns[i]` of the inputs (folds a fixed feature selection into the forest)."""
+        self.used_features_ = np.asarray(columns, dtype=np.int32)[self.used_features_]
+
     def _dense_used(self, X: Any) -> np.ndarray:
         if sparse.issparse(X):
-            return np.asarray(X.tocsc()[:, self.used_features_].toarray(), dtype=np.float32)
+            return np.asarray(X.tocsr()[:, self.used_features_].toarray(), dtype=np.float32)
         return np.ascontiguousarray(np.asarray(X)[:, self.used_features_], dtype=np.float32)
 
     def apply_rows(self, X: Any) -> np.ndarray:
@@ -96,35 +101,50 @@ class CompactForest(ClassifierMixin, BaseEstimator):
         n_rows, n_trees = dense.shape[0], self.n_trees
         leaf_rows = np.empty(n_rows * n_trees, dtype=np.int64)
         position = np.arange(n_rows * n_trees)
-        sample = np.repeat(np.arange(n_rows), n_trees)
+        # Offsets into the flattened dense rows: sample * width, one per (sample, tree) pair.
+        row_offset = np.repeat(np.arange(n_rows) * dense.shape[1], n_trees)
         node = np.tile(self.roots_, n_rows).astype(np.int64)
         flat = dense.ravel()
-        width = dense.shape[1]
         while node.size:
             child = self.child_[node]
             at_leaf = child < 0
             if at_leaf.any():
                 leaf_rows[position[at_leaf]] = -child[at_leaf] - 1
                 walking = ~at_leaf
-                node, sample, position, child = (
+                node, row_offset, position, child = (
                     node[walking],
-                    sample[walking],
+                    row_offset[walking],
                     position[walking],
                     child[walking],
                 )
                 if not node.size:
                     break
-            value = flat[sample * width + self.feature_[node]]
+            value = flat[row_offset + self.feature_[node]]
             node = child + (value > self.threshold_[node])
         return leaf_rows.reshape(n_rows, n_trees)
 
+    def _proba_chunk(self, X: Any) -> np.ndarray:
+        rows = self.apply_rows(X)
+        n_rows, n_classes = rows.shape[0], len(self.classes_)
+        sample = np.repeat(np.arange(n_rows), self.n_trees)
+        rows = rows.ravel()
+        pure = rows < n_classes  # one-hot table rows: count them instead of adding vectors
+        votes = np.bincount(sample[pure] * n_classes + rows[pure], minlength=n_rows * n_classes)
+        proba = votes.reshape(n_rows, n_classes).astype(np.float64)
+        if not pure.all():
+            np.add.at(proba, sample[~pure], self.table_[rows[~pure]])
+        return proba / self.n_trees
+
     def predict_proba(self, X: Any) -> np.ndarray:
         n_rows = X.shape[0]
-        proba = np.empty((n_rows, len(self.classes_)), dtype=np.float64)
-        for start in range(0, n_rows, _ROW_CHUNK):
-            rows = self.apply_rows(X[start : start + _ROW_CHUNK])
-            proba[start : start + len(rows)] = self.table_[rows].sum(axis=1) / self.n_trees
-        return proba
+        if n_rows <= _ROW_CHUNK:
+            return self._proba_chunk(X)
+        return np.vstack(
+            [
+                self._proba_chunk(X[start : start + _ROW_CHUNK])
+                for start in range(0, n_rows, _ROW_CHUNK)
+            ]
+        )
 
     def predict(self, X: Any) -> np.ndarray:
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]

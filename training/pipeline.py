@@ -17,7 +17,7 @@ from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
 from sklearn.feature_selection import SelectKBest, chi2
 
 from training.config import TrainConfig
-from training.features import FeatureSpec, ProductFeaturizer
+from training.features import FeatureSpec, FixedColumns, ProductFeaturizer
 from training.forest import CompactForest
 
 
@@ -100,12 +100,24 @@ def resampled_counts(pipeline: Pipeline, y_train: np.ndarray) -> dict[str, int]:
 
 
 def for_serving(pipeline: Pipeline, compact: bool) -> Pipeline:
-    """The fitted pipeline as it is saved: the sampler reset (it keeps training rows after fit,
-    and does nothing at predict time) and, optionally, the forest in compact form."""
-    steps = list(pipeline.steps)
-    for i, (name, step) in enumerate(steps):
-        if name == "smote":
-            steps[i] = (name, clone(step))
-        elif name == "forest" and compact:
-            steps[i] = (name, CompactForest.from_forest(step))
+    """The fitted pipeline as it is saved and served.
+
+    - the sampler is reset: after fit it holds training rows, and it does nothing at predict time;
+    - SelectKBest is replaced by its fixed column list (it re-sorts all scores on every call);
+      with the compact forest, the selection is folded into the forest itself;
+    - optionally, the forest is converted to its compact, lossless form.
+    """
+    named = dict(pipeline.steps)
+    columns = named["select"].get_support(indices=True) if "select" in named else None
+    steps: list[tuple[str, Any]] = [("features", named["features"])]
+    if columns is not None and not compact:
+        steps.append(("select", FixedColumns(columns)))
+    if "smote" in named:
+        steps.append(("smote", clone(named["smote"])))
+    forest = named["forest"]
+    if compact:
+        forest = CompactForest.from_forest(forest)
+        if columns is not None:
+            forest.select_columns(columns)
+    steps.append(("forest", forest))
     return Pipeline(steps)

@@ -73,3 +73,13 @@ def test_without_smote_the_forest_sees_the_original_counts(train_frame) -> None:
     assert "smote" not in pipeline.named_steps
     pipeline.fit(model_input(train_frame, cfg), y)
     assert resampled_counts(pipeline, y) == dict(Counter(y))
+
+
+def test_stock_forest_serving_form_freezes_the_selection(train_frame) -> None:
+    cfg = config()
+    y = train_frame["label"].to_numpy()
+    X = model_input(train_frame, cfg)
+    pipeline = build_pipeline(cfg, y).fit(X, y)
+    served = for_serving(pipeline, compact=False)
+    assert type(served.named_steps["select"]).__name__ == "FixedColumns"
+    assert np.array_equal(served.predict_proba(X), pipeline.predict_proba(X))
