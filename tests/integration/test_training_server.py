@@ -8,14 +8,16 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.support import free_port
+from tests.support import free_port, wait_for_http
 
 pytestmark = pytest.mark.integration
+VENV_PATH = f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"
 
 
 def cli(tmp_path: Path, uri: str, *args: str) -> subprocess.Popen:
@@ -115,3 +117,66 @@ def test_sigterm_during_fit_marks_run_failed_and_moves_no_alias(
     runs = client.search_runs([experiment.experiment_id], "tags.`mlflow.runName` != ''")
     assert "RUNNING" not in {run.info.status for run in runs}
     assert not client.search_registered_models("name='interrupted'")
+
+
+def test_mlflow_models_serve_serves_the_registered_model(
+    tmp_path, tracking_server, small_catalog
+) -> None:
+    process = cli(
+        tmp_path,
+        tracking_server,
+        "--data",
+        str(small_catalog),
+        "--n-estimators",
+        "5",
+        "--smote-strategy",
+        "min:15",
+        "--model-name",
+        "served-by-mlflow",
+    )
+    _, err = process.communicate(timeout=300)
+    assert process.returncode == 0, err
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "mlflow"),
+            "models",
+            "serve",
+            "-m",
+            "models:/served-by-mlflow@champion",
+            "--env-manager",
+            "local",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ],
+        # mlflow models serve starts `uvicorn` from PATH, as in an activated environment.
+        env={**os.environ, "MLFLOW_TRACKING_URI": tracking_server, "PATH": VENV_PATH},
+        cwd=tmp_path,
+        stdout=(tmp_path / "serve.log").open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/ping", 180, server)
+        body = {
+            "dataframe_records": [
+                {"title": "Ruby gem for HTTP requests", "description": ["A Ruby library."]},
+                {"title": "Perl module for XML", "asin": "libxml-simple-perl"},
+            ],
+            "params": {"top_k": 2},
+        }
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/invocations",
+            json.dumps(body).encode(),
+            {"content-type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=60) as response:
+            predictions = json.loads(response.read())["predictions"]
+        assert len(predictions) == 2
+        assert all(
+            len(p["top_labels"]) == 2 and p["label"] == p["top_labels"][0] for p in predictions
+        )
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
