@@ -84,9 +84,10 @@ class TrainConfig(BaseModel):
         True, description="oversample small classes with SMOTE (training split only)"
     )
     smote_strategy: str = Field(
-        "min:300",
-        description="'min:N' raises every class to at least N rows; or an "
-        "imbalanced-learn strategy: auto, not majority, minority, not minority, all",
+        "share:0.05",
+        description="'share:R' raises every class to at least R times the largest class; "
+        "'min:N' to at least N rows; or an imbalanced-learn strategy: auto, not majority, "
+        "minority, not minority, all",
     )
     smote_k_neighbors: int = Field(5, ge=1, description="neighbours SMOTE interpolates between")
     compare_without_smote: bool = Field(
@@ -131,8 +132,15 @@ class TrainConfig(BaseModel):
         if value.startswith("min:"):
             if not value[4:].isdigit() or int(value[4:]) < 2:
                 raise ValueError("'min:N' needs a whole number N >= 2, e.g. min:300")
+        elif value.startswith("share:"):
+            try:
+                share = float(value[6:])
+            except ValueError:
+                share = -1.0
+            if not 0 < share <= 1:
+                raise ValueError("'share:R' needs a fraction 0 < R <= 1, e.g. share:0.05")
         elif value not in SMOTE_STRATEGIES:
-            raise ValueError(f"must be min:N or one of {', '.join(SMOTE_STRATEGIES)}")
+            raise ValueError(f"must be share:R, min:N or one of {', '.join(SMOTE_STRATEGIES)}")
         return value
 
     @field_validator("max_features")

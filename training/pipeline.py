@@ -6,6 +6,7 @@ pass through untouched.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from typing import Any
 
@@ -34,6 +35,21 @@ class RaiseToMinimum:
         return f"RaiseToMinimum({self.minimum})"
 
 
+class RaiseToShare(RaiseToMinimum):
+    """SMOTE sampling strategy: oversample every class below `share` of the largest class."""
+
+    def __init__(self, share: float) -> None:
+        self.share = share
+
+    def __call__(self, y: np.ndarray) -> dict[Any, int]:
+        counts = Counter(y)
+        self.minimum = max(2, math.ceil(self.share * max(counts.values())))
+        return super().__call__(y)
+
+    def __repr__(self) -> str:
+        return f"RaiseToShare({self.share})"
+
+
 def feature_spec(config: TrainConfig) -> FeatureSpec:
     return FeatureSpec(
         text_columns=tuple(config.text_columns),
@@ -48,6 +64,8 @@ def build_sampler(config: TrainConfig, smallest_class: int) -> SMOTE:
     strategy: Any = config.smote_strategy
     if strategy.startswith("min:"):
         strategy = RaiseToMinimum(int(strategy[4:]))
+    elif strategy.startswith("share:"):
+        strategy = RaiseToShare(float(strategy[6:]))
     # SMOTE needs k neighbours inside the smallest class it oversamples.
     k_neighbors = max(1, min(config.smote_k_neighbors, smallest_class - 1))
     return SMOTE(sampling_strategy=strategy, k_neighbors=k_neighbors, random_state=config.seed)

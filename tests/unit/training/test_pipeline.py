@@ -11,7 +11,13 @@ import pytest
 from training.api import model_input
 from training.catalog import load_catalog
 from training.config import TrainConfig
-from training.pipeline import RaiseToMinimum, build_pipeline, for_serving, resampled_counts
+from training.pipeline import (
+    RaiseToMinimum,
+    RaiseToShare,
+    build_pipeline,
+    for_serving,
+    resampled_counts,
+)
 
 
 @pytest.fixture(scope="module")
@@ -83,3 +89,9 @@ def test_stock_forest_serving_form_freezes_the_selection(train_frame) -> None:
     served = for_serving(pipeline, compact=False)
     assert type(served.named_steps["select"]).__name__ == "FixedColumns"
     assert np.array_equal(served.predict_proba(X), pipeline.predict_proba(X))
+
+
+def test_raise_to_share_of_the_largest_class() -> None:
+    y = np.array(["a"] * 200 + ["b"] * 5 + ["c"] * 12)
+    assert RaiseToShare(0.05)(y) == {"b": 10}
+    assert RaiseToShare(0.1)(y) == {"b": 20, "c": 20}
