@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 from imblearn.over_sampling import SMOTE
 from imblearn.pipeline import Pipeline
-from sklearn.base import clone
 from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
 from sklearn.feature_selection import SelectKBest, chi2
 
@@ -120,7 +119,8 @@ def resampled_counts(pipeline: Pipeline, y_train: np.ndarray) -> dict[str, int]:
 def for_serving(pipeline: Pipeline, compact: bool) -> Pipeline:
     """The fitted pipeline as it is saved and served.
 
-    - the sampler is reset: after fit it holds training rows, and it does nothing at predict time;
+    - the sampler is dropped: it does nothing at predict time, after fit it holds training rows,
+      and its strategy classes live here, in a module the saved model does not carry;
     - SelectKBest is replaced by its fixed column list (it re-sorts all scores on every call);
       with the compact forest, the selection is folded into the forest itself;
     - optionally, the forest is converted to its compact, lossless form.
@@ -130,8 +130,6 @@ def for_serving(pipeline: Pipeline, compact: bool) -> Pipeline:
     steps: list[tuple[str, Any]] = [("features", named["features"])]
     if columns is not None and not compact:
         steps.append(("select", FixedColumns(columns)))
-    if "smote" in named:
-        steps.append(("smote", clone(named["smote"])))
     forest = named["forest"]
     if compact:
         forest = CompactForest.from_forest(forest)

@@ -51,7 +51,8 @@ def test_train_against_server_then_load_in_a_fresh_process(
     assert process.returncode == 0, err
     assert "training summary" in out and "promoted:        yes" in out
 
-    # A separate interpreter with nothing but the registry URI loads and predicts.
+    # A separate interpreter with nothing but the registry URI loads and predicts (that the
+    # model carries every module it needs is checked in tests/unit/training/test_model.py).
     script = (
         "import json, mlflow, pandas as pd\n"
         "m = mlflow.pyfunc.load_model('models:/server-test@champion')\n"

@@ -1,0 +1,57 @@
+"""The saved model is self-contained: every module its pickle refers to is copied into it."""
+
+from __future__ import annotations
+
+import io
+import pickle
+
+import numpy as np
+
+from training.api import model_input
+from training.catalog import load_catalog
+from training.config import TrainConfig
+from training.model import ProductClassifierModel, top_k_labels
+from training.pipeline import build_pipeline, for_serving
+from training.tracking import MODEL_MODULES
+
+
+class RecordingUnpickler(pickle.Unpickler):
+    def __init__(self, data: bytes) -> None:
+        super().__init__(io.BytesIO(data))
+        self.modules: set[str] = set()
+
+    def find_class(self, module: str, name: str):
+        self.modules.add(module)
+        return super().find_class(module, name)
+
+
+def test_served_pipeline_needs_only_the_copied_modules(small_catalog) -> None:
+    for smote in (True, False):
+        config = TrainConfig(
+            data=str(small_catalog),
+            n_estimators=3,
+            smote=smote,
+            smote_strategy="share:0.5",
+            select_k_best=500,
+        )
+        frame = load_catalog(config).frame
+        y = frame["label"].to_numpy()
+        pipeline = build_pipeline(config, y).fit(model_input(frame, config), y)
+        for compact in (True, False):
+            unpickler = RecordingUnpickler(pickle.dumps(for_serving(pipeline, compact)))
+            unpickler.load()
+            ours = {m for m in unpickler.modules if m.split(".")[0] == "training"}
+            copied = {f"training.{name.removesuffix('.py')}" for name in MODEL_MODULES}
+            assert ours <= copied, f"the model refers to {ours - copied}, not copied"
+
+
+def test_top_k_labels_order_and_bounds() -> None:
+    proba = np.array([[0.1, 0.7, 0.2], [0.5, 0.25, 0.25]])
+    classes = np.array(["a", "b", "c"])
+    assert top_k_labels(proba, classes, 2) == [[("b", 0.7), ("c", 0.2)], [("a", 0.5), ("b", 0.25)]]
+    assert len(top_k_labels(proba, classes, 99)[0]) == 3
+    assert len(top_k_labels(proba, classes, 0)[0]) == 1
+
+
+def test_wrapper_is_tiny_when_pickled() -> None:
+    assert len(pickle.dumps(ProductClassifierModel())) < 1000
