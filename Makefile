@@ -53,7 +53,7 @@ format: $(STAMP) ## Rewrite the code with ruff's formatter and fixes
 
 .PHONY: test
 test: lint ## Lint, then the whole test suite (unit, integration with real servers, platform checks)
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -m "not container" $(PYTEST_ARGS)
 
 .PHONY: test-unit
 test-unit: $(STAMP) ## Only the fast unit tests (no servers, no external tools)
@@ -66,3 +66,187 @@ constraints: $(STAMP) ## Re-pin constraints.txt from the current virtual environ
 .PHONY: clean-local
 clean-local: ## Remove the embedded MLflow store and caches (keeps .venv)
 	rm -rf mlflow.db mlruns mlartifacts .pytest_cache .mypy_cache .ruff_cache
+
+# ---- images and Kubernetes ----
+# Build the images, push them (or load them into kind/minikube), deploy with kustomize, wait.
+# docs/platform.md walks through it. Images are tagged with the git revision (plus -dirty when the
+# tree has uncommitted changes), so a running pod always names the code it runs.
+PROJECT_VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+ifeq ($(origin TAG), undefined)
+TAG := $(or $(shell git rev-parse --short HEAD 2>/dev/null),$(PROJECT_VERSION))$(shell test -z "$$(git status --porcelain 2>/dev/null)" || echo -dirty)
+endif
+REGISTRY ?= localhost
+OVERLAY ?= dev
+KUBE_CONTEXT ?=
+LOAD ?=
+KIND_CLUSTER ?= kind
+CONTAINER_TOOL ?= $(shell command -v docker >/dev/null 2>&1 && echo docker || echo podman)
+PYTHON_IMAGE ?= python:3.11-slim-bookworm
+CA_BUNDLE ?=
+BUILD_OPTS ?=
+TRAINING_TIMEOUT ?= 3600
+
+NAMESPACE := product-classifier
+IMAGE_TRAIN := $(REGISTRY)/product-classifier-train
+IMAGE_SERVE := $(REGISTRY)/product-classifier-serve
+IMAGE_MLFLOW := $(REGISTRY)/product-classifier-mlflow
+KUBECTL := kubectl$(if $(KUBE_CONTEXT), --context $(KUBE_CONTEXT))
+K8S_RENDERED := build/k8s/$(OVERLAY).yaml
+TOOLS_VENV := .venv-tools
+TOOLS_STAMP := $(TOOLS_VENV)/.installed-stamp
+RULES := k8s/components/prometheus-operator/rules/product-classifier.rules.yaml
+RULE_TESTS := k8s/components/prometheus-operator/rules/product-classifier.tests.yaml
+PROMETHEUS_RULE := k8s/components/prometheus-operator/prometheus-rule.yaml
+comma := ,
+
+# What each deploy step applies, chosen by the app.kubernetes.io/component label.
+SELECT_PLATFORM := app.kubernetes.io/component notin (training,retraining,serving,monitoring)
+SELECT_TRAINING := app.kubernetes.io/component=training
+SELECT_RETRAINING := app.kubernetes.io/component=retraining
+SELECT_SERVING := app.kubernetes.io/component in (serving,monitoring)
+
+BUILD_FLAGS = --build-arg PYTHON_IMAGE=$(PYTHON_IMAGE) \
+	--build-arg VERSION=$(PROJECT_VERSION) \
+	--build-arg REVISION=$(shell git rev-parse HEAD 2>/dev/null || echo unknown) \
+	--build-arg CREATED=$(shell git log -1 --format=%cI 2>/dev/null || date -u +%Y-%m-%dT%H:%M:%SZ) \
+	--build-arg SOURCE=$(shell git config --get remote.origin.url 2>/dev/null) \
+	$(if $(CA_BUNDLE),--secret id=ca$(comma)src=$(CA_BUNDLE)) \
+	$(if $(findstring podman,$(CONTAINER_TOOL)),--format docker) $(BUILD_OPTS)
+
+# $(call build_image,train): Dockerfile.train -> $(REGISTRY)/product-classifier-train:$(TAG)
+define build_image
+$(CONTAINER_TOOL) build $(BUILD_FLAGS) --file Dockerfile.$(1) --tag $(REGISTRY)/product-classifier-$(1):$(TAG) .
+endef
+
+# $(call load_image,train): into the kind or minikube node, through an image archive
+define load_image
+@mkdir -p build/images
+$(CONTAINER_TOOL) save --output build/images/$(1).tar $(REGISTRY)/product-classifier-$(1):$(TAG)
+$(if $(filter kind,$(LOAD)),kind load image-archive build/images/$(1).tar --name $(KIND_CLUSTER),minikube image load build/images/$(1).tar)
+@rm -f build/images/$(1).tar
+endef
+
+.PHONY: check-container-tool check-registry check-load check-kubectl check-cluster
+check-container-tool:
+	@command -v $(firstword $(CONTAINER_TOOL)) >/dev/null 2>&1 || { echo "error: $(CONTAINER_TOOL) not found; install docker or podman, or set CONTAINER_TOOL" >&2; exit 1; }
+	@test "$(firstword $(CONTAINER_TOOL))" != docker || docker info >/dev/null 2>&1 || { echo "error: the docker daemon is not reachable; start it, or use CONTAINER_TOOL=podman" >&2; exit 1; }
+
+check-registry:
+	@test "$(REGISTRY)" != localhost || { echo "error: REGISTRY is localhost: set REGISTRY=your.registry/path to push, or LOAD=kind|minikube to load images into a local cluster" >&2; exit 1; }
+
+check-load:
+	@case "$(LOAD)" in kind|minikube) ;; *) echo "error: LOAD must be kind or minikube (got '$(LOAD)')" >&2; exit 1;; esac
+	@command -v $(LOAD) >/dev/null 2>&1 || { echo "error: $(LOAD) not found; install it or unset LOAD to push to REGISTRY" >&2; exit 1; }
+
+check-kubectl:
+	@command -v kubectl >/dev/null 2>&1 || { echo "error: kubectl not found; install it (https://kubernetes.io/docs/tasks/tools/)" >&2; exit 1; }
+
+check-cluster: check-kubectl
+	@$(KUBECTL) cluster-info --request-timeout=5s >/dev/null 2>&1 || { echo "error: no Kubernetes cluster reachable through kubectl ($(if $(KUBE_CONTEXT),context $(KUBE_CONTEXT),current context: $$(kubectl config current-context 2>/dev/null || echo none))); start one or set KUBE_CONTEXT" >&2; exit 1; }
+
+.PHONY: images image-train image-serve image-mlflow
+images: image-train image-serve image-mlflow ## Build the training, serving and MLflow images, tagged REGISTRY/product-classifier-*:TAG
+
+image-train: check-container-tool ## Build the training image (Dockerfile.train)
+	$(call build_image,train)
+
+image-serve: check-container-tool ## Build the serving image (Dockerfile.serve)
+	$(call build_image,serve)
+
+image-mlflow: check-container-tool ## Build the MLflow tracking-server image (Dockerfile.mlflow)
+	$(call build_image,mlflow)
+
+.PHONY: push push-train push-serve push-mlflow load-train load-serve load-mlflow
+push: push-train push-serve push-mlflow ## Push the three images to REGISTRY
+
+push-train: check-container-tool check-registry ## Push the training image to REGISTRY
+	$(CONTAINER_TOOL) push $(IMAGE_TRAIN):$(TAG)
+
+push-serve: check-container-tool check-registry ## Push the serving image to REGISTRY
+	$(CONTAINER_TOOL) push $(IMAGE_SERVE):$(TAG)
+
+push-mlflow: check-container-tool check-registry ## Push the MLflow image to REGISTRY
+	$(CONTAINER_TOOL) push $(IMAGE_MLFLOW):$(TAG)
+
+load-train: check-container-tool check-load ## Load the training image into kind or minikube (LOAD=...)
+	$(call load_image,train)
+
+load-serve: check-container-tool check-load ## Load the serving image into kind or minikube (LOAD=...)
+	$(call load_image,serve)
+
+load-mlflow: check-container-tool check-load ## Load the MLflow image into kind or minikube (LOAD=...)
+	$(call load_image,mlflow)
+
+.PHONY: render deploy-tracking deploy-training wait-training deploy-serving wait-serving deploy-retraining clean
+render: check-kubectl ## Render k8s/overlays/OVERLAY with this build's image tags into build/k8s/
+	@mkdir -p $(dir $(K8S_RENDERED))
+	set -o pipefail; kubectl kustomize k8s/overlays/$(OVERLAY) \
+		| sed -E 's#^( +image: ).*(product-classifier-(train|serve|mlflow)):.*$$#\1$(REGISTRY)/\2:$(TAG)#' \
+		> $(K8S_RENDERED)
+
+deploy-tracking: check-cluster render ## Apply the namespace, PostgreSQL and MLflow; wait until they are up
+	$(KUBECTL) apply --filename $(K8S_RENDERED) --selector '$(SELECT_PLATFORM)'
+	$(KUBECTL) --namespace $(NAMESPACE) rollout status statefulset/mlflow-postgresql --timeout=10m
+	$(KUBECTL) --namespace $(NAMESPACE) rollout status deployment/mlflow --timeout=10m
+
+deploy-training: deploy-tracking ## Start the training Job (replacing a previous one)
+	$(KUBECTL) --namespace $(NAMESPACE) delete job product-classifier-train --ignore-not-found --wait
+	$(KUBECTL) apply --filename $(K8S_RENDERED) --selector '$(SELECT_TRAINING)'
+
+wait-training: check-cluster ## Wait for the training Job and print its summary
+	KUBECTL="$(KUBECTL)" scripts/containers/wait-for-job.sh $(NAMESPACE) product-classifier-train $(TRAINING_TIMEOUT)
+
+deploy-serving: check-cluster render ## Apply the serving Deployment, Service, HPA, PDB (and monitoring, if the overlay has it)
+	$(KUBECTL) apply --filename $(K8S_RENDERED) --selector '$(SELECT_SERVING)'
+
+wait-serving: check-cluster ## Wait for the serving rollout to finish
+	$(KUBECTL) --namespace $(NAMESPACE) rollout status deployment/product-classifier --timeout=10m
+
+deploy-retraining: check-cluster render ## Apply the retraining CronJob (overlays that include components/retraining)
+	$(KUBECTL) apply --filename $(K8S_RENDERED) --selector '$(SELECT_RETRAINING)'
+
+clean: check-cluster render ## Delete everything the overlay deployed, the namespace and its volumes included
+	$(KUBECTL) delete --filename $(K8S_RENDERED) --ignore-not-found --wait=false
+
+.PHONY: all-training all-serving publish-train publish-serve publish-mlflow
+# Push to REGISTRY, or load into the local cluster when LOAD is set.
+publish-train: $(if $(LOAD),load,push)-train
+publish-serve: $(if $(LOAD),load,push)-serve
+publish-mlflow: $(if $(LOAD),load,push)-mlflow
+
+all-training: image-train image-mlflow publish-train publish-mlflow deploy-training wait-training ## Build, push (or LOAD=kind|minikube), deploy MLflow and train; print the summary
+
+all-serving: image-serve publish-serve deploy-serving wait-serving ## Build, push (or LOAD=kind|minikube), deploy serving and wait for the rollout
+
+.PHONY: tools k8s-validate k8s-rules smoke
+$(TOOLS_STAMP): scripts/containers/tools-requirements.txt
+	@test -n "$(PYTHON)" || { echo "error: python3.11 not found" >&2; exit 1; }
+	$(PYTHON) -m venv $(TOOLS_VENV)
+	$(TOOLS_VENV)/bin/pip install --quiet -r scripts/containers/tools-requirements.txt
+	@touch $@
+
+tools: $(TOOLS_STAMP) ## Install checkov, kubernetes-validate and hadolint into .venv-tools
+
+k8s-validate: $(TOOLS_STAMP) $(STAMP) check-kubectl ## Render every overlay; kubernetes-validate, checkov, hadolint, promtool
+	@command -v promtool >/dev/null 2>&1 || { echo "error: promtool not found (apt-get install prometheus)" >&2; exit 1; }
+	@mkdir -p build/k8s/validate
+	@set -e -o pipefail; for overlay in $(notdir $(wildcard k8s/overlays/*)); do \
+		echo "== k8s/overlays/$$overlay"; \
+		kubectl kustomize k8s/overlays/$$overlay > build/k8s/validate/$$overlay.yaml; \
+		$(TOOLS_VENV)/bin/kubernetes-validate --strict --quiet build/k8s/validate/$$overlay.yaml; \
+		$(TOOLS_VENV)/bin/checkov --quiet --compact --skip-download --framework kubernetes \
+			--file build/k8s/validate/$$overlay.yaml; \
+	done
+	$(TOOLS_VENV)/bin/hadolint Dockerfile.train Dockerfile.serve Dockerfile.mlflow
+	promtool check rules $(RULES)
+	cd $(dir $(RULE_TESTS)) && promtool test rules $(notdir $(RULE_TESTS))
+	$(PY) scripts/containers/prometheus_rule.py --check $(RULES) $(PROMETHEUS_RULE)
+
+k8s-rules: $(STAMP) ## Regenerate the PrometheusRule from the alert rule file
+	$(PY) scripts/containers/prometheus_rule.py $(RULES) > $(PROMETHEUS_RULE)
+
+smoke: $(STAMP) ## Container smoke test: build both images with podman, train against MLflow, serve, predict
+	$(VENV)/bin/pytest -m container tests/platform $(PYTEST_ARGS)
+
+print-images: ## Print the image names this Makefile builds (REGISTRY, TAG)
+	@echo $(IMAGE_TRAIN):$(TAG) $(IMAGE_SERVE):$(TAG) $(IMAGE_MLFLOW):$(TAG)
