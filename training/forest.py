@@ -29,6 +29,14 @@ _ROW_CHUNK = 256
 class CompactForest(ClassifierMixin, BaseEstimator):
     """Read-only stand-in for a fitted RandomForestClassifier or ExtraTreesClassifier."""
 
+    used_features_: np.ndarray
+    feature_: np.ndarray
+    threshold_: np.ndarray
+    child_: np.ndarray
+    roots_: np.ndarray
+    table_: np.ndarray
+    classes_: np.ndarray
+
     def __init__(self) -> None:
         pass
 

@@ -29,3 +29,10 @@ def test_quick_start_commands_come_first() -> None:
     assert "make run" in quick_start and "make test" in quick_start
     ci = (ROOT / ".ci" / "run").read_text("utf-8")
     assert re.search(r"^make test$", ci, flags=re.MULTILINE)
+
+
+def test_every_serving_setting_is_documented() -> None:
+    from serving.settings import Settings
+
+    for name in Settings.model_fields:
+        assert f"| `{name.upper()}` |" in README, f"serving setting {name.upper()} missing"

@@ -1,0 +1,244 @@
+"""HTTP routes: FastAPI only here. The work is done by `PredictionService`."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from serving.errors import (
+    BadRequestError,
+    InvalidInputError,
+    MethodNotAllowedError,
+    NotFoundError,
+    ServingError,
+    error_body,
+)
+from serving.logs import request_id_var
+from serving.metrics import ServingMetrics, mark_worker_dead
+from serving.middleware import RequestMiddleware
+from serving.schemas import (
+    ErrorResponse,
+    HealthResponse,
+    ModelResponse,
+    PredictRequest,
+    PredictResponse,
+    ReadyResponse,
+)
+from serving.service import PredictionService
+from serving.settings import Settings
+
+log = logging.getLogger(__name__)
+
+JSON = "application/json"
+ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorResponse, "description": text}
+    for status, text in (
+        (413, "Body larger than MAX_BODY_BYTES"),
+        (422, "Invalid input; `error.field` names the offending field"),
+        (503, "No model loaded yet"),
+    )
+}
+
+
+def create_app(
+    settings: Settings,
+    *,
+    metrics: ServingMetrics | None = None,
+    service: PredictionService | None = None,
+) -> FastAPI:
+    """The application for `settings`; tests may pass their own metrics registry or service."""
+    metrics = metrics or ServingMetrics()
+    service = service or PredictionService(settings, metrics)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await service.start()
+        if settings.workers > 1:
+            # Workers share one socket: one that accepted connections before its model is
+            # loaded would answer 503 while its siblings serve. It joins after its first load
+            # attempt (if that fails, it serves and /readyz says why).
+            await service.first_attempt_done()
+        try:
+            yield
+        finally:
+            await service.stop()
+            mark_worker_dead_safely()
+
+    app = FastAPI(
+        title="Product categorization",
+        version="1.0.0",
+        description="Classifies catalog products into categories with the MLflow champion model.",
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    app.state.metrics = metrics
+    app.state.settings = settings
+    _add_probe_routes(app, service, metrics)
+    _add_model_routes(app, service, settings)
+    _add_error_handlers(app)
+    app.add_middleware(
+        RequestMiddleware,
+        metrics=metrics,
+        routes=app.router.routes,
+        max_body_bytes=settings.max_body_bytes,
+        traffic=service.traffic,
+    )
+    return app
+
+
+def _add_probe_routes(app: FastAPI, service: PredictionService, metrics: ServingMetrics) -> None:
+    @app.get("/healthz", response_model=HealthResponse, tags=["probes"])
+    async def healthz() -> HealthResponse:
+        """Liveness: the process answers HTTP (also while the model loads)."""
+        return HealthResponse(status="ok")
+
+    @app.get(
+        "/readyz",
+        response_model=ReadyResponse,
+        tags=["probes"],
+        responses={503: {"model": ReadyResponse, "description": "Not ready, with the reason"}},
+    )
+    async def readyz() -> Response:
+        """Readiness: a model is loaded and a warm-up prediction ran."""
+        state = service.readiness()
+        body = ReadyResponse(
+            status="ready" if state.ready else "not ready",
+            reason=state.reason,
+            model_name=state.model.name if state.model else None,
+            model_version=state.model.version if state.model else None,
+        )
+        return Response(body.model_dump_json(), 200 if state.ready else 503, media_type=JSON)
+
+    @app.get("/metrics", tags=["probes"], response_class=Response)
+    async def prometheus_metrics() -> Response:
+        """Prometheus text exposition."""
+        payload, content_type = metrics.render()
+        return Response(payload, media_type=content_type)
+
+
+def _add_model_routes(app: FastAPI, service: PredictionService, settings: Settings) -> None:
+    @app.post(
+        "/v1/predict",
+        response_model=PredictResponse,
+        tags=["predictions"],
+        responses=ERRORS,
+        description=(
+            "Labels for up to MAX_PRODUCTS_PER_REQUEST "
+            f"(here {settings.max_products_per_request}) products, in order. Each needs a title "
+            f"or a description; each field holds at most {settings.max_text_chars} characters."
+        ),
+    )
+    async def predict(body: PredictRequest) -> Response:
+        products = [product.model_dump(exclude_none=True) for product in body.products]
+        try:
+            result = await service.predict(products, body.top_k)
+        except InvalidInputError as error:
+            log_rejected(error, products, settings.log_product_text)
+            raise
+        answer = {
+            "request_id": request_id_var.get(),
+            "model_name": result.model.name,
+            "model_version": result.model.version,
+            "predictions": result.predictions,
+        }
+        return Response(json.dumps(answer, ensure_ascii=False), media_type=JSON)
+
+    @app.get(
+        "/v1/model",
+        response_model=ModelResponse,
+        tags=["model"],
+        responses={503: ERRORS[503]},
+    )
+    async def model_card() -> Response:
+        """The served model: name, version, alias, run id, training metrics and classes."""
+        return Response(json.dumps(service.model_card(), ensure_ascii=False), media_type=JSON)
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ServingError, _serving_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
+
+
+def render(error: ServingError, headers: Mapping[str, str] | None = None) -> Response:
+    """The one rendering of every error the server answers on purpose."""
+    return Response(
+        error_body(error, request_id_var.get() or ""),
+        status_code=error.status_code,
+        headers=headers,
+        media_type=JSON,
+    )
+
+
+async def _serving_error(_: Request, error: ServingError) -> Response:
+    return render(error)
+
+
+async def _validation_error(_: Request, error: RequestValidationError) -> Response:
+    """Pydantic's errors as one message naming the first offending field."""
+    problems = error.errors()
+    first = problems[0]
+    if first.get("type") == "json_invalid":
+        reason = first.get("ctx", {}).get("error", "cannot parse")
+        return render(InvalidInputError(f"invalid JSON: {reason}", field="body"))
+    field = field_path(first.get("loc", ()))
+    same_field = [p for p in problems if field_path(p.get("loc", ())) == field]
+    message = " or ".join(dict.fromkeys(str(p.get("msg", "invalid")) for p in same_field))
+    others = len(problems) - len(same_field)
+    if others:
+        message += f" (and {others} more problem{'s' if others > 1 else ''})"
+    return render(InvalidInputError(message, field=field))
+
+
+async def _http_error(_: Request, error: StarletteHTTPException) -> Response:
+    """Starlette's own errors (unknown path, wrong method, unreadable body) in our format."""
+    serving_error: ServingError
+    if error.status_code == 404:
+        serving_error = NotFoundError("no such resource")
+    elif error.status_code == 405:
+        serving_error = MethodNotAllowedError("method not allowed")
+    elif error.status_code == 400:  # FastAPI could not decode the body (not UTF-8, ...)
+        serving_error = InvalidInputError("invalid JSON: the body cannot be decoded", field="body")
+    else:
+        serving_error = BadRequestError(str(error.detail), status_code=error.status_code)
+    return render(serving_error, headers=error.headers)
+
+
+def field_path(loc: Any) -> str:
+    """("body", "products", 2, "title", "str") → "products[2].title": the request field, without
+    pydantic's union-member tags or positions inside a field's own list."""
+    parts = list(loc)
+    if parts and parts[0] == "body":
+        parts = parts[1:]
+    if parts and parts[0] == "products":
+        parts = parts[:3]  # products, index, field name
+    elif parts:
+        parts = parts[:1]
+    path = ""
+    for part in parts:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}" if path else str(part)
+    return path or "body"
+
+
+def log_rejected(error: InvalidInputError, products: list[dict[str, Any]], with_text: bool) -> None:
+    """Log a rejected prediction; the products' text only with LOG_PRODUCT_TEXT=true."""
+    extra: dict[str, Any] = {"field": error.field, "reason": error.message}
+    if with_text:
+        extra["products"] = products
+    log.info("prediction rejected", extra=extra)
+
+
+def mark_worker_dead_safely() -> None:
+    try:
+        mark_worker_dead(os.getpid())
+    except OSError:
+        log.warning("could not clean this worker's multiprocess metric files")

@@ -1,0 +1,169 @@
+"""Micro-batching: concurrent requests share one model call.
+
+A model call on 32 rows costs far less than 32 calls on one row, so requests that arrive together
+are gathered (up to `max_size` rows) and run as one call on a single dedicated thread, off the
+event loop. While that call runs, new requests queue up and form the next batch.
+
+A batch waits for company only when company is on its way: `Traffic` counts the HTTP requests in
+progress, and while some of them have not reached the batcher yet (their body is still being read
+or validated), the batch waits for them, at most `max_wait` seconds after its first job arrived.
+A lone request is never delayed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from serving.errors import ModelNotReadyError
+
+log = logging.getLogger(__name__)
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+
+class Traffic:
+    """Requests in progress, counted by the HTTP middleware (event-loop thread only)."""
+
+    def __init__(self) -> None:
+        self.open = 0
+
+    def enter(self) -> None:
+        self.open += 1
+
+    def leave(self) -> None:
+        self.open -= 1
+
+
+@dataclass
+class _Job(Generic[Item, Result]):
+    item: Item
+    size: int
+    enqueued: float
+    future: asyncio.Future[Result] = field(repr=False)
+
+
+class MicroBatcher(Generic[Item, Result]):
+    """Runs `run_batch(items) -> results` (same length, same order) on `executor`, one call at a
+    time, for batches of jobs gathered from concurrent `submit` calls."""
+
+    def __init__(
+        self,
+        run_batch: Callable[[list[Item]], list[Result]],
+        executor: Executor,
+        max_size: int,
+        max_wait: float,
+        traffic: Traffic | None = None,
+    ) -> None:
+        self.run_batch = run_batch
+        self.executor = executor
+        self.max_size = max_size
+        self.max_wait = max_wait
+        self.traffic = traffic
+        self._unanswered = 0  # jobs submitted and not yet answered
+        self._pending: deque[_Job[Item, Result]] = deque()
+        self._arrived = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._serve_forever(), name="micro-batcher")
+
+    async def stop(self) -> None:
+        """Stop gathering; jobs still queued are answered with `ModelNotReadyError`."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        while self._pending:
+            job = self._pending.popleft()
+            if not job.future.done():
+                job.future.set_exception(ModelNotReadyError("the server is shutting down"))
+
+    async def submit(self, item: Item, size: int) -> Result:
+        """Queue one job of `size` rows and wait for its result."""
+        if self._task is None:
+            raise ModelNotReadyError("the server is not accepting predictions")
+        loop = asyncio.get_running_loop()
+        job = _Job(item, size, loop.time(), loop.create_future())
+        self._pending.append(job)
+        self._arrived.set()
+        self._unanswered += 1
+        try:
+            return await job.future
+        finally:
+            self._unanswered -= 1
+
+    def _company_coming(self) -> bool:
+        """Whether requests in progress have yet to submit their job (always, without Traffic)."""
+        return self.traffic is None or self.traffic.open > self._unanswered
+
+    async def _serve_forever(self) -> None:
+        while True:
+            batch = await self._gather()
+            if batch:
+                await self._dispatch(batch)
+                # Let the answered requests send their responses before the next model call
+                # competes with them for the GIL.
+                await asyncio.sleep(0)
+
+    async def _gather(self) -> list[_Job[Item, Result]]:
+        while not self._pending:
+            self._arrived.clear()
+            await self._arrived.wait()
+        loop = asyncio.get_running_loop()
+        batch = [self._pending.popleft()]
+        rows = batch[0].size
+        deadline = batch[0].enqueued + self.max_wait
+        while rows < self.max_size:
+            if self._pending:
+                if rows + self._pending[0].size > self.max_size:
+                    break
+                job = self._pending.popleft()
+                batch.append(job)
+                rows += job.size
+                continue
+            if not self._company_coming():
+                break
+            if not await self._wait_for_arrival(deadline - loop.time()):
+                break
+        return [job for job in batch if not job.future.done()]
+
+    async def _wait_for_arrival(self, timeout: float) -> bool:
+        if timeout <= 0:
+            return False
+        self._arrived.clear()
+        try:
+            await asyncio.wait_for(self._arrived.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    async def _dispatch(self, batch: list[_Job[Item, Result]]) -> None:
+        loop = asyncio.get_running_loop()
+        items = [job.item for job in batch]
+        try:
+            results = await loop.run_in_executor(self.executor, self.run_batch, items)
+        except Exception as exc:
+            if len(batch) > 1:  # find the culprit: only its request should fail
+                for job in batch:
+                    await self._dispatch([job])
+                return
+            _settle(batch[0].future, error=exc)
+            return
+        for job, result in zip(batch, results, strict=True):
+            _settle(job.future, result=result)
+
+
+def _settle(future: asyncio.Future[Any], *, result: Any = None, error: Any = None) -> None:
+    if future.done():  # the client went away
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)

@@ -1,0 +1,151 @@
+"""Every Prometheus metric of the server, defined once, labelled by route template, method,
+status, model name/version/alias and predicted label — never by raw path or other user input.
+
+With PROMETHEUS_MULTIPROC_DIR set (several workers), values live in that directory and /metrics
+aggregates every worker; the process_* metrics are then those of the worker that answers.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter as Tally
+from collections.abc import Iterable, Sequence
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+    multiprocess,
+)
+
+REQUEST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+CONFIDENCE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
+LOAD_BUCKETS = (0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0)
+
+
+def multiprocess_mode() -> bool:
+    """Whether prometheus-client keeps values in PROMETHEUS_MULTIPROC_DIR (read at its import)."""
+    return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+
+
+class ServingMetrics:
+    """The server's metrics in their own registry (a fresh one per app, so tests don't share)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        if not multiprocess_mode():
+            add_runtime_collectors(self.registry)
+        r = self.registry
+        self.http_requests = Counter(
+            "http_requests", "HTTP requests answered.", ["route", "method", "status"], registry=r
+        )
+        self.http_duration = Histogram(
+            "http_request_duration_seconds",
+            "Time from request start to the end of the response.",
+            ["route", "method", "status"],
+            buckets=REQUEST_BUCKETS,
+            registry=r,
+        )
+        self.in_flight = Gauge(
+            "http_requests_in_flight",
+            "Requests being answered.",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.predictions = Counter(
+            "predictions", "Products classified, by predicted label.", ["label"], registry=r
+        )
+        self.confidence = Histogram(
+            "prediction_confidence",
+            "Probability of the predicted label.",
+            buckets=CONFIDENCE_BUCKETS,
+            registry=r,
+        )
+        self.batch_size = Histogram(
+            "prediction_batch_size", "Rows per model call.", buckets=BATCH_BUCKETS, registry=r
+        )
+        self._define_model_metrics(r)
+
+    def _define_model_metrics(self, r: CollectorRegistry) -> None:
+        self.model_info = Gauge(
+            "model_info",
+            "The model being served (value 1).",
+            ["name", "version", "alias"],
+            registry=r,
+            multiprocess_mode="max",
+        )
+        self.load_duration = Histogram(
+            "model_load_duration_seconds",
+            "Time to load and warm a model.",
+            buckets=LOAD_BUCKETS,
+            registry=r,
+        )
+        self.load_failures = Counter(
+            "model_load_failures", "Failed attempts to resolve or load a model.", registry=r
+        )
+        self.last_load = Gauge(
+            "model_last_load_timestamp_seconds",
+            "Unix time of the last successful model load.",
+            registry=r,
+            multiprocess_mode="max",
+        )
+
+    def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        labels = (route, method, str(status))
+        self.http_requests.labels(*labels).inc()
+        self.http_duration.labels(*labels).observe(seconds)
+
+    def observe_batch(self, rows: int) -> None:
+        self.batch_size.observe(rows)
+
+    def observe_predictions(self, labels: Iterable[str], confidences: Iterable[float]) -> None:
+        for label, count in Tally(labels).items():
+            self.predictions.labels(label).inc(count)
+        for value in confidences:
+            self.confidence.observe(value)
+
+    def model_loaded(
+        self, identity: tuple[str, str, str], classes: Sequence[str], seconds: float, at: float
+    ) -> None:
+        """Record a successful load; `identity` is (name, version, alias)."""
+        for label in classes:  # every class shows up at 0 before its first prediction
+            self.predictions.labels(label)
+        self.model_info.labels(*identity).set(1)
+        self.load_duration.observe(seconds)
+        self.last_load.set(at)
+
+    def model_retired(self, identity: tuple[str, str, str]) -> None:
+        self.model_info.labels(*identity).set(0)  # a multiprocess file keeps the last value
+        self.model_info.remove(*identity)
+
+    def model_load_failed(self) -> None:
+        self.load_failures.inc()
+
+    def render(self) -> tuple[bytes, str]:
+        """The text exposition and its content type."""
+        if not multiprocess_mode():
+            return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        add_runtime_collectors(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+
+
+def add_runtime_collectors(registry: CollectorRegistry) -> None:
+    """The default process_*, python_gc_* and python_info metrics."""
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    GCCollector(registry=registry)
+
+
+def mark_worker_dead(pid: int) -> None:
+    """Drop this worker's live gauges from the multiprocess directory when it stops."""
+    if multiprocess_mode():
+        multiprocess.mark_process_dead(pid)

@@ -1,0 +1,180 @@
+"""The ASGI middleware around every request: request id, body size limit, request metrics,
+access log, and a generic 500 for anything unexpected. Pure ASGI, so it adds microseconds."""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+import time
+from collections.abc import Sequence
+
+from starlette.routing import BaseRoute, Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from serving.batching import Traffic
+from serving.errors import InternalError, PayloadTooLargeError, ServingError, error_body
+from serving.logs import request_id_var
+from serving.metrics import ServingMetrics
+
+log = logging.getLogger(__name__)
+access_log = logging.getLogger("serving.access")
+
+QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+OTHER_ROUTE = "other"
+_CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
+
+
+class RequestMiddleware:
+    def __init__(
+        self,
+        app: ASGIApp,
+        metrics: ServingMetrics,
+        routes: Sequence[BaseRoute],
+        max_body_bytes: int,
+        traffic: Traffic | None = None,
+    ) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.routes = routes
+        self.max_body_bytes = max_body_bytes
+        self.traffic = traffic or Traffic()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = pick_request_id(scope)
+        token = request_id_var.set(request_id)
+        quiet = scope["path"] in QUIET_PATHS
+        exchange = _Exchange(send, request_id)
+        if not quiet:
+            self.metrics.in_flight.inc()
+            self.traffic.enter()
+        try:
+            await self._answer(scope, receive, exchange)
+        finally:
+            if not quiet:
+                self.traffic.leave()
+                self.metrics.in_flight.dec()
+                self._record(scope, exchange)
+            request_id_var.reset(token)
+
+    async def _answer(self, scope: Scope, receive: Receive, exchange: _Exchange) -> None:
+        try:
+            if scope["method"] in BODY_METHODS:
+                receive = await self._read_limited_body(scope, receive)
+            await self.app(scope, receive, exchange.send)
+        except ServingError as exc:
+            await exchange.send_error(exc)
+        except Exception:
+            log.exception("unhandled error", extra={"path": scope["path"]})
+            if not exchange.started:
+                await exchange.send_error(InternalError())
+
+    async def _read_limited_body(self, scope: Scope, receive: Receive) -> Receive:
+        """Read the whole body, refusing it (413) once it is known to exceed the limit, from the
+        Content-Length header or from the bytes that actually arrive; then replay it."""
+        declared = _header(scope, b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+            raise PayloadTooLargeError(self._too_large(f"Content-Length is {int(declared)} bytes"))
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return _replay([message], receive)
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > self.max_body_bytes:
+                raise PayloadTooLargeError(self._too_large(f"{size} bytes arrived so far"))
+            if not message.get("more_body", False):
+                break
+        body = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+        return _replay([body], receive)
+
+    def _too_large(self, what: str) -> str:
+        return f"request body too large: {what}, the limit is {self.max_body_bytes} bytes"
+
+    def _record(self, scope: Scope, exchange: _Exchange) -> None:
+        route = route_template(scope, self.routes)
+        seconds = time.perf_counter() - exchange.began
+        self.metrics.observe_request(route, scope["method"], exchange.status, seconds)
+        access_log.info(
+            "%s %s %d",
+            scope["method"],
+            scope["path"],
+            exchange.status,
+            extra={
+                "request_id": exchange.request_id,
+                "route": route,
+                "status": exchange.status,
+                "duration_ms": round(seconds * 1000, 3),
+            },
+        )
+
+
+class _Exchange:
+    """The response side of one request: adds X-Request-ID and remembers the status."""
+
+    def __init__(self, send: Send, request_id: str) -> None:
+        self._send = send
+        self.request_id = request_id
+        self.status = 499  # no response started: the client went away (nginx's convention)
+        self.started = False
+        self.began = time.perf_counter()
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.started = True
+            self.status = message["status"]
+            headers = list(message.get("headers", []))
+            headers.append((b"x-request-id", self.request_id.encode()))
+            message = {**message, "headers": headers}
+        await self._send(message)
+
+    async def send_error(self, error: ServingError) -> None:
+        if self.started:
+            return
+        body = error_body(error, self.request_id)
+        headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+        if isinstance(error, PayloadTooLargeError):
+            headers.append((b"connection", b"close"))  # the rest of the body is not read
+        await self.send(
+            {"type": "http.response.start", "status": error.status_code, "headers": headers}
+        )
+        await self.send({"type": "http.response.body", "body": body})
+
+
+def pick_request_id(scope: Scope) -> str:
+    """The client's X-Request-ID if it is a plausible id, else a new one."""
+    given = _header(scope, b"x-request-id")
+    if given is not None and _CLIENT_REQUEST_ID.fullmatch(given):
+        return given
+    # Not uuid4(): its os.urandom() call releases the GIL, and taking it back from a busy model
+    # thread can cost a whole switch interval. Request ids need to be unique, not secret.
+    return f"{random.getrandbits(128):032x}"
+
+
+def route_template(scope: Scope, routes: Sequence[BaseRoute]) -> str:
+    """The route template that matched (or would match) the request; "other" for unknown paths."""
+    route = scope.get("route")
+    if route is None:
+        route = next((r for r in routes if r.matches(scope)[0] is Match.FULL), None)
+    return getattr(route, "path", None) or OTHER_ROUTE
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+def _replay(messages: list[Message], receive: Receive) -> Receive:
+    pending = list(messages)
+
+    async def replay() -> Message:
+        return pending.pop(0) if pending else await receive()
+
+    return replay

@@ -1,0 +1,189 @@
+"""The model layer: find which model to serve, load it, predict with it.
+
+`ModelLocator.resolve()` answers "which model should be served now?" (a `ModelRef`);
+`ServedModel.load(ref)` loads and warms it; `ServedModel.predict_proba()` is the fast path the
+service calls from its single model thread. MLflow is imported lazily, in the loading thread, so
+importing this module stays cheap and the HTTP server answers /healthz while MLflow loads.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from serving.errors import ModelLoadError
+from serving.settings import Settings
+
+WARM_UP_PRODUCTS: list[dict[str, Any]] = [
+    {"title": "Warm-up product", "description": "Loads every code path once before serving."},
+    {
+        "asin": "B000WARMUP",
+        "title": "Produit d'échauffement ✓ 🚀",
+        "description": ["first paragraph", "second paragraph"],
+        "feature": ["a bullet point"],
+        "brand": "Acme",
+        "category": ["Tools", "Hand Tools"],
+        "also_buy": ["B000000001"],
+        "image": ["https://example.invalid/a.jpg"],
+        "price": "$12.99",
+        "details": {"Weight": "1 kg"},
+    },
+]
+
+_USERINFO = re.compile(r"//[^/@\s]+@")
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """Which model: registry name, version (or the model id for a folder), alias, MLflow URI."""
+
+    name: str
+    version: str
+    uri: str
+    alias: str | None = None
+    run_id: str | None = None
+
+
+@dataclass
+class ServedModel:
+    """A loaded, warmed model and what /v1/model tells about it."""
+
+    ref: ModelRef
+    classes: np.ndarray
+    metrics: dict[str, Any]
+    predictor: Any = field(repr=False)
+    loaded_at: float = 0.0
+
+    @classmethod
+    def load(cls, ref: ModelRef) -> ServedModel:
+        """Load `ref` with MLflow and run a warm-up prediction; `ModelLoadError` on failure."""
+        import mlflow.pyfunc  # heavy: imported in the loading thread only
+
+        try:
+            wrapper = mlflow.pyfunc.load_model(ref.uri).unwrap_python_model()
+        except Exception as exc:
+            raise ModelLoadError(describe_load_error(exc)) from exc
+        if not hasattr(wrapper, "predict_proba") or not hasattr(wrapper, "classes"):
+            raise ModelLoadError(f"{ref.uri} is not a product classifier (no predict_proba)")
+        metadata = getattr(wrapper, "metadata", None) or {}
+        model = cls(ref, np.asarray(wrapper.classes), scalar_metrics(metadata), wrapper)
+        model.warm_up()
+        model.loaded_at = time.time()
+        return model
+
+    def warm_up(self) -> None:
+        """One prediction through every feature path; a model that fails it is never served."""
+        try:
+            proba = self.predict_proba(WARM_UP_PRODUCTS)
+        except Exception as exc:
+            raise ModelLoadError(f"warm-up prediction failed: {short(exc)}") from exc
+        expected = (len(WARM_UP_PRODUCTS), len(self.classes))
+        if proba.shape != expected or not np.isfinite(proba).all():
+            raise ModelLoadError(
+                f"warm-up gave probabilities of shape {proba.shape}, not {expected}"
+            )
+
+    def predict_proba(self, products: list[dict[str, Any]]) -> np.ndarray:
+        """Class probabilities, one row per product, columns in the order of `classes`."""
+        return np.asarray(self.predictor.predict_proba(products), dtype=np.float64)
+
+
+class ModelLocator:
+    """Answers which model the settings ask for: the alias's version, a pinned one, or a folder."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._client: Any = None
+
+    @property
+    def can_change(self) -> bool:
+        """A pinned version never changes; an alias or a folder may."""
+        return self.settings.model_version is None
+
+    def resolve(self) -> ModelRef:
+        """The model to serve now; `ModelLoadError` with a readable reason if it can't be found."""
+        try:
+            if self.settings.model_uri is not None:
+                return self._folder_ref(self.settings.model_uri)
+            return self._registry_ref()
+        except ModelLoadError:
+            raise
+        except Exception as exc:
+            raise ModelLoadError(describe_load_error(exc)) from exc
+
+    def _registry_ref(self) -> ModelRef:
+        client = self._mlflow_client()
+        name, alias = self.settings.model_name, self.settings.model_alias
+        if self.settings.model_version is not None:
+            version = client.get_model_version(name, self.settings.model_version)
+            return ModelRef(
+                name,
+                str(version.version),
+                f"models:/{name}/{version.version}",
+                None,
+                version.run_id,
+            )
+        version = client.get_model_version_by_alias(name, alias)
+        uri = f"models:/{name}/{version.version}"
+        return ModelRef(name, str(version.version), uri, alias, version.run_id)
+
+    def _folder_ref(self, uri: str) -> ModelRef:
+        name = self.settings.model_name
+        path = Path(uri.removeprefix("file://"))
+        if not (path / "MLmodel").is_file():
+            if "://" not in uri and ":/" not in uri:
+                raise ModelLoadError(f"no MLflow model at {uri} (MLmodel file missing)")
+            return ModelRef(name, "uri", uri)
+        from mlflow.models import Model
+
+        info = Model.load(str(path))
+        version = info.model_uuid or f"mtime-{(path / 'MLmodel').stat().st_mtime_ns}"
+        return ModelRef(name, version, str(path), None, info.run_id)
+
+    def _mlflow_client(self) -> Any:
+        if self._client is None:
+            import mlflow
+            from mlflow import MlflowClient
+
+            uri = self.settings.mlflow_tracking_uri
+            mlflow.set_tracking_uri(uri)  # `models:/` URIs in load_model resolve through it
+            self._client = MlflowClient(tracking_uri=uri)
+        return self._client
+
+
+def scalar_metrics(metadata: dict[str, Any]) -> dict[str, Any]:
+    """The training metrics that are plain numbers or strings; NaN and infinities become None."""
+    metrics = metadata.get("metrics") or {}
+    clean: dict[str, Any] = {}
+    for key, value in metrics.items():
+        if isinstance(value, bool | int | str) or value is None:
+            clean[str(key)] = value
+        elif isinstance(value, float | np.floating):
+            clean[str(key)] = float(value) if math.isfinite(value) else None
+    return clean
+
+
+def describe_load_error(exc: BaseException) -> str:
+    """A short reason for /readyz and the logs: missing alias, unreachable MLflow, or the error."""
+    code = getattr(exc, "error_code", "")
+    text = short(exc)
+    missing = code == "RESOURCE_DOES_NOT_EXIST" or (bool(code) and "not found" in text.lower())
+    if missing:
+        return f"not found in the MLflow registry: {text}"
+    unreachable = ("Connection", "Max retries", "timed out", "unable to open database")
+    if any(marker.lower() in text.lower() for marker in unreachable):
+        return f"MLflow unreachable: {text}"
+    return f"model load failed: {text}"
+
+
+def short(exc: BaseException, limit: int = 300) -> str:
+    """`Type: message`, on one line, without credentials, at most `limit` characters."""
+    text = " ".join(f"{type(exc).__name__}: {exc}".split())
+    text = _USERINFO.sub("//***@", text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,94 @@
+"""Serving settings, read from environment variables (field name = lowercased variable name).
+
+Nothing here touches disk, network or MLflow: `Settings()` only reads and validates the environment.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+
+class Settings(BaseSettings):
+    """Every knob of the prediction server; see the README's configuration table."""
+
+    model_config = SettingsConfigDict(
+        case_sensitive=False, extra="ignore", protected_namespaces=(), frozen=True
+    )
+
+    mlflow_tracking_uri: str = Field(
+        "sqlite:///mlflow.db",
+        min_length=1,
+        description="MLflow tracking and registry URI (MLflow's own default: SQLite in the cwd).",
+    )
+    model_name: str = Field("product-classifier", min_length=1, description="Registered model.")
+    model_alias: str = Field("champion", min_length=1, description="Alias to serve and follow.")
+    model_version: str | None = Field(None, description="Pin one registered version (no reload).")
+    model_uri: str | None = Field(
+        None, description="Serve a model folder on disk (or any MLflow model URI) instead."
+    )
+    host: str = Field("0.0.0.0", min_length=1, description="Address to listen on.")
+    port: int = Field(8000, ge=1, le=65535, description="TCP port to listen on.")
+    workers: int = Field(1, ge=1, le=64, description="Worker processes.")
+    reload_interval_seconds: float = Field(
+        30.0, ge=0, description="How often to check the alias for a new version; 0 disables."
+    )
+    max_products_per_request: int = Field(1000, ge=1, description="Products in one request.")
+    max_text_chars: int = Field(20_000, ge=1, description="Characters in one product field.")
+    max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="Request body size.")
+    batch_max_size: int = Field(32, ge=1, le=4096, description="Rows per model call (batching).")
+    batch_max_wait_ms: float = Field(
+        2.0, ge=0, le=1000, description="How long a request waits for others to batch with."
+    )
+    shutdown_timeout_seconds: float = Field(
+        20.0, ge=0, description="Grace period for in-flight requests on SIGTERM."
+    )
+    log_level: LogLevel = Field("INFO", description="Python log level.")
+    log_product_text: bool = Field(False, description="Log product text of failed requests.")
+    prometheus_multiproc_dir: Path | None = Field(
+        None, description="prometheus-client multiprocess directory (several workers)."
+    )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_log_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("model_version", "model_uri", "prometheus_multiproc_dir", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("model_version")
+    @classmethod
+    def _version_is_a_number(cls, value: str | None) -> str | None:
+        if value is not None and not (value.isdigit() and int(value) > 0):
+            raise ValueError("must be a registered version number such as 3")
+        return value
+
+    @model_validator(mode="after")
+    def _one_model_source(self) -> Settings:
+        if self.model_version is not None and self.model_uri is not None:
+            raise ValueError("set MODEL_VERSION or MODEL_URI, not both")
+        return self
+
+    @property
+    def follows_alias(self) -> bool:
+        """Whether the served model comes from the alias (and so may change while running)."""
+        return self.model_uri is None and self.model_version is None
+
+
+def describe_settings_error(error: ValidationError) -> str:
+    """One readable line per bad setting, named by its environment variable."""
+    lines = []
+    for item in error.errors():
+        name = ".".join(str(part) for part in item["loc"]).upper() or "settings"
+        given = f" (got {item['input']!r})" if item["type"] != "missing" and item["loc"] else ""
+        message = item["msg"].removeprefix("Value error, ")
+        lines.append(f"invalid setting {name}: {message}{given}")
+    return "\n".join(lines)

@@ -1,0 +1,298 @@
+"""Every endpoint and every bad-input case, in process, against an app serving the tiny model."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from serving.api import create_app
+from serving.metrics import ServingMetrics
+from serving.model import ModelLocator
+from serving.service import PredictionService
+from serving.settings import Settings
+from tests.unit.serving.conftest import TestClient, TinyRegistry, wait_until_ready
+
+MAX_PRODUCTS = 5
+MAX_TEXT = 300
+MAX_BODY = 4096
+
+PERL = {"title": "Perl module for parsing XML documents", "asin": "libxml-parser-perl"}
+GAME = {"title": "Chess game for X11", "description": ["Play chess against the computer."]}
+
+
+@pytest.fixture(scope="module")
+def client(tiny_registry: TinyRegistry, served_model) -> Iterator[TestClient]:
+    """One app for the module, with small limits so that the limit cases stay small."""
+    import dataclasses
+    import time
+
+    settings = Settings(
+        mlflow_tracking_uri=tiny_registry.tracking_uri,
+        model_name=tiny_registry.model_name,
+        reload_interval_seconds=0,
+        max_products_per_request=MAX_PRODUCTS,
+        max_text_chars=MAX_TEXT,
+        max_body_bytes=MAX_BODY,
+    )
+    metrics = ServingMetrics()
+
+    def load(ref):
+        return dataclasses.replace(served_model, ref=ref, loaded_at=time.time())
+
+    service = PredictionService(settings, metrics, ModelLocator(settings), load)
+    with TestClient(create_app(settings, metrics=metrics, service=service)) as test_client:
+        wait_until_ready(test_client)
+        yield test_client
+
+
+def predict(client: TestClient, body: object, **kwargs):
+    return client.post("/v1/predict", json=body, **kwargs)
+
+
+def assert_error(response, status: int, field: str | None = None, code: str | None = None):
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error", "request_id"}
+    assert body["request_id"] == response.headers["x-request-id"]
+    if field is not None:
+        assert body["error"]["field"] == field, body
+    if code is not None:
+        assert body["error"]["code"] == code
+    return body["error"]
+
+
+# --- probes, model, docs -------------------------------------------------------------------
+
+
+def test_healthz(client) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+
+
+def test_readyz_when_ready(client, tiny_registry) -> None:
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json() == {
+        "status": "ready",
+        "reason": None,
+        "model_name": tiny_registry.model_name,
+        "model_version": tiny_registry.version,
+    }
+
+
+def test_model_card(client, tiny_registry, served_model) -> None:
+    card = client.get("/v1/model").json()
+    assert card["name"] == tiny_registry.model_name
+    assert card["version"] == tiny_registry.version
+    assert card["alias"] == "champion"
+    assert card["run_id"] and card["source"] == f"models:/{card['name']}/{card['version']}"
+    assert 0 < card["metrics"]["f1_macro"] <= 1
+    assert card["classes"] == [str(c) for c in served_model.classes]
+
+
+def test_openapi_and_docs(client) -> None:
+    schema = client.get("/openapi.json").json()
+    assert {"/v1/predict", "/v1/model", "/healthz", "/readyz", "/metrics"} <= set(schema["paths"])
+    assert "413" in schema["paths"]["/v1/predict"]["post"]["responses"]
+    assert "swagger" in client.get("/docs").text.lower()
+
+
+# --- predictions ---------------------------------------------------------------------------
+
+
+def test_predict_answers_in_order_with_top_k(client, served_model) -> None:
+    products = [PERL, GAME, {"title": "Python 3 library for HTTP requests"}]
+    response = predict(client, {"products": products, "top_k": 4})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["model_name"] == "tiny-classifier" and body["model_version"] == "1"
+    assert len(body["predictions"]) == 3
+    alone = [predict(client, {"products": [p], "top_k": 4}).json() for p in products]
+    classes = {str(c) for c in served_model.classes}
+    for prediction, single in zip(body["predictions"], alone, strict=True):
+        assert prediction == single["predictions"][0]  # same answer alone or in a batch
+        assert prediction["label"] in classes
+        probabilities = [entry["probability"] for entry in prediction["top_k"]]
+        assert len(probabilities) == 4 and probabilities == sorted(probabilities, reverse=True)
+        assert prediction["top_k"][0] == {
+            "label": prediction["label"],
+            "probability": prediction["probability"],
+        }
+
+
+def test_top_k_is_capped_by_the_number_of_classes(client, served_model) -> None:
+    body = predict(client, {"products": [PERL], "top_k": 1000}).json()
+    assert len(body["predictions"][0]["top_k"]) == len(served_model.classes)
+
+
+def test_default_top_k_is_three(client) -> None:
+    assert len(predict(client, {"products": [PERL]}).json()["predictions"][0]["top_k"]) == 3
+
+
+def test_request_id_is_echoed_or_made(client) -> None:
+    given = predict(client, {"products": [PERL]}, headers={"X-Request-ID": "catalog-42"})
+    assert given.headers["x-request-id"] == "catalog-42"
+    assert given.json()["request_id"] == "catalog-42"
+    made = predict(client, {"products": [PERL]})
+    assert len(made.headers["x-request-id"]) == 32
+    assert made.json()["request_id"] == made.headers["x-request-id"]
+    odd = predict(client, {"products": [PERL]}, headers={"X-Request-ID": "bad id\twith spaces"})
+    assert odd.headers["x-request-id"] != "bad id\twith spaces"
+
+
+@pytest.mark.parametrize(
+    "product",
+    [
+        {"title": "Émoji 🚀🔥 tool ✓"},
+        {"title": "control\x00chars\x07\x1b[31m and \u202eRTL override"},
+        {"title": "国际象棋游戏", "description": "一个国际象棋程序"},
+        {"title": "لعبة الشطرنج", "description": "برنامج شطرنج"},
+        {"title": "Шахматы", "description": ["Игра", "в шахматы"]},
+        {"title": "\ud7ff\ufeff zero\u200bwidth"},
+        {"description": "only a description, no title"},
+        {
+            "title": "all fields",
+            "description": ["a", "b"],
+            "feature": "one feature",
+            "brand": "Acme",
+            "category": ["Tools"],
+            "also_buy": ["x"],
+            "also_view": "y",
+            "image": [],
+            "price": 12.5,
+            "details": {"Weight": "1 kg", "Count": 3, "Fragile": None},
+        },
+        {"title": "unknown fields", "main_cat": "ignored", "rank": [1, 2], "nested": {"a": [1]}},
+        {"title": "price text", "price": "$3.99 - $9.99"},
+    ],
+)
+def test_unusual_but_valid_products_are_classified(client, product) -> None:
+    response = predict(client, {"products": [product]})
+    assert response.status_code == 200, response.text
+    assert response.json()["predictions"][0]["label"]
+
+
+# --- bad input -----------------------------------------------------------------------------
+
+
+def test_invalid_json(client) -> None:
+    response = client.post(
+        "/v1/predict", content=b'{"products": [', headers={"content-type": "application/json"}
+    )
+    assert "invalid JSON" in assert_error(response, 422, "body", "invalid_input")["message"]
+
+
+def test_body_that_is_not_utf8(client) -> None:
+    response = client.post(
+        "/v1/predict", content=b"W\xff<h\xfe", headers={"content-type": "application/json"}
+    )
+    assert_error(response, 422, "body", "invalid_input")
+
+
+def test_body_that_is_not_json(client) -> None:
+    response = client.post(
+        "/v1/predict", content=b"title=x", headers={"content-type": "text/plain"}
+    )
+    assert_error(response, 422, "body")
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"products": "a product"}, "products"),
+        ({"products": [PERL], "top_k": "three"}, "top_k"),
+        ({"products": [PERL], "top_k": 0}, "top_k"),
+        ({"products": [{"title": 42}]}, "products[0].title"),
+        ({"products": [PERL, {"title": ["a", "list"]}]}, "products[1].title"),
+        ({"products": [{"title": "x", "description": {"a": "dict"}}]}, "products[0].description"),
+        ({"products": [{"title": "x", "details": ["not", "a", "dict"]}]}, "products[0].details"),
+        ({"products": [{"title": "x", "price": [1]}]}, "products[0].price"),
+        ({"products": ["just a string"]}, "products[0]"),
+        ({"items": [PERL]}, "products"),
+        ([PERL], "body"),
+    ],
+)
+def test_wrong_types_name_the_field(client, body, field) -> None:
+    assert_error(predict(client, body), 422, field, "invalid_input")
+
+
+def test_empty_product_list(client) -> None:
+    assert_error(predict(client, {"products": []}), 422, "products")
+
+
+@pytest.mark.parametrize(
+    "product",
+    [{"brand": "Acme"}, {"title": "   ", "description": ""}, {"description": [" ", ""]}, {}],
+)
+def test_product_needs_title_or_description(client, product) -> None:
+    error = assert_error(predict(client, {"products": [PERL, product]}), 422, "products[1]")
+    assert "title or description" in error["message"]
+
+
+def test_too_many_products(client) -> None:
+    response = predict(client, {"products": [PERL] * (MAX_PRODUCTS + 1)})
+    error = assert_error(response, 422, "products")
+    assert str(MAX_PRODUCTS) in error["message"]
+
+
+@pytest.mark.parametrize(
+    ("product", "field"),
+    [
+        ({"title": "x" * (MAX_TEXT + 1)}, "products[0].title"),
+        ({"title": "x", "description": ["y" * 200, "z" * 200]}, "products[0].description"),
+        ({"title": "x", "details": {"k": "v" * MAX_TEXT}}, "products[0].details"),
+    ],
+)
+def test_over_long_text(client, product, field) -> None:
+    error = assert_error(predict(client, {"products": [product]}), 422, field)
+    assert str(MAX_TEXT) in error["message"]
+
+
+def test_text_at_the_limit_is_fine(client) -> None:
+    assert predict(client, {"products": [{"title": "é" * MAX_TEXT}]}).status_code == 200
+
+
+def test_oversized_body_by_content_length(client) -> None:
+    body = json.dumps({"products": [{"title": "x" * (MAX_BODY + 10)}]}).encode()
+    response = client.post(
+        "/v1/predict", content=body, headers={"content-type": "application/json"}
+    )
+    assert "Content-Length" in assert_error(response, 413, code="payload_too_large")["message"]
+
+
+def test_oversized_body_streamed_without_content_length(client) -> None:
+    def chunks():
+        yield b'{"products": [{"title": "'
+        for _ in range(10):
+            yield b"x" * 1000
+        yield b'"}]}'
+
+    response = client.post(
+        "/v1/predict", content=chunks(), headers={"content-type": "application/json"}
+    )
+    assert "content-length" not in {k.lower() for k in response.request.headers}
+    assert_error(response, 413, code="payload_too_large")
+
+
+def test_deeply_nested_json_is_refused_not_crashed(client) -> None:
+    body = b'{"products": ' + b"[" * 3000 + b"]" * 3000 + b"}"
+    response = client.post(
+        "/v1/predict", content=body, headers={"content-type": "application/json"}
+    )
+    assert 400 <= response.status_code < 500
+
+
+def test_unknown_path_and_wrong_method(client) -> None:
+    assert_error(client.get("/v2/nothing"), 404, code="not_found")
+    response = client.get("/v1/predict")
+    assert_error(response, 405, code="method_not_allowed")
+    assert response.headers["allow"] == "POST"
+
+
+def test_rejected_products_are_not_logged_with_their_text(client, caplog) -> None:
+    with caplog.at_level(logging.INFO):
+        predict(client, {"products": [{"brand": "SECRET-BRAND"}]})
+    assert "prediction rejected" in caplog.text
+    assert "SECRET-BRAND" not in caplog.text

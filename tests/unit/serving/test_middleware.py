@@ -1,0 +1,185 @@
+"""Request ids, body limits, request metrics and the generic 500, at the ASGI level."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from serving.api import create_app
+from serving.metrics import ServingMetrics
+from serving.middleware import RequestMiddleware, pick_request_id, route_template
+from serving.service import PredictionService
+from tests.unit.serving.conftest import TestClient, wait_until_ready
+
+PRODUCT = {"title": "Chess game for X11"}
+
+
+def scope(headers: dict[str, str] | None = None, path: str = "/v1/predict") -> dict:
+    raw = [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+    return {"type": "http", "method": "POST", "path": path, "headers": raw}
+
+
+def test_request_id_from_client_or_new() -> None:
+    assert pick_request_id(scope({"X-Request-ID": "abc-123"})) == "abc-123"
+    assert len(pick_request_id(scope())) == 32
+    assert pick_request_id(scope({"X-Request-ID": "x" * 200})) != "x" * 200
+    assert pick_request_id(scope({"X-Request-ID": "<script>"})) != "<script>"
+
+
+def test_route_template_for_unknown_paths_is_other() -> None:
+    assert route_template(scope(path="/wp-admin/login.php"), []) == "other"
+
+
+def test_body_streamed_past_the_limit_is_refused_before_the_app_runs() -> None:
+    app_called = []
+
+    async def app(scope, receive, send) -> None:
+        app_called.append(True)
+
+    middleware = RequestMiddleware(app, ServingMetrics(), [], max_body_bytes=1024)
+    chunks = [{"type": "http.request", "body": b"x" * 600, "more_body": True}] * 3
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return chunks.pop(0)
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    # The client declares a small Content-Length but sends more: the bytes that arrive count.
+    asyncio.run(middleware(scope({"Content-Length": "100"}), receive, send))
+    assert not app_called
+    assert sent[0]["status"] == 413
+    body = json.loads(sent[1]["body"])
+    assert body["error"]["code"] == "payload_too_large"
+
+
+class FailingService(PredictionService):
+    """A service whose prediction fails in an unforeseen way."""
+
+    async def predict(self, products, top_k):
+        raise RuntimeError("secret internal detail /etc/passwd")
+
+
+def test_unexpected_errors_give_a_generic_500_and_a_logged_traceback(
+    make_settings, metrics, cached_loader, caplog
+) -> None:
+    settings = make_settings()
+    service = FailingService(settings, metrics, load_model=cached_loader)
+    with TestClient(create_app(settings, metrics=metrics, service=service)) as client:
+        wait_until_ready(client)
+        with caplog.at_level(logging.ERROR):
+            response = client.post("/v1/predict", json={"products": [PRODUCT]})
+    assert response.status_code == 500
+    body = response.json()
+    assert body == {
+        "error": {"code": "internal_error", "message": "internal server error"},
+        "request_id": response.headers["x-request-id"],
+    }
+    assert "secret" not in response.text
+    record = next(r for r in caplog.records if r.message == "unhandled error")
+    assert record.exc_info and "secret internal detail" in str(record.exc_info[1])
+    assert (
+        metrics.registry.get_sample_value(
+            "http_requests_total", {"route": "/v1/predict", "method": "POST", "status": "500"}
+        )
+        == 1
+    )
+
+
+def metric_samples(client: TestClient) -> dict[str, list]:
+    text = client.get("/metrics").text
+    return {family.name: family.samples for family in text_string_to_metric_families(text)}
+
+
+def test_metrics_names_labels_and_exclusions(make_client, served_model) -> None:
+    client = make_client()
+    client.post("/v1/predict", json={"products": [PRODUCT, {"title": "Perl XML parser"}]})
+    client.post("/v1/predict", json={"products": []})
+    client.get("/wp-admin/../../etc/passwd")
+    for path in ("/healthz", "/readyz", "/metrics"):
+        client.get(path)
+    families = metric_samples(client)
+
+    requests = {
+        (s.labels["route"], s.labels["method"], s.labels["status"]): s.value
+        for s in families["http_requests"]
+        if s.name == "http_requests_total"
+    }
+    assert requests[("/v1/predict", "POST", "200")] == 1
+    assert requests[("/v1/predict", "POST", "422")] == 1
+    assert requests[("other", "GET", "404")] == 1
+    assert not any(route in ("/healthz", "/readyz", "/metrics") for route, _, _ in requests)
+    durations = [s for s in families["http_request_duration_seconds"] if s.name.endswith("_count")]
+    assert {s.labels["route"] for s in durations} == {"/v1/predict", "other"}
+    assert families["http_requests_in_flight"][0].value == 0
+
+    classes = {str(c) for c in served_model.classes}
+    predicted = {
+        s.labels["label"]: s.value for s in families["predictions"] if s.name.endswith("_total")
+    }
+    assert set(predicted) == classes and sum(predicted.values()) == 2
+    confidence = next(s for s in families["prediction_confidence"] if s.name.endswith("_count"))
+    assert confidence.value == 2
+    batch = next(s for s in families["prediction_batch_size"] if s.name.endswith("_sum"))
+    assert batch.value == 2
+
+    info = families["model_info"][0]
+    assert info.value == 1 and info.labels == {
+        "name": "tiny-classifier",
+        "version": "1",
+        "alias": "champion",
+    }
+    assert (
+        next(s for s in families["model_load_duration_seconds"] if s.name.endswith("_count")).value
+        == 1
+    )
+    assert families["model_load_failures"][0].value == 0
+    assert families["model_last_load_timestamp_seconds"][0].value > 1.7e9
+    assert "process_resident_memory_bytes" in families or "process_cpu_seconds" in families
+
+
+def test_access_log_skips_probes_and_hides_product_text(make_client, caplog) -> None:
+    client = make_client()
+    with caplog.at_level(logging.INFO, logger="serving.access"):
+        client.get("/healthz")
+        client.get("/readyz")
+        client.get("/metrics")
+        client.post("/v1/predict", json={"products": [{"title": "SECRET product name"}]})
+    access = [r for r in caplog.records if r.name == "serving.access"]
+    assert [r.route for r in access] == ["/v1/predict"]
+    assert len(access[0].request_id) == 32
+    assert "SECRET" not in caplog.text
+
+
+def test_product_text_is_logged_only_when_asked(make_client, caplog) -> None:
+    client = make_client(log_product_text=True)
+    with caplog.at_level(logging.INFO):
+        client.post("/v1/predict", json={"products": [{"brand": "VISIBLE-BRAND"}]})
+    rejected = next(r for r in caplog.records if r.message == "prediction rejected")
+    assert rejected.products == [{"brand": "VISIBLE-BRAND"}]
+
+
+def test_not_ready_answers_503_with_the_reason(make_client) -> None:
+    client = make_client(ready=False, model_alias="missing-alias")
+    deadline = time.monotonic() + 30
+    while client.get("/readyz").json()["reason"] == "loading" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    ready = client.get("/readyz")
+    assert ready.status_code == 503 and ready.json()["status"] == "not ready"
+    assert "missing-alias" in ready.json()["reason"]
+    predict = client.post("/v1/predict", json={"products": [PRODUCT]})
+    assert predict.status_code == 503 and predict.json()["error"]["code"] == "model_not_ready"
+    assert client.get("/v1/model").status_code == 503
+    assert client.get("/healthz").status_code == 200
+
+
+def test_metrics_module_keeps_clean_registries_apart() -> None:
+    first, second = ServingMetrics(), ServingMetrics()
+    first.model_load_failed()
+    assert first.registry.get_sample_value("model_load_failures_total") == 1
+    assert second.registry.get_sample_value("model_load_failures_total") == 0

@@ -1,0 +1,111 @@
+"""Settings come from exactly the documented environment variables; bad ones stop start-up."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+from pydantic import ValidationError
+
+from serving.settings import Settings, describe_settings_error
+from tests.support import REPO
+
+
+def test_defaults() -> None:
+    settings = Settings()
+    assert settings.mlflow_tracking_uri == "sqlite:///mlflow.db"
+    assert (settings.model_name, settings.model_alias) == ("product-classifier", "champion")
+    assert settings.model_version is None and settings.model_uri is None
+    assert (settings.host, settings.port, settings.workers) == ("0.0.0.0", 8000, 1)
+    assert settings.reload_interval_seconds == 30
+    assert settings.batch_max_size == 32 and settings.batch_max_wait_ms == 2
+    assert settings.log_product_text is False
+    assert settings.follows_alias
+
+
+def test_every_documented_variable_is_read(monkeypatch) -> None:
+    values = {
+        "MLFLOW_TRACKING_URI": "http://mlflow:5000",
+        "MODEL_NAME": "other",
+        "MODEL_ALIAS": "canary",
+        "HOST": "127.0.0.1",
+        "PORT": "9000",
+        "WORKERS": "3",
+        "RELOAD_INTERVAL_SECONDS": "0.0",
+        "MAX_PRODUCTS_PER_REQUEST": "10",
+        "MAX_TEXT_CHARS": "50",
+        "MAX_BODY_BYTES": "2048",
+        "BATCH_MAX_SIZE": "8",
+        "BATCH_MAX_WAIT_MS": "0.5",
+        "SHUTDOWN_TIMEOUT_SECONDS": "5.0",
+        "LOG_LEVEL": "debug",
+        "LOG_PRODUCT_TEXT": "true",
+        "PROMETHEUS_MULTIPROC_DIR": "/tmp/metrics",
+    }
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    settings = Settings()
+    for name, value in values.items():
+        assert str(getattr(settings, name.lower())).lower() == value.lower(), name
+
+
+@pytest.mark.parametrize(
+    ("variables", "named"),
+    [
+        ({"PORT": "70000"}, "PORT"),
+        ({"PORT": "http"}, "PORT"),
+        ({"WORKERS": "0"}, "WORKERS"),
+        ({"MODEL_VERSION": "latest"}, "MODEL_VERSION"),
+        ({"MODEL_VERSION": "2", "MODEL_URI": "/models/x"}, "MODEL_URI"),
+        ({"LOG_LEVEL": "loud"}, "LOG_LEVEL"),
+        ({"RELOAD_INTERVAL_SECONDS": "-1"}, "RELOAD_INTERVAL_SECONDS"),
+        ({"MAX_BODY_BYTES": "10"}, "MAX_BODY_BYTES"),
+        ({"BATCH_MAX_SIZE": "0"}, "BATCH_MAX_SIZE"),
+        ({"LOG_PRODUCT_TEXT": "maybe"}, "LOG_PRODUCT_TEXT"),
+    ],
+)
+def test_bad_values_are_named(monkeypatch, variables, named) -> None:
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError) as caught:
+        Settings()
+    message = describe_settings_error(caught.value)
+    assert message.startswith("invalid setting ")
+    assert named in message or "MODEL_VERSION or MODEL_URI" in message
+
+
+def test_pinned_version_and_folder_do_not_follow_the_alias() -> None:
+    assert not Settings(model_version="3").follows_alias
+    assert not Settings(model_uri="/models/classifier").follows_alias
+    assert Settings(model_version=" ").model_version is None  # blank means unset
+
+
+def run_main(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if k.upper() not in {"PORT", "WORKERS"}}
+    return subprocess.run(
+        [sys.executable, "-m", "serving", *args],
+        env=clean | env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_a_bad_setting_stops_start_up_with_exit_code_2_and_no_traceback() -> None:
+    result = run_main({"PORT": "not-a-port", "WORKERS": "0"})
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith("invalid setting PORT: ") and "not-a-port" in lines[0]
+    assert lines[1].startswith("invalid setting WORKERS: ")
+
+
+def test_help_lists_the_environment_variables() -> None:
+    result = run_main({}, "--help")
+    assert result.returncode == 0
+    for name in ("MODEL_ALIAS", "RELOAD_INTERVAL_SECONDS", "MAX_BODY_BYTES", "LOG_PRODUCT_TEXT"):
+        assert name in result.stdout
