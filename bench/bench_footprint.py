@@ -30,7 +30,7 @@ from typing import Any
 import mlflow
 import numpy as np
 
-from tests.support import free_port, wait_for_http
+from tests.support import free_port, start_mlflow_server, wait_for_http
 from training import tracking
 from training.api import model_input, model_metadata, split
 from training.catalog import load_catalog
@@ -207,23 +207,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch_dir:
         scratch = Path(scratch_dir)
         port = free_port()
-        server = start(
-            [
-                str(Path(sys.executable).parent / "mlflow"),
-                "server",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--backend-store-uri",
-                f"sqlite:///{scratch}/mlflow.db",
-                "--artifacts-destination",
-                str(scratch / "artifacts"),
-                "--serve-artifacts",
-            ],
-            {"MLFLOW_TRACKING_URI": ""},
-            scratch / "mlflow-server.log",
-        )
+        server = start_mlflow_server(scratch, port)
         uri = f"http://127.0.0.1:{port}"
         try:
             wait_for_http(f"{uri}/health", 120, server)

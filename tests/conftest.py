@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support import free_port, sample_records, wait_for_http, write_jsonl_gz
+from tests.support import (
+    free_port,
+    sample_records,
+    start_mlflow_server,
+    stop_process,
+    wait_for_http,
+    write_jsonl_gz,
+)
 
 
 @pytest.fixture(scope="session")
@@ -30,34 +34,10 @@ def tracking_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real `mlflow server` on loopback with its own SQLite store and served artifacts."""
     root = tmp_path_factory.mktemp("mlflow-server")
     port = free_port()
-    mlflow_cli = Path(sys.executable).parent / "mlflow"
-    process = subprocess.Popen(
-        [
-            str(mlflow_cli),
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--backend-store-uri",
-            f"sqlite:///{root}/mlflow.db",
-            "--artifacts-destination",
-            str(root / "artifacts"),
-            "--serve-artifacts",
-            "--workers",
-            "1",
-        ],
-        stdout=(root / "server.log").open("wb"),
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "MLFLOW_TRACKING_URI": ""},
-    )
+    process = start_mlflow_server(root, port)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for_http(f"{url}/health", timeout=90, process=process)
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop_process(process)

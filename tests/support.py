@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
+import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from training.catalog import bundled_sample
 
@@ -56,3 +60,40 @@ def wait_for_http(url: str, timeout: float, process: subprocess.Popen | None = N
         except OSError:
             time.sleep(0.3)
     raise TimeoutError(f"{url} did not answer within {timeout}s")
+
+
+def start_mlflow_server(root: Path, port: int) -> subprocess.Popen[bytes]:
+    """`mlflow server` on loopback with a SQLite store and proxied artifacts under `root`."""
+    root.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "mlflow"),
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--backend-store-uri",
+            f"sqlite:///{root}/mlflow.db",
+            "--artifacts-destination",
+            str(root / "artifacts"),
+            "--serve-artifacts",
+            "--workers",
+            "1",
+        ],
+        stdout=(root / f"mlflow-{port}.log").open("wb"),
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "MLFLOW_TRACKING_URI": ""},
+        start_new_session=True,
+    )
+
+
+def stop_process(process: subprocess.Popen[Any], timeout: float = 20) -> None:
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()

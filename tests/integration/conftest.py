@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -19,7 +18,15 @@ from typing import Any
 
 import pytest
 
-from tests.support import REPO, free_port, sample_records, wait_for_http, write_jsonl_gz
+from tests.support import (
+    REPO,
+    free_port,
+    sample_records,
+    start_mlflow_server,
+    stop_process,
+    wait_for_http,
+    write_jsonl_gz,
+)
 
 TINY_ROWS = 1500
 
@@ -56,43 +63,6 @@ def tracking_uri_restored() -> Iterator[None]:
 def mlflow_uri_restored() -> Iterator[None]:
     with tracking_uri_restored():
         yield
-
-
-def start_mlflow_server(root: Path, port: int) -> subprocess.Popen[bytes]:
-    """`mlflow server` on loopback with a SQLite store and proxied artifacts under `root`."""
-    root.mkdir(parents=True, exist_ok=True)
-    return subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "mlflow"),
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--backend-store-uri",
-            f"sqlite:///{root}/mlflow.db",
-            "--artifacts-destination",
-            str(root / "artifacts"),
-            "--serve-artifacts",
-            "--workers",
-            "1",
-        ],
-        stdout=(root / f"mlflow-{port}.log").open("wb"),
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "MLFLOW_TRACKING_URI": ""},
-        start_new_session=True,
-    )
-
-
-def stop_process(process: subprocess.Popen[Any], timeout: float = 20) -> None:
-    if process.poll() is not None:
-        return
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
 
 
 def train_tiny(tracking_uri: str, model_name: str, **overrides: Any) -> Any:

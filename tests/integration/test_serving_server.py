@@ -13,8 +13,14 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.conftest import start_mlflow_server, stop_process
-from tests.support import REPO, free_port, sample_records, wait_for_http
+from tests.support import (
+    REPO,
+    free_port,
+    sample_records,
+    start_mlflow_server,
+    stop_process,
+    wait_for_http,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("mlflow_uri_restored")]
 

@@ -15,7 +15,6 @@ import json
 import os
 import shlex
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -28,7 +27,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.platform.conftest import K8S, find, render, require, run
-from tests.support import REPO, free_port, wait_for_http
+from tests.support import REPO, free_port, start_mlflow_server, stop_process, wait_for_http
 
 # Building both images cold takes about 6 minutes here: more than pytest-timeout's default.
 pytestmark = [pytest.mark.container, pytest.mark.timeout(2400)]
@@ -114,36 +113,13 @@ def mlflow_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`mlflow server` on loopback with a SQLite store and proxied artifacts."""
     root = tmp_path_factory.mktemp("smoke-mlflow")
     port = free_port()
-    process = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "mlflow"),
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--backend-store-uri",
-            f"sqlite:///{root}/mlflow.db",
-            "--artifacts-destination",
-            str(root / "artifacts"),
-            "--serve-artifacts",
-            "--workers",
-            "1",
-        ],
-        stdout=(root / "server.log").open("wb"),
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "MLFLOW_TRACKING_URI": ""},
-    )
+    process = start_mlflow_server(root, port)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for_http(f"{url}/health", timeout=120, process=process)
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop_process(process)
 
 
 @pytest.fixture(scope="module")
