@@ -27,7 +27,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.platform.conftest import K8S, find, render, require, run
-from tests.support import REPO, free_port, start_mlflow_server, stop_process, wait_for_http
+from tests.support import REPO, free_port
 
 # Building both images cold takes about 6 minutes here: more than pytest-timeout's default.
 pytestmark = [pytest.mark.container, pytest.mark.timeout(2400)]
@@ -109,17 +109,10 @@ def images() -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def mlflow_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`mlflow server` on loopback with a SQLite store and proxied artifacts."""
-    root = tmp_path_factory.mktemp("smoke-mlflow")
-    port = free_port()
-    process = start_mlflow_server(root, port)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_http(f"{url}/health", timeout=120, process=process)
-        yield url
-    finally:
-        stop_process(process)
+def mlflow_url(tracking_server: str) -> str:
+    """The session's `mlflow server` on loopback (tests/conftest.py); containers reach it through
+    the host network."""
+    return tracking_server
 
 
 @pytest.fixture(scope="module")
