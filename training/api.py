@@ -30,7 +30,7 @@ from training.catalog import Catalog, load_catalog
 from training.config import TrainConfig
 from training.errors import TrackingError
 from training.evaluate import Evaluation, evaluate, write_reports
-from training.pipeline import build_pipeline, for_serving, resampled_counts
+from training.pipeline import build_pipeline, feature_spec, for_serving, resampled_counts
 
 log = logging.getLogger(__name__)
 
@@ -67,12 +67,7 @@ def split(catalog: Catalog, config: TrainConfig) -> tuple[pd.DataFrame, pd.DataF
 
 def model_input(frame: pd.DataFrame, config: TrainConfig) -> pd.DataFrame:
     """The columns the model reads, as the serving API passes them."""
-    columns = [*config.text_columns, *config.token_columns, *config.numeric_columns]
-    if config.id_column:
-        columns.append(config.id_column)
-    if config.amazon_counts:
-        columns += ["also_buy", "also_view", "image", "category", "price", "description"]
-    present = [c for c in dict.fromkeys(columns) if c in frame.columns]
+    present = [c for c in feature_spec(config).columns() if c in frame.columns]
     return frame[present].reset_index(drop=True)
 
 
