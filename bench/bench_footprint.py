@@ -30,7 +30,13 @@ from typing import Any
 import mlflow
 import numpy as np
 
-from tests.support import free_port, start_mlflow_server, wait_for_http
+from tests.support import (
+    free_port,
+    start_mlflow_models_serve,
+    start_mlflow_server,
+    stop_process,
+    wait_for_http,
+)
 from training import tracking
 from training.api import model_input, model_metadata, split
 from training.catalog import load_catalog
@@ -139,22 +145,8 @@ def serve_and_measure(uri: str, holdout: Any, scratch: Path) -> dict[str, float]
 def mlflow_models_serve(uri: str, scratch: Path, example: dict[str, Any]) -> dict[str, float]:
     port = free_port()
     began = time.perf_counter()
-    server = start(
-        [
-            str(Path(sys.executable).parent / "mlflow"),
-            "models",
-            "serve",
-            "-m",
-            "models:/footprint@champion",
-            "--env-manager",
-            "local",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(port),
-        ],
-        {"MLFLOW_TRACKING_URI": uri, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"},
-        scratch / "mlflow-serve.log",
+    server = start_mlflow_models_serve(
+        "models:/footprint@champion", uri, port, scratch / "mlflow-serve.log"
     )
     try:
         wait_for_http(f"http://127.0.0.1:{port}/ping", 300, server)
@@ -166,7 +158,7 @@ def mlflow_models_serve(uri: str, scratch: Path, example: dict[str, Any]) -> dic
             "rss_mb": rss_mb(server.pid),
         }
     finally:
-        stop(server)
+        stop_process(server)
 
 
 def main() -> None:
@@ -230,7 +222,7 @@ def main() -> None:
             example = {k: v for k, v in holdout.iloc[0].to_dict().items() if v == v}
             figures["mlflow_models_serve"] = mlflow_models_serve(uri, scratch, example)
         finally:
-            stop(server)
+            stop_process(server)
 
     report(figures)
 

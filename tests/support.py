@@ -97,3 +97,34 @@ def stop_process(process: subprocess.Popen[Any], timeout: float = 20) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
+
+
+def start_mlflow_models_serve(
+    model_uri: str, tracking_uri: str, port: int, log: Path
+) -> subprocess.Popen[bytes]:
+    """`mlflow models serve` of `model_uri` on loopback, in this environment (no new venv)."""
+    venv_bin = Path(sys.executable).parent
+    return subprocess.Popen(
+        [
+            str(venv_bin / "mlflow"),
+            "models",
+            "serve",
+            "-m",
+            model_uri,
+            "--env-manager",
+            "local",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ],
+        # mlflow models serve starts `uvicorn` from PATH, as in an activated environment.
+        env={
+            **os.environ,
+            "MLFLOW_TRACKING_URI": tracking_uri,
+            "PATH": f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}",
+        },
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )

@@ -14,10 +14,9 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.support import free_port, wait_for_http
+from tests.support import free_port, start_mlflow_models_serve, stop_process, wait_for_http
 
 pytestmark = pytest.mark.integration
-VENV_PATH = f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"
 
 
 def cli(tmp_path: Path, uri: str, *args: str) -> subprocess.Popen:
@@ -32,23 +31,29 @@ def cli(tmp_path: Path, uri: str, *args: str) -> subprocess.Popen:
     )
 
 
-def test_train_against_server_then_load_in_a_fresh_process(
-    tmp_path, tracking_server, small_catalog
-) -> None:
+def train_small(tmp_path: Path, uri: str, catalog: Path, model_name: str, trees: int) -> str:
+    """Train the small catalog with the CLI against `uri`; its standard output."""
     process = cli(
         tmp_path,
-        tracking_server,
+        uri,
         "--data",
-        str(small_catalog),
+        str(catalog),
         "--n-estimators",
-        "10",
+        str(trees),
         "--smote-strategy",
         "min:15",
         "--model-name",
-        "server-test",
+        model_name,
     )
     out, err = process.communicate(timeout=300)
     assert process.returncode == 0, err
+    return out
+
+
+def test_train_against_server_then_load_in_a_fresh_process(
+    tmp_path, tracking_server, small_catalog
+) -> None:
+    out = train_small(tmp_path, tracking_server, small_catalog, "server-test", trees=10)
     assert "training summary" in out and "promoted:        yes" in out
 
     # A separate interpreter with nothing but the registry URI loads and predicts (that the
@@ -123,40 +128,10 @@ def test_sigterm_during_fit_marks_run_failed_and_moves_no_alias(
 def test_mlflow_models_serve_serves_the_registered_model(
     tmp_path, tracking_server, small_catalog
 ) -> None:
-    process = cli(
-        tmp_path,
-        tracking_server,
-        "--data",
-        str(small_catalog),
-        "--n-estimators",
-        "5",
-        "--smote-strategy",
-        "min:15",
-        "--model-name",
-        "served-by-mlflow",
-    )
-    _, err = process.communicate(timeout=300)
-    assert process.returncode == 0, err
+    train_small(tmp_path, tracking_server, small_catalog, "served-by-mlflow", trees=5)
     port = free_port()
-    server = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "mlflow"),
-            "models",
-            "serve",
-            "-m",
-            "models:/served-by-mlflow@champion",
-            "--env-manager",
-            "local",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(port),
-        ],
-        # mlflow models serve starts `uvicorn` from PATH, as in an activated environment.
-        env={**os.environ, "MLFLOW_TRACKING_URI": tracking_server, "PATH": VENV_PATH},
-        cwd=tmp_path,
-        stdout=(tmp_path / "serve.log").open("wb"),
-        stderr=subprocess.STDOUT,
+    server = start_mlflow_models_serve(
+        "models:/served-by-mlflow@champion", tracking_server, port, tmp_path / "serve.log"
     )
     try:
         wait_for_http(f"http://127.0.0.1:{port}/ping", 180, server)
@@ -179,5 +154,4 @@ def test_mlflow_models_serve_serves_the_registered_model(
             len(p["top_labels"]) == 2 and p["label"] == p["top_labels"][0] for p in predictions
         )
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        stop_process(server)
