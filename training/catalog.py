@@ -20,9 +20,9 @@ from typing import Any
 
 import pandas as pd
 
+from product_model.features import as_text
 from training.config import TrainConfig
 from training.errors import DataError
-from training.features import as_text
 
 log = logging.getLogger(__name__)
 

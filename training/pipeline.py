@@ -16,9 +16,9 @@ from imblearn.pipeline import Pipeline
 from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
 from sklearn.feature_selection import SelectKBest, chi2
 
+from product_model.features import FeatureSpec, FixedColumns, ProductFeaturizer
+from product_model.forest import CompactForest
 from training.config import TrainConfig
-from training.features import FeatureSpec, FixedColumns, ProductFeaturizer
-from training.forest import CompactForest
 
 
 class RaiseToMinimum:

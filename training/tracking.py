@@ -24,9 +24,10 @@ from mlflow.models import ModelSignature, infer_signature
 from mlflow.tracking import MlflowClient
 from mlflow.types.schema import AnyType, ColSpec, Schema, TensorSpec
 
+import product_model
+from product_model.pyfunc import METADATA_ARTIFACT, PIPELINE_ARTIFACT, ProductClassifierModel
 from training.errors import TrackingError
 from training.evaluate import macro_f1
-from training.model import METADATA_ARTIFACT, PIPELINE_ARTIFACT, ProductClassifierModel
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -34,8 +35,6 @@ T = TypeVar("T")
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 MODEL_ARTIFACT = "model"
-# Modules the saved model imports; copied into the model so it loads without this package.
-MODEL_MODULES = ("__init__.py", "text.py", "features.py", "forest.py", "model.py")
 SERVING_REQUIREMENTS = (
     "mlflow-skinny",
     "scikit-learn",
@@ -102,14 +101,10 @@ def with_retries(call: Callable[[], T], timeout_seconds: float, what: str) -> T:
 
 
 def _copy_model_code(target: Path) -> Path:
-    package = Path(__file__).parent
-    code = target / "training"
-    code.mkdir(parents=True)
-    for name in MODEL_MODULES:
-        shutil.copy2(package / name, code / name)
-    shutil.copytree(
-        package / "resources", code / "resources", ignore=shutil.ignore_patterns("__pycache__")
-    )
+    """The whole `product_model` package, which the saved model imports and nothing else."""
+    package = Path(product_model.__file__).parent
+    code = target / "product_model"
+    shutil.copytree(package, code, ignore=shutil.ignore_patterns("__pycache__", "*.py[co]"))
     return code
 
 

@@ -31,7 +31,9 @@ def stopwords(language: str) -> frozenset[str]:
     """The stop words for `language` ("english" or "spanish"), from the bundled lists."""
     code = {"english": "en", "spanish": "es"}[language]
     text = (
-        resources.files("training.resources").joinpath(f"stopwords_{code}.txt").read_text("utf-8")
+        resources.files("product_model.resources")
+        .joinpath(f"stopwords_{code}.txt")
+        .read_text("utf-8")
     )
     return frozenset(
         line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")

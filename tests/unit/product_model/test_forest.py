@@ -10,7 +10,7 @@ from scipy import sparse
 from sklearn.datasets import make_classification
 from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
 
-from training.forest import CompactForest, _round_down_to_float32
+from product_model.forest import CompactForest, _round_down_to_float32
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import pickle
 
 import pytest
 
-from training.text import TextCleaner, normalize, stopwords
+from product_model.text import TextCleaner, normalize, stopwords
 
 
 def test_english_stemming_and_stop_words() -> None:

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from training.features import FeatureSpec, ProductFeaturizer, as_list, as_text, parse_price
+from product_model.features import FeatureSpec, ProductFeaturizer, as_list, as_text, parse_price
 
 
 @pytest.mark.parametrize(

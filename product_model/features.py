@@ -20,7 +20,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import MinMaxScaler
 
-from training.text import TextCleaner
+from product_model.text import TextCleaner
 
 Record = Mapping[str, Any]
 
