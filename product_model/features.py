@@ -11,6 +11,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import MinMaxScaler
 
+from product_model.term_counts import tfidf_transform
 from product_model.text import TextCleaner
 
 Record = Mapping[str, Any]
@@ -88,12 +90,21 @@ def parse_price(value: Any) -> float:
 
 
 def _token(column: str, item: Any) -> str:
+    if isinstance(item, str):  # brands, categories, related ids repeat across products
+        return _string_token(column, item)
+    return _make_token(column, item)
+
+
+def _make_token(column: str, item: Any) -> str:
     text = _SPACE.sub("_", as_text(item).strip().lower())[:80]
     if column == "details" and "=" in text:
         key, _, val = text.partition("=")
         domain = _DOMAIN.match(val)
         text = f"{key}={domain.group(1)}" if domain else text
     return f"{column}:{text}"
+
+
+_string_token = lru_cache(maxsize=1 << 16)(_make_token)
 
 
 def _identity(tokens: list[str]) -> list[str]:
@@ -202,10 +213,11 @@ class ProductFeaturizer(TransformerMixin, BaseEstimator):
     def transform(self, products: Any) -> sparse.csr_matrix:
         blocks = self._blocks(_records(products))
         parts = [
-            vectorizer.transform(blocks[name]) for name, vectorizer in self.vectorizers_.items()
+            tfidf_transform(vectorizer, blocks[name])
+            for name, vectorizer in self.vectorizers_.items()
         ]
         numeric = blocks["numeric"]
-        parts.append(sparse.csr_matrix(self.scaler_.transform(numeric), dtype=np.float32))
+        parts.append(sparse.csr_matrix(_min_max_scaled(self.scaler_, numeric), dtype=np.float32))
         return sparse.hstack(parts, format="csr", dtype=np.float32)
 
     def _names(self, n_numeric: int) -> np.ndarray:
@@ -234,6 +246,17 @@ class FixedColumns(TransformerMixin, BaseEstimator):
 
     def __sklearn_is_fitted__(self) -> bool:
         return True
+
+
+def _min_max_scaled(scaler: MinMaxScaler, values: np.ndarray) -> np.ndarray:
+    """`scaler.transform(values)` for float64 values: the same arithmetic without the input
+    checks, which cost more than the arithmetic for a few products."""
+    scaled = np.array(values, dtype=np.float64)
+    scaled *= scaler.scale_
+    scaled += scaler.min_
+    if scaler.clip:
+        np.clip(scaled, scaler.feature_range[0], scaler.feature_range[1], out=scaled)
+    return scaled
 
 
 def _to_float(value: Any) -> float:
