@@ -26,6 +26,8 @@ from numba import njit
 WALKS_IN_FLIGHT = 8
 
 
+# One function rather than several small ones: each numba function is compiled on its own, and the
+# compilation is paid at start-up.
 @njit(nogil=True)
 def forest_votes(  # type: ignore[no-untyped-def]
     indptr, indices, data, local_of_column, n_used, nodes, nodes_f, roots, table, out
@@ -35,49 +37,42 @@ def forest_votes(  # type: ignore[no-untyped-def]
     `local_of_column[c]` is input column c's index among the used features, or -1. Rows of `table`
     below the number of classes are one-hot (pure leaves): they add 1 to one class.
     """
-    dense = np.zeros(n_used, dtype=np.float32)
-    for i in range(indptr.size - 1):
-        _set_row(indptr[i], indptr[i + 1], indices, data, local_of_column, dense, True)
-        _walk_all(dense, nodes, nodes_f, roots, table, out[i])
-        _set_row(indptr[i], indptr[i + 1], indices, data, local_of_column, dense, False)
-
-
-@njit(nogil=True)
-def _set_row(start, stop, indices, data, local_of_column, dense, fill):  # type: ignore[no-untyped-def]
-    """Write one CSR row's values of the used columns into `dense`, or zero them again."""
-    for k in range(start, stop):
-        column = indices[k]
-        if column < local_of_column.size and local_of_column[column] >= 0:
-            dense[local_of_column[column]] = data[k] if fill else 0.0
-
-
-@njit(nogil=True)
-def _walk_all(dense, nodes, nodes_f, roots, table, votes):  # type: ignore[no-untyped-def]
     n_trees, n_classes = roots.size, table.shape[1]
-    in_flight = min(WALKS_IN_FLIGHT, n_trees)
+    dense = np.zeros(n_used, dtype=np.float32)
     at = np.empty(WALKS_IN_FLIGHT, dtype=np.int64)
-    for slot in range(in_flight):
-        at[slot] = roots[slot]
-    next_tree = in_flight
-    while in_flight > 0:
-        slot = 0
-        while slot < in_flight:
-            node = at[slot]
-            child = nodes[node, 2]
-            if child >= 0:  # inner node: one step down
-                at[slot] = child + 1 if dense[nodes[node, 0]] > nodes_f[node, 1] else child
-                slot += 1
-                continue
-            row = -child - 1
-            if row < n_classes:
-                votes[row] += 1.0
-            else:
-                for k in range(n_classes):
-                    votes[k] += table[row, k]
-            if next_tree < n_trees:
-                at[slot] = roots[next_tree]
-                next_tree += 1
-                slot += 1
-            else:  # no tree left: the last walk in flight takes this slot
-                in_flight -= 1
-                at[slot] = at[in_flight]
+    width = local_of_column.size
+    for i in range(indptr.size - 1):
+        for k in range(indptr[i], indptr[i + 1]):  # the row's used features into `dense`
+            column = indices[k]
+            if column < width and local_of_column[column] >= 0:
+                dense[local_of_column[column]] = data[k]
+        in_flight = min(WALKS_IN_FLIGHT, n_trees)
+        for slot in range(in_flight):
+            at[slot] = roots[slot]
+        next_tree = in_flight
+        while in_flight > 0:
+            slot = 0
+            while slot < in_flight:
+                node = at[slot]
+                child = nodes[node, 2]
+                if child >= 0:  # inner node: one step down
+                    at[slot] = child + 1 if dense[nodes[node, 0]] > nodes_f[node, 1] else child
+                    slot += 1
+                    continue
+                row = -child - 1
+                if row < n_classes:
+                    out[i, row] += 1.0
+                else:
+                    for k in range(n_classes):
+                        out[i, k] += table[row, k]
+                if next_tree < n_trees:
+                    at[slot] = roots[next_tree]
+                    next_tree += 1
+                    slot += 1
+                else:  # no tree left: the last walk in flight takes this slot
+                    in_flight -= 1
+                    at[slot] = at[in_flight]
+        for k in range(indptr[i], indptr[i + 1]):  # `dense` back to zeros
+            column = indices[k]
+            if column < width and local_of_column[column] >= 0:
+                dense[local_of_column[column]] = 0.0
