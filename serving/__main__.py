@@ -7,7 +7,7 @@ stops start-up with one message per problem and exit code 2.
 from __future__ import annotations
 
 import argparse
-import math
+import logging
 import os
 import shutil
 import signal
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         if temporary_metrics_dir is not None:
             shutil.rmtree(temporary_metrics_dir, ignore_errors=True)
-    sys.exit(0 if started else EXIT_START_FAILED)
+    exit_now(0 if started else EXIT_START_FAILED)
 
 
 def serve(settings: Settings) -> bool:
@@ -68,7 +68,7 @@ def serve(settings: Settings) -> bool:
         "log_config": None,
         "access_log": False,  # the app writes its own access log, without probes
         "server_header": False,
-        "timeout_graceful_shutdown": math.ceil(settings.shutdown_timeout_seconds),
+        "timeout_graceful_shutdown": settings.shutdown_timeout_seconds,
     }
     if settings.workers > 1:
         factory = "serving.app:app_from_environment"
@@ -94,6 +94,16 @@ def prepare_metrics_dir(settings: Settings) -> Path | None:
             stale.unlink()
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
     return created
+
+
+def exit_now(code: int) -> None:
+    """Exit without waiting for other threads: the server has answered or refused every request
+    by now, and a model load stuck on an unresponsive MLflow must not hold the process (the
+    Deployment's grace period is SHUTDOWN_TIMEOUT_SECONDS plus a little)."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def exit_cleanly(signum: int, frame: FrameType | None) -> None:

@@ -6,7 +6,7 @@ description present) are checked by `serving.validation`, so they follow the set
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 TextOrList = str | list[str]
 Scalar = str | int | float | bool | None
@@ -53,7 +53,7 @@ class PredictRequest(BaseModel):
     products: list[Product] = Field(
         ..., min_length=1, description="Products to classify, answered in the same order."
     )
-    top_k: int = Field(
+    top_k: StrictInt = Field(
         DEFAULT_TOP_K, ge=1, le=1000, description="How many ranked labels to return per product."
     )
 
@@ -76,6 +76,15 @@ class PredictResponse(BaseModel):
     predictions: list[Prediction]
 
 
+class PendingFailure(BaseModel):
+    version: str | None = Field(..., description="The version that failed (if one was named).")
+    reason: str = Field(
+        ..., description="registry_miss, artifact_missing, load_error or unreachable."
+    )
+    message: str
+    at: float = Field(..., description="Unix time of the last failed attempt.")
+
+
 class ModelResponse(BaseModel):
     name: str
     version: str
@@ -85,6 +94,9 @@ class ModelResponse(BaseModel):
     loaded_at: float = Field(..., description="Unix time of the load.")
     metrics: dict[str, float | int | str | None]
     classes: list[str]
+    pending_failure: PendingFailure | None = Field(
+        None, description="The wanted version failed to load; this one keeps serving meanwhile."
+    )
 
 
 class HealthResponse(BaseModel):
