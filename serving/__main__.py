@@ -47,12 +47,15 @@ def main(argv: list[str] | None = None) -> None:
     temporary_metrics_dir = prepare_metrics_dir(settings)
     signal.signal(signal.SIGTERM, exit_cleanly)  # uvicorn re-raises it after draining
     signal.signal(signal.SIGINT, exit_cleanly)
+    code = EXIT_START_FAILED
     try:
-        started = serve(settings)
+        code = 0 if serve(settings) else EXIT_START_FAILED
+    except SystemExit as stop:  # SIGTERM or SIGINT, re-raised by uvicorn once it has drained
+        code = stop.code if isinstance(stop.code, int) else 0
     finally:
         if temporary_metrics_dir is not None:
             shutil.rmtree(temporary_metrics_dir, ignore_errors=True)
-    exit_now(0 if started else EXIT_START_FAILED)
+    exit_now(code)
 
 
 def serve(settings: Settings) -> bool:

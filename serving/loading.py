@@ -25,6 +25,7 @@ from serving.errors import ARTIFACT_MISSING, LOAD_ERROR, UNREACHABLE, ModelLoadE
 # Top-level packages a model's code folder may hold (`training` in the 0.1.x layout).
 MODEL_CODE_PACKAGES = ("product_model", "training")
 _USERINFO = re.compile(r"//[^/@\s]+@")
+_MISSING_CODES = ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND")
 _UNREACHABLE_MARKERS = ("connection", "max retries", "timed out", "timeout", "unreachable")
 
 
@@ -42,14 +43,15 @@ def load_python_model(uri: str) -> Any:
 
 
 def download(uri: str, folder: Path) -> Path:
-    """Download the model at `uri` into `folder`; `ModelLoadError` says whether MLflow could not
-    be reached or the model's files are not there."""
+    """Download the model at `uri` into `folder`; `ModelLoadError` says whether the model's files
+    are not there (the store said so) or the download failed otherwise (a transient failure,
+    counted as unreachable, which is retried without back-off)."""
     import mlflow.artifacts
 
     try:
         local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(folder)))
     except Exception as exc:
-        kind = UNREACHABLE if looks_unreachable(exc) else ARTIFACT_MISSING
+        kind = ARTIFACT_MISSING if says_missing(exc) else UNREACHABLE
         raise ModelLoadError(kind, f"cannot download {uri}: {short(exc)}") from exc
     if not (local / "MLmodel").is_file():
         raise ModelLoadError(ARTIFACT_MISSING, f"{uri} holds no MLmodel file")
@@ -92,6 +94,14 @@ def take_model_modules() -> dict[str, Any]:
         if any(name == top or name.startswith(top + ".") for top in MODEL_CODE_PACKAGES)
     ]
     return {name: sys.modules.pop(name) for name in names}
+
+
+def says_missing(exc: BaseException) -> bool:
+    """Whether the store answered that the files do not exist."""
+    if isinstance(exc, FileNotFoundError) or getattr(exc, "error_code", "") in _MISSING_CODES:
+        return True
+    text = str(exc).lower()
+    return any(marker in text for marker in (" 404", "not found", "no such file", "does not exist"))
 
 
 def looks_unreachable(exc: BaseException) -> bool:

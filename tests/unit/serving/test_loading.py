@@ -3,7 +3,6 @@ sys.modules; and each model runs its own code, whatever was loaded before."""
 
 from __future__ import annotations
 
-import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -13,7 +12,7 @@ import pytest
 
 from serving.errors import ModelLoadError
 from serving.model import ModelRef, ServedModel
-from tests.support import REPO
+from tests.support import REPO, marked_model_copy
 
 LEGACY = REPO / "tests" / "fixtures" / "legacy-model-0.1"
 PRODUCT = {"title": "Perl module for parsing XML", "description": "XML::Parser for Perl"}
@@ -33,21 +32,6 @@ def tiny_folder(tiny_registry, tmp_path: Path) -> Path:
     mlflow.set_tracking_uri(tiny_registry.tracking_uri)
     local = mlflow.artifacts.download_artifacts(tiny_registry.logged_model_uri, dst_path=tmp_path)
     return Path(local)
-
-
-def marked_copy(folder: Path, destination: Path, marker: str) -> Path:
-    """A copy of the model whose own code labels every class with `marker`."""
-    shutil.copytree(folder, destination)
-    pyfunc = destination / "code" / "product_model" / "pyfunc.py"
-    pyfunc.write_text(
-        pyfunc.read_text()
-        + "\n\n_load = ProductClassifierModel.load\n\n"
-        + "def _marked_load(self, *args):\n"
-        + "    _load(self, *args)\n"
-        + f"    self.classes = np.asarray([{marker!r} + str(c) for c in self.classes])\n\n"
-        + "ProductClassifierModel.load = _marked_load\n"
-    )
-    return destination
 
 
 def load(folder: Path) -> ServedModel:
@@ -72,7 +56,7 @@ def test_the_legacy_layout_loads_and_leaves_nothing_behind(scratch: Path) -> Non
 
 
 def test_each_model_runs_its_own_code(scratch: Path, tiny_folder: Path, tmp_path: Path) -> None:
-    marked = marked_copy(tiny_folder, tmp_path / "marked", "B:")
+    marked = marked_model_copy(tiny_folder, tmp_path / "marked", "B:")
     plain = load(tiny_folder)
     other = load(marked)
     legacy = load(LEGACY)
@@ -87,7 +71,7 @@ def test_each_model_runs_its_own_code(scratch: Path, tiny_folder: Path, tmp_path
 def test_a_corrupt_model_fails_as_a_load_error_and_leaves_nothing(
     scratch: Path, tiny_folder: Path, tmp_path: Path
 ) -> None:
-    broken = marked_copy(tiny_folder, tmp_path / "broken", "")
+    broken = marked_model_copy(tiny_folder, tmp_path / "broken", "")
     pipeline = next((broken / "artifacts").glob("pipeline*"))
     pipeline.write_bytes(pipeline.read_bytes()[: pipeline.stat().st_size // 2])
     with pytest.raises(ModelLoadError) as raised:
