@@ -5,6 +5,7 @@ ends, large requests beside a small one. After each, the server's TMPDIR is empt
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import socket
@@ -89,6 +90,8 @@ class Publisher:
         mlflow.set_tracking_uri(url)
         self.client = MlflowClient(url)
         self.root, self.name = root, name
+        if not self.client.search_registered_models(f"name = '{name}'"):
+            self.client.create_registered_model(name)
 
     def publish(self, folder: Path) -> tuple[str, Path]:
         """A new version holding `folder`; returns it and its files in the server's store."""
@@ -182,7 +185,7 @@ def test_mlflow_killed_and_restarted_during_a_reload(
             publisher = Publisher(url, root, registry.model_name)
             newer = mlflow.register_model(registry.logged_model_uri, registry.model_name).version
             publisher.promote(str(newer))
-            tracking.send_signal(signal.SIGKILL)
+            os.killpg(tracking.pid, signal.SIGKILL)  # the server and its workers, at once
             tracking.wait()
             time.sleep(3)
             assert server.get("/readyz")[0] == 200
