@@ -40,16 +40,17 @@ def full_catalog_model(catalog: Path) -> Path:
         return CACHED_MODEL
     import mlflow
 
-    from training import tracking
-    from training.api import model_input, model_metadata, split
+    from training import registry
     from training.catalog import load_catalog
     from training.config import TrainConfig
     from training.evaluate import evaluate
-    from training.pipeline import build_pipeline, for_serving
+    from training.pipeline import build_pipeline, for_serving, model_input
+    from training.run import model_metadata, split_catalog, split_definition
 
     config = TrainConfig(data=str(catalog.resolve()), model_name="soak")
     rows = load_catalog(config)
-    train_rows, test_rows = split(rows, config)
+    definition = split_definition(config)
+    train_rows, test_rows = split_catalog(rows, definition)
     labels = train_rows["label"].to_numpy()
     print(f"training the full-catalog model on {len(train_rows)} rows (once) ...", flush=True)
     stock = build_pipeline(config, labels).fit(model_input(train_rows, config), labels)
@@ -57,12 +58,13 @@ def full_catalog_model(catalog: Path) -> Path:
     holdout = model_input(test_rows, config)
     with tempfile.TemporaryDirectory() as scratch:
         mlflow.set_tracking_uri(f"sqlite:///{scratch}/mlflow.db")
-        with mlflow.start_run() as run:
+        experiment = mlflow.create_experiment("soak", artifact_location=f"{scratch}/artifacts")
+        with mlflow.start_run(experiment_id=experiment) as run:
             quality = evaluate(
                 test_rows["label"].to_numpy(), compact.predict_proba(holdout), compact.classes_
             )
-            metadata = model_metadata(config, rows, quality, run.info.run_id)
-            uri = tracking.log_model(compact, metadata, holdout.head(3))
+            metadata = model_metadata(config, rows, definition, quality, run.info.run_id)
+            uri = registry.log_model(compact, metadata, holdout.head(3))
         CACHED_MODEL.parent.mkdir(parents=True, exist_ok=True)
         mlflow.artifacts.download_artifacts(uri, dst_path=str(CACHED_MODEL))
     return CACHED_MODEL

@@ -144,22 +144,24 @@ class PredictionService:
             "source": ref.uri,
             "loaded_at": model.loaded_at,
             "metrics": model.metrics,
+            "task": model.contract.task,
+            "input_fields": model.contract.describe(),
             "classes": [str(label) for label in model.classes],
             "pending_failure": failure.as_dict() if failure else None,
         }
 
     async def predict(self, products: list[Product], top_k: int) -> PredictionResult:
-        """Labels for `products` (in order) from one model; limits are checked first. Chunks of
-        BATCH_MAX_SIZE products queue one after the other; `ClientGoneError` if the client left,
-        `DeadlineExceededError` past REQUEST_TIMEOUT_SECONDS."""
-        check_products(products, self.limits)
+        """Labels for `products` (in order) from one model; limits and the model's input
+        contract are checked first. Chunks of BATCH_MAX_SIZE products queue one after the other;
+        `ClientGoneError` if the client left, `DeadlineExceededError` past
+        REQUEST_TIMEOUT_SECONDS."""
         model = self._require_model()
+        rows = check_products(products, model.contract, self.limits)
         watch = current_watch()
         size = self.settings.batch_max_size
         predictions: list[dict[str, Any]] = []
-        for start in range(0, len(products), size):
-            chunk = products[start : start + size]
-            job = _Job(model, chunk, top_k)
+        for start in range(0, len(rows), size):
+            job = _Job(model, rows[start : start + size], top_k)
             predictions += await self._run_chunk(job, priority=start, watch=watch)
         return PredictionResult(model.ref, predictions)
 

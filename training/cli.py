@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train a product classifier on a catalog, log it to MLflow, register it, "
         "and promote it to champion if it beats the current one.",
         epilog="Exit codes: 0 success, 2 bad option or config, 3 unreadable or unusable data, "
-        "4 MLflow unreachable or refused, 130 interrupted.",
+        "4 MLflow unreachable, 5 MLflow refused a request, 130 interrupted.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument(
@@ -111,7 +111,12 @@ def main(argv: list[str] | None = None) -> None:
         datefmt="%H:%M:%S",
     )
     signal.signal(signal.SIGTERM, _interrupt)
-    from training.api import train  # heavy imports only after the options are known good
+    from training.tracking import retry_settings
+
+    # Every MLflow request of the run retries an unreachable server for the configured time.
+    for name, value in retry_settings(config.tracking_timeout_seconds).items():
+        os.environ.setdefault(name, value)
+    from training.run import train  # heavy imports only after the options are known good
 
     try:
         result = train(config)
@@ -120,15 +125,15 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(error.exit_code)
     except KeyboardInterrupt:
         print(
-            "product-train: interrupted; the run is marked failed and no alias was moved",
+            "product-train: interrupted; no alias was moved (a run it started is marked FAILED)",
             file=sys.stderr,
         )
         sys.exit(EXIT_INTERRUPTED)
     except Exception as error:  # a bug or an environment fault: one line, details at debug
         logging.getLogger(__name__).debug("unexpected error", exc_info=True)
         print(
-            f"product-train: error: {type(error).__name__}: {error}; the run is marked "
-            "failed and no alias was moved (set LOG_LEVEL=DEBUG for the traceback)",
+            f"product-train: error: {type(error).__name__}: {error}; no alias was moved (a run "
+            "it started is marked FAILED; set LOG_LEVEL=DEBUG for the traceback)",
             file=sys.stderr,
         )
         sys.exit(1)

@@ -67,8 +67,8 @@ def mlflow_uri_restored() -> Iterator[None]:
 
 def train_tiny(tracking_uri: str, model_name: str, **overrides: Any) -> Any:
     """Train a tiny model on a slice of the bundled sample and make it champion."""
-    from training.api import train
     from training.config import TrainConfig
+    from training.run import train
 
     data = Path(os.environ.get("TMPDIR", "/tmp")) / f"serving-slice-{os.getpid()}.jsonl.gz"
     write_jsonl_gz(data, sample_records(limit=TINY_ROWS))
@@ -170,30 +170,35 @@ def http_json(method: str, url: str, body: Any = None, timeout: float = 30) -> t
         return error.code, json.loads(error.read() or b"null")
 
 
+def launch_server(folder: Path, **env: str) -> ServingProcess:
+    """`python -m serving` on a free loopback port, in `folder`, with extra environment."""
+    port = free_port()
+    log_path = folder / f"serving-{port}.log"
+    variables = {
+        **os.environ,
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "RELOAD_INTERVAL_SECONDS": "0",
+        **env,
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "serving"],
+        cwd=folder,
+        env=variables,
+        stdout=log_path.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    return ServingProcess(process, f"http://127.0.0.1:{port}", log_path)
+
+
 @pytest.fixture
 def start_server(tmp_path: Path) -> Iterator[Callable[..., ServingProcess]]:
     """Start the server with extra environment variables; every one started is stopped after."""
     started: list[ServingProcess] = []
 
     def start(**env: str) -> ServingProcess:
-        port = free_port()
-        log_path = tmp_path / f"serving-{port}.log"
-        variables = {
-            **os.environ,
-            "HOST": "127.0.0.1",
-            "PORT": str(port),
-            "RELOAD_INTERVAL_SECONDS": "0",
-            **env,
-        }
-        process = subprocess.Popen(
-            [sys.executable, "-m", "serving"],
-            cwd=tmp_path,
-            env=variables,
-            stdout=log_path.open("wb"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        server = ServingProcess(process, f"http://127.0.0.1:{port}", log_path)
+        server = launch_server(tmp_path, **env)
         started.append(server)
         return server
 
@@ -225,4 +230,12 @@ def require_binary(path: str, package: str) -> str:
     return path
 
 
-__all__ = ["REPO", "Registry", "ServingProcess", "http_json", "require_binary", "train_tiny"]
+__all__ = [
+    "REPO",
+    "Registry",
+    "ServingProcess",
+    "http_json",
+    "launch_server",
+    "require_binary",
+    "train_tiny",
+]

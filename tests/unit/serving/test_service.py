@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 import time
 import uuid
@@ -220,3 +221,36 @@ def test_model_folder_on_disk(make_settings, metrics, tiny_registry, tmp_path) -
 def test_missing_folder_is_the_reason(make_service, tmp_path) -> None:
     reason = not_ready_reason(make_service(model_uri=str(tmp_path / "nothing")))
     assert reason == "the model's files are missing from the model store"
+
+
+def test_validation_follows_the_contract_of_the_model_swapped_in(
+    make_settings, metrics, served_model, registered_copy
+) -> None:
+    """Version 2 reads `Product Title` (another catalog's field): after the swap, requests are
+    validated by its contract, not by version 1's."""
+    from serving.validation import InputField, RequestContract
+
+    name, _, register_version = registered_copy
+    other = RequestContract((InputField("Product Title", "text", "string"),))
+
+    def load(ref):
+        contract = other if ref.version == "2" else served_model.contract
+        return dataclasses.replace(served_model, ref=ref, contract=contract)
+
+    settings = make_settings(model_name=name)
+    service = PredictionService(settings, metrics, ModelLocator(settings), load)
+
+    async def scenario() -> None:
+        await until(lambda: service.readiness().ready)
+        await service.predict([PRODUCT], 1)
+        register_version()
+        assert await service.refresh() is True
+        with pytest.raises(InvalidInputError, match="'Product Title'"):
+            await service.predict([PRODUCT], 1)
+        answer = await service.predict([{"Product Title": "Perl XML parser"}], 1)
+        assert answer.model.version == "2"
+
+    run(service, scenario)
+    assert service.model_card()["input_fields"] == [
+        {"name": "Product Title", "role": "text", "type": "string"}
+    ]
