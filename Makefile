@@ -55,6 +55,10 @@ format: $(STAMP) ## Rewrite the code with ruff's formatter and fixes
 test: lint ## Lint, then the whole test suite (unit, integration with real servers, platform checks)
 	$(VENV)/bin/pytest -m "not container" $(PYTEST_ARGS)
 
+.PHONY: test-faults
+test-faults: $(STAMP) ## Only the fault-injection suite (real MLflow and serving processes)
+	$(VENV)/bin/pytest -m faults $(PYTEST_ARGS)
+
 .PHONY: test-unit
 test-unit: $(STAMP) ## Only the fast unit tests (no servers, no external tools)
 	$(VENV)/bin/pytest -m "not integration and not platform and not container" $(PYTEST_ARGS)

@@ -128,3 +128,21 @@ def start_mlflow_models_serve(
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
+
+
+def marked_model_copy(folder: Path, destination: Path, marker: str) -> Path:
+    """A copy of the saved model at `folder` whose own code (`code/product_model`) prefixes every
+    class with `marker`: which code a server runs shows in its labels."""
+    import shutil
+
+    shutil.copytree(folder, destination)
+    pyfunc = destination / "code" / "product_model" / "pyfunc.py"
+    pyfunc.write_text(
+        pyfunc.read_text()
+        + "\n\n_load = ProductClassifierModel.load\n\n"
+        + "def _marked_load(self, *args):\n"
+        + "    _load(self, *args)\n"
+        + f"    self.classes = np.asarray([{marker!r} + str(c) for c in self.classes])\n\n"
+        + "ProductClassifierModel.load = _marked_load\n"
+    )
+    return destination
