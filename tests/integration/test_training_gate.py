@@ -134,7 +134,7 @@ def test_champion_without_a_recorded_split_is_kept_unless_forced(
     from tests.support import REPO
 
     legacy = REPO / "tests" / "fixtures" / "legacy-model-0.1"
-    client = MlflowClient()
+    client = MlflowClient(store)
     client.create_registered_model("gate-test")
     version = client.create_model_version("gate-test", str(legacy))
     client.set_registered_model_alias("gate-test", "champion", version.version)
