@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
 import sys
 from pathlib import Path
@@ -17,9 +16,11 @@ from typing import Any, NoReturn
 from pydantic_settings import CliSettingsSource, SettingsError
 
 from training.config import TrainConfig, make_config, read_config_file
-from training.errors import ConfigError, TrainingError
+from training.errors import ConfigError, DataError, TrainingError
+from training.logs import configure_logging, quiet_registry
 
 EXIT_INTERRUPTED = 130
+log = logging.getLogger(__name__)
 # The library names an option's value by its type; these types read better as their syntax.
 METAVARS = {
     "data": "FILE",
@@ -78,6 +79,22 @@ def parse_config(argv: list[str] | None = None) -> tuple[TrainConfig, argparse.N
     return make_config(values, source, _cli_settings_source=given), args
 
 
+def check_data_file(config: TrainConfig) -> None:
+    """Fail in a moment, before connecting to MLflow, on a catalog that cannot be read."""
+    if config.data is None:
+        return
+    path = Path(config.data)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file; pass --data with a catalog file")
+    try:
+        path.open("rb").close()
+    except OSError as error:
+        raise DataError(f"{path}: cannot read the file ({error.strerror})") from None
+    from training.catalog import detect_format  # pandas: imported only when there is a file
+
+    detect_format(path, config.format)
+
+
 def _interrupt(signum: int, _frame: Any) -> NoReturn:
     raise KeyboardInterrupt(f"signal {signum}")
 
@@ -102,20 +119,18 @@ def print_summary(result: Any) -> None:
 def main(argv: list[str] | None = None) -> None:
     try:
         config, args = parse_config(argv)
+        check_data_file(config)
     except TrainingError as error:
         print(f"product-train: error: {error}", file=sys.stderr)
         sys.exit(error.exit_code)
-    level = os.environ.get("LOG_LEVEL", "WARNING" if args.quiet else "INFO").upper()
-    logging.basicConfig(
-        level=level if level in logging.getLevelNamesMapping() else logging.INFO,
-        format="%(asctime)s %(levelname)s %(message)s",
-        datefmt="%H:%M:%S",
-    )
+    configure_logging(args.quiet)
+    log.debug("options: %s", config.model_dump())
     signal.signal(signal.SIGTERM, _interrupt)
     from training.api import train  # heavy imports only after the options are known good
 
     try:
-        result = train(config)
+        with quiet_registry(args.quiet):
+            result = train(config)
     except TrainingError as error:
         print(f"product-train: error: {error}", file=sys.stderr)
         sys.exit(error.exit_code)
@@ -126,7 +141,7 @@ def main(argv: list[str] | None = None) -> None:
         )
         sys.exit(EXIT_INTERRUPTED)
     except Exception as error:  # a bug or an environment fault: one line, details at debug
-        logging.getLogger(__name__).debug("unexpected error", exc_info=True)
+        log.debug("unexpected error", exc_info=True)
         print(
             f"product-train: error: {type(error).__name__}: {error}; the run is marked "
             "failed and no alias was moved (set LOG_LEVEL=DEBUG for the traceback)",

@@ -101,3 +101,33 @@ def test_unknown_key_in_config_file(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "unknown option(s) n_trees" in result.stderr and str(path) in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("missing.jsonl", None, "no such file"),
+        ("catalog.txt", "x\n", "cannot tell the format from the extension .txt"),
+    ],
+)
+def test_data_file_is_checked_before_connecting_to_mlflow(tmp_path, name, content, message):
+    if content is not None:
+        (tmp_path / name).write_text(content)
+    # Nothing listens on port 9: reaching MLflow first would end in exit 4 after retries.
+    result = run_cli("--data", name, "--tracking-uri", "http://127.0.0.1:9", cwd=tmp_path)
+    assert (result.returncode, result.stdout) == (3, "")
+    assert message in result.stderr and len(result.stderr.splitlines()) == 1
+
+
+@pytest.mark.integration
+def test_quiet_run_prints_warnings_and_the_summary_only(tmp_path: Path, small_catalog: Path):
+    result = run_cli(
+        *("-q", "--data", str(small_catalog), "--n-estimators", "5", "--min-class-size", "5"),
+        *("--select-k-best", "500", "--tracking-uri", f"sqlite:///{tmp_path}/db.sqlite"),
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("training summary")
+    chatter = [line for line in result.stderr.splitlines() if " WARNING " not in line]
+    assert chatter == []
+    assert "CloudPickle" not in result.stderr
