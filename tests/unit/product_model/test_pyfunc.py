@@ -13,7 +13,6 @@ from training.catalog import load_catalog
 from training.config import TrainConfig
 from training.pipeline import build_pipeline, for_serving
 
-
 PROJECT_PACKAGES = {"product_model", "training", "serving"}
 
 

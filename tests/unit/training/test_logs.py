@@ -69,5 +69,7 @@ def test_registry_chatter_hidden_only_when_quiet(quiet: bool, monkeypatch) -> No
         print("something else", file=sys.stderr)
     expected = "something else\n"
     if not quiet:
-        expected = "Successfully registered model 'm'.\nCreated version '1' of model 'm'.\n" + expected
+        expected = (
+            "Successfully registered model 'm'.\nCreated version '1' of model 'm'.\n" + expected
+        )
     assert stream.getvalue() == expected
