@@ -49,6 +49,13 @@ class PayloadTooLargeError(ServingError):
     code = "payload_too_large"
 
 
+class UnsupportedMediaTypeError(ServingError):
+    """The body's content type is not one the route reads."""
+
+    status_code = 415
+    code = "unsupported_media_type"
+
+
 class ModelNotReadyError(ServingError):
     """No model is loaded (yet), or the server is shutting down."""
 

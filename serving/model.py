@@ -19,22 +19,7 @@ import numpy as np
 
 from serving.errors import ModelLoadError
 from serving.settings import Settings
-
-WARM_UP_PRODUCTS: list[dict[str, Any]] = [
-    {"title": "Warm-up product", "description": "Loads every code path once before serving."},
-    {
-        "asin": "B000WARMUP",
-        "title": "Produit d'échauffement ✓ 🚀",
-        "description": ["first paragraph", "second paragraph"],
-        "feature": ["a bullet point"],
-        "brand": "Acme",
-        "category": ["Tools", "Hand Tools"],
-        "also_buy": ["B000000001"],
-        "image": ["https://example.invalid/a.jpg"],
-        "price": "$12.99",
-        "details": {"Weight": "1 kg"},
-    },
-]
+from serving.validation import RequestContract
 
 _USERINFO = re.compile(r"//[^/@\s]+@")
 
@@ -58,6 +43,7 @@ class ServedModel:
     classes: np.ndarray
     metrics: dict[str, Any]
     predictor: Any = field(repr=False)
+    contract: RequestContract = field(default_factory=lambda: RequestContract.from_metadata({}))
     loaded_at: float = 0.0
 
     @classmethod
@@ -72,18 +58,22 @@ class ServedModel:
         if not hasattr(wrapper, "predict_proba") or not hasattr(wrapper, "classes"):
             raise ModelLoadError(f"{ref.uri} is not a product classifier (no predict_proba)")
         metadata = getattr(wrapper, "metadata", None) or {}
-        model = cls(ref, np.asarray(wrapper.classes), scalar_metrics(metadata), wrapper)
+        contract = RequestContract.from_metadata(metadata)
+        if not contract.text_fields:
+            raise ModelLoadError(f"{ref.uri} declares no text field to classify products by")
+        model = cls(ref, np.asarray(wrapper.classes), scalar_metrics(metadata), wrapper, contract)
         model.warm_up()
         model.loaded_at = time.time()
         return model
 
     def warm_up(self) -> None:
         """One prediction through every feature path; a model that fails it is never served."""
+        products = self.contract.warm_up_products()
         try:
-            proba = self.predict_proba(WARM_UP_PRODUCTS)
+            proba = self.predict_proba(products)
         except Exception as exc:
             raise ModelLoadError(f"warm-up prediction failed: {short(exc)}") from exc
-        expected = (len(WARM_UP_PRODUCTS), len(self.classes))
+        expected = (len(products), len(self.classes))
         if proba.shape != expected or not np.isfinite(proba).all():
             raise ModelLoadError(
                 f"warm-up gave probabilities of shape {proba.shape}, not {expected}"

@@ -134,14 +134,15 @@ class PredictionService:
             "source": ref.uri,
             "loaded_at": model.loaded_at,
             "metrics": model.metrics,
+            "task": model.contract.task,
+            "input_fields": model.contract.describe(),
             "classes": [str(label) for label in model.classes],
         }
 
     async def predict(self, products: list[Product], top_k: int) -> PredictionResult:
         """Labels for `products` (in order) from one model; limits are checked first."""
-        check_products(products, self.limits)
-        self._require_model()
-        model, predictions = await self._batcher.submit(_Job(products, top_k), len(products))
+        rows = check_products(products, self._require_model().contract, self.limits)
+        model, predictions = await self._batcher.submit(_Job(rows, top_k), len(rows))
         return PredictionResult(model.ref, predictions)
 
     def _require_model(self) -> ServedModel:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -24,6 +25,7 @@ log = logging.getLogger(__name__)
 # The library names an option's value by its type; these types read better as their syntax.
 METAVARS = {
     "data": "FILE",
+    "label_map": "FILE",
     "text_columns": "A,B,...",
     "token_columns": "A,B,...",
     "numeric_columns": "A,B,...",
@@ -45,7 +47,7 @@ def build_command_line() -> tuple[argparse.ArgumentParser, CliSettingsSource[Tra
         description="Train a product classifier on a catalog, log it to MLflow, register it, "
         "and promote it to champion if it beats the current one.",
         epilog="Exit codes: 0 success, 2 bad option or config, 3 unreadable or unusable data, "
-        "4 MLflow unreachable or refused, 130 interrupted.",
+        "4 MLflow unreachable, 5 MLflow refused a request, 130 interrupted.",
     )
     parser.add_argument(
         "--config",
@@ -79,8 +81,12 @@ def parse_config(argv: list[str] | None = None) -> tuple[TrainConfig, argparse.N
     return make_config(values, source, _cli_settings_source=given), args
 
 
-def check_data_file(config: TrainConfig) -> None:
-    """Fail in a moment, before connecting to MLflow, on a catalog that cannot be read."""
+def check_inputs(config: TrainConfig) -> None:
+    """Fail in a moment, before connecting to MLflow, on a catalog or label map that is unusable."""
+    if config.label_map is not None:
+        from training.labels import load_label_map
+
+        load_label_map(Path(config.label_map))
     if config.data is None:
         return
     path = Path(config.data)
@@ -119,14 +125,19 @@ def print_summary(result: Any) -> None:
 def main(argv: list[str] | None = None) -> None:
     try:
         config, args = parse_config(argv)
-        check_data_file(config)
+        check_inputs(config)
     except TrainingError as error:
         print(f"product-train: error: {error}", file=sys.stderr)
         sys.exit(error.exit_code)
     configure_logging(args.quiet)
     log.debug("options: %s", config.model_dump())
     signal.signal(signal.SIGTERM, _interrupt)
-    from training.api import train  # heavy imports only after the options are known good
+    from training.tracking import retry_settings
+
+    # Every MLflow request of the run retries an unreachable server for the configured time.
+    for name, value in retry_settings(config.tracking_timeout_seconds).items():
+        os.environ.setdefault(name, value)
+    from training.run import train  # heavy imports only after the options are known good
 
     try:
         with quiet_registry(args.quiet):
@@ -136,15 +147,15 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(error.exit_code)
     except KeyboardInterrupt:
         print(
-            "product-train: interrupted; the run is marked failed and no alias was moved",
+            "product-train: interrupted; no alias was moved (a run it started is marked FAILED)",
             file=sys.stderr,
         )
         sys.exit(EXIT_INTERRUPTED)
     except Exception as error:  # a bug or an environment fault: one line, details at debug
         log.debug("unexpected error", exc_info=True)
         print(
-            f"product-train: error: {type(error).__name__}: {error}; the run is marked "
-            "failed and no alias was moved (set LOG_LEVEL=DEBUG for the traceback)",
+            f"product-train: error: {type(error).__name__}: {error}; no alias was moved (a run "
+            "it started is marked FAILED; set LOG_LEVEL=DEBUG for the traceback)",
             file=sys.stderr,
         )
         sys.exit(1)

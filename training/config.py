@@ -142,6 +142,18 @@ class TrainConfig(BaseSettings):
         description="categorical or list columns whose values become tokens, comma separated",
     )
     numeric_columns: Names = Field([], description="numeric columns, comma separated")
+    max_bad_numeric_share: float = Field(
+        0.05,
+        ge=0,
+        le=1,
+        description="stop when a larger share of a numeric column's values are not numbers "
+        "(fewer are counted in a warning and read as missing)",
+    )
+    label_map: str | None = Field(
+        None,
+        description="YAML file of `variant: canonical` label pairs (or a two-column CSV), "
+        "applied before classes are counted",
+    )
     amazon_counts: bool = Field(
         True,
         description="derive counts of related products, images and categories, text "
@@ -158,8 +170,14 @@ class TrainConfig(BaseSettings):
     other_label: str = Field("other", description="label for folded small classes")
 
     # --- split and evaluation
-    test_size: float = Field(0.2, gt=0, lt=1, description="stratified holdout fraction")
-    seed: int = Field(42, description="random seed for the split, SMOTE and the forest")
+    test_size: float = Field(
+        0.2,
+        gt=0,
+        lt=1,
+        description="holdout fraction; each product's side is fixed by a hash of its id (or "
+        "normalised text), the same in every run",
+    )
+    seed: int = Field(42, description="random seed for SMOTE and the forest (not the split)")
     cv_folds: int = Field(
         0, ge=0, description="also run k-fold cross-validation on the training split (0: off)"
     )
@@ -218,6 +236,12 @@ class TrainConfig(BaseSettings):
     experiment_name: str = Field("product-categorization", description="MLflow experiment")
     model_name: str = Field("product-classifier", description="registered model name")
     run_name: str | None = Field(None, description="MLflow run name (none: MLflow picks one)")
+    gate_min_rows: int = Field(
+        100,
+        ge=1,
+        description="fewest rows held out under both the new model's and the champion's split "
+        "for the gate to decide; below it the champion is kept unless --force-promote",
+    )
     force_promote: bool = Field(
         False, description="make the new version champion even if it scores lower"
     )

@@ -11,6 +11,7 @@ from collections import Counter
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from imblearn.over_sampling import SMOTE
 from imblearn.pipeline import Pipeline
 from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
@@ -57,6 +58,12 @@ def feature_spec(config: TrainConfig) -> FeatureSpec:
         numeric_columns=tuple(config.numeric_columns),
         amazon_counts=config.amazon_counts,
     )
+
+
+def model_input(frame: pd.DataFrame, config: TrainConfig) -> pd.DataFrame:
+    """The columns of `frame` the model reads, as serving passes them."""
+    present = [c for c in feature_spec(config).columns() if c in frame.columns]
+    return frame[present].reset_index(drop=True)
 
 
 def build_sampler(config: TrainConfig, smallest_class: int) -> SMOTE:

@@ -67,8 +67,8 @@ def mlflow_uri_restored() -> Iterator[None]:
 
 def train_tiny(tracking_uri: str, model_name: str, **overrides: Any) -> Any:
     """Train a tiny model on a slice of the bundled sample and make it champion."""
-    from training.api import train
     from training.config import TrainConfig
+    from training.run import train
 
     data = Path(os.environ.get("TMPDIR", "/tmp")) / f"serving-slice-{os.getpid()}.jsonl.gz"
     write_jsonl_gz(data, sample_records(limit=TINY_ROWS))

@@ -7,10 +7,10 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
-from training import tracking
-from training.api import train
+from training import registry
 from training.config import TrainConfig
 from training.errors import DataError
+from training.run import train
 
 pytestmark = pytest.mark.integration
 
@@ -65,7 +65,7 @@ def test_failure_after_fit_moves_no_alias_and_registers_nothing(
     def broken_upload(*args, **kwargs):
         raise OSError("disk full while uploading")
 
-    monkeypatch.setattr(tracking, "log_model", broken_upload)
+    monkeypatch.setattr(registry, "log_model", broken_upload)
     with pytest.raises(OSError, match="disk full"):
         train(config(small_catalog, force_promote=True))
     assert aliases("gate-test") == before

@@ -63,8 +63,8 @@ def _no_serving_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="session")
 def tiny_registry(tmp_path_factory: pytest.TempPathFactory) -> TinyRegistry:
-    from training.api import train
     from training.config import TrainConfig
+    from training.run import train
 
     root = tmp_path_factory.mktemp("serving-mlflow")
     data = write_jsonl_gz(root / "slice.jsonl.gz", sample_records(limit=TINY_ROWS))

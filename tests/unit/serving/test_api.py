@@ -207,8 +207,8 @@ def test_body_that_is_not_json(client) -> None:
         ({"products": [{"title": 42}]}, "products[0].title"),
         ({"products": [PERL, {"title": ["a", "list"]}]}, "products[1].title"),
         ({"products": [{"title": "x", "description": {"a": "dict"}}]}, "products[0].description"),
-        ({"products": [{"title": "x", "details": ["not", "a", "dict"]}]}, "products[0].details"),
-        ({"products": [{"title": "x", "price": [1]}]}, "products[0].price"),
+        ({"products": [{"title": "x", "details": {"a": ["nested"]}}]}, "products[0].details"),
+        ({"products": [{"title": "x", "asin": ["not", "an", "id"]}]}, "products[0].asin"),
         ({"products": ["just a string"]}, "products[0]"),
         ({"items": [PERL]}, "products"),
         ([PERL], "body"),
@@ -226,9 +226,16 @@ def test_empty_product_list(client) -> None:
     "product",
     [{"brand": "Acme"}, {"title": "   ", "description": ""}, {"description": [" ", ""]}, {}],
 )
-def test_product_needs_title_or_description(client, product) -> None:
+def test_product_needs_one_of_the_models_text_fields(client, product) -> None:
     error = assert_error(predict(client, {"products": [PERL, product]}), 422, "products[1]")
-    assert "title or description" in error["message"]
+    assert "'title', 'description'" in error["message"]
+
+
+def test_product_keyed_by_other_fields_is_rejected_with_the_models_fields(client) -> None:
+    body = {"products": [{"Product Title": "Samsung Galaxy S21 128GB"}]}
+    error = assert_error(predict(client, body), 422, "products[0]")
+    assert "none of the model's input fields" in error["message"]
+    assert "'Product Title'" in error["message"] and "'title'" in error["message"]
 
 
 def test_too_many_products(client) -> None:

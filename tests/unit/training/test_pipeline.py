@@ -8,7 +8,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from training.api import model_input
 from training.catalog import load_catalog
 from training.config import TrainConfig
 from training.pipeline import (
@@ -16,6 +15,7 @@ from training.pipeline import (
     RaiseToShare,
     build_pipeline,
     for_serving,
+    model_input,
     resampled_counts,
 )
 
