@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import ServingProcess, http_json
 from tests.support import (
+    ServingProcess,
     free_port,
+    http_json,
     start_mlflow_models_serve,
     start_mlflow_server,
     stop_process,

@@ -12,7 +12,7 @@ import pytest
 
 from serving.api import create_app
 from serving.settings import Settings
-from tests.platform.conftest import K8S, OVERLAYS, find, pod_spec, render, run
+from tests.platform.kube import K8S, OVERLAYS, find, pod_spec, render, run
 from training.cli import build_parser, parse_config
 from training.config import TrainConfig, make_config, read_config_file
 
