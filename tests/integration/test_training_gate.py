@@ -3,10 +3,13 @@ move an alias."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
+from tests.support import sqlite_store, tracking_uri_restored
 from training import registry
 from training.config import TrainConfig
 from training.errors import DataError
@@ -16,11 +19,11 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def store(tmp_path, monkeypatch) -> str:
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
+def store(tmp_path, monkeypatch) -> Iterator[str]:
+    uri = sqlite_store(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    monkeypatch.chdir(tmp_path)
-    return uri
+    with tracking_uri_restored():
+        yield uri
 
 
 def config(catalog, **overrides) -> TrainConfig:

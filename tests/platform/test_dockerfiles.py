@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.platform.conftest import run
+from tests.platform.kube import run
 from tests.support import REPO
 
 pytestmark = pytest.mark.platform
