@@ -165,7 +165,7 @@ def write_scripts(workdir: Path, products: list[dict[str, Any]]) -> dict[tuple[s
     for server in (OURS, MLFLOW, BENTOML):
         for shape, groups in (("single", singles), ("batch", batches)):
             bodies = [json.dumps({server.body_key: group}) for group in groups]
-            path = workdir / f"{server.body_key}-{server.path.strip('/')}-{shape}.lua"
+            path = workdir / f"{server.path.strip('/').replace('/', '-')}-{shape}.lua"
             path.write_text(lua_script(server.path, bodies), "utf-8")
             scripts[(server.name, shape)] = path
     return scripts

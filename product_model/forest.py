@@ -36,6 +36,7 @@ class CompactForest(ClassifierMixin, BaseEstimator):
     roots_: np.ndarray
     table_: np.ndarray
     classes_: np.ndarray
+    _local_of_column: np.ndarray | None
 
     def __init__(self) -> None:
         pass

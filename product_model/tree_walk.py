@@ -29,9 +29,7 @@ WALKS_IN_FLIGHT = 8
 # One function rather than several small ones: each numba function is compiled on its own, and the
 # compilation is paid at start-up.
 @njit(nogil=True)
-def forest_votes(  # type: ignore[no-untyped-def]
-    indptr, indices, data, local_of_column, n_used, nodes, nodes_f, roots, table, out
-):
+def forest_votes(indptr, indices, data, local_of_column, n_used, nodes, nodes_f, roots, table, out):
     """Add up, into `out` (rows x classes, zeros), the leaf distributions of every tree.
 
     `local_of_column[c]` is input column c's index among the used features, or -1. Rows of `table`
