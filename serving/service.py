@@ -69,6 +69,7 @@ class PredictionService:
         self.locator = locator or ModelLocator(settings)
         self.load_model = load_model
         self.limits = Limits(settings.max_products_per_request, settings.max_text_chars)
+        metrics.drift.configure(settings.drift_window_size, settings.drift_window_seconds)
         self._model: ServedModel | None = None
         self._reason = "loading"
         self.traffic = Traffic()
@@ -164,6 +165,7 @@ class PredictionService:
         self.metrics.observe_predictions(
             (row[0]["label"] for row in ranked), (row[0]["probability"] for row in ranked)
         )
+        self.metrics.drift.observe(model, rows, ranked)
         results: list[_Answer] = []
         start = 0
         for job in jobs:

@@ -48,6 +48,12 @@ class Settings(BaseSettings):
     shutdown_timeout_seconds: float = Field(
         20.0, ge=0, description="Grace period for in-flight requests on SIGTERM."
     )
+    drift_window_size: int = Field(
+        2000, ge=10, le=1_000_000, description="Recent predictions the drift scores compare."
+    )
+    drift_window_seconds: float = Field(
+        3600.0, ge=0, description="Oldest prediction the drift window keeps; 0: no age limit."
+    )
     log_level: LogLevel = Field("INFO", description="Python log level.")
     log_product_text: bool = Field(False, description="Log product text of failed requests.")
     prometheus_multiproc_dir: Path | None = Field(
