@@ -20,8 +20,10 @@ import numpy as np
 
 from serving.batching import MicroBatcher, Traffic
 from serving.errors import ModelLoadError, ModelNotReadyError
+from serving.logs import request_id_var
 from serving.metrics import ServingMetrics
 from serving.model import ModelLocator, ModelRef, ServedModel, short
+from serving.prediction_log import PredictionLog
 from serving.settings import Settings
 from serving.validation import Limits, check_products
 
@@ -70,6 +72,11 @@ class PredictionService:
         self.load_model = load_model
         self.limits = Limits(settings.max_products_per_request, settings.max_text_chars)
         metrics.drift.configure(settings.drift_window_size, settings.drift_window_seconds)
+        self.prediction_log = (
+            PredictionLog(settings.prediction_log, settings.prediction_log_fields)
+            if settings.prediction_log
+            else None
+        )
         self._model: ServedModel | None = None
         self._reason = "loading"
         self.traffic = Traffic()
@@ -144,6 +151,9 @@ class PredictionService:
         """Labels for `products` (in order) from one model; limits are checked first."""
         rows = check_products(products, self._require_model().contract, self.limits)
         model, predictions = await self._batcher.submit(_Job(rows, top_k), len(rows))
+        if self.prediction_log is not None:  # opt in (PREDICTION_LOG)
+            identity = (model.ref.name, model.ref.version)
+            self.prediction_log.write(request_id_var.get(), identity, rows, predictions)
         return PredictionResult(model.ref, predictions)
 
     def _require_model(self) -> ServedModel:
