@@ -5,7 +5,7 @@ no work on the hot path. A scrape of /metrics profiles what is pending (labels, 
 out-of-vocabulary shares, missing fields), slides the window (at most `size` products, none older
 than `max_age`), and reports distances to the reference the model carries in its metadata:
 Jensen-Shannon distance for predicted labels, PSI for confidence and out-of-vocabulary histograms
-(see `product_model.profile`). Between scrapes at most `size` products wait; older ones are
+(see `serving.distances`). Between scrapes at most `size` products wait; older ones are
 dropped unprofiled (counted in `prediction_drift_unprofiled_total`).
 
 Labels stay bounded: model version, metric kind, and the field names of the model's contract.
@@ -30,8 +30,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from product_model.profile import (
-    CONFIDENCE_EDGES,
+from serving.distances import (
     OOV_EDGES,
     binned_shares,
     is_filled,
@@ -153,13 +152,13 @@ class DriftWatch(Collector):
                 label_shares([s.label for s in window]), profile["labels"]
             ),
             "confidence": population_stability_index(
-                binned_shares([s.confidence for s in window], CONFIDENCE_EDGES),
+                binned_shares([s.confidence for s in window], profile["confidence"]["edges"]),
                 profile["confidence"]["shares"],
             ),
         }
         oov = [s.oov for s in window if s.oov is not None]
         if oov and "oov" in profile:
-            shares = binned_shares(oov, OOV_EDGES)
+            shares = binned_shares(oov, profile["oov"]["edges"])
             scores["oov"] = population_stability_index(shares, profile["oov"]["shares"])
         return scores
 

@@ -11,7 +11,7 @@ import pytest
 from serving.drift import DriftWatch
 from serving.model import ServedModel
 from serving.service import ranked_labels
-from tests.support import sample_records
+from tests.support import REPO, sample_records
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -124,3 +124,31 @@ def test_metrics_endpoint_shows_drift_after_predictions(make_client) -> None:
     text = client.get("/metrics").text
     assert 'prediction_drift_score{kind="label"' in text
     assert "prediction_drift_window_size{" in text and "prediction_oov_share_bucket{" in text
+
+
+def test_the_servers_distances_agree_with_the_models_profile_code() -> None:
+    from product_model import profile
+    from serving import distances
+
+    rng = np.random.default_rng(3)
+    values = rng.beta(2, 5, 500).tolist()
+    edges = profile.CONFIDENCE_EDGES
+    assert distances.binned_shares(values, edges) == profile.binned_shares(values, edges)
+    assert distances.OOV_EDGES == profile.OOV_EDGES
+    a, b = rng.dirichlet(np.ones(10)).tolist(), rng.dirichlet(np.ones(10)).tolist()
+    assert distances.population_stability_index(a, b) == pytest.approx(
+        profile.population_stability_index(a, b)
+    )
+    labels = [str(x) for x in rng.integers(0, 8, 300)]
+    p, q = distances.label_shares(labels), profile.label_shares(labels[:100])
+    assert p == pytest.approx(profile.label_shares(labels))
+    assert distances.jensen_shannon_distance(p, q) == pytest.approx(
+        profile.jensen_shannon_distance(p, q)
+    )
+
+
+def test_serving_never_imports_the_models_own_code() -> None:
+    """The serving image does not install product_model: each model brings its own."""
+    for path in (REPO / "serving").glob("*.py"):
+        text = path.read_text("utf-8")
+        assert "from product_model" not in text and "import product_model" not in text, path

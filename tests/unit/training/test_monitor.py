@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from product_model.profile import CONFIDENCE_EDGES, OOV_EDGES, build_profile
-from tests.integration.conftest import tracking_uri_restored
+from tests.support import tracking_uri_restored
 from training.drift_report import Comparison, compare, log_profile, shares_from_buckets
 from training.errors import DataError
 from training.monitor import Champion, decide, main
