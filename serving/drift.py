@@ -92,6 +92,14 @@ class DriftWatch(Collector):
             self.size, self.max_age = size, max_age_seconds
             self._window = deque(self._window, maxlen=size)
 
+    def expect(self, model: Any) -> None:
+        """A model was loaded: its input fields are counted from 0 from now on, so that a rate
+        over the counters sees its first products (a counter's first sample is its baseline)."""
+        if model is not None:
+            with self._scrape_lock:
+                for name in model.contract.names:
+                    self.totals.missing.setdefault(name, 0)
+
     # -- hot path: the model thread --------------------------------------------------------
 
     def observe(self, model: Any, rows: Sequence[Mapping[str, Any]], ranked: Sequence[Any]) -> None:

@@ -198,6 +198,7 @@ class PredictionService:
 
     def _after_swap(self) -> None:
         self._model_thread.submit(limit_native_threads)
+        self.metrics.drift.expect(self.keeper.model)
 
     # -- prediction, on the model thread ----------------------------------------------------
 

@@ -121,6 +121,9 @@ def test_every_dashboard_query_returns_data(prometheus, registry, tmp_path: Path
     written = json.loads((tmp_path / "report" / "drift_report.json").read_text())
     # increase() extrapolates to the whole range, so the count is close, not exact.
     assert abs(written["live"]["rows"] - len(products)) <= 0.2 * len(products)
+    # Fields never sent are counted missing from the start (their counters exist at 0).
+    assert written["live"]["fill_rate"]["also_view"] < 0.05
+    assert written["live"]["fill_rate"]["title"] > 0.95
     assert written["level"] == "unknown" and set(written["scores"]) == {
         "label",
         "confidence",

@@ -152,3 +152,10 @@ def test_serving_never_imports_the_models_own_code() -> None:
     for path in (REPO / "serving").glob("*.py"):
         text = path.read_text("utf-8")
         assert "from product_model" not in text and "import product_model" not in text, path
+
+
+def test_a_loaded_model_shows_every_field_missing_zero_times(served_model: ServedModel) -> None:
+    watch = DriftWatch()
+    watch.expect(served_model)
+    missing = samples(list(watch.collect()), "prediction_input_missing_total")
+    assert missing == {(("field", name),): 0 for name in served_model.contract.names}
