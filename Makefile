@@ -62,6 +62,10 @@ smoke-tools: ## Install podman and what rootless podman needs for make smoke (ap
 test: lint test-tools ## Lint, install the test tools, then the whole test suite (unit, integration, platform)
 	$(VENV)/bin/pytest -m "not container" $(PYTEST_ARGS)
 
+.PHONY: test-faults
+test-faults: $(STAMP) ## Only the fault-injection suite (real MLflow and serving processes)
+	$(VENV)/bin/pytest -m faults $(PYTEST_ARGS)
+
 .PHONY: test-unit
 test-unit: $(STAMP) ## Only the fast unit tests (no servers, no external tools)
 	$(VENV)/bin/pytest -m "not integration and not platform and not container" $(PYTEST_ARGS)

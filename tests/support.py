@@ -152,6 +152,24 @@ def start_mlflow_models_serve(
     )
 
 
+def marked_model_copy(folder: Path, destination: Path, marker: str) -> Path:
+    """A copy of the saved model at `folder` whose own code (`code/product_model`) prefixes every
+    class with `marker`: which code a server runs shows in its labels."""
+    import shutil
+
+    shutil.copytree(folder, destination)
+    pyfunc = destination / "code" / "product_model" / "pyfunc.py"
+    pyfunc.write_text(
+        pyfunc.read_text()
+        + "\n\n_load = ProductClassifierModel.load\n\n"
+        + "def _marked_load(self, *args):\n"
+        + "    _load(self, *args)\n"
+        + f"    self.classes = np.asarray([{marker!r} + str(c) for c in self.classes])\n\n"
+        + "ProductClassifierModel.load = _marked_load\n"
+    )
+    return destination
+
+
 @contextmanager
 def tracking_uri_restored() -> Iterator[None]:
     """Undo `mlflow.set_tracking_uri` done inside (a training run sets it, and MLflow copies it into
@@ -255,6 +273,28 @@ class ServingProcess:
     def metrics_text(self) -> str:
         with urllib.request.urlopen(self.url + "/metrics", timeout=10) as response:
             return response.read().decode()
+
+
+def launch_server(folder: Path, **env: str) -> ServingProcess:
+    """`python -m serving` on a free loopback port, in `folder`, with extra environment."""
+    port = free_port()
+    log_path = folder / f"serving-{port}.log"
+    variables = {
+        **os.environ,
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "RELOAD_INTERVAL_SECONDS": "0",
+        **env,
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "serving"],
+        cwd=folder,
+        env=variables,
+        stdout=log_path.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    return ServingProcess(process, f"http://127.0.0.1:{port}", log_path)
 
 
 def http_json(method: str, url: str, body: Any = None, timeout: float = 30) -> tuple[int, Any]:

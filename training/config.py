@@ -187,6 +187,11 @@ class TrainConfig(BaseSettings):
     text_ngram_max: int = Field(2, ge=1, le=3, description="longest word n-gram")
     id_ngram_min: int = Field(2, ge=1, description="shortest character n-gram of the id")
     id_ngram_max: int = Field(5, ge=1, description="longest character n-gram of the id")
+    char_ngram_columns: list[str] = Field(
+        [],
+        description="text columns that also give character n-grams (--id-ngram-min to "
+        "--id-ngram-max, first 300 characters), comma separated",
+    )
     min_df: int = Field(2, ge=1, description="ignore terms in fewer documents")
     stemmer: Literal["english", "spanish", "none"] = Field(
         "english", description="NLTK Snowball stemmer (stop words: English and Spanish)"

@@ -57,6 +57,7 @@ def feature_spec(config: TrainConfig) -> FeatureSpec:
         id_column=config.id_column,
         numeric_columns=tuple(config.numeric_columns),
         amazon_counts=config.amazon_counts,
+        char_ngram_columns=tuple(config.char_ngram_columns),
     )
 
 

@@ -3,9 +3,6 @@ prediction server itself started as a subprocess on loopback, as in production."
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -15,6 +12,7 @@ from tests.support import (
     Registry,
     ServingProcess,
     free_port,
+    launch_server,
     start_mlflow_server,
     stop_process,
     tracking_uri_restored,
@@ -49,24 +47,7 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., ServingProcess]]:
     started: list[ServingProcess] = []
 
     def start(**env: str) -> ServingProcess:
-        port = free_port()
-        log_path = tmp_path / f"serving-{port}.log"
-        variables = {
-            **os.environ,
-            "HOST": "127.0.0.1",
-            "PORT": str(port),
-            "RELOAD_INTERVAL_SECONDS": "0",
-            **env,
-        }
-        process = subprocess.Popen(
-            [sys.executable, "-m", "serving"],
-            cwd=tmp_path,
-            env=variables,
-            stdout=log_path.open("wb"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        server = ServingProcess(process, f"http://127.0.0.1:{port}", log_path)
+        server = launch_server(tmp_path, **env)
         started.append(server)
         return server
 

@@ -194,9 +194,24 @@ def test_body_that_is_not_utf8(client) -> None:
 
 def test_body_that_is_not_json(client) -> None:
     response = client.post(
-        "/v1/predict", content=b"title=x", headers={"content-type": "text/plain"}
+        "/v1/predict", content=b"title=x", headers={"content-type": "application/json"}
     )
     assert_error(response, 422, "body")
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded"])
+def test_a_body_declared_as_something_else_than_json_is_415(client, content_type) -> None:
+    response = client.post(
+        "/v1/predict", content=b"title=x", headers={"content-type": content_type}
+    )
+    assert_error(response, 415, "body", "unsupported_media_type")
+    assert "application/json" in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("top_k", ["3", True, 3.0])
+def test_top_k_must_be_an_integer(client, top_k) -> None:
+    response = client.post("/v1/predict", json={"products": [PERL], "top_k": top_k})
+    assert_error(response, 422, "top_k")
 
 
 @pytest.mark.parametrize(
