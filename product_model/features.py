@@ -41,6 +41,8 @@ class FeatureSpec:
     amazon_counts: bool = True
     """Derive counts (related products, images, categories), text lengths and the parsed price."""
     input_columns: tuple[str, ...] = field(default=())
+    char_ngram_columns: tuple[str, ...] = ()
+    """Text fields that also give character n-grams (robust to spelling, joined words, codes)."""
 
     def columns(self) -> tuple[str, ...]:
         """Every input field the model reads."""
@@ -48,7 +50,7 @@ class FeatureSpec:
 
     def roles(self) -> list[tuple[str, str]]:
         """(field, role) for every input field, each field once, in a stable order."""
-        named = [(c, "text") for c in self.text_columns]
+        named = [(c, "text") for c in (*self.text_columns, *self.char_ngram_columns)]
         named += [(c, "tokens") for c in self.token_columns]
         named += [(c, "numeric") for c in self.numeric_columns]
         if self.id_column:
@@ -73,6 +75,7 @@ class FeatureSpec:
 
 
 AMAZON_COUNTED = ("also_buy", "also_view", "image", "category")
+CHAR_NGRAM_CHARS = 300  # of each value: bounds the cost of long descriptions
 
 
 def _value_type(name: str, role: str, values: pd.Series) -> str:
@@ -171,6 +174,8 @@ class ProductFeaturizer(TransformerMixin, BaseEstimator):
             [_token(col, item) for col in spec.token_columns for item in as_list(r.get(col))]
             for r in records
         ]
+        for col in spec.char_ngram_columns:
+            blocks[f"chars:{col}"] = [as_text(r.get(col))[:CHAR_NGRAM_CHARS] for r in records]
         if spec.id_column:
             blocks["id"] = [as_text(r.get(spec.id_column)).lower() for r in records]
         blocks["numeric"] = self._numeric(records, spec)
@@ -211,6 +216,13 @@ class ProductFeaturizer(TransformerMixin, BaseEstimator):
             )
         if name == "tokens":
             return TfidfVectorizer(analyzer=_identity, **common)
+        if name.startswith("chars:"):
+            return TfidfVectorizer(
+                analyzer="char_wb",
+                ngram_range=self.id_ngram_range,
+                max_features=self.text_max_features,
+                **common,
+            )
         return TfidfVectorizer(analyzer="char_wb", ngram_range=self.id_ngram_range, **common)
 
     def fit(self, products: Any, y: Any = None) -> ProductFeaturizer:

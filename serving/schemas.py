@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictInt
 
 DEFAULT_TOP_K = 3
 
@@ -28,7 +28,7 @@ class PredictRequest(BaseModel):
         "read are ignored, and each product needs a non-empty value in one of its text fields.",
         examples=[[PRODUCT_EXAMPLE]],
     )
-    top_k: int = Field(
+    top_k: StrictInt = Field(
         DEFAULT_TOP_K, ge=1, le=1000, description="How many ranked labels to return per product."
     )
 
@@ -51,6 +51,15 @@ class PredictResponse(BaseModel):
     predictions: list[Prediction]
 
 
+class PendingFailure(BaseModel):
+    version: str | None = Field(..., description="The version that failed (if one was named).")
+    reason: str = Field(
+        ..., description="registry_miss, artifact_missing, load_error or unreachable."
+    )
+    message: str
+    at: float = Field(..., description="Unix time of the last failed attempt.")
+
+
 class InputFieldInfo(BaseModel):
     name: str = Field(..., description="The field's name, as in the training catalog.")
     role: str = Field(..., description="text, tokens, numeric or id.")
@@ -70,6 +79,9 @@ class ModelResponse(BaseModel):
         ..., description="The fields a product is keyed by, with their roles and types."
     )
     classes: list[str]
+    pending_failure: PendingFailure | None = Field(
+        None, description="The wanted version failed to load; this one keeps serving meanwhile."
+    )
 
 
 class HealthResponse(BaseModel):

@@ -6,7 +6,6 @@ the CLI, registered, served by its own field names over /v1/predict and /invocat
 from __future__ import annotations
 
 import csv
-import os
 import random
 import subprocess
 import sys
@@ -15,9 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import ServingProcess, http_json
 from tests.support import (
+    ServingProcess,
     free_port,
+    http_json,
+    launch_server,
     start_mlflow_models_serve,
     start_mlflow_server,
     stop_process,
@@ -134,31 +135,14 @@ def served(
     own_model: tuple[str, Path], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServingProcess]:
     url, _ = own_model
-    folder = tmp_path_factory.mktemp("own-serving")
-    port = free_port()
-    log = folder / "serving.log"
-    env = {
-        **os.environ,
-        "HOST": "127.0.0.1",
-        "PORT": str(port),
-        "MLFLOW_TRACKING_URI": url,
-        "MODEL_NAME": MODEL,
-        "RELOAD_INTERVAL_SECONDS": "0",
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "serving"],
-        cwd=folder,
-        env=env,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
+    server = launch_server(
+        tmp_path_factory.mktemp("own-serving"), MLFLOW_TRACKING_URI=url, MODEL_NAME=MODEL
     )
-    server = ServingProcess(process, f"http://127.0.0.1:{port}", log)
     try:
         server.wait_ready()
         yield server
     finally:
-        stop_process(process)
+        stop_process(server.process)
 
 
 def test_training_merged_the_variants(own_model: tuple[str, Path]) -> None:

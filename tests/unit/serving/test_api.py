@@ -7,13 +7,14 @@ import logging
 from collections.abc import Iterator
 
 import pytest
+from fastapi.testclient import TestClient
 
 from serving.api import create_app
 from serving.metrics import ServingMetrics
 from serving.model import ModelLocator
 from serving.service import PredictionService
 from serving.settings import Settings
-from tests.unit.serving.conftest import TestClient, TinyRegistry, wait_until_ready
+from tests.support import Registry, wait_until_ready
 
 MAX_PRODUCTS = 5
 MAX_TEXT = 300
@@ -24,7 +25,7 @@ GAME = {"title": "Chess game for X11", "description": ["Play chess against the c
 
 
 @pytest.fixture(scope="module")
-def client(tiny_registry: TinyRegistry, served_model) -> Iterator[TestClient]:
+def client(tiny_registry: Registry, served_model) -> Iterator[TestClient]:
     """One app for the module, with small limits so that the limit cases stay small."""
     import dataclasses
     import time
@@ -193,9 +194,24 @@ def test_body_that_is_not_utf8(client) -> None:
 
 def test_body_that_is_not_json(client) -> None:
     response = client.post(
-        "/v1/predict", content=b"title=x", headers={"content-type": "text/plain"}
+        "/v1/predict", content=b"title=x", headers={"content-type": "application/json"}
     )
     assert_error(response, 422, "body")
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded"])
+def test_a_body_declared_as_something_else_than_json_is_415(client, content_type) -> None:
+    response = client.post(
+        "/v1/predict", content=b"title=x", headers={"content-type": content_type}
+    )
+    assert_error(response, 415, "body", "unsupported_media_type")
+    assert "application/json" in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("top_k", ["3", True, 3.0])
+def test_top_k_must_be_an_integer(client, top_k) -> None:
+    response = client.post("/v1/predict", json={"products": [PERL], "top_k": top_k})
+    assert_error(response, 422, "top_k")
 
 
 @pytest.mark.parametrize(
