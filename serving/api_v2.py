@@ -7,7 +7,6 @@ The routes stay out of the OpenAPI document: the protocol has its own specificat
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import logging
 from collections.abc import Callable
@@ -35,6 +34,7 @@ from serving.v2 import (
     rejected_input,
     server_metadata,
 )
+from serving.version import app_version
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ def v2_router(
 
     @router.get("/v2")
     async def metadata() -> Response:
-        return as_json(server_metadata(package_version()))
+        return as_json(server_metadata(app_version()))
 
     @router.get("/v2/health/live")
     async def live() -> Response:
@@ -141,13 +141,6 @@ def header_length(request: Request) -> int | None:
 
 def as_json(payload: Any) -> Response:
     return Response(json.dumps(payload, ensure_ascii=False), media_type=JSON)
-
-
-def package_version() -> str:
-    try:
-        return importlib.metadata.version("product-categorization")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
 
 
 def is_v2_path(path: str) -> bool:

@@ -15,8 +15,7 @@ import pytest
 import tritonclient.http as triton
 from tritonclient.utils import InferenceServerException
 
-from tests.integration.conftest import REPO, Registry, ServingProcess
-from tests.support import sample_records
+from tests.support import REPO, Registry, ServingProcess, sample_records
 
 pytestmark = pytest.mark.integration
 

@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
 
 from serving.api import create_app
@@ -16,7 +17,7 @@ from serving.model import ModelLocator
 from serving.service import PredictionService
 from serving.settings import Settings
 from serving.v2_tensors import encode_bytes
-from tests.unit.serving.conftest import TestClient, TinyRegistry, wait_until_ready
+from tests.support import Registry, wait_until_ready
 
 MAX_PRODUCTS = 5
 MAX_BODY = 4096
@@ -29,7 +30,7 @@ def metrics() -> ServingMetrics:
 
 
 @pytest.fixture(scope="module")
-def client(tiny_registry: TinyRegistry, served_model, metrics) -> Iterator[TestClient]:
+def client(tiny_registry: Registry, served_model, metrics) -> Iterator[TestClient]:
     settings = Settings(
         mlflow_tracking_uri=tiny_registry.tracking_uri,
         model_name=tiny_registry.model_name,
@@ -49,7 +50,7 @@ def client(tiny_registry: TinyRegistry, served_model, metrics) -> Iterator[TestC
 
 
 @pytest.fixture(scope="module")
-def model_path(tiny_registry: TinyRegistry) -> str:
+def model_path(tiny_registry: Registry) -> str:
     return f"/v2/models/{tiny_registry.model_name}"
 
 
