@@ -53,7 +53,9 @@ def v2_router(
     """The protocol's health, metadata and inference routes for the served model."""
     router = APIRouter(include_in_schema=False)
 
-    def served(model_name: str, model_version: str | None = None) -> ServedModel:
+    def served(request: Request) -> ServedModel:
+        """The served model, if the path names it (and its version, when the path has one)."""
+        model_name = request.path_params["model_name"]
         if model_name != settings.model_name:
             raise NotFoundError(
                 f"unknown model '{model_name}': this server serves '{settings.model_name}'"
@@ -63,7 +65,7 @@ def v2_router(
             raise ModelNotReadyError(
                 f"model '{model_name}' is not ready: {service.readiness().reason}"
             )
-        check_version(model_name, model_version, model.ref.version)
+        check_version(model_name, request.path_params.get("model_version"), model.ref.version)
         return model
 
     @router.get("/v2")
@@ -83,23 +85,21 @@ def v2_router(
 
     @router.get(MODEL)
     @router.get(VERSION)
-    async def model(model_name: str, model_version: str | None = None) -> Response:
-        served_model = served(model_name, model_version)
+    async def model(request: Request) -> Response:
+        served_model = served(request)
         ref = served_model.ref
         return as_json(model_metadata(ref.name, ref.version, served_model.contract))
 
     @router.get(MODEL + "/ready")
     @router.get(VERSION + "/ready")
-    async def model_ready(model_name: str, model_version: str | None = None) -> Response:
-        served_model = served(model_name, model_version)
-        return as_json({"name": model_name, "version": served_model.ref.version, "ready": True})
+    async def model_ready(request: Request) -> Response:
+        ref = served(request).ref
+        return as_json({"name": ref.name, "version": ref.version, "ready": True})
 
     @router.post(MODEL + "/infer")
     @router.post(VERSION + "/infer")
-    async def infer(
-        request: Request, model_name: str, model_version: str | None = None
-    ) -> Response:
-        contract = served(model_name, model_version).contract
+    async def infer(request: Request) -> Response:
+        contract = served(request).contract
         body = await request.body()
         parsed = parse_infer_request(body, header_length(request), contract, DEFAULT_TOP_K)
         try:
@@ -107,7 +107,9 @@ def v2_router(
         except InvalidInputError as error:
             log_rejected(error, parsed.products, settings.log_product_text)
             raise rejected_input(error) from None
-        check_version(model_name, model_version, result.model.version)  # swapped meanwhile
+        # A hot swap may have landed meanwhile: a pinned version is answered by that one only.
+        asked = request.path_params.get("model_version")
+        check_version(result.model.name, asked, result.model.version)
         payload, json_length = encode_infer_response(
             parsed, result.model.name, result.model.version, result.predictions
         )

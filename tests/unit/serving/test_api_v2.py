@@ -184,3 +184,12 @@ def test_metrics_use_route_templates(client, model_path, metrics) -> None:
     client.post(f"{model_path}/infer", json=infer_body(TITLES))
     labels = {"route": "/v2/models/{model_name}/infer", "method": "POST", "status": "200"}
     assert metrics.registry.get_sample_value("http_requests_total", labels)
+
+
+def test_not_ready_is_503_in_the_protocols_form(make_client) -> None:
+    client = make_client(ready=False, model_name="never-registered")
+    assert client.get("/v2/health/live").json() == {"live": True}
+    assert_v2_error(client.get("/v2/health/ready"), 503, "not ready")
+    assert_v2_error(client.get("/v2/models/never-registered/ready"), 503, "is not ready")
+    infer = client.post("/v2/models/never-registered/infer", json=infer_body(TITLES))
+    assert_v2_error(infer, 503, "is not ready")
