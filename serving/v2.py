@@ -107,9 +107,10 @@ def split_body(body: bytes, header_length: int | None) -> tuple[Any, BinarySecti
         )
     try:
         header = json.loads(body[:header_length])
-    except (ValueError, UnicodeDecodeError) as error:
+    except (ValueError, UnicodeDecodeError, RecursionError) as error:
         where = "the JSON header" if header_length < len(body) else "the body"
-        raise BadRequestError(f"{where} is not valid JSON: {error}") from None
+        reason = "nested too deeply" if isinstance(error, RecursionError) else str(error)
+        raise BadRequestError(f"{where} is not valid JSON: {reason}") from None
     return header, BinarySection(body[header_length:])
 
 

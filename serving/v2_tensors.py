@@ -5,6 +5,7 @@ binary. Binary data is little-endian, row-major; a BYTES element is a 4-byte len
 
 from __future__ import annotations
 
+import math
 import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -93,7 +94,7 @@ def read_tensor(spec: Any, binary: BinarySection) -> Tensor:
             f"FP64 (or another of {', '.join(NUMERIC_TYPES)}) for numbers"
         )
     shape = read_shape(name, spec.get("shape"))
-    count = int(np.prod(shape))
+    count = math.prod(shape)  # Python integers: a huge shape cannot overflow to a small one
     size = binary_size(name, spec.get("parameters"))
     if size is None:
         values = json_values(name, datatype, spec.get("data"), count)
@@ -106,10 +107,11 @@ def read_shape(name: str, shape: Any) -> tuple[int, ...]:
     valid = isinstance(shape, list) and all(
         isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape
     )
-    if not valid or len(shape) not in (1, 2):
+    # [rows, 0] is refused: it would make any number of products out of no data at all.
+    if not valid or len(shape) not in (1, 2) or (len(shape) == 2 and shape[1] == 0):
         raise BadRequestError(
             f"input '{name}': shape must be [rows] (one value per product) or [rows, items] "
-            f"(a list of items per product) with non-negative sizes, not {shape!r}"
+            f"(a list of at least one item per product), not {shape!r}"
         )
     return tuple(shape)
 

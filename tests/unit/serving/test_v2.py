@@ -153,6 +153,8 @@ TITLE = tensor("Product Title", ["a"])
         ),
         ({"inputs": [tensor("Product Title", ["a", "b"], shape=[3])]}, b"", "2 values in data"),
         ({"inputs": [tensor("Product Title", ["a"], shape=[1, 1, 1])]}, b"", "shape must be"),
+        ({"inputs": [tensor("Product Title", [], shape=[10**9, 0])]}, b"", "shape must be"),
+        ({"inputs": [tensor("Product Title", [], shape=[2**32, 2**32])]}, b"", "0 values in data"),
         ({"inputs": [tensor("Product Title", [1])]}, b"", "must be a string"),
         ({"inputs": [tensor("Weight (g)", ["1"], "FP64")]}, b"", "must be a number"),
         ({"inputs": [tensor("Product Title", [True], "BOOL")]}, b"", "datatype 'BOOL'"),
@@ -214,6 +216,8 @@ def test_header_length_must_fit_and_header_must_be_json() -> None:
         parse_infer_request(b'{"inputs": [}xx', 13, CONTRACT, 3)
     with pytest.raises(BadRequestError, match="the body is not valid JSON"):
         parse_infer_request(b"not json", None, CONTRACT, 3)
+    with pytest.raises(BadRequestError, match="nested too deeply"):
+        parse_infer_request(b"[" * 100_000 + b"]" * 100_000, None, CONTRACT, 3)
 
 
 PREDICTIONS = [
