@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from serving.api_v2 import ProtocolErrors, v2_router
 from serving.errors import (
     BadRequestError,
     InvalidInputError,
@@ -93,6 +94,7 @@ def create_app(
     app.state.settings = settings
     _add_probe_routes(app, service, metrics)
     _add_model_routes(app, service, settings)
+    app.include_router(v2_router(service, settings, log_rejected))
     _add_error_handlers(app)
     app.add_middleware(
         RequestMiddleware,
@@ -101,6 +103,7 @@ def create_app(
         max_body_bytes=settings.max_body_bytes,
         traffic=service.traffic,
     )
+    app.add_middleware(ProtocolErrors)  # outermost: /v2 errors in the protocol's form
     return app
 
 
