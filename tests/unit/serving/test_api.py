@@ -319,3 +319,17 @@ def test_rejected_products_are_not_logged_with_their_text(client, caplog) -> Non
         predict(client, {"products": [{"brand": "SECRET-BRAND"}]})
     assert "prediction rejected" in caplog.text
     assert "SECRET-BRAND" not in caplog.text
+
+
+def test_openapi_describes_a_product_by_the_served_models_fields(client) -> None:
+    schema = client.get("/openapi.json").json()
+    products = schema["components"]["schemas"]["PredictRequest"]["properties"]["products"]
+    fields = products["items"]["properties"]
+    assert {"title", "description", "asin"} <= set(fields)
+    assert {"required": ["title"]}.items() <= products["items"]["anyOf"][0].items()
+
+
+def test_model_card_names_the_server_version(client) -> None:
+    from serving.version import app_version
+
+    assert client.get("/v1/model").json()["server_version"] == app_version()
