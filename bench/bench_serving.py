@@ -75,8 +75,8 @@ class Server:
         env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"  # mlflow execs `uvicorn`
         if self.name == "this server":
             env |= {"MODEL_NAME": model, "HOST": "127.0.0.1", "PORT": str(port), "WORKERS": "1"}
-        if self.name == BENTOML_NAME:
-            env |= {"BENCH_MODEL_URI": f"models:/{model}@champion", "PYTHONPATH": str(REPO)}
+        if self.name == BENTOML_NAME:  # a local copy: mlflow-skinny cannot read a SQLite registry
+            env |= {"BENCH_MODEL_URI": BENTOML_MODEL[0], "PYTHONPATH": str(REPO)}
         return env
 
 
@@ -85,6 +85,7 @@ MLFLOW = Server("mlflow models serve", "/invocations", "/ping", "dataframe_recor
 BENTOML_NAME = "bentoml (adaptive batching)"
 BENTOML = Server(BENTOML_NAME, "/predict", "/readyz", "products")
 BENTOML_PYTHON: list[str] = []  # set from --bentoml-python
+BENTOML_MODEL: list[str] = []  # the champion downloaded to a folder, for BentoML
 
 
 def main() -> None:
@@ -105,6 +106,7 @@ def main() -> None:
     servers = [OURS, MLFLOW]
     if args.bentoml_python:
         BENTOML_PYTHON.append(str(Path(args.bentoml_python).absolute()))
+        BENTOML_MODEL.append(download_champion(tracking_uri, args.model_name, workdir))
         servers.append(BENTOML)
     runs: dict[str, list[dict[str, Any]]] = {server.name: [] for server in servers}
     for repeat in range(args.repeats):
@@ -119,6 +121,17 @@ def main() -> None:
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {output}")
+
+
+def download_champion(tracking_uri: str, model_name: str, workdir: Path) -> str:
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri)
+    return str(
+        mlflow.artifacts.download_artifacts(
+            f"models:/{model_name}@champion", dst_path=str(workdir / "bentoml-model")
+        )
+    )
 
 
 def parse_arguments() -> argparse.Namespace:
