@@ -44,13 +44,13 @@ def fit_once(catalog: Path, workdir: Path) -> dict[str, Any]:
     done = workdir / "fit.json"
     if done.exists():
         return json.loads(done.read_text())
-    from training.api import model_input, split
     from training.catalog import load_catalog
     from training.config import TrainConfig
-    from training.pipeline import build_pipeline, for_serving
+    from training.pipeline import build_pipeline, for_serving, model_input
+    from training.run import split_catalog, split_definition
 
     config = TrainConfig(data=str(catalog.resolve()), model_name="speed")
-    train_rows, test_rows = split(load_catalog(config), config)
+    train_rows, test_rows = split_catalog(load_catalog(config), split_definition(config))
     y_train = train_rows["label"].to_numpy()
     started = time.perf_counter()
     fitted = build_pipeline(config, y_train).fit(model_input(train_rows, config), y_train)
