@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@test -n "$(PYTHON)" || { echo "error: python3.11 not found; install Python 3.11 first" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[train,serve,dev]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[train,serve,spark,dev]'
 	@touch $@
 
 .PHONY: install
