@@ -41,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     for name in ("top_k", "chunk_size"):
         parser.add_argument(f"--{name.replace('_', '-')}", dest=name, type=int, help=_help(name))
     parser.add_argument(
+        "--tracking-timeout-seconds", type=float, help=_help("tracking_timeout_seconds")
+    )
+    parser.add_argument(
         "--spark-conf",
         action="append",
         default=[],
@@ -86,7 +89,7 @@ def score(config: BatchConfig) -> Any:
     """Pin and load the model, then run the chosen engine."""
     from batch import model as models
 
-    ref = models.resolve(config.model, config.tracking_uri)
+    ref = models.resolve(config.model, config.tracking_uri, config.tracking_timeout_seconds)
     loaded = models.load(ref, config.id_column)
     if config.engine == "spark":
         from batch.spark import run_spark

@@ -41,6 +41,9 @@ class BatchConfig(BaseModel):
         None,
         description="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)",
     )
+    tracking_timeout_seconds: float = Field(
+        30.0, gt=0, description="how long to retry an unreachable tracking server"
+    )
     spark_master: str = Field("local[*]", description="Spark master URL (Spark engine)")
     spark_conf: dict[str, str] = Field(
         default_factory=dict, description="extra Spark settings, KEY=VALUE (Spark engine)"

@@ -16,7 +16,6 @@ from training.errors import ConfigError, TrackingError
 
 DEFAULT_TEXT_COLUMNS = tuple(TrainConfig.model_fields["text_columns"].default)
 DEFAULT_ID_COLUMN = TrainConfig.model_fields["id_column"].default
-TRACKING_TIMEOUT_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -47,15 +46,15 @@ class ScoringModel:
     classes: tuple[str, ...]
 
 
-def resolve(spec: str, tracking_uri: str | None) -> ModelRef:
+def resolve(spec: str, tracking_uri: str | None, timeout: float = 30.0) -> ModelRef:
     """Pin `spec` (registry URI, folder or other MLflow URI) to one model version."""
     if spec.startswith("models:/"):
-        return _registry_ref(spec, tracking_uri)
+        return _registry_ref(spec, tracking_uri, timeout)
     path = Path(spec.removeprefix("file://"))
     if (path / "MLmodel").is_file():
         return ModelRef(str(path.resolve()), "", "")
     if "://" in spec or ":/" in spec:
-        _connect(tracking_uri)
+        _connect(tracking_uri, timeout)
         return ModelRef(spec, "", "")
     raise ConfigError(
         f"--model {spec}: no MLflow model there (MLmodel file missing); pass "
@@ -63,10 +62,10 @@ def resolve(spec: str, tracking_uri: str | None) -> ModelRef:
     )
 
 
-def _registry_ref(spec: str, tracking_uri: str | None) -> ModelRef:
+def _registry_ref(spec: str, tracking_uri: str | None, timeout: float) -> ModelRef:
     from mlflow.exceptions import MlflowException
 
-    client = _connect(tracking_uri)
+    client = _connect(tracking_uri, timeout)
     target = spec.removeprefix("models:/")
     name, at, alias = target.partition("@")
     try:
@@ -84,11 +83,11 @@ def _registry_ref(spec: str, tracking_uri: str | None) -> ModelRef:
     return ModelRef(f"models:/{name}/{version}", name, str(version))
 
 
-def _connect(tracking_uri: str | None) -> Any:
+def _connect(tracking_uri: str | None, timeout: float) -> Any:
     from training import tracking
 
     uri = tracking.resolve_tracking_uri(tracking_uri)
-    return tracking.connect(uri, TRACKING_TIMEOUT_SECONDS)
+    return tracking.connect(uri, timeout)
 
 
 def load(ref: ModelRef, id_column: str | None) -> ScoringModel:

@@ -89,6 +89,10 @@ def read_catalog(spark: Any, config: BatchConfig) -> tuple[Any, int]:
             f"{config.data}: Spark cannot read it: {str(error).splitlines()[0]}"
         ) from None
     frame = frame.toDF(*[c.strip() for c in frame.columns])
+    # A gzip file is one partition: spread its rows so that every core scores.
+    cores = spark.sparkContext.defaultParallelism
+    if frame.rdd.getNumPartitions() < cores:
+        frame = frame.repartition(cores)
     if CORRUPT not in frame.columns:
         return frame, 0
     from pyspark.sql import functions as F  # noqa: N812  Spark's own spelling

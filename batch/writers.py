@@ -5,6 +5,7 @@ removes the temporary file and leaves nothing under the final name."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 from collections.abc import Iterator
@@ -110,12 +111,16 @@ class JsonLinesChunks:
 
     def write(self, frame: pd.DataFrame) -> None:
         for record in frame.to_dict("records"):
-            if record["probability"] != record["probability"]:  # NaN: a row without text
-                record["probability"] = None
-            self._handle.write(json.dumps(record, default=_plain, allow_nan=False) + "\n")
+            clean = {key: None if _is_nan(value) else value for key, value in record.items()}
+            self._handle.write(json.dumps(clean, default=_plain, allow_nan=False) + "\n")
 
     def close(self) -> None:
         self._handle.close()
+
+
+def _is_nan(value: Any) -> bool:
+    """pandas gives missing values of a column (a row without text) as NaN."""
+    return isinstance(value, float) and math.isnan(value)
 
 
 def _json_list(values: Any) -> str:
