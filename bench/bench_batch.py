@@ -38,6 +38,7 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--model", default="models:/product-classifier@champion")
     parser.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI"))
     parser.add_argument("--data", type=Path, default=Path("/work/shared/data/apt-catalog.jsonl.gz"))
+    parser.add_argument("--rows", type=int, help="use only the catalog's first ROWS products")
     parser.add_argument("--scales", default="1,4,16", help="catalog repeats, comma separated")
     parser.add_argument("--engines", default="local,spark")
     parser.add_argument("--spark-master", default="local[2]")
@@ -46,13 +47,14 @@ def parse_arguments() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def repeat_catalog(source: Path, times: int, target: Path) -> int:
-    """`times` copies of the catalog in one file; copy k>0 has ids suffixed with `~k`."""
+def repeat_catalog(source: Path, times: int, target: Path, limit: int | None) -> int:
+    """`times` copies of the catalog (its first `limit` rows) in one file; copy k>0 has ids
+    suffixed with `~k`."""
     if target.exists():
         with gzip.open(target, "rt", encoding="utf-8") as handle:
             return sum(1 for _ in handle)
     with gzip.open(source, "rt", encoding="utf-8") as handle:
-        records = [json.loads(line) for line in handle if line.strip()]
+        records = [json.loads(line) for line in handle if line.strip()][:limit]
     partial = target.with_suffix(".partial")
     with gzip.open(partial, "wt", encoding="utf-8", compresslevel=1) as out:
         for copy in range(times):
@@ -155,8 +157,8 @@ def main() -> None:
     engines = args.engines.split(",")
     runs, checks = [], []
     for scale in (int(s) for s in args.scales.split(",")):
-        data = workdir / f"catalog-x{scale}.jsonl.gz"
-        rows = repeat_catalog(args.data, scale, data)
+        data = workdir / f"catalog-{args.rows or 'all'}-x{scale}.jsonl.gz"
+        rows = repeat_catalog(args.data, scale, data, args.rows)
         outputs = {}
         for engine in engines:
             outputs[engine] = workdir / f"labels-x{scale}-{engine}.parquet"
@@ -172,6 +174,7 @@ def main() -> None:
     report = {
         "model": args.model,
         "catalog": str(args.data),
+        "catalog_rows": args.rows or "all",
         "spark_master": args.spark_master,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, shared with other jobs",
         "runs": runs,

@@ -65,7 +65,7 @@ def test_rows_without_text_get_an_empty_label_and_a_reason(scored: Path) -> None
     out = pd.read_parquet(scored).set_index("product_id")
     blank = out.loc[list(NO_TEXT_IDS)]
     assert (blank["label"] == "").all() and blank["probability"].isna().all()
-    assert blank["reason"].str.startswith("no text: title, description, feature").all()
+    assert blank["reason"].str.startswith("no text: title, description").all()
 
 
 def test_labels_are_the_models_own_answers(scored: Path, registry: Registry) -> None:
