@@ -65,8 +65,13 @@ def has_text(frame: pd.DataFrame, text_columns: tuple[str, ...]) -> pd.Series:
 
 
 def model_frame(frame: pd.DataFrame, inputs: ModelInputs) -> pd.DataFrame:
-    """The columns the model reads, as the catalog names them, that this catalog has."""
-    return frame[[c for c in inputs.columns if c in frame.columns]].reset_index(drop=True)
+    """The columns the model reads, as the catalog names them, that this catalog has; the id
+    as text, as the output writes it (a catalog of numeric ids must not fail the model's
+    string-typed id field)."""
+    columns = frame[[c for c in inputs.columns if c in frame.columns]].reset_index(drop=True)
+    if inputs.id_column in columns.columns:
+        columns[inputs.id_column] = columns[inputs.id_column].map(as_text)
+    return columns
 
 
 def score_chunk(model: ScoringModel, frame: pd.DataFrame, top_k: int) -> pd.DataFrame:

@@ -155,8 +155,11 @@ def scored_frame(spark: Any, frame: Any, model: ScoringModel, udf: Any) -> Any:
         *[
             as_model_value(frame, c, c in inputs.text_columns)
             for c in dict.fromkeys([*inputs.columns, str(inputs.id_column)])
-            if c in frame.columns
-        ]
+            if c in frame.columns and c != inputs.id_column
+        ],
+        F.coalesce(F.col(str(inputs.id_column)).cast("string"), F.lit("")).alias(
+            str(inputs.id_column)
+        ),
     )
     columns = [c for c in inputs.columns if c in frame.columns]
     usable = has_text(prepared, inputs.text_columns)
@@ -165,7 +168,7 @@ def scored_frame(spark: Any, frame: Any, model: ScoringModel, udf: Any) -> Any:
     )
     ok, p = F.col("_usable"), F.col("_prediction")
     return predicted.select(
-        F.coalesce(F.col(str(inputs.id_column)).cast("string"), F.lit("")).alias("product_id"),
+        F.col(str(inputs.id_column)).alias("product_id"),
         F.when(ok, p["label"]).otherwise(F.lit("")).alias("label"),
         F.when(ok, p["probability"]).alias("probability"),
         F.when(ok, p["top_labels"]).otherwise(F.array().cast("array<string>")).alias("top_labels"),

@@ -90,7 +90,8 @@ def test_a_failed_write_leaves_nothing_under_the_output(
     spark: Any, registry: Registry, catalog: Path, tmp_path: Path
 ) -> None:
     output = tmp_path / "labels.parquet"
-    spark.conf.set("spark.sql.parquet.compression.codec", "no-such-codec")
+    # A commit protocol that cannot be loaded: the write job fails once Spark starts it.
+    spark.conf.set("spark.sql.sources.commitProtocolClass", "no.such.CommitProtocol")
     try:
         code = classify(
             *model_args(registry),
@@ -102,7 +103,7 @@ def test_a_failed_write_leaves_nothing_under_the_output(
             "spark",
         )
     finally:
-        spark.conf.unset("spark.sql.parquet.compression.codec")
+        spark.conf.unset("spark.sql.sources.commitProtocolClass")
     assert code == 1
     assert leftovers(tmp_path, "labels") == []
 

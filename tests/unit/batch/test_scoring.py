@@ -24,8 +24,10 @@ def test_rows_need_text_in_one_of_the_text_columns() -> None:
 
 
 def test_the_model_gets_its_own_columns_that_the_catalog_has() -> None:
-    frame = pd.DataFrame({"asin": ["1"], "title": ["t"], "price": ["$3"], "extra": [1]})
-    assert list(model_frame(frame, INPUTS).columns) == ["title", "asin"]
+    frame = pd.DataFrame({"asin": [1], "title": ["t"], "price": ["$3"], "extra": [1]})
+    columns = model_frame(frame, INPUTS)
+    assert list(columns.columns) == ["title", "asin"]
+    assert columns["asin"].tolist() == ["1"]
 
 
 def test_columns_are_checked_before_scoring() -> None:
