@@ -1,7 +1,7 @@
 """`product-classify` / `python -m batch`: parse options, score a catalog, print a summary.
 
 Exit codes are training's: 0 success, 1 unexpected failure, 2 bad option, 3 unreadable or
-unusable data, 4 MLflow unreachable or refused, 130 interrupted. Any failure leaves nothing
+unusable data, 4 MLflow unreachable, 5 MLflow refused (no such model or alias), 130 interrupted. Any failure leaves nothing
 under the output name.
 """
 
@@ -27,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Classify every product of a catalog with a registered model and write one "
         "row per product (id, label, probability, top-k, model name and version).",
         epilog="Exit codes: 0 success, 2 bad option, 3 unreadable or unusable data, "
-        "4 MLflow unreachable or refused, 130 interrupted.",
+        "4 MLflow unreachable, 5 MLflow refused (no such model or alias), 130 interrupted.",
     )
     fields = BatchConfig.model_fields
     for name in ("model", "data", "output"):

@@ -77,26 +77,36 @@ def _registry_ref(spec: str, tracking_uri: str | None, timeout: float) -> ModelR
         else:
             return ModelRef(spec, target, "")  # a logged model id, not a registered name
     except MlflowException as error:
-        raise TrackingError(
-            f"--model {spec}: the MLflow registry refused it: {_first_line(error)}"
-        ) from None
+        from training.tracking import as_tracking_error
+
+        raise as_tracking_error(error, f"--model {spec}") from None
     return ModelRef(f"models:/{name}/{version}", name, str(version))
 
 
 def _connect(tracking_uri: str | None, timeout: float) -> Any:
+    """A client of the tracking server, MLflow's retries bounded by `timeout` (as training's)."""
+    import os
+
     from training import tracking
 
-    uri = tracking.resolve_tracking_uri(tracking_uri)
-    return tracking.connect(uri, timeout)
+    for key, value in tracking.retry_settings(timeout).items():
+        os.environ.setdefault(key, value)
+    return tracking.connect(tracking.resolve_tracking_uri(tracking_uri))
 
 
 def load(ref: ModelRef, id_column: str | None) -> ScoringModel:
     """Load the pinned model; name and version fall back to its metadata for folders."""
     import mlflow.pyfunc
 
+    from mlflow.exceptions import MlflowException
+
+    from training.tracking import as_tracking_error
+
     try:
         pyfunc = mlflow.pyfunc.load_model(ref.uri)
-    except Exception as error:  # MLflow raises many types for an unreachable or broken model
+    except MlflowException as error:
+        raise as_tracking_error(error, f"--model {ref.uri}") from None
+    except Exception as error:  # a broken model folder raises many types
         raise TrackingError(f"--model {ref.uri}: cannot load it: {_first_line(error)}") from None
     wrapper = pyfunc.unwrap_python_model()
     metadata: dict[str, Any] = dict(getattr(wrapper, "metadata", None) or {})

@@ -152,10 +152,12 @@ def test_an_existing_output_is_kept_without_overwrite(
     assert output.read_text() == "previous results"
 
 
-def test_registry_problems_exit_4(registry: Registry, catalog: Path, tmp_path: Path) -> None:
+def test_an_unknown_alias_exits_5_and_an_unreachable_server_4(
+    registry: Registry, catalog: Path, tmp_path: Path
+) -> None:
     output = str(tmp_path / "labels.parquet")
     missing = ["--model", f"models:/{registry.model_name}@nope", "--tracking-uri", registry.url]
-    assert classify(*missing, "--data", str(catalog), "--output", output) == 4
+    assert classify(*missing, "--data", str(catalog), "--output", output) == 5
     down = ["--model", "models:/x@champion", "--tracking-uri", "http://127.0.0.1:9"]
     timeout = ["--tracking-timeout-seconds", "1"]
     assert classify(*down, *timeout, "--data", str(catalog), "--output", output) == 4
