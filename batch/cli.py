@@ -1,8 +1,8 @@
 """`product-classify` / `python -m batch`: parse options, score a catalog, print a summary.
 
 Exit codes are training's: 0 success, 1 unexpected failure, 2 bad option, 3 unreadable or
-unusable data, 4 MLflow unreachable, 5 MLflow refused (no such model or alias), 130 interrupted. Any failure leaves nothing
-under the output name.
+unusable data, 4 MLflow unreachable, 5 MLflow refused (no such model or alias), 130 interrupted.
+Any failure leaves nothing under the output name.
 """
 
 from __future__ import annotations

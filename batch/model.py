@@ -97,7 +97,6 @@ def _connect(tracking_uri: str | None, timeout: float) -> Any:
 def load(ref: ModelRef, id_column: str | None) -> ScoringModel:
     """Load the pinned model; name and version fall back to its metadata for folders."""
     import mlflow.pyfunc
-
     from mlflow.exceptions import MlflowException
 
     from training.tracking import as_tracking_error
