@@ -20,6 +20,7 @@ import gzip
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -98,6 +99,13 @@ def has_output(output: Path) -> bool:
     return output.exists()
 
 
+def remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path)
+    elif path.exists():
+        path.unlink()
+
+
 def run_engine(engine: str, data: Path, output: Path, args: argparse.Namespace) -> dict[str, Any]:
     command = [sys.executable, "-m", "batch", "--engine", engine, "--model", args.model]
     command += ["--data", str(data), "--output", str(output), "--overwrite", "--json"]
@@ -105,6 +113,7 @@ def run_engine(engine: str, data: Path, output: Path, args: argparse.Namespace) 
     env = {**os.environ, "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
     if args.tracking_uri:
         env["MLFLOW_TRACKING_URI"] = args.tracking_uri
+    remove(output)  # a previous run's output would count as this run's first output
     started = time.perf_counter()
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     peak, first = 0, [None]
