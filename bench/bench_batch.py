@@ -151,9 +151,9 @@ def label_mismatches(local: Path, spark: Path) -> dict[str, int]:
     """Rows whose label differs between the two outputs, joined on the product id."""
     import pandas as pd
 
-    left = pd.read_parquet(local, columns=["product_id", "label"]).set_index("product_id")
-    right = pd.read_parquet(spark, columns=["product_id", "label"]).set_index("product_id")
-    joined = left.join(right, how="outer", lsuffix="_local", rsuffix="_spark")
+    left = pd.read_parquet(local, columns=["product_id", "label"])
+    right = pd.read_parquet(spark, columns=["product_id", "label"])
+    joined = left.merge(right, on="product_id", how="outer", suffixes=("_local", "_spark"))
     missing = int(joined.isna().any(axis=1).sum())
     differ = int((joined["label_local"] != joined["label_spark"]).sum()) - missing
     return {"rows_compared": len(joined), "missing_in_one": missing, "labels_differ": differ}
