@@ -248,6 +248,8 @@ def write_atomically(spark: Any, frame: Any, output: str, overwrite: bool) -> No
         else:
             paths.rename(temporary, output)
     except BaseException:
+        # An interrupt stops only this Python side: stop the job before removing its files.
+        spark.sparkContext.cancelAllJobs()
         paths.delete(temporary)
         raise
 

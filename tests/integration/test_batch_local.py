@@ -23,7 +23,7 @@ from tests.integration.batch_catalog import (
     leftovers,
     write_catalog,
 )
-from tests.integration.conftest import Registry
+from tests.support import Registry
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("mlflow_uri_restored")]
 ROWS = 400
@@ -35,7 +35,12 @@ def catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def model_args(registry: Registry) -> list[str]:
-    return ["--model", f"models:/{registry.model_name}@champion", "--tracking-uri", registry.url]
+    return [
+        "--model",
+        f"models:/{registry.model_name}@champion",
+        "--tracking-uri",
+        registry.tracking_uri,
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -156,7 +161,12 @@ def test_an_unknown_alias_exits_5_and_an_unreachable_server_4(
     registry: Registry, catalog: Path, tmp_path: Path
 ) -> None:
     output = str(tmp_path / "labels.parquet")
-    missing = ["--model", f"models:/{registry.model_name}@nope", "--tracking-uri", registry.url]
+    missing = [
+        "--model",
+        f"models:/{registry.model_name}@nope",
+        "--tracking-uri",
+        registry.tracking_uri,
+    ]
     assert classify(*missing, "--data", str(catalog), "--output", output) == 5
     down = ["--model", "models:/x@champion", "--tracking-uri", "http://127.0.0.1:9"]
     timeout = ["--tracking-timeout-seconds", "1"]
@@ -174,7 +184,7 @@ def test_sigterm_exits_130_and_leaves_nothing(
         command,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        env={**os.environ, "MLFLOW_TRACKING_URI": registry.url},
+        env={**os.environ, "MLFLOW_TRACKING_URI": registry.tracking_uri},
     )
     deadline = time.monotonic() + 240
     while not leftovers(tmp_path, "labels") and process.poll() is None:

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.integration.batch_catalog import NO_TEXT_IDS, classify, leftovers, write_catalog
-from tests.integration.conftest import Registry
+from tests.support import Registry
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("mlflow_uri_restored")]
 ROWS = 300
@@ -47,7 +47,12 @@ def catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def model_args(registry: Registry) -> list[str]:
-    return ["--model", f"models:/{registry.model_name}@champion", "--tracking-uri", registry.url]
+    return [
+        "--model",
+        f"models:/{registry.model_name}@champion",
+        "--tracking-uri",
+        registry.tracking_uri,
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -90,8 +95,8 @@ def test_a_failed_write_leaves_nothing_under_the_output(
     spark: Any, registry: Registry, catalog: Path, tmp_path: Path
 ) -> None:
     output = tmp_path / "labels.parquet"
-    # A commit protocol that cannot be loaded: the write job fails once Spark starts it.
-    spark.conf.set("spark.sql.sources.commitProtocolClass", "no.such.CommitProtocol")
+    # A codec Spark accepts by name but does not ship: the tasks fail as they write their files.
+    spark.conf.set("spark.sql.parquet.compression.codec", "lzo")
     try:
         code = classify(
             *model_args(registry),
@@ -103,7 +108,7 @@ def test_a_failed_write_leaves_nothing_under_the_output(
             "spark",
         )
     finally:
-        spark.conf.unset("spark.sql.sources.commitProtocolClass")
+        spark.conf.unset("spark.sql.parquet.compression.codec")
     assert code == 1
     assert leftovers(tmp_path, "labels") == []
 
