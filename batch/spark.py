@@ -11,6 +11,7 @@ dict (`key=value` tokens, or `key value` text) so that both engines give the sam
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import sys
@@ -28,6 +29,7 @@ from training.catalog import detect_format
 from training.errors import ConfigError, DataError
 
 CORRUPT = "_corrupt_record"
+_SHIPPED_CODE: set[tuple[str, str]] = set()
 RESULT_TYPE = (
     "label string, probability double, top_labels array<string>, top_probabilities array<double>"
 )
@@ -191,8 +193,7 @@ def model_udf(spark: Any, model: ScoringModel, top_k: int, scratch: Path) -> Any
     local = Path(mlflow.artifacts.download_artifacts(model.ref.uri, dst_path=str(scratch)))
     code = local / "code"
     if code.is_dir():
-        archive = shutil.make_archive(str(scratch / "model-code"), "zip", root_dir=code)
-        spark.sparkContext.addPyFile(archive)
+        ship_code(spark, code, scratch)
     return mlflow.pyfunc.spark_udf(
         spark,
         str(local),
@@ -200,6 +201,21 @@ def model_udf(spark: Any, model: ScoringModel, top_k: int, scratch: Path) -> Any
         env_manager="local",
         params={"top_k": top_k},
     )
+
+
+def ship_code(spark: Any, code: Path, scratch: Path) -> None:
+    """Add the model's code to the executors' path, once per Spark application and code version
+    (Spark refuses a second file of the same name with other bytes, as a new zip always has)."""
+    digest = hashlib.sha256()
+    for file in sorted(p for p in code.rglob("*") if p.is_file()):
+        digest.update(str(file.relative_to(code)).encode() + b"\0" + file.read_bytes())
+    name = f"model-code-{digest.hexdigest()[:16]}"
+    key = (spark.sparkContext.applicationId, name)
+    if key in _SHIPPED_CODE:
+        return
+    archive = shutil.make_archive(str(scratch / name), "zip", root_dir=code)
+    spark.sparkContext.addPyFile(archive)
+    _SHIPPED_CODE.add(key)
 
 
 class HadoopPaths:
