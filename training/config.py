@@ -26,7 +26,10 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from product_model.features import FeatureSpec
 from training.errors import ConfigError
+
+AMAZON = FeatureSpec()  # the Amazon 2018 field mapping, the defaults of the column options
 
 NamedSmoteStrategy = Literal["auto", "not majority", "minority", "not minority", "all"]
 SMOTE_STRATEGIES: tuple[str, ...] = NamedSmoteStrategy.__args__  # type: ignore[attr-defined]
@@ -132,13 +135,13 @@ class TrainConfig(BaseSettings):
     )
     label_column: str = Field("main_cat", description="column holding the category label")
     id_column: str | None = Field(
-        "asin", description="column holding the product id (none or '': no id column)"
+        AMAZON.id_column, description="column holding the product id (none or '': no id column)"
     )
     text_columns: Names = Field(
-        ["title", "description", "feature"], description="free-text columns, comma separated"
+        list(AMAZON.text_columns), description="free-text columns, comma separated"
     )
     token_columns: Names = Field(
-        ["brand", "category", "also_buy", "also_view", "details"],
+        list(AMAZON.token_columns),
         description="categorical or list columns whose values become tokens, comma separated",
     )
     numeric_columns: Names = Field([], description="numeric columns, comma separated")
