@@ -77,9 +77,11 @@ def parse(argv: list[str]) -> tuple[Any, argparse.Namespace, list[str]]:
     from training.cli import parse_config
     from training.tuning.run import TuneOptions
     from training.tuning.space import load_space
+    from training.tuning.study import check_storage_url
 
     args, train_argv = build_parser().parse_known_args(argv)
     base, _ = parse_config(train_argv)
+    check_storage_url(args.storage)
     options = TuneOptions(
         space=load_space(args.search_space, base),
         trials=args.trials,

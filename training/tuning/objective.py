@@ -8,6 +8,7 @@ The folds are fixed by the seed, so every trial — and the defaults — is scor
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -91,6 +92,7 @@ def trial_run(parent: ParentRun, trial: optuna.Trial, params: dict[str, Any]) ->
             "optuna.study": parent.study_name,
             "optuna.trial": str(trial.number),
             "optuna.baseline": str(baseline).lower(),
+            "optuna.worker": str(trial.user_attrs.get("worker", "")),
         },
     )
     run_id = run.info.run_id
@@ -127,9 +129,10 @@ class Objective:
     """Callable Optuna objective: the trial's options → mean k-fold macro-F1."""
 
     def __init__(
-        self, base: TrainConfig, space: SearchSpace, folds: Folds, parent: ParentRun
+        self, base: TrainConfig, space: SearchSpace, folds: Folds, parent: ParentRun, worker: int
     ) -> None:
         self.base, self.space, self.folds, self.parent = base, space, folds, parent
+        self.worker = worker
 
     def params(self, trial: optuna.Trial) -> dict[str, Any]:
         if not trial.user_attrs.get(BASELINE):
@@ -144,6 +147,8 @@ class Objective:
 
     def __call__(self, trial: optuna.Trial) -> float:
         started = time.perf_counter()
+        trial.set_user_attr("worker", self.worker)
+        trial.set_user_attr("worker_pid", os.getpid())
         params = self.params(trial)
         config = TrainConfig.model_validate(self.base.model_dump() | params)
         with trial_run(self.parent, trial, params) as run_id:

@@ -157,7 +157,8 @@ def run_worker(base: TrainConfig, options: TuneOptions) -> None:
     parent = ParentRun(
         client, study.user_attrs[EXPERIMENT], study.user_attrs[PARENT_RUN], study.study_name
     )
-    objective = Objective(base, options.space, make_folds(base, options.folds), parent)
+    folds = make_folds(base, options.folds)
+    objective = Objective(base, options.space, folds, parent, options.worker_index)
     deadline = time.monotonic() + (options.timeout or float("inf"))
     while time.monotonic() < deadline:
         optuna.storages.fail_stale_trials(study)

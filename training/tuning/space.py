@@ -167,7 +167,10 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     except OSError as error:
         raise ConfigError(f"cannot read search space {path}: {error.strerror}") from None
     except yaml.YAMLError as error:
-        raise ConfigError(f"search space {path} is not valid YAML: {error}") from None
+        mark = getattr(error, "problem_mark", None)
+        where = f", line {mark.line + 1} column {mark.column + 1}" if mark else ""
+        reason = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise ConfigError(f"search space {path}{where} is not valid YAML: {reason}") from None
     if not isinstance(content, dict) or not content:
         raise ConfigError(f"search space {path} must be a non-empty mapping of option: range")
     return content

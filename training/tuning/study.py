@@ -66,11 +66,7 @@ def _engine_options(url: sqlalchemy.engine.URL) -> dict[str, Any]:
     return {}
 
 
-def open_storage(
-    url: str, heartbeat_seconds: int = 10, on_stale: StaleTrialCallback | None = None
-) -> optuna.storages.RDBStorage:
-    """The study storage at `url` (SQLite file, PostgreSQL or MySQL), with worker heartbeats:
-    a trial whose worker stops beating for 3 intervals is marked failed by the next worker."""
+def check_storage_url(url: str) -> sqlalchemy.engine.URL:
     try:
         parsed = sqlalchemy.engine.make_url(url)
     except sqlalchemy.exc.ArgumentError:
@@ -80,6 +76,15 @@ def open_storage(
             f"--storage {redact(url)!r} is not a database URL; use sqlite:///PATH (local file) "
             "or postgresql://USER@HOST:PORT/DB (password from PGPASSWORD)"
         )
+    return parsed
+
+
+def open_storage(
+    url: str, heartbeat_seconds: int = 10, on_stale: StaleTrialCallback | None = None
+) -> optuna.storages.RDBStorage:
+    """The study storage at `url` (SQLite file, PostgreSQL or MySQL), with worker heartbeats:
+    a trial whose worker stops beating for 3 intervals is marked failed by the next worker."""
+    parsed = check_storage_url(url)
     try:
         return optuna.storages.RDBStorage(
             url,
