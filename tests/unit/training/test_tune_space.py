@@ -98,7 +98,7 @@ def test_a_bad_file_gets_one_clear_message(tmp_path: Path, text: str, expected: 
 
 
 def test_a_missing_file_names_itself(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="cannot read search space .*nowhere.yaml"):
+    with pytest.raises(ConfigError, match=r"cannot read search space .*nowhere\.yaml"):
         load_space(tmp_path / "nowhere.yaml", TrainConfig())
 
 
