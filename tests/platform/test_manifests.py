@@ -324,7 +324,8 @@ def test_network_policies_isolate_the_components(
         "app.kubernetes.io/name": "product-classifier",
         "app.kubernetes.io/component": "serving",
     }
-    assert _ingress_sources(objects, postgres, 5432) == {"tracking-server"}
-    assert _ingress_sources(objects, mlflow, 5000) == {"training", "serving"}
+    # Tuning pods share their study through MLflow's PostgreSQL (components/tuning).
+    assert _ingress_sources(objects, postgres, 5432) == {"tracking-server", "tuning"}
+    assert _ingress_sources(objects, mlflow, 5000) == {"training", "serving", "tuning"}
     assert _ingress_sources(objects, serving, 8000) == {"*"}
     assert _ingress_sources(objects, postgres, 5000) == set()
