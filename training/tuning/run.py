@@ -33,6 +33,7 @@ from training.config import TrainConfig
 from training.errors import TrainingError
 from training.tuning.objective import (
     BASELINE,
+    Folds,
     Objective,
     ParentRun,
     end_stale_trial_run,
@@ -151,13 +152,20 @@ def join_study(
 
 
 def run_worker(base: TrainConfig, options: TuneOptions) -> None:
-    """Run trials until the study's budget is spent or the timeout passes."""
+    """Join the study (after checking the data) and run trials."""
+    folds = make_folds(base, options.folds)
     client, experiment_id = connect_mlflow(base)
     study = join_study(base, options, client, experiment_id)
+    run_trials(base, options, study, client, folds)
+
+
+def run_trials(
+    base: TrainConfig, options: TuneOptions, study: optuna.Study, client: MlflowClient, folds: Folds
+) -> None:
+    """Run trials until the study's budget is spent or the timeout passes."""
     parent = ParentRun(
         client, study.user_attrs[EXPERIMENT], study.user_attrs[PARENT_RUN], study.study_name
     )
-    folds = make_folds(base, options.folds)
     objective = Objective(base, options.space, folds, parent, options.worker_index)
     deadline = time.monotonic() + (options.timeout or float("inf"))
     while time.monotonic() < deadline:
@@ -176,11 +184,14 @@ def run_worker(base: TrainConfig, options: TuneOptions) -> None:
 
 def run_all(base: TrainConfig, options: TuneOptions, argv: list[str]) -> TuningResult:
     """Set the study up here, run the workers, then export."""
+    # Unusable data stops here, before a study exists that would remember the bad options.
+    folds = make_folds(base, options.folds)
     client, experiment_id = connect_mlflow(base)
-    join_study(base, options, client, experiment_id)
+    study = join_study(base, options, client, experiment_id)
     if options.workers == 1:
-        run_worker(base, options)
+        run_trials(base, options, study, client, folds)
     else:
+        del folds  # each worker builds its own
         run_local_workers(base, options, argv)
     return export(base, options, wait=False)
 
@@ -201,11 +212,7 @@ def run_local_workers(base: TrainConfig, options: TuneOptions, argv: list[str]) 
     try:
         codes = [process.wait() for process in processes]
     except KeyboardInterrupt:
-        for process in processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in processes:
-            process.wait()
+        _stop(processes)
         raise
     user_errors = sorted({code for code in codes if code in (2, 3, 4)})
     if user_errors:
@@ -215,6 +222,18 @@ def run_local_workers(base: TrainConfig, options: TuneOptions, argv: list[str]) 
     for index, code in enumerate(codes):
         if code != 0:
             log.warning("worker %d stopped (exit code %d); its trial is marked failed", index, code)
+
+
+def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
+    """After Ctrl-C the workers (same process group) stop by themselves; SIGTERM the others."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(p.poll() is None for p in processes):
+        time.sleep(0.2)
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    for process in processes:
+        process.wait()
 
 
 def export(base: TrainConfig, options: TuneOptions, wait: bool = True) -> TuningResult:

@@ -59,3 +59,15 @@ def test_bad_options_exit_2(
     code, _, err = run(argv, capsys)
     assert code == 2
     assert expected in err
+
+
+def test_unusable_data_stops_before_any_study_exists(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    storage = tmp_path / "optuna.db"
+    code, _, err = run(
+        ["--data", str(tmp_path / "none.jsonl"), "--storage", f"sqlite:///{storage}"], capsys
+    )
+    assert code == 3
+    assert "none.jsonl: no such file" in err
+    assert not storage.exists()  # a re-run with the right path starts clean
