@@ -76,6 +76,9 @@ def check_storage_url(url: str) -> sqlalchemy.engine.URL:
             f"--storage {redact(url)!r} is not a database URL; use sqlite:///PATH (local file) "
             "or postgresql://USER@HOST:PORT/DB (password from PGPASSWORD)"
         )
+    if parsed.drivername == "postgresql":
+        # SQLAlchemy 2.1 defaults to psycopg 3; the image ships psycopg2 (as MLflow's does).
+        parsed = parsed.set(drivername="postgresql+psycopg2")
     return parsed
 
 
@@ -87,7 +90,7 @@ def open_storage(
     parsed = check_storage_url(url)
     try:
         return optuna.storages.RDBStorage(
-            url,
+            parsed.render_as_string(hide_password=False),
             engine_kwargs=_engine_options(parsed),
             heartbeat_interval=heartbeat_seconds,
             grace_period=3 * heartbeat_seconds,
