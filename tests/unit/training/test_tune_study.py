@@ -105,3 +105,10 @@ def test_exporting_a_study_without_a_completed_trial_says_so(storage: Any, tmp_p
     with pytest.raises(Exception, match=r"no completed trial yet \(1 fail\)"):
         collect_result(study, tmp_path / "best.yaml")
     assert not (tmp_path / "best.yaml").exists()
+
+
+def test_postgresql_urls_use_the_driver_the_images_ship() -> None:
+    from training.tuning.study import check_storage_url
+
+    assert check_storage_url("postgresql://u@db:5432/x").drivername == "postgresql+psycopg2"
+    assert check_storage_url("sqlite:///o.db").drivername == "sqlite"
