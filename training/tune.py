@@ -15,7 +15,7 @@ import warnings
 from pathlib import Path
 from typing import Any, NoReturn
 
-from training.errors import TrainingError
+from training.errors import TrackingError, TrainingError
 
 EXIT_INTERRUPTED = 130
 
@@ -126,17 +126,30 @@ def _fail(message: str, code: int) -> NoReturn:
 def run(argv: list[str]) -> None:
     (base, options), args, _ = parse(argv)
     _configure_logging(args.quiet, options.worker_index, args.role)
+    from mlflow.exceptions import MlflowException
+    from sqlalchemy.exc import SQLAlchemyError
+
     from training.tuning import run as runs
     from training.tuning.report import format_summary
+    from training.tuning.study import StudyStorageError
 
-    if args.role == "worker":
-        runs.run_worker(base, options)
-        return
-    if args.role == "best":
-        result = runs.export(base, options)
-    else:
-        result = runs.run_all(base, options, argv)
+    try:
+        if args.role == "worker":
+            runs.run_worker(base, options)
+            return
+        if args.role == "best":
+            result = runs.export(base, options)
+        else:
+            result = runs.run_all(base, options, argv)
+    except MlflowException as error:
+        raise TrackingError(f"MLflow request failed: {_first_line(error)}") from None
+    except SQLAlchemyError as error:
+        raise StudyStorageError(f"the study storage failed: {_first_line(error)}") from None
     print(format_summary(result), flush=True)
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -214,3 +214,28 @@ def test_a_worker_killed_mid_trial_loses_only_that_trial(
     run_id = killed.user_attrs["mlflow_run_id"]
     assert MlflowClient(tracking_uri=tracking_server).get_run(run_id).info.status == "KILLED"
     assert "tuning summary" in out
+
+
+def test_sigterm_marks_the_running_trial_failed_and_exits_130(
+    tmp_path: Path, small_catalog: Path, tracking_server: str
+) -> None:
+    command = tune_command(tmp_path, small_catalog, tracking_server, "term", "--trials", "3")
+    tuner = subprocess.Popen(
+        command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        number, pid = _running_trial_pid(tmp_path, "term", time.monotonic() + 180)
+        assert pid == tuner.pid  # one worker runs in the tuning process itself
+        tuner.send_signal(signal.SIGTERM)
+        _, err = tuner.communicate(timeout=120)
+    finally:
+        if tuner.poll() is None:
+            tuner.kill()
+    assert tuner.returncode == 130, err[-3000:]
+    assert "interrupted; the running trial is marked failed" in err
+    assert "Traceback" not in err
+    study = load(tmp_path, "term")
+    assert study.trials[number].state == TrialState.FAIL
+    assert not study.get_trials(states=(TrialState.RUNNING,))
+    run_id = study.trials[number].user_attrs["mlflow_run_id"]
+    assert MlflowClient(tracking_uri=tracking_server).get_run(run_id).info.status == "KILLED"
