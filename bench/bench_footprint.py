@@ -37,12 +37,12 @@ from tests.support import (
     stop_process,
     wait_for_http,
 )
-from training import tracking
-from training.api import model_input, model_metadata, split
+from training import registry, tracking
 from training.catalog import load_catalog
 from training.config import TrainConfig
 from training.evaluate import evaluate
-from training.pipeline import build_pipeline, for_serving
+from training.pipeline import build_pipeline, for_serving, model_input
+from training.run import model_metadata, split_catalog, split_definition
 
 RESULTS = Path(__file__).parent / "results"
 TARGETS = {
@@ -169,7 +169,8 @@ def main() -> None:
 
     config = TrainConfig(data=str(args.catalog.resolve()), model_name="footprint")
     catalog = load_catalog(config)
-    train_rows, test_rows = split(catalog, config)
+    definition = split_definition(config)
+    train_rows, test_rows = split_catalog(catalog, definition)
     y_train = train_rows["label"].to_numpy()
     holdout = model_input(test_rows, config)
     print(f"fitting the default pipeline on {len(train_rows)} rows ...", flush=True)
@@ -203,19 +204,19 @@ def main() -> None:
         uri = f"http://127.0.0.1:{port}"
         try:
             wait_for_http(f"{uri}/health", 120, server)
-            client = tracking.connect(uri, 60)
+            client = tracking.connect(uri)
             mlflow.set_experiment("footprint")
             with mlflow.start_run() as run:
                 evaluation = evaluate(
                     test_rows["label"].to_numpy(), compact_proba, compact.classes_
                 )
-                model_uri = tracking.log_model(
+                model_uri = registry.log_model(
                     compact,
-                    model_metadata(config, catalog, evaluation, run.info.run_id),
+                    model_metadata(config, catalog, definition, evaluation, run.info.run_id),
                     holdout.head(3),
                 )
-            version = tracking.register(client, model_uri, run.info.run_id, "footprint")
-            tracking.promote(client, "footprint", version.version)
+            version = registry.register(client, model_uri, run.info.run_id, "footprint")
+            registry.promote(client, "footprint", version.version)
             files = list((scratch / "artifacts").rglob("*"))
             figures["artifact_mb"] = sum(f.stat().st_size for f in files if f.is_file()) / 1e6
             figures["serving"] = serve_and_measure(uri, holdout, scratch)

@@ -20,6 +20,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import MinMaxScaler
 
+from product_model.contract import InputContract, InputField, all_strings
 from product_model.text import TextCleaner
 
 Record = Mapping[str, Any]
@@ -40,15 +41,53 @@ class FeatureSpec:
     amazon_counts: bool = True
     """Derive counts (related products, images, categories), text lengths and the parsed price."""
     input_columns: tuple[str, ...] = field(default=())
+    char_ngram_columns: tuple[str, ...] = ()
+    """Text fields that also give character n-grams (robust to spelling, joined words, codes)."""
 
     def columns(self) -> tuple[str, ...]:
         """Every input field the model reads."""
-        named = [*self.text_columns, *self.token_columns, *self.numeric_columns]
+        return tuple(name for name, _ in self.roles())
+
+    def roles(self) -> list[tuple[str, str]]:
+        """(field, role) for every input field, each field once, in a stable order."""
+        named = [(c, "text") for c in (*self.text_columns, *self.char_ngram_columns)]
+        named += [(c, "tokens") for c in self.token_columns]
+        named += [(c, "numeric") for c in self.numeric_columns]
         if self.id_column:
-            named.append(self.id_column)
+            named.append((self.id_column, "id"))
         if self.amazon_counts:
-            named += ["also_buy", "also_view", "image", "category", "price", "description"]
-        return tuple(dict.fromkeys(named))
+            named += [(c, "tokens") for c in AMAZON_COUNTED]
+            named += [("price", "numeric"), ("description", "text"), ("title", "text")]
+        first: dict[str, str] = {}
+        for name, role in named:
+            first.setdefault(name, role)
+        return list(first.items())
+
+    def contract(self, frame: pd.DataFrame, label_column: str) -> InputContract:
+        """The input contract of a model trained on `frame`: the fields it reads that the
+        catalog has, typed from the catalog's values."""
+        fields = [
+            InputField(name, role, _value_type(name, role, frame[name]))  # type: ignore[arg-type]
+            for name, role in self.roles()
+            if name in frame.columns
+        ]
+        return InputContract(tuple(fields), label_column=label_column)
+
+
+AMAZON_COUNTED = ("also_buy", "also_view", "image", "category")
+CHAR_NGRAM_CHARS = 300  # of each value: bounds the cost of long descriptions
+
+
+def _value_type(name: str, role: str, values: pd.Series) -> str:
+    if role == "id":
+        return "string"
+    if role == "numeric":
+        return (
+            "price" if name == "price" and not pd.api.types.is_numeric_dtype(values) else "number"
+        )
+    if role == "text":
+        return "string" if all_strings(values) else "text"
+    return "tokens"
 
 
 def as_text(value: Any) -> str:
@@ -135,6 +174,8 @@ class ProductFeaturizer(TransformerMixin, BaseEstimator):
             [_token(col, item) for col in spec.token_columns for item in as_list(r.get(col))]
             for r in records
         ]
+        for col in spec.char_ngram_columns:
+            blocks[f"chars:{col}"] = [as_text(r.get(col))[:CHAR_NGRAM_CHARS] for r in records]
         if spec.id_column:
             blocks["id"] = [as_text(r.get(spec.id_column)).lower() for r in records]
         blocks["numeric"] = self._numeric(records, spec)
@@ -175,6 +216,13 @@ class ProductFeaturizer(TransformerMixin, BaseEstimator):
             )
         if name == "tokens":
             return TfidfVectorizer(analyzer=_identity, **common)
+        if name.startswith("chars:"):
+            return TfidfVectorizer(
+                analyzer="char_wb",
+                ngram_range=self.id_ngram_range,
+                max_features=self.text_max_features,
+                **common,
+            )
         return TfidfVectorizer(analyzer="char_wb", ngram_range=self.id_ngram_range, **common)
 
     def fit(self, products: Any, y: Any = None) -> ProductFeaturizer:
@@ -187,8 +235,8 @@ class ProductFeaturizer(TransformerMixin, BaseEstimator):
         parts = []
         for name, docs in blocks.items():
             if name == "numeric":
-                self.scaler_ = MinMaxScaler(clip=True).fit(docs)
-                parts.append(sparse.csr_matrix(self.scaler_.transform(docs), dtype=np.float32))
+                self.scaler_ = MinMaxScaler(clip=True).fit(docs) if docs.shape[1] else None
+                parts.append(self._scaled(docs))
                 continue
             vectorizer = self._vectorizer(name)
             try:
@@ -204,9 +252,14 @@ class ProductFeaturizer(TransformerMixin, BaseEstimator):
         parts = [
             vectorizer.transform(blocks[name]) for name, vectorizer in self.vectorizers_.items()
         ]
-        numeric = blocks["numeric"]
-        parts.append(sparse.csr_matrix(self.scaler_.transform(numeric), dtype=np.float32))
+        parts.append(self._scaled(blocks["numeric"]))
         return sparse.hstack(parts, format="csr", dtype=np.float32)
+
+    def _scaled(self, numeric: np.ndarray) -> sparse.csr_matrix:
+        """Numeric features scaled to [0, 1]; no columns (a text-only model) stay no columns."""
+        if self.scaler_ is None:
+            return sparse.csr_matrix((numeric.shape[0], 0), dtype=np.float32)
+        return sparse.csr_matrix(self.scaler_.transform(numeric), dtype=np.float32)
 
     def _names(self, n_numeric: int) -> np.ndarray:
         names = [

@@ -5,8 +5,9 @@ be told to trust every custom type in it (the text cleaner, the featurizer, the 
 Loading a pickle runs code, so only load models from a registry that only your training Jobs
 write to; the Kubernetes manifests give write access to MLflow to the training Job alone.
 
-This module is copied into every logged model (`code_paths`), so it and what it imports must need
-no more than the serving dependencies: mlflow-skinny, scikit-learn, imbalanced-learn, nltk, pandas.
+The `product_model` package is copied into every logged model (`code_paths`), so this module and
+what it imports need no more than the serving dependencies: mlflow-skinny, scikit-learn,
+imbalanced-learn, nltk, pandas.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import joblib
 import numpy as np
 import pandas as pd
 from mlflow.pyfunc import PythonModel
+
+from product_model.contract import InputContract
 
 PIPELINE_ARTIFACT = "pipeline"
 METADATA_ARTIFACT = "metadata"
@@ -36,7 +39,7 @@ def top_k_labels(proba: np.ndarray, classes: np.ndarray, k: int) -> list[list[tu
 
 
 class ProductClassifierModel(PythonModel):
-    """Classifies products given as catalog records (Amazon 2018 metadata fields).
+    """Classifies products given as catalog records, keyed by the fields of its input contract.
 
     `predict` (the pyfunc API, used by `mlflow models serve`) returns one row per product with the
     label, its probability and the top-k labels; `predict_proba` is the fast path the serving app
@@ -52,7 +55,8 @@ class ProductClassifierModel(PythonModel):
         self.pipeline = joblib.load(pipeline_path)
         self.metadata: dict[str, Any] = json.loads(metadata_path.read_text("utf-8"))
         self.classes = np.asarray(self.pipeline.classes_)
-        self.input_fields: list[str] = list(self.metadata.get("input_fields", []))
+        self.contract = InputContract.from_dict(self.metadata["contract"])
+        self.input_fields: list[str] = list(self.contract.names)
 
     def predict_proba(self, products: list[dict[str, Any]] | pd.DataFrame) -> np.ndarray:
         """Class probabilities, one row per product, columns in the order of `self.classes`."""
@@ -66,7 +70,7 @@ class ProductClassifierModel(PythonModel):
     ) -> pd.DataFrame:
         top_k = int((params or {}).get("top_k", DEFAULT_TOP_K))
         frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
-        proba = self.predict_proba(frame)
+        proba = self.predict_proba(self.contract.coerce_frame(frame))
         ranked = top_k_labels(proba, self.classes, top_k)
         return pd.DataFrame(
             {

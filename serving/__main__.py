@@ -7,7 +7,7 @@ stops start-up with one message per problem and exit code 2.
 from __future__ import annotations
 
 import argparse
-import math
+import logging
 import os
 import shutil
 import signal
@@ -47,12 +47,15 @@ def main(argv: list[str] | None = None) -> None:
     temporary_metrics_dir = prepare_metrics_dir(settings)
     signal.signal(signal.SIGTERM, exit_cleanly)  # uvicorn re-raises it after draining
     signal.signal(signal.SIGINT, exit_cleanly)
+    code = EXIT_START_FAILED
     try:
-        started = serve(settings)
+        code = 0 if serve(settings) else EXIT_START_FAILED
+    except SystemExit as stop:  # SIGTERM or SIGINT, re-raised by uvicorn once it has drained
+        code = stop.code if isinstance(stop.code, int) else 0
     finally:
         if temporary_metrics_dir is not None:
             shutil.rmtree(temporary_metrics_dir, ignore_errors=True)
-    sys.exit(0 if started else EXIT_START_FAILED)
+    exit_now(code)
 
 
 def serve(settings: Settings) -> bool:
@@ -68,7 +71,7 @@ def serve(settings: Settings) -> bool:
         "log_config": None,
         "access_log": False,  # the app writes its own access log, without probes
         "server_header": False,
-        "timeout_graceful_shutdown": math.ceil(settings.shutdown_timeout_seconds),
+        "timeout_graceful_shutdown": settings.shutdown_timeout_seconds,
     }
     if settings.workers > 1:
         factory = "serving.app:app_from_environment"
@@ -94,6 +97,16 @@ def prepare_metrics_dir(settings: Settings) -> Path | None:
             stale.unlink()
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
     return created
+
+
+def exit_now(code: int) -> None:
+    """Exit without waiting for other threads: the server has answered or refused every request
+    by now, and a model load stuck on an unresponsive MLflow must not hold the process (the
+    Deployment's grace period is SHUTDOWN_TIMEOUT_SECONDS plus a little)."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def exit_cleanly(signum: int, frame: FrameType | None) -> None:

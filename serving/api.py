@@ -20,12 +20,20 @@ from serving.errors import (
     MethodNotAllowedError,
     NotFoundError,
     ServingError,
+    UnsupportedMediaTypeError,
     error_body,
+)
+from serving.invocations import (
+    mlflow_predictions,
+    parse_csv_body,
+    parse_json_body,
+    top_k_param,
 )
 from serving.logs import request_id_var
 from serving.metrics import ServingMetrics, mark_worker_dead
 from serving.middleware import RequestMiddleware
 from serving.schemas import (
+    DEFAULT_TOP_K,
     ErrorResponse,
     HealthResponse,
     ModelResponse,
@@ -35,6 +43,7 @@ from serving.schemas import (
 )
 from serving.service import PredictionService
 from serving.settings import Settings
+from serving.version import app_version
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +84,7 @@ def create_app(
 
     app = FastAPI(
         title="Product categorization",
-        version="1.0.0",
+        version=app_version(),
         description="Classifies catalog products into categories with the MLflow champion model.",
         lifespan=lifespan,
     )
@@ -133,12 +142,14 @@ def _add_model_routes(app: FastAPI, service: PredictionService, settings: Settin
         responses=ERRORS,
         description=(
             "Labels for up to MAX_PRODUCTS_PER_REQUEST "
-            f"(here {settings.max_products_per_request}) products, in order. Each needs a title "
-            f"or a description; each field holds at most {settings.max_text_chars} characters."
+            f"(here {settings.max_products_per_request}) products, in order. Products are keyed "
+            "by the model's own input fields (GET /v1/model); each needs a non-empty value in "
+            f"one of its text fields; each field holds at most {settings.max_text_chars} "
+            "characters."
         ),
     )
     async def predict(body: PredictRequest) -> Response:
-        products = [product.model_dump(exclude_none=True) for product in body.products]
+        products = body.products
         try:
             result = await service.predict(products, body.top_k)
         except InvalidInputError as error:
@@ -150,6 +161,42 @@ def _add_model_routes(app: FastAPI, service: PredictionService, settings: Settin
             "model_version": result.model.version,
             "predictions": result.predictions,
         }
+        return Response(json.dumps(answer, ensure_ascii=False), media_type=JSON)
+
+    @app.post(
+        "/invocations",
+        tags=["predictions"],
+        responses=ERRORS,
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    JSON: {"schema": {"type": "object"}},
+                    "text/csv": {"schema": {"type": "string"}},
+                },
+            }
+        },
+    )
+    async def invocations(request: Request) -> Response:
+        """MLflow's scoring protocol, as `mlflow models serve` answers it: `dataframe_records`,
+        `dataframe_split`, `instances` or `inputs`, with `params.top_k`; or a CSV body."""
+        body = await request.body()
+        media = request.headers.get("content-type", JSON).split(";")[0].strip().lower()
+        if media == "text/csv":
+            products, params = parse_csv_body(body), dict[str, Any]()
+        elif media in (JSON, "application/x-www-form-urlencoded", ""):
+            products, params = parse_json_body(body)
+        else:
+            raise UnsupportedMediaTypeError(
+                f"content type {media!r} is not supported here; send {JSON} or text/csv"
+            )
+        top_k = top_k_param(params, DEFAULT_TOP_K)
+        try:
+            result = await service.predict(products, top_k)
+        except InvalidInputError as error:
+            log_rejected(error, products, settings.log_product_text)
+            raise
+        answer = mlflow_predictions(result.predictions)
         return Response(json.dumps(answer, ensure_ascii=False), media_type=JSON)
 
     @app.get(

@@ -8,13 +8,19 @@ A batch waits for company only when company is on its way: `Traffic` counts the 
 progress, and while some of them have not reached the batcher yet (their body is still being read
 or validated), the batch waits for them, at most `max_wait` seconds after its first job arrived.
 A lone request is never delayed.
+
+Fair sharing: the service cuts large requests into chunks of at most `max_size` rows and submits
+them one after the other, each with a priority, the number of rows of its request already
+answered. The queue serves the lowest first, so a small new request goes before the next chunk of
+a large one and waits at most for the model call already running.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import logging
-from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -41,12 +47,14 @@ class Traffic:
         self.open -= 1
 
 
-@dataclass
+@dataclass(order=True)
 class _Job(Generic[Item, Result]):
-    item: Item
-    size: int
-    enqueued: float
-    future: asyncio.Future[Result] = field(repr=False)
+    priority: int
+    sequence: int
+    item: Item = field(compare=False)
+    size: int = field(compare=False)
+    enqueued: float = field(compare=False)
+    future: asyncio.Future[Result] = field(repr=False, compare=False)
 
 
 class MicroBatcher(Generic[Item, Result]):
@@ -67,7 +75,8 @@ class MicroBatcher(Generic[Item, Result]):
         self.max_wait = max_wait
         self.traffic = traffic
         self._unanswered = 0  # jobs submitted and not yet answered
-        self._pending: deque[_Job[Item, Result]] = deque()
+        self._pending: list[_Job[Item, Result]] = []  # a heap: lowest priority, then oldest
+        self._sequence = itertools.count()
         self._arrived = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -81,17 +90,17 @@ class MicroBatcher(Generic[Item, Result]):
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
         while self._pending:
-            job = self._pending.popleft()
+            job = heapq.heappop(self._pending)
             if not job.future.done():
                 job.future.set_exception(ModelNotReadyError("the server is shutting down"))
 
-    async def submit(self, item: Item, size: int) -> Result:
-        """Queue one job of `size` rows and wait for its result."""
+    async def submit(self, item: Item, size: int, priority: int = 0) -> Result:
+        """Queue one job of `size` rows and wait for its result; lower `priority` goes first."""
         if self._task is None:
             raise ModelNotReadyError("the server is not accepting predictions")
         loop = asyncio.get_running_loop()
-        job = _Job(item, size, loop.time(), loop.create_future())
-        self._pending.append(job)
+        job = _Job(priority, next(self._sequence), item, size, loop.time(), loop.create_future())
+        heapq.heappush(self._pending, job)
         self._arrived.set()
         self._unanswered += 1
         try:
@@ -112,19 +121,27 @@ class MicroBatcher(Generic[Item, Result]):
                 # competes with them for the GIL.
                 await asyncio.sleep(0)
 
+    def _drop_abandoned(self) -> None:
+        """Jobs whose caller stopped waiting (client gone, deadline) are not run."""
+        while self._pending and self._pending[0].future.done():
+            heapq.heappop(self._pending)
+
     async def _gather(self) -> list[_Job[Item, Result]]:
+        self._drop_abandoned()
         while not self._pending:
             self._arrived.clear()
             await self._arrived.wait()
+            self._drop_abandoned()
         loop = asyncio.get_running_loop()
-        batch = [self._pending.popleft()]
+        batch = [heapq.heappop(self._pending)]
         rows = batch[0].size
         deadline = batch[0].enqueued + self.max_wait
         while rows < self.max_size:
+            self._drop_abandoned()
             if self._pending:
                 if rows + self._pending[0].size > self.max_size:
                     break
-                job = self._pending.popleft()
+                job = heapq.heappop(self._pending)
                 batch.append(job)
                 rows += job.size
                 continue

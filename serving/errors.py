@@ -49,6 +49,13 @@ class PayloadTooLargeError(ServingError):
     code = "payload_too_large"
 
 
+class UnsupportedMediaTypeError(ServingError):
+    """The body's content type is not one the route reads."""
+
+    status_code = 415
+    code = "unsupported_media_type"
+
+
 class ModelNotReadyError(ServingError):
     """No model is loaded (yet), or the server is shutting down."""
 
@@ -73,12 +80,47 @@ class InternalError(ServingError):
         super().__init__("internal server error")
 
 
-class ModelLoadError(Exception):
-    """Loading a model failed; `reason` is a short, loggable explanation for /readyz."""
+class DeadlineExceededError(ServingError):
+    """The request took longer than REQUEST_TIMEOUT_SECONDS; its model work was stopped."""
 
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+    status_code = 504
+    code = "deadline_exceeded"
+
+
+class ClientGoneError(ServingError):
+    """The client closed the connection before the answer was ready (never sent: nginx's 499)."""
+
+    status_code = 499
+    code = "client_closed_request"
+
+
+# Why a model could not be served, as the `reason` label of model_load_failures_total.
+REGISTRY_MISS = "registry_miss"
+ARTIFACT_MISSING = "artifact_missing"
+LOAD_ERROR = "load_error"
+UNREACHABLE = "unreachable"
+LOAD_FAILURE_REASONS = (REGISTRY_MISS, ARTIFACT_MISSING, LOAD_ERROR, UNREACHABLE)
+
+PUBLIC_REASONS = {
+    REGISTRY_MISS: "the model is not in the model registry",
+    ARTIFACT_MISSING: "the model's files are missing from the model store",
+    LOAD_ERROR: "the model could not be loaded",
+    UNREACHABLE: "the model registry is unreachable",
+}
+
+
+class ModelLoadError(Exception):
+    """Finding or loading a model failed. `kind` is one of LOAD_FAILURE_REASONS, `detail` a short
+    explanation for the logs (it may name URLs and exceptions), `public` what clients may see."""
+
+    def __init__(self, kind: str, detail: str) -> None:
+        super().__init__(f"{kind}: {detail}")
+        self.kind = kind
+        self.detail = detail
+
+    @property
+    def public(self) -> str:
+        return PUBLIC_REASONS[self.kind]
 
 
 def error_body(error: ServingError, request_id: str) -> bytes:

@@ -87,8 +87,19 @@ class ServingMetrics:
             buckets=LOAD_BUCKETS,
             registry=r,
         )
+        self.wanted_info = Gauge(
+            "model_wanted_info",
+            "The model the settings ask for now, the alias's version (value 1).",
+            ["name", "version", "alias"],
+            registry=r,
+            multiprocess_mode="max",
+        )
         self.load_failures = Counter(
-            "model_load_failures", "Failed attempts to resolve or load a model.", registry=r
+            "model_load_failures",
+            "Failed attempts to resolve or load a model, by version (empty if the registry could"
+            " not name one) and reason: registry_miss, artifact_missing, load_error, unreachable.",
+            ["version", "reason"],
+            registry=r,
         )
         self.last_load = Gauge(
             "model_last_load_timestamp_seconds",
@@ -125,8 +136,17 @@ class ServingMetrics:
         self.model_info.labels(*identity).set(0)  # a multiprocess file keeps the last value
         self.model_info.remove(*identity)
 
-    def model_load_failed(self) -> None:
-        self.load_failures.inc()
+    def model_wanted(
+        self, identity: tuple[str, str, str], previous: tuple[str, str, str] | None
+    ) -> None:
+        """The alias now names `identity` (name, version, alias) instead of `previous`."""
+        if previous is not None:
+            self.wanted_info.labels(*previous).set(0)  # a multiprocess file keeps the last value
+            self.wanted_info.remove(*previous)
+        self.wanted_info.labels(*identity).set(1)
+
+    def model_load_failed(self, version: str, reason: str) -> None:
+        self.load_failures.labels(version, reason).inc()
 
     def render(self) -> tuple[bytes, str]:
         """The text exposition and its content type."""

@@ -1,8 +1,10 @@
-"""The ASGI middleware around every request: request id, body size limit, request metrics,
-access log, and a generic 500 for anything unexpected. Pure ASGI, so it adds microseconds."""
+"""The ASGI middleware around every request: request id, content type and body size checks,
+watching for the client leaving, request metrics, access log, a JSON 503 for requests cut short by
+the shutdown and a generic 500 for anything unexpected. Pure ASGI, so it adds microseconds."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import re
@@ -13,9 +15,17 @@ from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from serving.batching import Traffic
-from serving.errors import InternalError, PayloadTooLargeError, ServingError, error_body
+from serving.errors import (
+    InternalError,
+    ModelNotReadyError,
+    PayloadTooLargeError,
+    ServingError,
+    UnsupportedMediaTypeError,
+    error_body,
+)
 from serving.logs import request_id_var
 from serving.metrics import ServingMetrics
+from serving.watch import RequestWatch, request_watch_var
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("serving.access")
@@ -23,6 +33,9 @@ access_log = logging.getLogger("serving.access")
 QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 OTHER_ROUTE = "other"
+OTHER_METHOD = "other"
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+JSON_ONLY_PATHS = frozenset({"/v1/predict"})  # routes whose body must be JSON (else 415)
 _CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
 
 
@@ -62,20 +75,34 @@ class RequestMiddleware:
             request_id_var.reset(token)
 
     async def _answer(self, scope: Scope, receive: Receive, exchange: _Exchange) -> None:
+        watcher: asyncio.Task[None] | None = None
         try:
             if scope["method"] in BODY_METHODS:
-                receive = await self._read_limited_body(scope, receive)
+                check_content_type(scope)
+                body = await self._read_limited_body(scope, receive)
+                receive, watcher = watch_client(body, receive, exchange.began_loop)
             await self.app(scope, receive, exchange.send)
         except ServingError as exc:
             await exchange.send_error(exc)
+        except asyncio.CancelledError:
+            # uvicorn cancels what is still running when SHUTDOWN_TIMEOUT_SECONDS ends; the
+            # client gets our 503 rather than uvicorn's plain-text 500.
+            if exchange.started:
+                raise
+            log.warning("request cut short by the shutdown", extra={"path": scope["path"]})
+            await exchange.send_error(ModelNotReadyError("the server is shutting down"))
         except Exception:
             log.exception("unhandled error", extra={"path": scope["path"]})
             if not exchange.started:
                 await exchange.send_error(InternalError())
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+                request_watch_var.set(None)
 
-    async def _read_limited_body(self, scope: Scope, receive: Receive) -> Receive:
+    async def _read_limited_body(self, scope: Scope, receive: Receive) -> Message:
         """Read the whole body, refusing it (413) once it is known to exceed the limit, from the
-        Content-Length header or from the bytes that actually arrive; then replay it."""
+        Content-Length header or from the bytes that actually arrive; the message to replay."""
         declared = _header(scope, b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
             raise PayloadTooLargeError(self._too_large(f"Content-Length is {int(declared)} bytes"))
@@ -83,15 +110,14 @@ class RequestMiddleware:
         while True:
             message = await receive()
             if message["type"] != "http.request":
-                return _replay([message], receive)
+                return message  # the client left before sending it all
             chunks.append(message.get("body", b""))
             size += len(chunks[-1])
             if size > self.max_body_bytes:
                 raise PayloadTooLargeError(self._too_large(f"{size} bytes arrived so far"))
             if not message.get("more_body", False):
                 break
-        body = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
-        return _replay([body], receive)
+        return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
 
     def _too_large(self, what: str) -> str:
         return f"request body too large: {what}, the limit is {self.max_body_bytes} bytes"
@@ -99,10 +125,11 @@ class RequestMiddleware:
     def _record(self, scope: Scope, exchange: _Exchange) -> None:
         route = route_template(scope, self.routes)
         seconds = time.perf_counter() - exchange.began
-        self.metrics.observe_request(route, scope["method"], exchange.status, seconds)
+        method = scope["method"] if scope["method"] in KNOWN_METHODS else OTHER_METHOD
+        self.metrics.observe_request(route, method, exchange.status, seconds)
         access_log.info(
             "%s %s %d",
-            scope["method"],
+            method,
             scope["path"],
             exchange.status,
             extra={
@@ -123,6 +150,7 @@ class _Exchange:
         self.status = 499  # no response started: the client went away (nginx's convention)
         self.started = False
         self.began = time.perf_counter()
+        self.began_loop = asyncio.get_running_loop().time()
 
     async def send(self, message: Message) -> None:
         if message["type"] == "http.response.start":
@@ -144,6 +172,46 @@ class _Exchange:
             {"type": "http.response.start", "status": error.status_code, "headers": headers}
         )
         await self.send({"type": "http.response.body", "body": body})
+
+
+def check_content_type(scope: Scope) -> None:
+    """A body sent to a JSON route must be declared as JSON (or not declared at all)."""
+    if scope["path"] not in JSON_ONLY_PATHS:
+        return
+    declared = _header(scope, b"content-type")
+    if declared is None:
+        return
+    media_type = declared.split(";", 1)[0].strip().lower()
+    if media_type != "application/json" and not media_type.endswith("+json"):
+        raise UnsupportedMediaTypeError(
+            f"the body must be JSON: send Content-Type: application/json (got {media_type!r})",
+            field="body",
+        )
+
+
+def watch_client(
+    body: Message, receive: Receive, began: float
+) -> tuple[Receive, asyncio.Task[None]]:
+    """Once the body is read, the only message left is `http.disconnect`: a task waits for it
+    and sets the request's `RequestWatch.gone`, which the service checks between chunks. The
+    returned `receive` replays the body, then reports the disconnect."""
+    watch = RequestWatch(began)
+    request_watch_var.set(watch)
+    pending = [body]
+
+    async def wait_for_disconnect() -> None:
+        message = body
+        while message["type"] != "http.disconnect":
+            message = await receive()
+        watch.gone.set()
+
+    async def replay() -> Message:
+        if pending:
+            return pending.pop(0)
+        await watch.gone.wait()
+        return {"type": "http.disconnect"}
+
+    return replay, asyncio.create_task(wait_for_disconnect())
 
 
 def pick_request_id(scope: Scope) -> str:
@@ -169,12 +237,3 @@ def _header(scope: Scope, name: bytes) -> str | None:
         if key == name:
             return value.decode("latin-1")
     return None
-
-
-def _replay(messages: list[Message], receive: Receive) -> Receive:
-    pending = list(messages)
-
-    async def replay() -> Message:
-        return pending.pop(0) if pending else await receive()
-
-    return replay

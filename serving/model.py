@@ -1,7 +1,8 @@
 """The model layer: find which model to serve, load it, predict with it.
 
 `ModelLocator.resolve()` answers "which model should be served now?" (a `ModelRef`);
-`ServedModel.load(ref)` loads and warms it; `ServedModel.predict_proba()` is the fast path the
+`ServedModel.load(ref)` loads it (through `serving.loading`, which leaves nothing on disk) and warms
+it; `ServedModel.predict_proba()` is the fast path the
 service calls from its single model thread. MLflow is imported lazily, in the loading thread, so
 importing this module stays cheap and the HTTP server answers /healthz while MLflow loads.
 """
@@ -9,7 +10,6 @@ importing this module stays cheap and the HTTP server answers /healthz while MLf
 from __future__ import annotations
 
 import math
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,26 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from serving.errors import ModelLoadError
+from serving.errors import ARTIFACT_MISSING, LOAD_ERROR, REGISTRY_MISS, UNREACHABLE, ModelLoadError
+from serving.loading import load_python_model, looks_unreachable, short
 from serving.settings import Settings
-
-WARM_UP_PRODUCTS: list[dict[str, Any]] = [
-    {"title": "Warm-up product", "description": "Loads every code path once before serving."},
-    {
-        "asin": "B000WARMUP",
-        "title": "Produit d'échauffement ✓ 🚀",
-        "description": ["first paragraph", "second paragraph"],
-        "feature": ["a bullet point"],
-        "brand": "Acme",
-        "category": ["Tools", "Hand Tools"],
-        "also_buy": ["B000000001"],
-        "image": ["https://example.invalid/a.jpg"],
-        "price": "$12.99",
-        "details": {"Weight": "1 kg"},
-    },
-]
-
-_USERINFO = re.compile(r"//[^/@\s]+@")
+from serving.validation import RequestContract
 
 
 @dataclass(frozen=True)
@@ -58,35 +42,37 @@ class ServedModel:
     classes: np.ndarray
     metrics: dict[str, Any]
     predictor: Any = field(repr=False)
+    contract: RequestContract = field(default_factory=lambda: RequestContract.from_metadata({}))
     loaded_at: float = 0.0
 
     @classmethod
     def load(cls, ref: ModelRef) -> ServedModel:
-        """Load `ref` with MLflow and run a warm-up prediction; `ModelLoadError` on failure."""
-        import mlflow.pyfunc  # heavy: imported in the loading thread only
-
-        try:
-            wrapper = mlflow.pyfunc.load_model(ref.uri).unwrap_python_model()
-        except Exception as exc:
-            raise ModelLoadError(describe_load_error(exc)) from exc
+        """Load `ref` with MLflow and run a warm-up prediction; `ModelLoadError` on failure.
+        The warm-up runs after the downloaded folder is gone: a model that still needed a file
+        from it fails here, not on a client's request."""
+        wrapper = load_python_model(ref.uri)
         if not hasattr(wrapper, "predict_proba") or not hasattr(wrapper, "classes"):
-            raise ModelLoadError(f"{ref.uri} is not a product classifier (no predict_proba)")
+            raise ModelLoadError(LOAD_ERROR, f"{ref.uri} is not a product classifier")
         metadata = getattr(wrapper, "metadata", None) or {}
-        model = cls(ref, np.asarray(wrapper.classes), scalar_metrics(metadata), wrapper)
+        contract = RequestContract.from_metadata(metadata)
+        if not contract.text_fields:
+            raise ModelLoadError(LOAD_ERROR, f"{ref.uri} declares no text field to classify by")
+        model = cls(ref, np.asarray(wrapper.classes), scalar_metrics(metadata), wrapper, contract)
         model.warm_up()
         model.loaded_at = time.time()
         return model
 
     def warm_up(self) -> None:
         """One prediction through every feature path; a model that fails it is never served."""
+        products = self.contract.warm_up_products()
         try:
-            proba = self.predict_proba(WARM_UP_PRODUCTS)
+            proba = self.predict_proba(products)
         except Exception as exc:
-            raise ModelLoadError(f"warm-up prediction failed: {short(exc)}") from exc
-        expected = (len(WARM_UP_PRODUCTS), len(self.classes))
+            raise ModelLoadError(LOAD_ERROR, f"warm-up prediction failed: {short(exc)}") from exc
+        expected = (len(products), len(self.classes))
         if proba.shape != expected or not np.isfinite(proba).all():
             raise ModelLoadError(
-                f"warm-up gave probabilities of shape {proba.shape}, not {expected}"
+                LOAD_ERROR, f"warm-up gave probabilities of shape {proba.shape}, not {expected}"
             )
 
     def predict_proba(self, products: list[dict[str, Any]]) -> np.ndarray:
@@ -115,7 +101,7 @@ class ModelLocator:
         except ModelLoadError:
             raise
         except Exception as exc:
-            raise ModelLoadError(describe_load_error(exc)) from exc
+            raise resolve_error(exc, self.settings) from exc
 
     def _registry_ref(self) -> ModelRef:
         client = self._mlflow_client()
@@ -138,7 +124,7 @@ class ModelLocator:
         path = Path(uri.removeprefix("file://"))
         if not (path / "MLmodel").is_file():
             if "://" not in uri and ":/" not in uri:
-                raise ModelLoadError(f"no MLflow model at {uri} (MLmodel file missing)")
+                raise ModelLoadError(ARTIFACT_MISSING, f"no MLflow model at {uri} (no MLmodel)")
             return ModelRef(name, "uri", uri)
         from mlflow.models import Model
 
@@ -169,21 +155,15 @@ def scalar_metrics(metadata: dict[str, Any]) -> dict[str, Any]:
     return clean
 
 
-def describe_load_error(exc: BaseException) -> str:
-    """A short reason for /readyz and the logs: missing alias, unreachable MLflow, or the error."""
+def resolve_error(exc: BaseException, settings: Settings) -> ModelLoadError:
+    """Why the registry could not say which version to serve: unreachable, or no such model."""
+    wanted = settings.model_uri or f"{settings.model_name}@{settings.model_alias}"
+    if settings.model_version is not None:
+        wanted = f"{settings.model_name}/{settings.model_version}"
+    if looks_unreachable(exc):
+        return ModelLoadError(UNREACHABLE, f"cannot ask the registry for {wanted}: {short(exc)}")
     code = getattr(exc, "error_code", "")
     text = short(exc)
-    missing = code == "RESOURCE_DOES_NOT_EXIST" or (bool(code) and "not found" in text.lower())
-    if missing:
-        return f"not found in the MLflow registry: {text}"
-    unreachable = ("Connection", "Max retries", "timed out", "unable to open database")
-    if any(marker.lower() in text.lower() for marker in unreachable):
-        return f"MLflow unreachable: {text}"
-    return f"model load failed: {text}"
-
-
-def short(exc: BaseException, limit: int = 300) -> str:
-    """`Type: message`, on one line, without credentials, at most `limit` characters."""
-    text = " ".join(f"{type(exc).__name__}: {exc}".split())
-    text = _USERINFO.sub("//***@", text)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    if code == "RESOURCE_DOES_NOT_EXIST" or "not found" in text.lower():
+        return ModelLoadError(REGISTRY_MISS, f"{wanted} is not in the registry: {text}")
+    return ModelLoadError(UNREACHABLE, f"the registry failed to answer for {wanted}: {text}")

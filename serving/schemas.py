@@ -1,59 +1,34 @@
 """Request and response bodies of the HTTP API (their JSON Schema is the OpenAPI document).
 
-Types only: the configurable limits (products per request, characters per field, title or
-description present) are checked by `serving.validation`, so they follow the settings.
+A product's fields are the served model's own (its input contract, listed by GET /v1/model), so
+they are checked by `serving.validation` against the loaded model, not fixed here.
 """
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Any
 
-TextOrList = str | list[str]
-Scalar = str | int | float | bool | None
+from pydantic import BaseModel, Field, StrictInt
 
 DEFAULT_TOP_K = 3
 
 
-class Product(BaseModel):
-    """A catalog record in the Amazon 2018 metadata shape; every field is optional, unknown
-    fields are ignored. A product needs a title or a description."""
-
-    model_config = ConfigDict(
-        extra="ignore",
-        json_schema_extra={
-            "anyOf": [{"required": ["title"]}, {"required": ["description"]}],
-            "examples": [
-                {
-                    "asin": "libxml-parser-perl",
-                    "title": "Perl module for parsing XML files",
-                    "description": ["XML::Parser provides ways to parse XML documents."],
-                    "brand": "Debian Perl Group",
-                    "category": ["devel::lang:perl", "implemented-in::perl"],
-                }
-            ],
-        },
-    )
-
-    asin: str | None = Field(None, description="Product id.")
-    title: str | None = Field(
-        None, description="Product name (a title or a description is needed)."
-    )
-    description: TextOrList | None = None
-    feature: TextOrList | None = Field(None, description="Bullet points.")
-    brand: str | None = None
-    category: TextOrList | None = Field(None, description="Category path or tags.")
-    also_buy: TextOrList | None = Field(None, description="Ids of products bought together.")
-    also_view: TextOrList | None = Field(None, description="Ids of products viewed together.")
-    image: TextOrList | None = Field(None, description="Image URLs.")
-    price: str | float | None = Field(None, description='Price text such as "$12.99".')
-    details: dict[str, Scalar] | None = Field(None, description="Free-form key/value details.")
+PRODUCT_EXAMPLE = {
+    "title": "Perl module for parsing XML files",
+    "description": ["XML::Parser provides ways to parse XML documents."],
+}
 
 
 class PredictRequest(BaseModel):
-    products: list[Product] = Field(
-        ..., min_length=1, description="Products to classify, answered in the same order."
+    products: list[dict[str, Any]] = Field(
+        ...,
+        min_length=1,
+        description="Products to classify, answered in the same order. Each is an object keyed "
+        "by the model's input fields (GET /v1/model: `input_fields`); fields the model does not "
+        "read are ignored, and each product needs a non-empty value in one of its text fields.",
+        examples=[[PRODUCT_EXAMPLE]],
     )
-    top_k: int = Field(
+    top_k: StrictInt = Field(
         DEFAULT_TOP_K, ge=1, le=1000, description="How many ranked labels to return per product."
     )
 
@@ -76,6 +51,21 @@ class PredictResponse(BaseModel):
     predictions: list[Prediction]
 
 
+class PendingFailure(BaseModel):
+    version: str | None = Field(..., description="The version that failed (if one was named).")
+    reason: str = Field(
+        ..., description="registry_miss, artifact_missing, load_error or unreachable."
+    )
+    message: str
+    at: float = Field(..., description="Unix time of the last failed attempt.")
+
+
+class InputFieldInfo(BaseModel):
+    name: str = Field(..., description="The field's name, as in the training catalog.")
+    role: str = Field(..., description="text, tokens, numeric or id.")
+    type: str = Field(..., description="string, text, tokens, number or price.")
+
+
 class ModelResponse(BaseModel):
     name: str
     version: str
@@ -84,7 +74,14 @@ class ModelResponse(BaseModel):
     source: str = Field(..., description="The MLflow URI the model was loaded from.")
     loaded_at: float = Field(..., description="Unix time of the load.")
     metrics: dict[str, float | int | str | None]
+    task: str = Field(..., description="What the model answers: single_label.")
+    input_fields: list[InputFieldInfo] = Field(
+        ..., description="The fields a product is keyed by, with their roles and types."
+    )
     classes: list[str]
+    pending_failure: PendingFailure | None = Field(
+        None, description="The wanted version failed to load; this one keeps serving meanwhile."
+    )
 
 
 class HealthResponse(BaseModel):

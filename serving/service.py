@@ -1,35 +1,36 @@
-"""The prediction core: readiness, loading and hot-swapping models, batched prediction.
+"""The prediction core: readiness, the served model, batched and fairly shared prediction.
 
 No web framework here: `api.py` maps HTTP onto these methods, and tests can call them directly.
-Model work runs on one dedicated thread (fed by the micro-batcher); loading runs on another, so
-neither blocks the event loop and a new model is loaded and warmed while the old one serves.
+Model work runs on one dedicated thread (fed by the micro-batcher); loading and hot-swapping run in
+`ModelKeeper` on another, so neither blocks the event loop and a new model is loaded and warmed
+while the old one serves. Large requests are cut into BATCH_MAX_SIZE chunks that queue behind
+smaller requests (see `serving.batching`); between chunks a request stops if its client left or
+its deadline passed.
 """
 
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
-import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 
 from serving.batching import MicroBatcher, Traffic
-from serving.errors import ModelLoadError, ModelNotReadyError
+from serving.errors import ClientGoneError, DeadlineExceededError, ModelNotReadyError
+from serving.keeper import ModelKeeper
 from serving.metrics import ServingMetrics
-from serving.model import ModelLocator, ModelRef, ServedModel, short
+from serving.model import ModelLocator, ModelRef, ServedModel
 from serving.settings import Settings
+from serving.threads import DaemonThreadExecutor
 from serving.validation import Limits, check_products
+from serving.watch import RequestWatch, current_watch
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
 Product = dict[str, Any]
-RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
 
 
 @dataclass(frozen=True)
@@ -47,11 +48,12 @@ class PredictionResult:
 
 @dataclass(frozen=True)
 class _Job:
+    model: ServedModel  # the model of the request's first chunk: one model per answer
     products: list[Product]
     top_k: int
 
 
-_Answer = tuple[ServedModel, list[dict[str, Any]]]
+_Answer = list[dict[str, Any]]
 
 
 class PredictionService:
@@ -66,21 +68,17 @@ class PredictionService:
     ) -> None:
         self.settings = settings
         self.metrics = metrics
-        self.locator = locator or ModelLocator(settings)
-        self.load_model = load_model
         self.limits = Limits(settings.max_products_per_request, settings.max_text_chars)
-        self._model: ServedModel | None = None
-        self._reason = "loading"
+        self.keeper = ModelKeeper(
+            settings, metrics, locator or ModelLocator(settings), load_model, self._after_swap
+        )
         self.traffic = Traffic()
         self._open_threads()
-        self._keeper: asyncio.Task[None] | None = None
-        self._first_attempt = asyncio.Event()
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     def _open_threads(self) -> None:
-        self._model_thread = ThreadPoolExecutor(1, "model", initializer=prepare_model_thread)
-        self._load_thread = ThreadPoolExecutor(1, "model-loader")
+        self._model_thread = DaemonThreadExecutor("model", initializer=prepare_model_thread)
         self._batcher: MicroBatcher[_Job, _Answer] = MicroBatcher(
             self._predict_batch,
             self._model_thread,
@@ -95,37 +93,49 @@ class PredictionService:
         if self._closed:  # started again after a stop (tests do)
             self._open_threads()
         self._batcher.start()
-        self._keeper = asyncio.create_task(self._keep_model_current(), name="model-keeper")
+        self.keeper.start()
 
     async def first_attempt_done(self) -> None:
         """Wait until the first load attempt has ended, whether it succeeded or not."""
-        await self._first_attempt.wait()
+        await self.keeper.first_attempt.wait()
 
     async def stop(self) -> None:
-        if self._keeper is not None:
-            self._keeper.cancel()
-            await asyncio.gather(self._keeper, return_exceptions=True)
+        """Stop at once: queued predictions get a 503, a load in progress is abandoned."""
+        await self.keeper.stop()
         await self._batcher.stop()
-        self._model_thread.shutdown(wait=True)
-        self._load_thread.shutdown(wait=False, cancel_futures=True)
+        self._model_thread.shutdown(wait=False)
         self._closed = True
 
     # -- queries -----------------------------------------------------------------------------
 
     @property
     def model(self) -> ServedModel | None:
-        return self._model
+        return self.keeper.model
+
+    @property
+    def load_model(self) -> Callable[[ModelRef], ServedModel]:
+        return self.keeper.load_model
+
+    @load_model.setter
+    def load_model(self, load: Callable[[ModelRef], ServedModel]) -> None:
+        self.keeper.load_model = load
+
+    async def refresh(self) -> bool:
+        """Serve the model the settings point to now (see `ModelKeeper.refresh`)."""
+        return await self.keeper.refresh()
 
     def readiness(self) -> Readiness:
-        model = self._model
+        model = self.keeper.model
         if model is None:
-            return Readiness(False, self._reason, None)
+            return Readiness(False, self.keeper.not_ready_reason, None)
         return Readiness(True, None, model.ref)
 
     def model_card(self) -> dict[str, Any]:
-        """What /v1/model shows: identity, training metrics and classes of the served model."""
+        """What /v1/model shows: identity, training metrics and classes of the served model, and
+        the last failure to serve the wanted version while this one still serves."""
         model = self._require_model()
         ref = model.ref
+        failure = self.keeper.failure
         return {
             "name": ref.name,
             "version": ref.version,
@@ -134,26 +144,64 @@ class PredictionService:
             "source": ref.uri,
             "loaded_at": model.loaded_at,
             "metrics": model.metrics,
+            "task": model.contract.task,
+            "input_fields": model.contract.describe(),
             "classes": [str(label) for label in model.classes],
+            "pending_failure": failure.as_dict() if failure else None,
         }
 
     async def predict(self, products: list[Product], top_k: int) -> PredictionResult:
-        """Labels for `products` (in order) from one model; limits are checked first."""
-        check_products(products, self.limits)
-        self._require_model()
-        model, predictions = await self._batcher.submit(_Job(products, top_k), len(products))
+        """Labels for `products` (in order) from one model; limits and the model's input
+        contract are checked first. Chunks of BATCH_MAX_SIZE products queue one after the other;
+        `ClientGoneError` if the client left, `DeadlineExceededError` past
+        REQUEST_TIMEOUT_SECONDS."""
+        model = self._require_model()
+        rows = check_products(products, model.contract, self.limits)
+        watch = current_watch()
+        size = self.settings.batch_max_size
+        predictions: list[dict[str, Any]] = []
+        for start in range(0, len(rows), size):
+            job = _Job(model, rows[start : start + size], top_k)
+            predictions += await self._run_chunk(job, priority=start, watch=watch)
         return PredictionResult(model.ref, predictions)
 
+    async def _run_chunk(self, job: _Job, priority: int, watch: RequestWatch) -> _Answer:
+        if watch.client_gone:
+            raise ClientGoneError("the client closed the connection")
+        timeout = self.settings.request_timeout_seconds
+        if timeout <= 0:
+            return await self._batcher.submit(job, len(job.products), priority)
+        try:
+            async with asyncio.timeout_at(watch.started + timeout):
+                return await self._batcher.submit(job, len(job.products), priority)
+        except TimeoutError:
+            raise DeadlineExceededError(
+                f"the prediction took longer than {timeout:g} s; retry, or send fewer products"
+            ) from None
+
     def _require_model(self) -> ServedModel:
-        model = self._model
+        model = self.keeper.model
         if model is None:
-            raise ModelNotReadyError(f"no model loaded yet: {self._reason}")
+            raise ModelNotReadyError(f"no model loaded yet: {self.keeper.not_ready_reason}")
         return model
+
+    def _after_swap(self) -> None:
+        self._model_thread.submit(limit_native_threads)
 
     # -- prediction, on the model thread ----------------------------------------------------
 
     def _predict_batch(self, jobs: list[_Job]) -> list[_Answer]:
-        model = self._require_model()  # one snapshot: a swap never mixes models in a batch
+        """One model call per model in the batch (one, except while a swap is under way)."""
+        answers: dict[int, _Answer] = {}
+        for model in {id(job.model): job.model for job in jobs}.values():
+            mine = [(i, job) for i, job in enumerate(jobs) if job.model is model]
+            ranked = self._rank(model, [job for _, job in mine])
+            for (i, job), rows in zip(mine, ranked, strict=True):
+                answers[i] = [as_prediction(row[: job.top_k]) for row in rows]
+        return [answers[i] for i in range(len(jobs))]
+
+    def _rank(self, model: ServedModel, jobs: list[_Job]) -> list[list[list[dict[str, Any]]]]:
+        """For each job, its products' labels ranked by probability (the largest top_k asked)."""
         rows = [product for job in jobs for product in job.products]
         proba = model.predict_proba(rows)
         k = min(max(job.top_k for job in jobs), proba.shape[1])
@@ -163,94 +211,11 @@ class PredictionService:
         self.metrics.observe_predictions(
             (row[0]["label"] for row in ranked), (row[0]["probability"] for row in ranked)
         )
-        results: list[_Answer] = []
-        start = 0
+        per_job, start = [], 0
         for job in jobs:
-            mine = ranked[start : start + len(job.products)]
+            per_job.append(ranked[start : start + len(job.products)])
             start += len(job.products)
-            results.append((model, [as_prediction(row[: job.top_k]) for row in mine]))
-        return results
-
-    # -- keeping the model current -----------------------------------------------------------
-
-    async def _keep_model_current(self) -> None:
-        await self._load_until_ready()
-        self._first_attempt.set()
-        interval = self.settings.reload_interval_seconds
-        if interval <= 0 or not self.locator.can_change:
-            return
-        while True:
-            await asyncio.sleep(interval)
-            await self.refresh()
-
-    async def _load_until_ready(self) -> None:
-        attempt = 0
-        while not await self.refresh():
-            self._first_attempt.set()
-            delay = RETRY_DELAYS[min(attempt, len(RETRY_DELAYS) - 1)]
-            attempt += 1
-            log.info("retrying model load", extra={"delay_seconds": delay, "attempt": attempt})
-            await asyncio.sleep(delay)
-
-    async def refresh(self) -> bool:
-        """Serve the model the settings point to now. True if that model is being served
-        (already or after a swap); False if it could not be found or loaded (counted, logged,
-        and the current model, if any, keeps serving)."""
-        try:
-            ref = await self._on_loader(self.locator.resolve)
-            current = self._model
-            if current is not None and current.ref == ref:
-                return True
-            model = await self._on_loader(self._timed_load, ref)
-        except ModelLoadError as exc:
-            self._load_failed(exc.reason)
-            return False
-        except Exception as exc:
-            log.exception("unexpected error while loading a model")
-            self._load_failed(f"model load failed: {short(exc)}")
-            return False
-        self._swap(model)
-        return True
-
-    def _timed_load(self, ref: ModelRef) -> tuple[ServedModel, float]:
-        started = time.perf_counter()
-        model = self.load_model(ref)
-        return model, time.perf_counter() - started
-
-    def _swap(self, loaded: tuple[ServedModel, float]) -> None:
-        model, seconds = loaded
-        previous, self._model = self._model, model  # one assignment: requests see old or new
-        self._model_thread.submit(limit_native_threads)
-        self._load_thread.submit(settle_heap)
-        if previous is not None:
-            self.metrics.model_retired(identity(previous.ref))
-        classes = [str(label) for label in model.classes]
-        self.metrics.model_loaded(identity(model.ref), classes, seconds, model.loaded_at)
-        log.info(
-            "model loaded",
-            extra={
-                "model_name": model.ref.name,
-                "model_version": model.ref.version,
-                "previous_version": previous.ref.version if previous else None,
-                "load_seconds": round(seconds, 3),
-            },
-        )
-
-    def _load_failed(self, reason: str) -> None:
-        self.metrics.model_load_failed()
-        if self._model is None:
-            self._reason = reason
-        log.warning(
-            "model load failed", extra={"reason": reason, "serving_previous": bool(self._model)}
-        )
-
-    async def _on_loader(self, function: Callable[..., T], *args: Any) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._load_thread, function, *args)
-
-
-def identity(ref: ModelRef) -> tuple[str, str, str]:
-    return ref.name, ref.version, ref.alias or ""
+        return per_job
 
 
 def ranked_labels(
@@ -270,16 +235,6 @@ def ranked_labels(
 
 def as_prediction(top: list[dict[str, Any]]) -> dict[str, Any]:
     return {"label": top[0]["label"], "probability": top[0]["probability"], "top_k": top}
-
-
-def settle_heap() -> None:
-    """Collect once, then freeze what survives (mostly the model's several hundred thousand
-    objects) out of the cyclic garbage collector's reach: a full collection over them takes about
-    0.25 s with every thread stopped, and showed up as p99 latency spikes. Unfreezing first lets
-    the collection free a replaced model's reference cycles."""
-    gc.unfreeze()
-    gc.collect()
-    gc.freeze()
 
 
 def prepare_model_thread() -> None:

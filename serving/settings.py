@@ -38,12 +38,23 @@ class Settings(BaseSettings):
     reload_interval_seconds: float = Field(
         30.0, ge=0, description="How often to check the alias for a new version; 0 disables."
     )
+    failed_load_retry_seconds: float = Field(
+        600.0,
+        ge=0,
+        description="A version that failed to load is tried again only after this long (or when"
+        " the alias moves).",
+    )
     max_products_per_request: int = Field(1000, ge=1, description="Products in one request.")
     max_text_chars: int = Field(20_000, ge=1, description="Characters in one product field.")
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="Request body size.")
     batch_max_size: int = Field(32, ge=1, le=4096, description="Rows per model call (batching).")
     batch_max_wait_ms: float = Field(
         2.0, ge=0, le=1000, description="How long a request waits for others to batch with."
+    )
+    request_timeout_seconds: float = Field(
+        60.0,
+        ge=0,
+        description="A prediction still unanswered after this long gets a 504; 0 disables.",
     )
     shutdown_timeout_seconds: float = Field(
         20.0, ge=0, description="Grace period for in-flight requests on SIGTERM."

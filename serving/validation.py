@@ -1,20 +1,217 @@
-"""The configurable limits on a prediction request, checked before any model work."""
+"""Request validation built from the served model's input contract.
+
+A product is a JSON object keyed by the model's own field names (its catalog's column names).
+Fields the model does not read are ignored; each field it reads must have the type its contract
+gives; a product needs a non-empty value in one of the model's text fields. The contract comes
+from the model's metadata (`contract`); models registered before contracts existed (0.1.x) list
+Amazon 2018 field names only, and get the roles those fields always had.
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from serving.errors import InvalidInputError
 
-REQUIRED_ANY_OF = ("title", "description")
+# The roles and types of the Amazon 2018 fields, for models registered before contracts.
+LEGACY_FIELDS = {
+    "asin": ("id", "string"),
+    "title": ("text", "text"),
+    "description": ("text", "text"),
+    "feature": ("text", "text"),
+    "brand": ("tokens", "tokens"),
+    "category": ("tokens", "tokens"),
+    "also_buy": ("tokens", "tokens"),
+    "also_view": ("tokens", "tokens"),
+    "image": ("tokens", "tokens"),
+    "details": ("tokens", "tokens"),
+    "price": ("numeric", "price"),
+}
+SCALARS = (str, int, float)
 
 
 @dataclass(frozen=True)
 class Limits:
     max_products: int
     max_text_chars: int
+
+
+@dataclass(frozen=True)
+class InputField:
+    name: str
+    role: str
+    type: str
+
+
+@dataclass(frozen=True)
+class RequestContract:
+    """What a request to this model must look like."""
+
+    fields: tuple[InputField, ...]
+    task: str = "single_label"
+
+    @classmethod
+    def from_metadata(cls, metadata: Mapping[str, Any]) -> RequestContract:
+        contract = metadata.get("contract")
+        if contract:
+            fields = tuple(
+                InputField(str(f["name"]), str(f["role"]), str(f["type"]))
+                for f in contract["fields"]
+            )
+            return cls(fields, str(contract.get("task", "single_label")))
+        names = metadata.get("input_fields") or list(LEGACY_FIELDS)
+        legacy = [n for n in names if n in LEGACY_FIELDS]
+        return cls(tuple(InputField(n, *LEGACY_FIELDS[n]) for n in legacy))
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.fields)
+
+    @property
+    def text_fields(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.fields if f.role == "text")
+
+    def describe(self) -> list[dict[str, str]]:
+        return [{"name": f.name, "role": f.role, "type": f.type} for f in self.fields]
+
+    def warm_up_products(self) -> list[dict[str, Any]]:
+        """Two products that pass every field's code path once."""
+        full = {f.name: SAMPLE_VALUES[f.type] for f in self.fields}
+        first_text = dict.fromkeys(self.text_fields[:1], "Warm-up product")
+        return [first_text, full]
+
+
+SAMPLE_VALUES: dict[str, Any] = {
+    "string": "Produit d'échauffement ✓ 🚀",
+    "text": ["first paragraph", "second paragraph"],
+    "tokens": ["Tools", "Hand Tools"],
+    "number": 12.5,
+    "price": "$12.99",
+}
+
+
+def check_products(
+    products: Sequence[Any], contract: RequestContract, limits: Limits
+) -> list[dict[str, Any]]:
+    """The products as the model reads them (its own fields, numbers parsed); raises
+    `InvalidInputError` naming the first offending field."""
+    if not products:
+        raise InvalidInputError("at least one product is required", field="products")
+    if len(products) > limits.max_products:
+        raise InvalidInputError(
+            f"{len(products)} products, at most {limits.max_products} per request",
+            field="products",
+        )
+    return [
+        check_product(product, contract, limits, f"products[{index}]")
+        for index, product in enumerate(products)
+    ]
+
+
+def check_product(
+    product: Any, contract: RequestContract, limits: Limits, where: str
+) -> dict[str, Any]:
+    if not isinstance(product, Mapping):
+        raise InvalidInputError("a product must be a JSON object of field: value", field=where)
+    known = {f.name: f for f in contract.fields}
+    clean: dict[str, Any] = {}
+    for name, value in product.items():
+        if name in known and value is not None:
+            clean[name] = check_value(value, known[name], limits, f"{where}.{name}")
+    if not any(has_text(clean.get(name)) for name in contract.text_fields):
+        raise InvalidInputError(missing_text_message(product, contract), field=where)
+    return clean
+
+
+def missing_text_message(product: Mapping[str, Any], contract: RequestContract) -> str:
+    wanted = ", ".join(f"'{name}'" for name in contract.text_fields)
+    if not any(name in contract.names for name in product):
+        given = ", ".join(f"'{name}'" for name in list(product)[:10]) or "no fields"
+        return (
+            f"the product has none of the model's input fields (it has {given}); the model "
+            f"reads {', '.join(repr(n) for n in contract.names)} and needs a non-empty value in "
+            f"one of {wanted} (GET /v1/model lists them)"
+        )
+    return f"a product needs a non-empty value in one of the model's text fields: {wanted}"
+
+
+def check_value(value: Any, field: InputField, limits: Limits, where: str) -> Any:
+    """The value as the model reads it, or `InvalidInputError` if its type is wrong."""
+    if field.role == "id" and _is_number(value):
+        value = str(value)  # ids read from CSV files are often numbers
+    parsed = CHECKERS[field.type](value)
+    if parsed is INVALID:
+        raise InvalidInputError(f"must be {TYPE_NAMES[field.type]}", field=where)
+    chars = field_chars(parsed)
+    if chars > limits.max_text_chars:
+        raise InvalidInputError(
+            f"{chars} characters, at most {limits.max_text_chars} per field", field=where
+        )
+    return parsed
+
+
+INVALID = object()
+
+
+def _string(value: Any) -> Any:
+    return value if isinstance(value, str) else INVALID
+
+
+def _text(value: Any) -> Any:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return value
+    return INVALID
+
+
+def _tokens(value: Any) -> Any:
+    if isinstance(value, str) or _is_number(value):
+        return value
+    if isinstance(value, list) and all(isinstance(i, str) or _is_number(i) for i in value):
+        return value
+    if isinstance(value, Mapping) and all(
+        isinstance(v, str) or _is_number(v) or v is None or isinstance(v, bool)
+        for v in value.values()
+    ):
+        return dict(value)
+    return INVALID
+
+
+def _number(value: Any) -> Any:
+    if _is_number(value):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            return INVALID
+        return number if math.isfinite(number) else INVALID
+    return INVALID
+
+
+def _price(value: Any) -> Any:
+    if isinstance(value, str):
+        return value
+    return float(value) if _is_number(value) and value >= 0 else INVALID
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+CHECKERS = {"string": _string, "text": _text, "tokens": _tokens, "number": _number}
+CHECKERS["price"] = _price
+TYPE_NAMES = {
+    "string": "a string",  # or a number, for an id
+    "text": "a string or a list of strings",
+    "tokens": "a string, a number, a list of them, or an object of key: value pairs",
+    "number": "a finite number or a numeric string",
+    "price": "a price: a non-negative number or a text such as '$12.99'",
+}
 
 
 def field_chars(value: Any) -> int:
@@ -34,28 +231,3 @@ def has_text(value: Any) -> bool:
     if isinstance(value, Sequence):
         return any(has_text(item) for item in value)
     return False
-
-
-def check_products(products: Sequence[Mapping[str, Any]], limits: Limits) -> None:
-    """Raise `InvalidInputError` naming the first offending field, or return if all is well."""
-    if not products:
-        raise InvalidInputError("at least one product is required", field="products")
-    if len(products) > limits.max_products:
-        raise InvalidInputError(
-            f"{len(products)} products, at most {limits.max_products} per request",
-            field="products",
-        )
-    for index, product in enumerate(products):
-        check_product(product, limits, f"products[{index}]")
-
-
-def check_product(product: Mapping[str, Any], limits: Limits, where: str) -> None:
-    if not any(has_text(product.get(name)) for name in REQUIRED_ANY_OF):
-        raise InvalidInputError("a product needs a non-empty title or description", field=where)
-    for name, value in product.items():
-        chars = field_chars(value)
-        if chars > limits.max_text_chars:
-            raise InvalidInputError(
-                f"{chars} characters, at most {limits.max_text_chars} per field",
-                field=f"{where}.{name}",
-            )

@@ -1,5 +1,5 @@
 """Training: from a product catalog to a gated, registered MLflow model.
 
-Importing this package does no work; `training.cli` is the command line, `training.api.train` the
+Importing this package does no work; `training.cli` is the command line, `training.run.train` the
 entry point for Python callers.
 """

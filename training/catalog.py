@@ -20,9 +20,11 @@ from typing import Any
 
 import pandas as pd
 
+from product_model.contract import to_numbers
 from product_model.features import as_text
 from training.config import TrainConfig
 from training.errors import DataError
+from training.labels import VariantGroup, apply_label_map, find_variants, load_label_map
 
 log = logging.getLogger(__name__)
 
@@ -53,12 +55,13 @@ _SPACES = re.compile(r"\s+")
 
 @dataclass
 class Catalog:
-    """Clean, labelled rows plus where they came from and what was removed."""
+    """Clean, labelled rows plus where they came from, what was removed, and label variants."""
 
     frame: pd.DataFrame
     source: str
     sha256: str
     counts: dict[str, int] = field(default_factory=dict)
+    variants: list[VariantGroup] = field(default_factory=list)
 
     @property
     def labels(self) -> pd.Series:
@@ -209,6 +212,46 @@ def check_columns(frame: pd.DataFrame, config: TrainConfig, path: Path) -> None:
         )
 
 
+def parse_numeric_columns(frame: pd.DataFrame, config: TrainConfig, path: Path) -> dict[str, int]:
+    """Numeric columns as numbers (CSV cells arrive as text): blanks become missing values;
+    values that are not numbers are counted, and stop the run past `max_bad_numeric_share`."""
+    bad_counts: dict[str, int] = {}
+    for column in config.numeric_columns:
+        if column not in frame.columns:
+            continue
+        raw = frame[column]
+        parsed = to_numbers(raw)
+        blank = raw.map(lambda v: v is None or (isinstance(v, str) and not v.strip()) or v != v)
+        bad = parsed.isna() & ~blank
+        share = bad.sum() / max(1, (~blank).sum())
+        if share > config.max_bad_numeric_share:
+            first = int(bad.to_numpy().nonzero()[0][0])
+            raise DataError(
+                f"{path}, {_row_name(path, first)}, column '{column}': {raw.iloc[first]!r} is not "
+                f"a number ({int(bad.sum())} of {int((~blank).sum())} values are not); fix the "
+                "file, drop the column from --numeric-columns, or raise --max-bad-numeric-share"
+            )
+        if bad.any():
+            log.warning(
+                "%s: column '%s': %d value(s) are not numbers and count as missing",
+                path.name,
+                column,
+                int(bad.sum()),
+            )
+        bad_counts[f"bad_numeric_{column}"] = int(bad.sum())
+        frame[column] = parsed
+    return bad_counts
+
+
+def _row_name(path: Path, index: int) -> str:
+    """Where row `index` of the table is in the file, as a person counts lines."""
+    if detect_format(path, "auto") == "csv":
+        return f"line {index + 2}"  # the header is line 1
+    if detect_format(path, "auto") == "jsonl":
+        return f"record {index + 1}"
+    return f"row {index + 1}"
+
+
 def normalize_labels(labels: pd.Series) -> pd.Series:
     """Trim and collapse spaces; labels equal but for case take their most frequent spelling."""
     cleaned = labels.map(lambda value: _SPACES.sub(" ", as_text(value)).strip())
@@ -223,7 +266,10 @@ def clean_catalog(frame: pd.DataFrame, config: TrainConfig) -> tuple[pd.DataFram
     """Drop rows with no label, no text or a duplicated id, and handle small classes."""
     counts = {"rows_read": len(frame), "malformed_lines": frame.attrs.get("malformed_lines", 0)}
     frame = frame.copy()
-    frame["label"] = normalize_labels(frame[config.label_column])
+    labels = frame[config.label_column].map(lambda v: _SPACES.sub(" ", as_text(v)).strip())
+    if config.label_map:
+        labels = apply_label_map(labels, load_label_map(Path(config.label_map)))
+    frame["label"] = normalize_labels(labels)
 
     no_label = frame["label"] == ""
     text_columns = [c for c in config.text_columns if c in frame.columns]
@@ -236,9 +282,14 @@ def clean_catalog(frame: pd.DataFrame, config: TrainConfig) -> tuple[pd.DataFram
     if config.id_column and config.id_column in frame.columns:
         ids = frame[config.id_column].map(as_text).str.strip()
         duplicated = ids.duplicated() & (ids != "")
+        key = f"the id column '{config.id_column}'"
     else:
-        duplicated = text.loc[frame.index].duplicated()
+        normalized = text.loc[frame.index].str.casefold().str.replace(_SPACES, " ", regex=True)
+        duplicated = normalized.duplicated()
+        key = f"the normalised text of {', '.join(text_columns)} (no id column)"
     counts["dropped_duplicates"] = int(duplicated.sum())
+    if duplicated.any():
+        log.warning("dropped %d duplicate row(s), keyed by %s", int(duplicated.sum()), key)
     frame = frame[~duplicated]
 
     frame, counts["small_class_rows"] = _small_classes(frame, config)
@@ -265,8 +316,10 @@ def load_catalog(config: TrainConfig) -> Catalog:
     path = Path(config.data) if config.data else bundled_sample()
     raw = read_catalog_file(path, config)
     check_columns(raw, config, path)
+    bad_numbers = parse_numeric_columns(raw, config, path)
     frame, counts = clean_catalog(raw, config)
-    removed = {k: v for k, v in counts.items() if v and k.startswith(("dropped", "small", "malf"))}
+    counts |= bad_numbers
+    removed = {k: v for k, v in counts.items() if v and k.startswith(("small", "malf"))}
     if removed:
         log.warning(
             "%s: removed rows: %s", path.name, ", ".join(f"{k}={v}" for k, v in removed.items())
@@ -276,4 +329,7 @@ def load_catalog(config: TrainConfig) -> Catalog:
             f"{path}: after cleaning, {counts['rows_kept']} rows in {counts['classes']} class(es) "
             "remain; training needs at least 2 classes (lower --min-class-size?)"
         )
-    return Catalog(frame=frame, source=str(path), sha256=file_sha256(path), counts=counts)
+    variants = find_variants(frame["label"].value_counts().to_dict())
+    for group in variants:
+        log.warning("labels that look like variants of one category: %s", group.describe())
+    return Catalog(frame, str(path), file_sha256(path), counts, variants)

@@ -22,6 +22,12 @@ class DataError(TrainingError):
 
 
 class TrackingError(TrainingError):
-    """The MLflow tracking server or registry cannot be reached or refused a request."""
+    """The MLflow tracking server or registry cannot be reached."""
 
     exit_code = 4
+
+
+class TrackingRefusedError(TrackingError):
+    """The MLflow tracking server or registry answered, and refused a request."""
+
+    exit_code = 5

@@ -30,6 +30,7 @@ class Evaluation:
     metrics: dict[str, float]
     per_class: pd.DataFrame
     confusion: pd.DataFrame
+    proba: np.ndarray
 
 
 def macro_f1(y_true: Any, y_pred: Any) -> float:
@@ -69,7 +70,7 @@ def evaluate(y_true: np.ndarray, proba: np.ndarray, classes: np.ndarray) -> Eval
     confusion = pd.DataFrame(
         confusion_matrix(y_true, y_pred, labels=labels), index=labels, columns=labels
     )
-    return Evaluation(metrics=metrics, per_class=per_class, confusion=confusion)
+    return Evaluation(metrics=metrics, per_class=per_class, confusion=confusion, proba=proba)
 
 
 def plot_confusion(confusion: pd.DataFrame, path: Path) -> None:

@@ -11,6 +11,7 @@ from collections import Counter
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from imblearn.over_sampling import SMOTE
 from imblearn.pipeline import Pipeline
 from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
@@ -18,7 +19,7 @@ from sklearn.feature_selection import SelectKBest, chi2
 
 from product_model.features import FeatureSpec, FixedColumns, ProductFeaturizer
 from product_model.forest import CompactForest
-from training.config import TrainConfig
+from training.config import MinimumRows, ShareOfLargest, TrainConfig
 
 
 class RaiseToMinimum:
@@ -56,15 +57,22 @@ def feature_spec(config: TrainConfig) -> FeatureSpec:
         id_column=config.id_column,
         numeric_columns=tuple(config.numeric_columns),
         amazon_counts=config.amazon_counts,
+        char_ngram_columns=tuple(config.char_ngram_columns),
     )
+
+
+def model_input(frame: pd.DataFrame, config: TrainConfig) -> pd.DataFrame:
+    """The columns of `frame` the model reads, as serving passes them."""
+    present = [c for c in feature_spec(config).columns() if c in frame.columns]
+    return frame[present].reset_index(drop=True)
 
 
 def build_sampler(config: TrainConfig, smallest_class: int) -> SMOTE:
     strategy: Any = config.smote_strategy
-    if strategy.startswith("min:"):
-        strategy = RaiseToMinimum(int(strategy[4:]))
-    elif strategy.startswith("share:"):
-        strategy = RaiseToShare(float(strategy[6:]))
+    if isinstance(strategy, MinimumRows):
+        strategy = RaiseToMinimum(strategy.rows)
+    elif isinstance(strategy, ShareOfLargest):
+        strategy = RaiseToShare(strategy.share)
     # SMOTE needs k neighbours inside the smallest class it oversamples.
     k_neighbors = max(1, min(config.smote_k_neighbors, smallest_class - 1))
     return SMOTE(sampling_strategy=strategy, k_neighbors=k_neighbors, random_state=config.seed)
@@ -74,7 +82,7 @@ def build_forest(config: TrainConfig) -> RandomForestClassifier | ExtraTreesClas
     kind = RandomForestClassifier if config.estimator == "random_forest" else ExtraTreesClassifier
     return kind(
         n_estimators=config.n_estimators,
-        max_features=config.forest_max_features(),
+        max_features=config.max_features,
         max_depth=config.max_depth,
         min_samples_leaf=config.min_samples_leaf,
         class_weight=None if config.class_weight == "none" else config.class_weight,

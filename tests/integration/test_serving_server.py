@@ -123,7 +123,8 @@ def test_starts_without_mlflow_and_becomes_ready_when_it_appears(
     while server.get("/readyz")[1]["reason"] == "loading" and time.monotonic() < deadline:
         time.sleep(0.1)
     status, body = server.get("/readyz")
-    assert status == 503 and body["reason"].startswith("MLflow unreachable"), body
+    assert status == 503 and body["reason"] == "the model registry is unreachable", body
+    assert str(port) not in str(body)  # no internal address for clients
     assert server.post("/v1/predict", {"products": PRODUCTS[:1]})[0] == 503
 
     # A second tracking server on the same store appears on the expected port.

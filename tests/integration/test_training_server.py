@@ -86,7 +86,7 @@ def test_unreachable_server_fails_within_the_bound(tmp_path) -> None:
     process = cli(tmp_path, uri, "--tracking-timeout-seconds", "4")
     _, err = process.communicate(timeout=120)
     assert process.returncode == 4
-    assert "did not answer within 4s" in err and uri in err
+    assert "did not answer" in err and uri in err
     assert "Traceback" not in err
     assert time.monotonic() - started < 60
 

@@ -8,11 +8,9 @@ import pickle
 import numpy as np
 
 from product_model.pyfunc import ProductClassifierModel, top_k_labels
-from training.api import model_input
 from training.catalog import load_catalog
 from training.config import TrainConfig
-from training.pipeline import build_pipeline, for_serving
-
+from training.pipeline import build_pipeline, for_serving, model_input
 
 PROJECT_PACKAGES = {"product_model", "training", "serving"}
 

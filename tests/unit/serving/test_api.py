@@ -7,13 +7,14 @@ import logging
 from collections.abc import Iterator
 
 import pytest
+from fastapi.testclient import TestClient
 
 from serving.api import create_app
 from serving.metrics import ServingMetrics
 from serving.model import ModelLocator
 from serving.service import PredictionService
 from serving.settings import Settings
-from tests.unit.serving.conftest import TestClient, TinyRegistry, wait_until_ready
+from tests.support import Registry, wait_until_ready
 
 MAX_PRODUCTS = 5
 MAX_TEXT = 300
@@ -24,7 +25,7 @@ GAME = {"title": "Chess game for X11", "description": ["Play chess against the c
 
 
 @pytest.fixture(scope="module")
-def client(tiny_registry: TinyRegistry, served_model) -> Iterator[TestClient]:
+def client(tiny_registry: Registry, served_model) -> Iterator[TestClient]:
     """One app for the module, with small limits so that the limit cases stay small."""
     import dataclasses
     import time
@@ -193,9 +194,24 @@ def test_body_that_is_not_utf8(client) -> None:
 
 def test_body_that_is_not_json(client) -> None:
     response = client.post(
-        "/v1/predict", content=b"title=x", headers={"content-type": "text/plain"}
+        "/v1/predict", content=b"title=x", headers={"content-type": "application/json"}
     )
     assert_error(response, 422, "body")
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded"])
+def test_a_body_declared_as_something_else_than_json_is_415(client, content_type) -> None:
+    response = client.post(
+        "/v1/predict", content=b"title=x", headers={"content-type": content_type}
+    )
+    assert_error(response, 415, "body", "unsupported_media_type")
+    assert "application/json" in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("top_k", ["3", True, 3.0])
+def test_top_k_must_be_an_integer(client, top_k) -> None:
+    response = client.post("/v1/predict", json={"products": [PERL], "top_k": top_k})
+    assert_error(response, 422, "top_k")
 
 
 @pytest.mark.parametrize(
@@ -207,8 +223,8 @@ def test_body_that_is_not_json(client) -> None:
         ({"products": [{"title": 42}]}, "products[0].title"),
         ({"products": [PERL, {"title": ["a", "list"]}]}, "products[1].title"),
         ({"products": [{"title": "x", "description": {"a": "dict"}}]}, "products[0].description"),
-        ({"products": [{"title": "x", "details": ["not", "a", "dict"]}]}, "products[0].details"),
-        ({"products": [{"title": "x", "price": [1]}]}, "products[0].price"),
+        ({"products": [{"title": "x", "details": {"a": ["nested"]}}]}, "products[0].details"),
+        ({"products": [{"title": "x", "asin": ["not", "an", "id"]}]}, "products[0].asin"),
         ({"products": ["just a string"]}, "products[0]"),
         ({"items": [PERL]}, "products"),
         ([PERL], "body"),
@@ -226,9 +242,16 @@ def test_empty_product_list(client) -> None:
     "product",
     [{"brand": "Acme"}, {"title": "   ", "description": ""}, {"description": [" ", ""]}, {}],
 )
-def test_product_needs_title_or_description(client, product) -> None:
+def test_product_needs_one_of_the_models_text_fields(client, product) -> None:
     error = assert_error(predict(client, {"products": [PERL, product]}), 422, "products[1]")
-    assert "title or description" in error["message"]
+    assert "'title', 'description'" in error["message"]
+
+
+def test_product_keyed_by_other_fields_is_rejected_with_the_models_fields(client) -> None:
+    body = {"products": [{"Product Title": "Samsung Galaxy S21 128GB"}]}
+    error = assert_error(predict(client, body), 422, "products[0]")
+    assert "none of the model's input fields" in error["message"]
+    assert "'Product Title'" in error["message"] and "'title'" in error["message"]
 
 
 def test_too_many_products(client) -> None:

@@ -95,3 +95,47 @@ def test_stopped_batcher_refuses_jobs(executor) -> None:
             await batcher.submit("late", 1)
 
     asyncio.run(scenario())
+
+
+def test_lower_priority_goes_first_so_small_requests_pass_large_ones(executor) -> None:
+    """While one model call runs, chunks of large requests (priority: rows already answered)
+    and a new small request (priority 0) queue up; the small one is served next."""
+    recorder = Recorder(delay=0.1)
+    batcher = MicroBatcher(recorder, executor, max_size=4, max_wait=0.0)
+
+    async def scenario() -> None:
+        batcher.start()
+        try:
+            running = asyncio.create_task(batcher.submit("first", 4))
+            await asyncio.sleep(0.02)  # "first" is on the model thread now
+            later = [
+                asyncio.create_task(batcher.submit(f"big{i}", 4, 4 * (i + 1))) for i in range(3)
+            ]
+            small = asyncio.create_task(batcher.submit("small", 1, 0))
+            await asyncio.gather(running, small, *later)
+        finally:
+            await batcher.stop()
+
+    asyncio.run(scenario())
+    assert recorder.batches[:3] == [["first"], ["small"], ["big0"]]
+
+
+def test_abandoned_jobs_are_not_run(executor) -> None:
+    recorder = Recorder(delay=0.1)
+    batcher = MicroBatcher(recorder, executor, max_size=1, max_wait=0.0)
+
+    async def scenario() -> None:
+        batcher.start()
+        try:
+            running = asyncio.create_task(batcher.submit("first", 1))
+            await asyncio.sleep(0.02)
+            gone = asyncio.create_task(batcher.submit("gone", 1))
+            await asyncio.sleep(0.01)
+            gone.cancel()  # its client left, or its deadline passed
+            await running
+            await batcher.submit("next", 1)
+        finally:
+            await batcher.stop()
+
+    asyncio.run(scenario())
+    assert recorder.batches == [["first"], ["next"]]

@@ -7,13 +7,14 @@ import json
 import logging
 import time
 
+from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from serving.api import create_app
 from serving.metrics import ServingMetrics
 from serving.middleware import RequestMiddleware, pick_request_id, route_template
 from serving.service import PredictionService
-from tests.unit.serving.conftest import TestClient, wait_until_ready
+from tests.support import wait_until_ready
 
 PRODUCT = {"title": "Chess game for X11"}
 
@@ -101,6 +102,7 @@ def test_metrics_names_labels_and_exclusions(make_client, served_model) -> None:
     client.post("/v1/predict", json={"products": [PRODUCT, {"title": "Perl XML parser"}]})
     client.post("/v1/predict", json={"products": []})
     client.get("/wp-admin/../../etc/passwd")
+    client.request("PROPFIND", "/v1/predict")
     for path in ("/healthz", "/readyz", "/metrics"):
         client.get(path)
     families = metric_samples(client)
@@ -113,6 +115,7 @@ def test_metrics_names_labels_and_exclusions(make_client, served_model) -> None:
     assert requests[("/v1/predict", "POST", "200")] == 1
     assert requests[("/v1/predict", "POST", "422")] == 1
     assert requests[("other", "GET", "404")] == 1
+    assert requests[("/v1/predict", "other", "405")] == 1  # unknown methods: a bounded label
     assert not any(route in ("/healthz", "/readyz", "/metrics") for route, _, _ in requests)
     durations = [s for s in families["http_request_duration_seconds"] if s.name.endswith("_count")]
     assert {s.labels["route"] for s in durations} == {"/v1/predict", "other"}
@@ -138,7 +141,9 @@ def test_metrics_names_labels_and_exclusions(make_client, served_model) -> None:
         next(s for s in families["model_load_duration_seconds"] if s.name.endswith("_count")).value
         == 1
     )
-    assert families["model_load_failures"][0].value == 0
+    assert not [s for s in families["model_load_failures"] if s.value]
+    wanted = families["model_wanted_info"][0]
+    assert wanted.value == 1 and wanted.labels == info.labels
     assert families["model_last_load_timestamp_seconds"][0].value > 1.7e9
     assert "process_resident_memory_bytes" in families or "process_cpu_seconds" in families
 
@@ -171,15 +176,19 @@ def test_not_ready_answers_503_with_the_reason(make_client) -> None:
         time.sleep(0.05)
     ready = client.get("/readyz")
     assert ready.status_code == 503 and ready.json()["status"] == "not ready"
-    assert "missing-alias" in ready.json()["reason"]
+    assert ready.json()["reason"] == "the model is not in the model registry"
     predict = client.post("/v1/predict", json={"products": [PRODUCT]})
     assert predict.status_code == 503 and predict.json()["error"]["code"] == "model_not_ready"
+    assert "registry" in predict.json()["error"]["message"]
+    for text in (ready.text, predict.text):  # no internals: no URI, no exception
+        assert "sqlite" not in text and "Error" not in text and "missing-alias" not in text
     assert client.get("/v1/model").status_code == 503
     assert client.get("/healthz").status_code == 200
 
 
 def test_metrics_module_keeps_clean_registries_apart() -> None:
     first, second = ServingMetrics(), ServingMetrics()
-    first.model_load_failed()
-    assert first.registry.get_sample_value("model_load_failures_total") == 1
-    assert second.registry.get_sample_value("model_load_failures_total") == 0
+    first.model_load_failed("7", "load_error")
+    labels = {"version": "7", "reason": "load_error"}
+    assert first.registry.get_sample_value("model_load_failures_total", labels) == 1
+    assert second.registry.get_sample_value("model_load_failures_total", labels) is None

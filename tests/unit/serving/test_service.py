@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 import time
 import uuid
@@ -149,7 +150,9 @@ def test_a_failed_reload_keeps_the_old_model_and_is_counted(make_service, regist
 
     assert run(service, scenario) == (False, True)
     assert service.readiness().ready
-    assert sample_value(service, "model_load_failures_total") == 1
+    failures = {"version": "", "reason": "registry_miss"}
+    assert sample_value(service, "model_load_failures_total", failures) == 1
+    assert service.model_card()["pending_failure"]["reason"] == "registry_miss"
 
 
 def test_unchanged_alias_does_not_reload(make_service) -> None:
@@ -177,15 +180,16 @@ def not_ready_reason(service: PredictionService) -> str:
 
 def test_missing_alias_is_the_reason(make_service) -> None:
     reason = not_ready_reason(make_service(model_alias="no-such-alias"))
-    assert reason.startswith("not found in the MLflow registry")
+    assert reason == "the model is not in the model registry"
 
 
 def test_unreachable_mlflow_is_the_reason(make_service, monkeypatch) -> None:
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
     service = make_service(mlflow_tracking_uri="http://127.0.0.1:9")
-    assert not_ready_reason(service).startswith("MLflow unreachable")
-    assert sample_value(service, "model_load_failures_total") >= 1
+    assert not_ready_reason(service) == "the model registry is unreachable"
+    failures = {"version": "", "reason": "unreachable"}
+    assert sample_value(service, "model_load_failures_total", failures) >= 1
 
 
 def test_pinned_version(make_service) -> None:
@@ -216,4 +220,37 @@ def test_model_folder_on_disk(make_settings, metrics, tiny_registry, tmp_path) -
 
 def test_missing_folder_is_the_reason(make_service, tmp_path) -> None:
     reason = not_ready_reason(make_service(model_uri=str(tmp_path / "nothing")))
-    assert "MLmodel file missing" in reason
+    assert reason == "the model's files are missing from the model store"
+
+
+def test_validation_follows_the_contract_of_the_model_swapped_in(
+    make_settings, metrics, served_model, registered_copy
+) -> None:
+    """Version 2 reads `Product Title` (another catalog's field): after the swap, requests are
+    validated by its contract, not by version 1's."""
+    from serving.validation import InputField, RequestContract
+
+    name, _, register_version = registered_copy
+    other = RequestContract((InputField("Product Title", "text", "string"),))
+
+    def load(ref):
+        contract = other if ref.version == "2" else served_model.contract
+        return dataclasses.replace(served_model, ref=ref, contract=contract)
+
+    settings = make_settings(model_name=name)
+    service = PredictionService(settings, metrics, ModelLocator(settings), load)
+
+    async def scenario() -> None:
+        await until(lambda: service.readiness().ready)
+        await service.predict([PRODUCT], 1)
+        register_version()
+        assert await service.refresh() is True
+        with pytest.raises(InvalidInputError, match="'Product Title'"):
+            await service.predict([PRODUCT], 1)
+        answer = await service.predict([{"Product Title": "Perl XML parser"}], 1)
+        assert answer.model.version == "2"
+
+    run(service, scenario)
+    assert service.model_card()["input_fields"] == [
+        {"name": "Product Title", "role": "text", "type": "string"}
+    ]

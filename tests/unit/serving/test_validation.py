@@ -1,25 +1,71 @@
-"""The configurable request limits, checked without HTTP."""
+"""Request validation built from a model's input contract, checked without HTTP."""
 
 from __future__ import annotations
 
 import pytest
 
 from serving.errors import InvalidInputError
-from serving.validation import Limits, check_products, field_chars
+from serving.validation import Limits, RequestContract, check_products, field_chars
 
 LIMITS = Limits(max_products=3, max_text_chars=10)
+AMAZON = RequestContract.from_metadata(
+    {"input_fields": ["asin", "title", "description", "feature", "details", "price"]}
+)
+CSV_MODEL = RequestContract.from_metadata(
+    {
+        "contract": {
+            "task": "single_label",
+            "fields": [
+                {"name": "Product Title", "role": "text", "type": "string"},
+                {"name": "product ID", "role": "id", "type": "string"},
+                {"name": "Weight (g)", "role": "numeric", "type": "number"},
+                {"name": "Merchant", "role": "tokens", "type": "tokens"},
+            ],
+        }
+    }
+)
 
 
-def rejected(products: list[dict]) -> InvalidInputError:
+def rejected(products: list, contract: RequestContract = AMAZON) -> InvalidInputError:
     with pytest.raises(InvalidInputError) as caught:
-        check_products(products, LIMITS)
+        check_products(products, contract, LIMITS)
     return caught.value
 
 
-def test_valid_products_pass() -> None:
-    check_products(
-        [{"title": "a"}, {"description": ["b"]}, {"title": "", "description": "c"}], LIMITS
+def test_valid_products_pass_and_keep_only_the_models_fields() -> None:
+    clean = check_products(
+        [{"title": "a", "color": "red"}, {"description": ["b"]}, {"title": "", "description": "c"}],
+        AMAZON,
+        LIMITS,
     )
+    assert clean[0] == {"title": "a"}
+
+
+def test_csv_model_fields_by_their_own_names_and_numbers_parsed() -> None:
+    clean = check_products(
+        [{"Product Title": "Galaxy S21", "Weight (g)": "171", "product ID": 12345}],
+        CSV_MODEL,
+        LIMITS,
+    )
+    assert clean == [{"Product Title": "Galaxy S21", "Weight (g)": 171.0, "product ID": "12345"}]
+
+
+@pytest.mark.parametrize("value", ["heavy", True, float("nan"), float("inf"), "1e999", [1], {}])
+def test_numeric_fields_take_numbers_or_numeric_strings_only(value) -> None:
+    error = rejected([{"Product Title": "x", "Weight (g)": value}], CSV_MODEL)
+    assert error.field == "products[0].Weight (g)" and "number" in error.message
+
+
+def test_amazon_fields_on_a_csv_model_name_the_models_fields() -> None:
+    error = rejected([{"title": "Galaxy S21"}], CSV_MODEL)
+    assert error.field == "products[0]"
+    assert "'Product Title'" in error.message and "'title'" in error.message
+
+
+def test_legacy_metadata_gets_the_amazon_roles() -> None:
+    roles = {f.name: (f.role, f.type) for f in AMAZON.fields}
+    assert roles["asin"] == ("id", "string") and roles["price"] == ("numeric", "price")
+    assert AMAZON.text_fields == ("title", "description", "feature")
 
 
 def test_counts() -> None:
@@ -29,9 +75,9 @@ def test_counts() -> None:
 
 
 @pytest.mark.parametrize(
-    "product", [{}, {"title": " \t\n"}, {"description": []}, {"brand": "x", "feature": ["y"]}]
+    "product", [{}, {"title": " \t\n"}, {"description": []}, {"details": {"x": "y"}}, "text"]
 )
-def test_title_or_description_required(product) -> None:
+def test_a_text_field_is_required(product) -> None:
     assert rejected([{"title": "ok"}, product]).field == "products[1]"
 
 
@@ -46,6 +92,11 @@ def test_title_or_description_required(product) -> None:
 def test_text_length_per_field(product, field) -> None:
     error = rejected([product])
     assert error.field == field and "at most 10" in error.message
+
+
+@pytest.mark.parametrize("price", [False, -1, float("nan"), [1]])
+def test_price_is_a_price(price) -> None:
+    assert rejected([{"title": "x", "price": price}]).field == "products[0].price"
 
 
 def test_field_chars_counts_characters_not_bytes() -> None:

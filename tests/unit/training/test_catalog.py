@@ -170,3 +170,56 @@ def test_bundled_sample_is_small_and_stratified() -> None:
     assert Path(catalog.source).stat().st_size <= 2 * 1024 * 1024
     assert catalog.counts["classes"] >= 50
     assert catalog.frame["asin"].is_unique
+
+
+def write_csv(path: Path, rows: list[str]) -> Path:
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def csv_config(path: Path, **overrides) -> TrainConfig:
+    values = {
+        "data": str(path),
+        "label_column": "cat",
+        "text_columns": ["name"],
+        "token_columns": [],
+        "id_column": "",
+        "amazon_counts": False,
+        "numeric_columns": ["weight"],
+        "min_class_size": 2,
+    }
+    return TrainConfig(**(values | overrides))
+
+
+def test_numeric_csv_columns_are_numbers_blanks_missing(tmp_path: Path) -> None:
+    rows = ["name,cat,weight"] + [
+        f"thing {i},{'ab'[i % 2]},{i if i % 3 else ''}" for i in range(20)
+    ]
+    catalog = load_catalog(csv_config(write_csv(tmp_path / "c.csv", rows)))
+    weights = catalog.frame["weight"]
+    assert weights.dtype == "float64"
+    assert weights.isna().sum() == 7 and weights.max() == 19.0
+
+
+def test_too_many_bad_numbers_stop_with_file_line_and_column(tmp_path: Path) -> None:
+    rows = ["name,cat,weight"] + [
+        f"thing {i},{'ab'[i % 2]},{'heavy' if i == 4 else i}" for i in range(10)
+    ]
+    path = write_csv(tmp_path / "c.csv", rows)
+    with pytest.raises(DataError, match=r"line 6, column 'weight': 'heavy' is not a number"):
+        load_catalog(csv_config(path))
+    catalog = load_catalog(csv_config(path, max_bad_numeric_share=0.2))
+    assert catalog.counts["bad_numeric_weight"] == 1
+
+
+def test_label_map_merges_variants_before_classes_are_counted(tmp_path: Path) -> None:
+    rows = ["name,cat,weight"] + [
+        f"phone {i},{'Mobile Phone' if i % 4 == 0 else 'Mobile Phones'},1" for i in range(12)
+    ]
+    rows += [f"cpu {i},CPUs,2" for i in range(12)]
+    path = write_csv(tmp_path / "c.csv", rows)
+    unmapped = load_catalog(csv_config(path))
+    assert [g.canonical for g in unmapped.variants] == ["Mobile Phones"]
+    (tmp_path / "map.yaml").write_text("Mobile Phone: Mobile Phones\n")
+    mapped = load_catalog(csv_config(path, label_map=str(tmp_path / "map.yaml")))
+    assert sorted(mapped.labels.unique()) == ["CPUs", "Mobile Phones"] and not mapped.variants

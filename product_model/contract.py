@@ -1,0 +1,122 @@
+"""The model's input contract: which fields it reads, by the catalog's own column names, and how.
+
+Training writes the contract into the model's metadata (`contract`) and its MLflow signature;
+serving, batch scoring and the v2 protocol build their request validation from it, so a model
+trained on a CSV with a `Product Title` column is asked for `Product Title`, not `title`.
+
+Roles say what a field feeds: `text` (cleaned, stemmed TF-IDF), `tokens` (categorical values or
+lists, one token each), `numeric` (a number), `id` (character n-grams of the product id). Types
+say what a value may be: `string`; `text` (a string or a list of strings); `tokens` (a string, a
+number, a list of them, or an object of key/value pairs); `number` (a number or a numeric
+string); `price` (a number or a price text such as "$12.99").
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import pandas as pd
+
+Role = Literal["text", "tokens", "numeric", "id"]
+ValueType = Literal["string", "text", "tokens", "number", "price"]
+ROLES: tuple[str, ...] = ("text", "tokens", "numeric", "id")
+VALUE_TYPES: tuple[str, ...] = ("string", "text", "tokens", "number", "price")
+CONTRACT_VERSION = 1
+SINGLE_LABEL = "single_label"
+
+
+@dataclass(frozen=True)
+class InputField:
+    """One field the model reads."""
+
+    name: str
+    role: Role
+    type: ValueType
+    description: str = ""
+
+    def to_dict(self) -> dict[str, str]:
+        entry = {"name": self.name, "role": self.role, "type": self.type}
+        if self.description:
+            entry["description"] = self.description
+        return entry
+
+
+@dataclass(frozen=True)
+class InputContract:
+    """Every field the model reads, the label column it learned, and the task it answers."""
+
+    fields: tuple[InputField, ...]
+    label_column: str = "label"
+    task: str = SINGLE_LABEL
+    version: int = CONTRACT_VERSION
+    outputs: tuple[str, ...] = field(
+        default=("label", "probability", "top_labels", "top_probabilities")
+    )
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.fields)
+
+    @property
+    def text_fields(self) -> tuple[str, ...]:
+        """The fields of which a product needs at least one, non-empty."""
+        return tuple(f.name for f in self.fields if f.role == "text")
+
+    def of_type(self, *types: str) -> tuple[str, ...]:
+        return tuple(f.name for f in self.fields if f.type in types)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "task": self.task,
+            "label_column": self.label_column,
+            "fields": [f.to_dict() for f in self.fields],
+            "outputs": list(self.outputs),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> InputContract:
+        fields = tuple(
+            InputField(str(item["name"]), item["role"], item["type"], item.get("description", ""))
+            for item in data["fields"]
+        )
+        return cls(
+            fields=fields,
+            label_column=str(data.get("label_column", "label")),
+            task=str(data.get("task", SINGLE_LABEL)),
+            version=int(data.get("version", CONTRACT_VERSION)),
+            outputs=tuple(data.get("outputs", cls.__dataclass_fields__["outputs"].default)),
+        )
+
+    def coerce_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The model's own columns of `frame`, numeric fields parsed as numbers (blank or
+        unparseable values become missing): what `predict` receives from any client."""
+        present = [name for name in self.names if name in frame.columns]
+        frame = frame[present].copy()
+        for name in self.of_type("number"):
+            if name in frame.columns:
+                frame[name] = to_numbers(frame[name])
+        return frame.reset_index(drop=True)
+
+
+def to_numbers(values: pd.Series) -> pd.Series:
+    """Numbers and numeric strings as floats; blanks, booleans, text and infinities as NaN."""
+
+    def one(value: Any) -> float:
+        if isinstance(value, bool) or value is None:
+            return math.nan
+        try:
+            number = float(value.strip() if isinstance(value, str) else value)
+        except (TypeError, ValueError):
+            return math.nan
+        return number if math.isfinite(number) else math.nan
+
+    return values.map(one).astype("float64")
+
+
+def all_strings(values: Iterable[Any]) -> bool:
+    """Whether every present value is a string (then a text field is typed `string`)."""
+    return all(isinstance(v, str) for v in values if v is not None and v == v)

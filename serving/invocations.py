@@ -1,0 +1,120 @@
+"""MLflow's scoring protocol (`POST /invocations`, as `mlflow models serve` speaks it), without
+the web framework: request bodies to product records, predictions to MLflow's answer shape.
+
+JSON bodies hold exactly one of `dataframe_records` (a list of objects), `dataframe_split`
+(`columns` and `data` rows, as pandas writes with orient="split"), `instances` or `inputs` (a list
+of objects, or an object of equally long columns), plus optional `params` (`top_k`). CSV bodies
+(`text/csv`) have a header row.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from serving.errors import InvalidInputError
+
+FORMATS = ("dataframe_records", "dataframe_split", "instances", "inputs")
+
+
+def parse_json_body(body: bytes) -> tuple[list[Any], dict[str, Any]]:
+    """(records, params) from a JSON request body."""
+    try:
+        payload = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise InvalidInputError(f"invalid JSON: {error}", field="body") from None
+    if not isinstance(payload, Mapping):
+        raise InvalidInputError(_which_format("the body is not a JSON object"), field="body")
+    present = [key for key in FORMATS if key in payload]
+    if len(present) != 1:
+        problem = "none of" if not present else f"more than one ({', '.join(present)}) of"
+        raise InvalidInputError(
+            _which_format(f"the body holds {problem} the input keys"), field="body"
+        )
+    params = payload.get("params") or {}
+    if not isinstance(params, Mapping):
+        raise InvalidInputError('`params` must be an object such as {"top_k": 3}', field="params")
+    key = present[0]
+    return _records(key, payload[key]), dict(params)
+
+
+def parse_csv_body(body: bytes) -> list[dict[str, Any]]:
+    """Records of a CSV body with a header row; empty cells are missing values."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInputError("the CSV body is not UTF-8", field="body") from None
+    rows = list(csv.DictReader(io.StringIO(text)))
+    return [{k: v for k, v in row.items() if k is not None and v not in ("", None)} for row in rows]
+
+
+def _which_format(problem: str) -> str:
+    keys = ", ".join(f"`{key}`" for key in FORMATS)
+    return f"{problem}; send a JSON object with one of {keys} (MLflow's scoring protocol)"
+
+
+def _records(key: str, value: Any) -> list[Any]:
+    if key == "dataframe_split":
+        return _split_records(value)
+    if isinstance(value, list):
+        return value
+    if key != "dataframe_records" and isinstance(value, Mapping):
+        return _column_records(key, value)
+    raise InvalidInputError(f"`{key}` must be a list of objects", field=key)
+
+
+def _split_records(value: Any) -> list[dict[str, Any]]:
+    if not isinstance(value, Mapping) or not isinstance(value.get("columns"), list):
+        raise InvalidInputError(
+            "`dataframe_split` must be an object with `columns` and `data`", field="dataframe_split"
+        )
+    columns, data = value["columns"], value.get("data")
+    if not isinstance(data, list) or not all(isinstance(row, list) for row in data):
+        raise InvalidInputError(
+            "`dataframe_split.data` must be a list of rows", field="dataframe_split"
+        )
+    for index, row in enumerate(data):
+        if len(row) != len(columns):
+            raise InvalidInputError(
+                f"row {index} has {len(row)} values for {len(columns)} columns",
+                field=f"dataframe_split.data[{index}]",
+            )
+    return [dict(zip(columns, row, strict=True)) for row in data]
+
+
+def _column_records(key: str, columns: Mapping[str, Any]) -> list[dict[str, Any]]:
+    lengths = {len(v) for v in columns.values() if isinstance(v, list)}
+    if len(lengths) != 1 or not all(isinstance(v, list) for v in columns.values()):
+        raise InvalidInputError(
+            f"`{key}` as an object must map each field to a list, all of one length", field=key
+        )
+    size = lengths.pop()
+    return [{name: values[i] for name, values in columns.items()} for i in range(size)]
+
+
+def top_k_param(params: Mapping[str, Any], default: int) -> int:
+    value = params.get("top_k", default)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1000:
+        raise InvalidInputError(
+            "`params.top_k` must be a whole number from 1 to 1000", field="params"
+        )
+    return value
+
+
+def mlflow_predictions(predictions: list[dict[str, Any]]) -> dict[str, Any]:
+    """The answer `mlflow models serve` gives for this model: the pyfunc's output frame as
+    records under `predictions`."""
+    return {
+        "predictions": [
+            {
+                "label": p["label"],
+                "probability": p["probability"],
+                "top_labels": [entry["label"] for entry in p["top_k"]],
+                "top_probabilities": [entry["probability"] for entry in p["top_k"]],
+            }
+            for p in predictions
+        ]
+    }

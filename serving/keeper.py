@@ -1,0 +1,201 @@
+"""Keeping the served model current: load at start, follow the alias, remember failures.
+
+A version that failed to load (missing or broken files) is not downloaded again until the alias
+moves or FAILED_LOAD_RETRY_SECONDS pass; the failure stays visible until then (metrics, logs,
+/v1/model) while the previous model, if any, keeps serving. Loading runs on a daemon thread, so a
+load stuck on an unresponsive MLflow never holds the process at shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from serving.errors import ARTIFACT_MISSING, LOAD_ERROR, ModelLoadError
+from serving.loading import short
+from serving.metrics import ServingMetrics
+from serving.model import ModelLocator, ModelRef, ServedModel
+from serving.settings import Settings
+from serving.threads import DaemonThreadExecutor
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
+# Failures tied to one version's files: retrying them at once would download the same files again.
+VERSION_FAILURES = (ARTIFACT_MISSING, LOAD_ERROR)
+
+
+@dataclass(frozen=True)
+class LoadFailure:
+    """The last failed attempt to serve what the settings ask for."""
+
+    ref: ModelRef | None  # None when the registry could not say which version
+    reason: str  # one of serving.errors.LOAD_FAILURE_REASONS
+    message: str  # in user terms, for /readyz and /v1/model
+    at: float  # Unix time
+
+    def as_dict(self) -> dict[str, Any]:
+        version = self.ref.version if self.ref else None
+        return {"version": version, "reason": self.reason, "message": self.message, "at": self.at}
+
+
+class ModelKeeper:
+    """Owns the served model and swaps it when the settings point to another one."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        metrics: ServingMetrics,
+        locator: ModelLocator,
+        load_model: Callable[[ModelRef], ServedModel],
+        after_swap: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.locator = locator
+        self.load_model = load_model
+        self.after_swap = after_swap
+        self.model: ServedModel | None = None
+        self.failure: LoadFailure | None = None
+        self.first_attempt = asyncio.Event()
+        self._wanted: ModelRef | None = None
+        self._loader = DaemonThreadExecutor("model-loader")
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def not_ready_reason(self) -> str:
+        return self.failure.message if self.failure else "loading"
+
+    def start(self) -> None:
+        if self._loader is None:  # started again after a stop (tests do)
+            self._loader = DaemonThreadExecutor("model-loader")
+        self._task = asyncio.create_task(self._keep_current(), name="model-keeper")
+
+    async def stop(self) -> None:
+        """Stop following the alias; a load in progress is abandoned, not waited for."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        self._loader.shutdown(wait=False, cancel_futures=True)
+        self._loader = None  # type: ignore[assignment]
+
+    async def _keep_current(self) -> None:
+        attempt = 0
+        while not await self.refresh():
+            self.first_attempt.set()
+            delay = RETRY_DELAYS[min(attempt, len(RETRY_DELAYS) - 1)]
+            attempt += 1
+            log.info("retrying model load", extra={"delay_seconds": delay, "attempt": attempt})
+            await asyncio.sleep(delay)
+        self.first_attempt.set()
+        interval = self.settings.reload_interval_seconds
+        if interval <= 0 or not self.locator.can_change:
+            return
+        while True:
+            await asyncio.sleep(interval)
+            await self.refresh()
+
+    async def refresh(self) -> bool:
+        """Serve the model the settings point to now. True if that model is being served
+        (already or after a swap); False if it could not be found or loaded, or failed recently
+        (counted, logged, and the current model, if any, keeps serving)."""
+        try:
+            ref = await self._on_loader(self.locator.resolve)
+        except ModelLoadError as exc:
+            self._failed(None, exc)
+            return False
+        self._want(ref)
+        if self.model is not None and self.model.ref == ref:
+            self.failure = None  # the alias came back to the served version
+            return True
+        if self._backing_off(ref):
+            return False
+        try:
+            model, seconds = await self._on_loader(self._timed_load, ref)
+        except ModelLoadError as exc:
+            self._failed(ref, exc)
+            return False
+        except Exception as exc:
+            log.exception("unexpected error while loading a model")
+            self._failed(ref, ModelLoadError(LOAD_ERROR, short(exc)))
+            return False
+        self._swap(model, seconds)
+        return True
+
+    def _backing_off(self, ref: ModelRef) -> bool:
+        failure = self.failure
+        if failure is None or failure.ref != ref or failure.reason not in VERSION_FAILURES:
+            return False
+        return time.time() - failure.at < self.settings.failed_load_retry_seconds
+
+    def _timed_load(self, ref: ModelRef) -> tuple[ServedModel, float]:
+        started = time.perf_counter()
+        model = self.load_model(ref)
+        return model, time.perf_counter() - started
+
+    def _want(self, ref: ModelRef) -> None:
+        previous, self._wanted = self._wanted, ref
+        if previous != ref:
+            self.metrics.model_wanted(identity(ref), identity(previous) if previous else None)
+
+    def _swap(self, model: ServedModel, seconds: float) -> None:
+        previous, self.model = self.model, model  # one assignment: requests see old or new
+        self.failure = None
+        self.after_swap()
+        self._loader.submit(settle_heap)
+        if previous is not None:
+            self.metrics.model_retired(identity(previous.ref))
+        classes = [str(label) for label in model.classes]
+        self.metrics.model_loaded(identity(model.ref), classes, seconds, model.loaded_at)
+        log.info(
+            "model loaded",
+            extra={
+                "model_name": model.ref.name,
+                "model_version": model.ref.version,
+                "previous_version": previous.ref.version if previous else None,
+                "load_seconds": round(seconds, 3),
+            },
+        )
+
+    def _failed(self, ref: ModelRef | None, error: ModelLoadError) -> None:
+        version = ref.version if ref else None
+        self.metrics.model_load_failed(version or "", error.kind)
+        self.failure = LoadFailure(ref, error.kind, error.public, time.time())
+        served = self.model.ref.version if self.model else None
+        log.warning(
+            "model load failed: version %s: %s",
+            version or "unknown",
+            error.kind,
+            extra={
+                "model_name": self.settings.model_name,
+                "model_version": version,
+                "reason": error.kind,
+                "detail": error.detail,
+                "serving_version": served,
+            },
+        )
+
+    async def _on_loader(self, function: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._loader, function, *args)
+
+
+def identity(ref: ModelRef) -> tuple[str, str, str]:
+    return ref.name, ref.version, ref.alias or ""
+
+
+def settle_heap() -> None:
+    """Collect once, then freeze what survives (mostly the model's several hundred thousand
+    objects) out of the cyclic garbage collector's reach: a full collection over them takes about
+    0.25 s with every thread stopped, and showed up as p99 latency spikes. Unfreezing first lets
+    the collection free a replaced model's reference cycles."""
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()

@@ -1,0 +1,125 @@
+"""Loading one MLflow model so that nothing of it stays behind but the objects in memory.
+
+The model is downloaded into a temporary folder that is removed once the model is loaded, whether
+the load succeeded or not, so a pod's small `/tmp` never fills up. Each model brings its own code
+(`code/product_model`, or `code/training` for models saved by 0.1.x), which MLflow puts first on
+`sys.path`; the code of the previous model, or an installed copy, must not answer its imports
+instead, so those modules are taken out of `sys.modules` before the load and again after it (the
+loaded objects keep references to their own classes and functions).
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from serving.errors import ARTIFACT_MISSING, LOAD_ERROR, UNREACHABLE, ModelLoadError
+
+# Top-level packages a model's code folder may hold (`training` in the 0.1.x layout).
+MODEL_CODE_PACKAGES = ("product_model", "training")
+_USERINFO = re.compile(r"//[^/@\s]+@")
+_MISSING_CODES = ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND")
+_UNREACHABLE_MARKERS = ("connection", "max retries", "timed out", "timeout", "unreachable")
+
+
+def load_python_model(uri: str) -> Any:
+    """The unwrapped pyfunc model at `uri`, loaded from a temporary copy that is then removed."""
+    import mlflow.pyfunc  # heavy: imported in the loading thread only
+
+    with temporary_folder() as folder:
+        local = download(uri, folder)
+        with own_model_code():
+            try:
+                return mlflow.pyfunc.load_model(str(local)).unwrap_python_model()
+            except Exception as exc:
+                raise ModelLoadError(LOAD_ERROR, short(exc)) from exc
+
+
+def download(uri: str, folder: Path) -> Path:
+    """Download the model at `uri` into `folder`; `ModelLoadError` says whether the model's files
+    are not there (the store said so) or the download failed otherwise (a transient failure,
+    counted as unreachable, which is retried without back-off)."""
+    import mlflow.artifacts
+
+    try:
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(folder)))
+    except Exception as exc:
+        kind = ARTIFACT_MISSING if says_missing(exc) else UNREACHABLE
+        raise ModelLoadError(kind, f"cannot download {uri}: {short(exc)}") from exc
+    if not (local / "MLmodel").is_file():
+        raise ModelLoadError(ARTIFACT_MISSING, f"{uri} holds no MLmodel file")
+    return local
+
+
+@contextmanager
+def temporary_folder() -> Iterator[Path]:
+    """A fresh folder under TMPDIR, removed on the way out whatever happened."""
+    folder = Path(tempfile.mkdtemp(prefix="product-serve-model-"))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextmanager
+def own_model_code() -> Iterator[None]:
+    """Imports of the model's packages inside come from the model's own code folder; afterwards
+    `sys.path` and those `sys.modules` entries are as they were before."""
+    path_before = list(sys.path)
+    modules_before = take_model_modules()
+    importlib.invalidate_caches()
+    try:
+        yield
+    finally:
+        added = [entry for entry in sys.path if entry not in path_before]
+        sys.path[:] = path_before
+        for entry in added:
+            sys.path_importer_cache.pop(entry, None)
+        take_model_modules()
+        sys.modules.update(modules_before)
+
+
+def take_model_modules() -> dict[str, Any]:
+    """Remove the model-code packages and their submodules from `sys.modules`; return them."""
+    names = [
+        name
+        for name in list(sys.modules)
+        if any(name == top or name.startswith(top + ".") for top in MODEL_CODE_PACKAGES)
+    ]
+    return {name: sys.modules.pop(name) for name in names}
+
+
+def says_missing(exc: BaseException) -> bool:
+    """Whether the store answered that the files do not exist."""
+    if isinstance(exc, FileNotFoundError) or getattr(exc, "error_code", "") in _MISSING_CODES:
+        return True
+    text = str(exc).lower()
+    return any(marker in text for marker in (" 404", "not found", "no such file", "does not exist"))
+
+
+def looks_unreachable(exc: BaseException) -> bool:
+    """Whether an MLflow error says the server could not be reached (rather than a missing file)."""
+    chain: BaseException | None = exc
+    while chain is not None:
+        if isinstance(chain, ConnectionError | TimeoutError):
+            return True
+        text = f"{type(chain).__name__}: {chain}".lower()
+        if any(marker in text for marker in _UNREACHABLE_MARKERS):
+            return True
+        chain = chain.__cause__ or chain.__context__
+    return False
+
+
+def short(exc: BaseException, limit: int = 300) -> str:
+    """`Type: message`, on one line, without credentials, at most `limit` characters (for the
+    logs only: clients never see it)."""
+    text = " ".join(f"{type(exc).__name__}: {exc}".split())
+    text = _USERINFO.sub("//***@", text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,114 @@
+"""Training under tracking-server faults, with real processes: an `mlflow server` killed while a
+run fits and restarted within --tracking-timeout-seconds (the run completes), or restarted too late
+(exit 4, and the next run marks the one left RUNNING as FAILED)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests.support import free_port, start_mlflow_server, stop_process, wait_for_http
+
+pytestmark = [pytest.mark.integration, pytest.mark.faults]
+
+
+def start_training(workdir: Path, uri: str, catalog: Path, *extra: str) -> subprocess.Popen[str]:
+    command = [sys.executable, "-m", "training", "--data", str(catalog), "--n-jobs", "1"]
+    command += ["--smote-strategy", "min:15", "--model-name", "faulty", *extra]
+    return subprocess.Popen(
+        command,
+        cwd=workdir,
+        env={**os.environ, "MLFLOW_TRACKING_URI": uri},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for_running_run(client: MlflowClient, timeout: float = 180) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        experiment = client.get_experiment_by_name("product-categorization")
+        if experiment:
+            runs = client.search_runs([experiment.experiment_id], "attributes.status = 'RUNNING'")
+            if runs:
+                return runs[0].info.run_id
+        time.sleep(0.3)
+    raise AssertionError("no run started")
+
+
+class Tracking:
+    """An `mlflow server` on a fixed port that a test can kill and start again."""
+
+    def __init__(self, root: Path) -> None:
+        self.root, self.port = root, free_port()
+        self.uri = f"http://127.0.0.1:{self.port}"
+        self.process = self.start()
+
+    def start(self) -> subprocess.Popen[bytes]:
+        self.process = start_mlflow_server(self.root, self.port)
+        wait_for_http(f"{self.uri}/health", 120, self.process)
+        return self.process
+
+    def kill(self) -> None:
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+
+@pytest.fixture
+def tracking(tmp_path: Path) -> Iterator[Tracking]:
+    server = Tracking(tmp_path / "store")
+    yield server
+    stop_process(server.process)
+
+
+def test_server_restarted_within_the_timeout_lets_the_run_finish(
+    tmp_path: Path, small_catalog: Path, tracking: Tracking
+) -> None:
+    uri = tracking.uri
+    training = start_training(
+        tmp_path,
+        uri,
+        small_catalog,
+        "--n-estimators",
+        "400",
+        "--tracking-timeout-seconds",
+        "90",
+    )
+    run_id = wait_for_running_run(MlflowClient(uri))
+    tracking.kill()  # mid-run: the fit is under way, the logging and registry calls come later
+    time.sleep(8)
+    tracking.start()
+    out, err = training.communicate(timeout=600)
+    assert training.returncode == 0, err
+    assert "promoted:        yes" in out
+    assert MlflowClient(uri).get_run(run_id).info.status == "FINISHED"
+
+
+def test_server_gone_too_long_exits_4_and_next_run_fails_the_abandoned_one(
+    tmp_path: Path, small_catalog: Path, tracking: Tracking
+) -> None:
+    uri = tracking.uri
+    training = start_training(
+        tmp_path, uri, small_catalog, "--n-estimators", "400", "--tracking-timeout-seconds", "4"
+    )
+    run_id = wait_for_running_run(MlflowClient(uri))
+    tracking.kill()
+    _, err = training.communicate(timeout=600)
+    assert training.returncode == 4, err
+    assert "did not answer" in err and "Traceback" not in err
+
+    tracking.start()
+    assert MlflowClient(uri).get_run(run_id).info.status == "RUNNING"  # left behind
+    again = start_training(tmp_path, uri, small_catalog, "--n-estimators", "5")
+    _, err = again.communicate(timeout=600)
+    assert again.returncode == 0, err
+    assert MlflowClient(uri).get_run(run_id).info.status == "FAILED"

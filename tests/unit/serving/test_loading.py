@@ -1,0 +1,80 @@
+"""Loading leaves nothing behind: no downloaded folder, no model code on sys.path or in
+sys.modules; and each model runs its own code, whatever was loaded before."""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from serving.errors import ModelLoadError
+from serving.model import ModelRef, ServedModel
+from tests.support import REPO, marked_model_copy
+
+LEGACY = REPO / "tests" / "fixtures" / "legacy-model-0.1"
+PRODUCT = {"title": "Perl module for parsing XML", "description": "XML::Parser for Perl"}
+
+
+@pytest.fixture
+def scratch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """TMPDIR of the loads: checked empty afterwards."""
+    folder = tmp_path / "tmpdir"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
+
+
+@pytest.fixture
+def tiny_folder(tiny_registry, tmp_path: Path) -> Path:
+    mlflow.set_tracking_uri(tiny_registry.tracking_uri)
+    local = mlflow.artifacts.download_artifacts(tiny_registry.logged_model_uri, dst_path=tmp_path)
+    return Path(local)
+
+
+def load(folder: Path) -> ServedModel:
+    return ServedModel.load(ModelRef("m", "1", str(folder)))
+
+
+def model_code_state() -> tuple[list[str], dict[str, object]]:
+    modules = {
+        name: module
+        for name, module in sys.modules.items()
+        if name.split(".")[0] in ("product_model", "training")
+    }
+    return list(sys.path), modules
+
+
+def test_the_legacy_layout_loads_and_leaves_nothing_behind(scratch: Path) -> None:
+    before = model_code_state()
+    model = load(LEGACY)
+    assert model.predict_proba([PRODUCT]).shape == (1, len(model.classes))
+    assert list(scratch.iterdir()) == []
+    assert model_code_state() == before
+
+
+def test_each_model_runs_its_own_code(scratch: Path, tiny_folder: Path, tmp_path: Path) -> None:
+    marked = marked_model_copy(tiny_folder, tmp_path / "marked", "B:")
+    plain = load(tiny_folder)
+    other = load(marked)
+    legacy = load(LEGACY)
+    plain_again = load(tiny_folder)
+    assert all(str(c).startswith("B:") for c in other.classes)
+    for model in (plain, legacy, plain_again):
+        assert not any(str(c).startswith("B:") for c in model.classes)
+    assert type(plain.predictor) is not type(plain_again.predictor)  # fresh code each load
+    assert list(scratch.iterdir()) == []
+
+
+def test_a_corrupt_model_fails_as_a_load_error_and_leaves_nothing(
+    scratch: Path, tiny_folder: Path, tmp_path: Path
+) -> None:
+    broken = marked_model_copy(tiny_folder, tmp_path / "broken", "")
+    pipeline = next((broken / "artifacts").glob("pipeline*"))
+    pipeline.write_bytes(pipeline.read_bytes()[: pipeline.stat().st_size // 2])
+    with pytest.raises(ModelLoadError) as raised:
+        load(broken)
+    assert raised.value.kind == "load_error"
+    assert list(scratch.iterdir()) == []

@@ -1,0 +1,102 @@
+"""Label maps and label-variant detection."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from training.errors import ConfigError
+from training.labels import (
+    apply_label_map,
+    find_variants,
+    load_label_map,
+    variant_key,
+    within_one_edit,
+)
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("Fridges", "fridge"),
+        ("CPU", "CPUs"),
+        ("Mobile Phone", "Mobile Phones"),
+        ("mobile-phone", "Mobile phones"),
+        ("Batteries", "battery"),
+        ("Watches", "watch"),
+    ],
+)
+def test_variant_keys_match(a: str, b: str) -> None:
+    assert variant_key(a) == variant_key(b)
+
+
+@pytest.mark.parametrize(("a", "b"), [("Fridges", "Fridge Freezers"), ("libs", "oldlibs")])
+def test_different_categories_keep_different_keys(a: str, b: str) -> None:
+    assert variant_key(a) != variant_key(b)
+
+
+def test_within_one_edit() -> None:
+    assert within_one_edit("television", "televsion")
+    assert within_one_edit("monitor", "monitors")
+    assert within_one_edit("laptop", "laptip")
+    assert not within_one_edit("laptop", "desktop")
+    assert within_one_edit("abc", "abc")  # zero edits is within one
+
+
+def test_find_variants_groups_with_the_most_frequent_first() -> None:
+    counts = {
+        "Fridges": 1204,
+        "fridge": 12,
+        "CPUs": 500,
+        "CPU": 40,
+        "Televisions": 300,
+        "Televsions": 3,
+        "Washing Machines": 800,
+    }
+    groups = {group.canonical: group for group in find_variants(counts)}
+    assert set(groups) == {"Fridges", "CPUs", "Televisions"}
+    assert groups["Fridges"].labels == (("Fridges", 1204), ("fridge", 12))
+    assert groups["CPUs"].map_lines() == ["CPU: CPUs"]
+    assert "'fridge' (12 rows)" in groups["Fridges"].describe()
+
+
+def test_no_variants_in_distinct_labels() -> None:
+    assert find_variants({"games": 10, "science": 5, "libs": 30, "oldlibs": 4}) == []
+
+
+def test_label_map_from_yaml_and_csv(tmp_path: Path) -> None:
+    yaml_file = tmp_path / "map.yaml"
+    yaml_file.write_text("fridge: Fridges\nCPU: CPUs\n")
+    csv_file = tmp_path / "map.csv"
+    csv_file.write_text("fridge,Fridges\nCPU,CPUs\n")
+    assert (
+        load_label_map(yaml_file)
+        == load_label_map(csv_file)
+        == {"fridge": "Fridges", "CPU": "CPUs"}
+    )
+    labels = pd.Series(["fridge", "FRIDGE", "Fridges", "CPU", "Laptops"])
+    mapped = apply_label_map(labels, load_label_map(yaml_file))
+    assert mapped.tolist() == ["Fridges", "Fridges", "Fridges", "CPUs", "Laptops"]
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("map.yaml", "- a\n- b\n", "mapping"),
+        ("map.yaml", "a: [b\n", "not valid YAML"),
+        ("map.csv", "a,b,c\n", "line 1: expected two columns"),
+        ("map.csv", "\n", "no `variant,canonical` rows"),
+    ],
+)
+def test_bad_label_maps_get_one_clear_message(tmp_path: Path, name, content, message) -> None:
+    path = tmp_path / name
+    path.write_text(content)
+    with pytest.raises(ConfigError, match=message):
+        load_label_map(path)
+
+
+def test_missing_label_map(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_label_map(tmp_path / "nope.yaml")

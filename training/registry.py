@@ -1,0 +1,135 @@
+"""The MLflow model: logging the fitted pipeline as a self-contained pyfunc, registering it, and
+moving the aliases.
+
+The logged model carries the whole `product_model` package (`code_paths`), its input contract
+(metadata and signature) and its split definition, so serving, batch scoring and a later gate need
+nothing from this project to use it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from importlib import metadata as package_metadata
+from pathlib import Path
+from typing import Any
+
+import joblib
+import mlflow
+import pandas as pd
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+from mlflow.models import ModelSignature, infer_signature
+from mlflow.tracking import MlflowClient
+from mlflow.types.schema import AnyType, ColSpec, Schema, TensorSpec
+
+import product_model
+from product_model.contract import InputContract
+from product_model.pyfunc import (
+    DEFAULT_TOP_K,
+    METADATA_ARTIFACT,
+    PIPELINE_ARTIFACT,
+    ProductClassifierModel,
+)
+from training.errors import TrackingRefusedError
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+MODEL_ARTIFACT = "model"
+SERVING_REQUIREMENTS = (
+    "mlflow-skinny",
+    "scikit-learn",
+    "imbalanced-learn",
+    "nltk",
+    "numpy",
+    "scipy",
+    "pandas",
+    "joblib",
+)
+_COLUMN_TYPES: dict[str, Any] = {"string": "string", "number": "double"}
+
+
+def input_signature(contract: InputContract, example: pd.DataFrame, output: pd.DataFrame) -> Any:
+    """One optional column per contract field (catalog records miss fields all the time): strings
+    and numbers typed, fields that may be lists or objects typed Any."""
+    columns: list[ColSpec | TensorSpec] = [
+        ColSpec(_COLUMN_TYPES.get(f.type, AnyType()), f.name, required=False)
+        for f in contract.fields
+    ]
+    inferred = infer_signature(example, output, params={"top_k": DEFAULT_TOP_K})
+    return ModelSignature(inputs=Schema(columns), outputs=inferred.outputs, params=inferred.params)
+
+
+def copy_model_code(target: Path) -> Path:
+    """The whole `product_model` package, which the saved model imports and nothing else."""
+    package = Path(product_model.__file__).parent
+    code = target / "product_model"
+    shutil.copytree(package, code, ignore=shutil.ignore_patterns("__pycache__", "*.py[co]"))
+    return code
+
+
+def pinned(names: tuple[str, ...]) -> list[str]:
+    """`name==installed version` for each package (just the name when it is not installed)."""
+    pins = []
+    for name in names:
+        try:
+            pins.append(f"{name}=={package_metadata.version(name)}")
+        except package_metadata.PackageNotFoundError:
+            pins.append(name)
+    return pins
+
+
+def log_model(pipeline: Any, model_metadata: dict[str, Any], input_example: pd.DataFrame) -> str:
+    """Log the fitted pipeline as a self-contained pyfunc model; return its model URI.
+    `model_metadata` must hold the input contract under "contract"."""
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch)
+        pipeline_path = folder / "pipeline.joblib"
+        joblib.dump(pipeline, pipeline_path, compress=("zlib", 3))
+        metadata_path = folder / "metadata.json"
+        metadata_path.write_text(json.dumps(model_metadata, indent=1, default=str))
+        wrapper = ProductClassifierModel()
+        wrapper.load(pipeline_path, metadata_path)
+        example = wrapper.contract.coerce_frame(input_example)
+        info = mlflow.pyfunc.log_model(
+            name=MODEL_ARTIFACT,
+            python_model=ProductClassifierModel(),
+            artifacts={
+                PIPELINE_ARTIFACT: str(pipeline_path),
+                METADATA_ARTIFACT: str(metadata_path),
+            },
+            code_paths=[str(copy_model_code(folder / "code"))],
+            signature=input_signature(wrapper.contract, example, wrapper.predict(None, example)),
+            input_example=example,
+            pip_requirements=pinned(SERVING_REQUIREMENTS),
+        )
+    return str(info.model_uri)
+
+
+def register(client: MlflowClient, model_uri: str, run_id: str, name: str) -> ModelVersion:
+    """Register the logged model and wait until its version is READY, then tag it challenger."""
+    version = mlflow.register_model(
+        model_uri, name, await_registration_for=300, tags={"run_id": run_id}
+    )
+    status = client.get_model_version(name, version.version).status
+    if status != "READY":
+        raise TrackingRefusedError(
+            f"model version {name}/{version.version} ended in status {status}"
+        )
+    client.set_registered_model_alias(name, CHALLENGER, version.version)
+    return version
+
+
+def current_champion(client: MlflowClient, name: str) -> ModelVersion | None:
+    """The version the `champion` alias points to, or None (no such model or alias yet)."""
+    try:
+        return client.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException as error:
+        if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
+            return None
+        raise
+
+
+def promote(client: MlflowClient, name: str, version: str) -> None:
+    client.set_registered_model_alias(name, CHAMPION, version)

@@ -1,0 +1,34 @@
+"""Predict with a registered model in a clean interpreter, for the champion gate.
+
+Run as a script (`python rescore.py MODEL_URI ROWS.pkl ANSWER.json`), not as part of the
+`training` package: the model then imports its own copy of its code (MLflow puts the model's
+`code/` folder first on sys.path), whatever version of `product_model` training has installed.
+Writes {"labels": [...], "split": the model's split definition or null}.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+
+
+def main(model_uri: str, rows_path: str, answer_path: str) -> None:
+    model = mlflow.pyfunc.load_model(model_uri).unwrap_python_model()
+    rows = pd.read_pickle(rows_path)
+    contract = getattr(model, "contract", None)  # models trained before 0.2.0 have none
+    if contract is not None:
+        rows = contract.coerce_frame(rows)
+    proba = np.asarray(model.predict_proba(rows))
+    labels = np.asarray(model.classes)[proba.argmax(axis=1)]
+    split = (getattr(model, "metadata", None) or {}).get("split")
+    answer = {"labels": [str(label) for label in labels], "split": split}
+    Path(answer_path).write_text(json.dumps(answer), "utf-8")
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:4])

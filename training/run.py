@@ -1,0 +1,334 @@
+"""One training run, end to end: load → split → fit → evaluate → log → register → gate.
+
+The catalog is read and split before MLflow is contacted, so bad data fails fast. Aliases move only
+at the very end, after everything else succeeded, so a failed or interrupted run leaves the
+registry as it found it (a version it registered keeps its complete model files), and the run is
+marked FAILED on the way out.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import tempfile
+import time
+import warnings
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from importlib import metadata as package_metadata
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import mlflow.data
+import numpy as np
+import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+from sklearn.model_selection import StratifiedKFold, cross_val_score
+
+from training import gate, registry, tracking
+from training.catalog import Catalog, load_catalog
+from training.config import TrainConfig
+from training.errors import DataError
+from training.evaluate import Evaluation, evaluate, write_reports
+from training.pipeline import (
+    build_pipeline,
+    feature_spec,
+    for_serving,
+    model_input,
+    resampled_counts,
+)
+from training.split import SplitDefinition, holdout_split
+
+log = logging.getLogger(__name__)
+ABANDONED_RUN_HOURS = 24.0
+
+
+@dataclass
+class TrainResult:
+    run_id: str
+    model_uri: str
+    model_version: str
+    promoted: bool
+    decision: str
+    metrics: dict[str, float] = field(default_factory=dict)
+    champion_f1: float | None = None
+
+
+@contextmanager
+def stage(name: str, timings: dict[str, float]) -> Iterator[None]:
+    """Log the start and duration of a long step."""
+    log.info("%s ...", name)
+    start = time.perf_counter()
+    yield
+    timings[name] = time.perf_counter() - start
+    log.info("%s done in %.1fs", name, timings[name])
+
+
+def split_definition(config: TrainConfig) -> SplitDefinition:
+    return SplitDefinition(config.test_size, config.id_column, tuple(config.text_columns))
+
+
+def split_catalog(
+    catalog: Catalog, definition: SplitDefinition
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Training and holdout rows; classes with fewer than 2 training rows are dropped (warned)."""
+    train, holdout = holdout_split(catalog.frame, definition)
+    sizes = train["label"].value_counts()
+    too_few = sorted(set(catalog.frame["label"]) - set(sizes[sizes >= 2].index))
+    if too_few:
+        log.warning(
+            "classes with fewer than 2 training rows after the holdout split are dropped: %s "
+            "(raise --min-class-size to drop or fold such classes up front)",
+            ", ".join(too_few[:20]),
+        )
+        train = train[~train["label"].isin(too_few)]
+        holdout = holdout[~holdout["label"].isin(too_few)]
+    if train["label"].nunique() < 2 or holdout.empty:
+        raise DataError(
+            f"{catalog.source}: after the holdout split, {len(train)} training rows in "
+            f"{train['label'].nunique()} class(es) and {len(holdout)} holdout rows remain; "
+            "training needs 2+ classes and a holdout (more rows, or another --test-size)"
+        )
+    return train, holdout
+
+
+def train(config: TrainConfig) -> TrainResult:
+    """Run one training and return what was registered and decided."""
+    timings: dict[str, float] = {}
+    with stage("loading the catalog", timings):
+        catalog = load_catalog(config)
+        definition = split_definition(config)
+        train_rows, holdout = split_catalog(catalog, definition)
+    log.info(
+        "%d rows in %d classes (%d train, %d holdout)",
+        len(catalog.frame),
+        catalog.counts["classes"],
+        len(train_rows),
+        len(holdout),
+    )
+    tracking_uri = tracking.resolve_tracking_uri(config.tracking_uri)
+    with stage(f"connecting to MLflow at {tracking_uri}", timings):
+        client = tracking.connect(tracking_uri)
+    steps = TrainingRun(config, client, tracking_uri, catalog, definition, timings)
+    try:
+        return steps.run(train_rows, holdout)
+    except MlflowException as error:
+        raise tracking.as_tracking_error(error, "training run") from None
+
+
+@dataclass
+class TrainingRun:
+    """The steps of one run inside MLflow, sharing what every step needs."""
+
+    config: TrainConfig
+    client: MlflowClient
+    tracking_uri: str
+    catalog: Catalog
+    split: SplitDefinition
+    timings: dict[str, float]
+
+    def run(self, train_rows: pd.DataFrame, holdout: pd.DataFrame) -> TrainResult:
+        experiment = mlflow.set_experiment(self.config.experiment_name)
+        tracking.fail_abandoned_runs(self.client, experiment.experiment_id, ABANDONED_RUN_HOURS)
+        with mlflow.start_run(
+            experiment_id=experiment.experiment_id,
+            run_name=self.config.run_name,
+            tags=tracking.owner_tags(),
+        ) as run:
+            return self.in_run(run.info.run_id, train_rows, holdout)
+
+    def in_run(self, run_id: str, train_rows: pd.DataFrame, holdout: pd.DataFrame) -> TrainResult:
+        self.log_inputs(train_rows, holdout)
+        served, evaluation = self.fit(train_rows, holdout)
+        metrics = self.extra_metrics(train_rows, holdout) | evaluation.metrics
+        mlflow.log_metrics(metrics)
+        with stage("logging and registering the model", self.timings):
+            example = model_input(holdout, self.config).head(3)
+            model_uri = registry.log_model(served, self.metadata(evaluation, run_id), example)
+            version = registry.register(self.client, model_uri, run_id, self.config.model_name)
+        labels = served.classes_[np.argmax(evaluation.proba, axis=1)]
+        with stage("comparing with the champion", self.timings):
+            decision = self.judge(holdout, labels)
+        self.log_decision(decision, str(version.version))
+        if decision.promote:
+            registry.promote(self.client, self.config.model_name, str(version.version))
+        return TrainResult(
+            run_id,
+            model_uri,
+            str(version.version),
+            decision.promote,
+            decision.reason,
+            metrics,
+            decision.champion_f1,
+        )
+
+    def log_inputs(self, train_rows: pd.DataFrame, holdout: pd.DataFrame) -> None:
+        mlflow.log_params({k: str(v) for k, v in self.config.model_dump().items()})
+        log_dataset(self.catalog, train_rows, holdout)
+        if self.catalog.variants:
+            groups = [dict(group.labels) for group in self.catalog.variants]
+            mlflow.log_dict({"groups": groups}, "data/label_variants.json")
+
+    def fit(self, train_rows: pd.DataFrame, holdout: pd.DataFrame) -> tuple[Any, Evaluation]:
+        served, evaluation, after = fit_and_evaluate(
+            self.config, train_rows, holdout, self.config.smote, self.timings
+        )
+        before = {str(k): int(v) for k, v in Counter(train_rows["label"]).items()}
+        with tempfile.TemporaryDirectory() as scratch:
+            for path in write_reports(evaluation, before, after, Path(scratch)):
+                mlflow.log_artifact(str(path), artifact_path="evaluation")
+        per_class = evaluation.per_class["f1"].items()
+        mlflow.log_metrics({f"f1_class_{metric_name(k)}": float(v) for k, v in per_class})
+        return served, evaluation
+
+    def extra_metrics(self, train_rows: pd.DataFrame, holdout: pd.DataFrame) -> dict[str, float]:
+        metrics: dict[str, float] = {}
+        if self.config.compare_without_smote and self.config.smote:
+            metrics |= compare_without_smote(self.config, train_rows, holdout, self.timings)
+        if self.config.cv_folds > 1:
+            with stage(f"{self.config.cv_folds}-fold cross-validation", self.timings):
+                metrics |= cross_validate(self.config, train_rows)
+        return metrics
+
+    def metadata(self, evaluation: Evaluation, run_id: str) -> dict[str, Any]:
+        return model_metadata(self.config, self.catalog, self.split, evaluation, run_id)
+
+    def judge(self, holdout: pd.DataFrame, labels: np.ndarray) -> gate.GateDecision:
+        config = self.config
+        champion = registry.current_champion(self.client, config.model_name)
+        scores = None
+        if champion is not None:
+            uri = f"models:/{config.model_name}/{champion.version}"
+            rows = holdout.drop(columns=["label"]).reset_index(drop=True)
+            try:
+                scores = gate.score_champion(self.tracking_uri, uri, str(champion.version), rows)
+            except Exception as error:  # a broken artifact or a champion of another schema
+                log.warning("could not re-score champion v%s: %s", champion.version, error)
+                scores = gate.ChampionScores(str(champion.version), None, np.array([]))
+        return gate.challenge(
+            scores,
+            holdout.reset_index(drop=True),
+            labels,
+            config.gate_min_rows,
+            config.force_promote,
+        )
+
+    def log_decision(self, decision: gate.GateDecision, version: str) -> None:
+        mlflow.log_metrics(
+            {f"time_{metric_name(k)}_seconds": v for k, v in self.timings.items()}
+            | {"gate_compared_rows": float(decision.compared_rows)}
+        )
+        mlflow.set_tags(
+            {
+                "promotion.decision": "promoted" if decision.promote else "kept",
+                "promotion.reason": decision.reason,
+                "model.version": version,
+            }
+        )
+        if decision.champion_f1 is not None:
+            mlflow.log_metric("champion_f1_macro_rescored", decision.champion_f1)
+        if decision.challenger_f1 is not None:
+            mlflow.log_metric("challenger_f1_macro_on_shared_holdout", decision.challenger_f1)
+
+
+def model_metadata(
+    config: TrainConfig,
+    catalog: Catalog,
+    split: SplitDefinition,
+    evaluation: Evaluation,
+    run_id: str,
+) -> dict[str, Any]:
+    """What the model carries about itself: its input contract, split, metrics and origin."""
+    contract = feature_spec(config).contract(catalog.frame, config.label_column)
+    return {
+        "model_name": config.model_name,
+        "run_id": run_id,
+        "metrics": evaluation.metrics,
+        "contract": contract.to_dict(),
+        "input_fields": list(contract.names),
+        "split": split.to_dict(),
+        "data_sha256": catalog.sha256,
+        "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "python": platform.python_version(),
+        "platform_version": platform_version(),
+    }
+
+
+def log_dataset(catalog: Catalog, train: pd.DataFrame, test: pd.DataFrame) -> None:
+    counts = {f"data_{metric_name(k)}": float(v) for k, v in catalog.counts.items()}
+    counts.update({"data_train_rows": float(len(train)), "data_eval_rows": float(len(test))})
+    mlflow.log_metrics(counts)
+    mlflow.set_tags({"data.source": catalog.source, "data.sha256": catalog.sha256})
+    mlflow.log_dict(
+        {
+            "source": catalog.source,
+            "sha256": catalog.sha256,
+            "counts": catalog.counts,
+            "class_counts": catalog.labels.value_counts().to_dict(),
+        },
+        "data/summary.json",
+    )
+    for frame, context in ((train, "training"), (test, "evaluation")):
+        with warnings.catch_warnings():  # MLflow registers two local-file source types
+            warnings.simplefilter("ignore", UserWarning)
+            dataset = mlflow.data.from_pandas(  # type: ignore[attr-defined]
+                frame[["label"]],
+                source=catalog.source,
+                name=f"{Path(catalog.source).name}@{catalog.sha256[:12]}",
+                targets="label",
+            )
+        mlflow.log_input(dataset, context=context)
+
+
+def fit_and_evaluate(
+    config: TrainConfig,
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+    smote: bool,
+    timings: dict[str, float],
+) -> tuple[Any, Evaluation, dict[str, int]]:
+    y_train = train["label"].to_numpy()
+    pipeline = build_pipeline(config, y_train, smote=smote)
+    with stage(f"fitting ({'with' if smote else 'without'} SMOTE, {len(train)} rows)", timings):
+        pipeline.fit(model_input(train, config), y_train)
+    after = resampled_counts(pipeline, y_train)
+    with stage("compacting the forest", timings):
+        served = for_serving(pipeline, config.compact)
+    with stage("evaluating", timings):
+        proba = served.predict_proba(model_input(test, config))
+        evaluation = evaluate(test["label"].to_numpy(), proba, served.classes_)
+    return served, evaluation, after
+
+
+def cross_validate(config: TrainConfig, train: pd.DataFrame) -> dict[str, float]:
+    y = train["label"].to_numpy()
+    folds = StratifiedKFold(config.cv_folds, shuffle=True, random_state=config.seed)
+    scores = cross_val_score(
+        build_pipeline(config, y), model_input(train, config), y, cv=folds, scoring="f1_macro"
+    )
+    return {"cv_f1_macro_mean": float(np.mean(scores)), "cv_f1_macro_std": float(np.std(scores))}
+
+
+def compare_without_smote(
+    config: TrainConfig, train: pd.DataFrame, test: pd.DataFrame, timings: dict[str, float]
+) -> dict[str, float]:
+    with mlflow.start_run(run_name="without-smote", nested=True):
+        mlflow.log_param("smote", False)
+        _, evaluation, _ = fit_and_evaluate(config, train, test, smote=False, timings=timings)
+        mlflow.log_metrics(evaluation.metrics)
+    return {f"no_smote_{k}": v for k, v in evaluation.metrics.items()}
+
+
+def platform_version() -> str:
+    try:
+        return package_metadata.version("product-categorization")
+    except package_metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def metric_name(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "_-." else "_" for c in str(text).lower())[:200]
