@@ -73,9 +73,9 @@ def study_figures(workdir: Path, workers: int) -> dict[str, Any]:
 
 def holdout_f1(values: dict[str, Any]) -> float:
     """Fit on the training split, score macro-F1 on the holdout, as product-train does."""
-    from training.api import fit_and_evaluate
     from training.catalog import load_catalog
     from training.config import TrainConfig
+    from training.run import fit_and_evaluate
     from training.tuning.objective import holdout_split
 
     config = TrainConfig(**values)

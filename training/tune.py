@@ -15,7 +15,7 @@ import warnings
 from pathlib import Path
 from typing import Any, NoReturn
 
-from training.errors import TrackingError, TrainingError
+from training.errors import TrainingError
 
 EXIT_INTERRUPTED = 130
 
@@ -28,7 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
         "for `product-train --config`. Every `product-train` option (see product-train "
         "--help) is accepted too and fixes that option for all trials.",
         epilog="Exit codes: 0 success, 2 bad option, config or search space, 3 unreadable or "
-        "unusable data, 4 MLflow or the study storage unreachable, 130 interrupted.",
+        "unusable data, 4 MLflow or the study storage unreachable, 5 MLflow refused a request, "
+        "130 interrupted.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     add = parser.add_argument
@@ -74,13 +75,14 @@ def _positive(kind: type, minimum: int = 1) -> Any:
 
 def parse(argv: list[str]) -> tuple[Any, argparse.Namespace, list[str]]:
     """(options, parsed tuning arguments, the training arguments)."""
-    from training.cli import parse_config
+    from training.cli import check_inputs, parse_config
     from training.tuning.run import TuneOptions
     from training.tuning.space import load_space
     from training.tuning.study import check_storage_url
 
     args, train_argv = build_parser().parse_known_args(argv)
     base, _ = parse_config(train_argv)
+    check_inputs(base)
     check_storage_url(args.storage)
     options = TuneOptions(
         space=load_space(args.search_space, base),
@@ -129,6 +131,7 @@ def run(argv: list[str]) -> None:
     from mlflow.exceptions import MlflowException
     from sqlalchemy.exc import SQLAlchemyError
 
+    from training.tracking import as_tracking_error
     from training.tuning import run as runs
     from training.tuning.report import format_summary
     from training.tuning.study import StudyStorageError
@@ -142,7 +145,7 @@ def run(argv: list[str]) -> None:
         else:
             result = runs.run_all(base, options, argv)
     except MlflowException as error:
-        raise TrackingError(f"MLflow request failed: {_first_line(error)}") from None
+        raise as_tracking_error(error, "tuning") from None
     except SQLAlchemyError as error:
         raise StudyStorageError(f"the study storage failed: {_first_line(error)}") from None
     print(format_summary(result), flush=True)

@@ -23,11 +23,11 @@ from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 from sklearn.model_selection import StratifiedKFold
 
-from training.api import model_input, split
 from training.catalog import Catalog, load_catalog
 from training.config import TrainConfig
 from training.evaluate import macro_f1
-from training.pipeline import build_pipeline
+from training.pipeline import build_pipeline, model_input
+from training.run import split_catalog, split_definition
 from training.tuning.space import SearchSpace
 
 log = logging.getLogger(__name__)
@@ -37,8 +37,9 @@ MLFLOW_RUN = "mlflow_run_id"
 
 
 def holdout_split(catalog: Catalog, config: TrainConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The training and holdout rows, exactly as `product-train` splits them."""
-    return split(catalog, config)
+    """The training and holdout rows, exactly as `product-train` splits them (by a hash of each
+    product's key: a product stays on its side in every run)."""
+    return split_catalog(catalog, split_definition(config))
 
 
 @dataclass
@@ -140,8 +141,9 @@ class Objective:
         # The defaults trial: values inside the space are recorded as its params (the sampler
         # learns from them); values outside it are used as they are.
         values = {}
+        configured = self.base.model_dump(mode="json")
         for name, param in self.space.root.items():
-            value = getattr(self.base, name)
+            value = configured[name]
             values[name] = param.suggest(trial, name) if param.contains(value) else value
         return values
 
@@ -150,7 +152,7 @@ class Objective:
         trial.set_user_attr("worker", self.worker)
         trial.set_user_attr("worker_pid", os.getpid())
         params = self.params(trial)
-        config = TrainConfig.model_validate(self.base.model_dump() | params)
+        config = TrainConfig.model_validate(self.base.model_dump(mode="json") | params)
         with trial_run(self.parent, trial, params) as run_id:
             score = score_folds(config, self.folds, self._reporter(trial, run_id))
             seconds = time.perf_counter() - started

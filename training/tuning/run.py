@@ -25,6 +25,7 @@ from typing import Any
 import mlflow
 import optuna
 from mlflow.entities import Param
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
@@ -87,13 +88,15 @@ def study_settings(base: TrainConfig, options: TuneOptions) -> dict[str, Any]:
 
 
 def connect_mlflow(base: TrainConfig) -> tuple[MlflowClient, str]:
+    # Every MLflow request retries an unreachable server for the configured time.
+    for name, value in tracking.retry_settings(base.tracking_timeout_seconds).items():
+        os.environ.setdefault(name, value)
     uri = tracking.resolve_tracking_uri(base.tracking_uri)
-    client = tracking.connect(uri, base.tracking_timeout_seconds)
-    experiment = tracking.with_retries(
-        lambda: mlflow.set_experiment(base.experiment_name),
-        base.tracking_timeout_seconds,
-        "MLflow tracking server",
-    )
+    client = tracking.connect(uri)
+    try:
+        experiment = mlflow.set_experiment(base.experiment_name)
+    except MlflowException as error:
+        raise tracking.as_tracking_error(error, f"experiment {base.experiment_name}") from None
     return client, str(experiment.experiment_id)
 
 
@@ -121,10 +124,11 @@ def _set_up(
         study.set_user_attr(OUTPUT_OPTIONS, explicit)
         study.set_user_attr(PARENT_RUN, run_id)
         study.set_user_attr(EXPERIMENT, experiment_id)
+        configured = base.model_dump(mode="json")
         in_space = {
-            name: getattr(base, name)
+            name: configured[name]
             for name, param in options.space.root.items()
-            if param.contains(getattr(base, name))
+            if param.contains(configured[name])
         }
         study.enqueue_trial(in_space, user_attrs={BASELINE: True})
 

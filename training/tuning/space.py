@@ -194,7 +194,7 @@ def _untunable(space: SearchSpace) -> list[str]:
 
 def _invalid_values(space: SearchSpace, base: TrainConfig) -> list[str]:
     problems = []
-    values = base.model_dump()
+    values = base.model_dump(mode="json")
     for name, param in space.root.items():
         for value in param.extremes():
             try:
@@ -208,7 +208,7 @@ def _invalid_values(space: SearchSpace, base: TrainConfig) -> list[str]:
 def _bounds(space: SearchSpace, base: TrainConfig, name: str) -> tuple[Any, Any]:
     param = space.root.get(name)
     if param is None:
-        value = getattr(base, name)
+        value = base.model_dump(mode="json")[name]
         return value, value
     extremes = param.extremes()
     return min(extremes), max(extremes)  # type: ignore[type-var]

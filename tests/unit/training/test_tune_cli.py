@@ -49,7 +49,7 @@ def test_a_bad_storage_url_is_exit_2(capsys: pytest.CaptureFixture[str]) -> None
         (["--trials", "0"], "--trials: must be at least 1"),
         (["--folds", "1"], "--folds: must be at least 2"),
         (["--workers", "two"], "--workers: 'two' is not a number"),
-        (["--n-estimators", "0"], "n_estimators: Input should be greater than or equal to 1"),
+        (["--n-estimators", "0"], "Input should be greater than or equal to 1"),
         (["--no-such-option"], "unrecognized arguments: --no-such-option"),
     ],
 )
