@@ -1,8 +1,8 @@
 """Tuning benchmark: 20 trials with 1 and with 2 local workers, then the holdout check.
 
-    .venv/bin/python -m bench.bench_tuning --catalog ../shared/data/apt-catalog.jsonl.gz --rows 3000
+    .venv/bin/python -m bench.bench_tuning --catalog ../shared/data/apt-catalog.jsonl.gz --rows 1200
 
-Draws a seeded random subsample of the catalog (a full-catalog trial is 3 forest fits of ~4 min on
+Draws a seeded random subsample of the catalog (a full-catalog trial is 3 forest fits of ~2 min on
 2 cores), runs `product-tune --trials 20` on it once with `--workers 1` and once with
 `--workers 2` (each in its own study, same folds, same defaults), and reports the wall time of
 each search. Then it fits the defaults and each search's best config on the training split and
@@ -87,7 +87,7 @@ def holdout_f1(values: dict[str, Any]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--catalog", type=Path, required=True)
-    parser.add_argument("--rows", type=int, default=3000, help="random subsample size")
+    parser.add_argument("--rows", type=int, default=1200, help="random subsample size")
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args()
