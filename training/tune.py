@@ -114,7 +114,9 @@ def _configure_logging(quiet: bool, index: int, role: str) -> None:
     )
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # we log each trial ourselves
+    # We log each trial ourselves, and a failed one reaches the user as one line, not Optuna's
+    # traceback.
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     # Heartbeats are "experimental" in Optuna; a drawn k above the vocabulary keeps every feature.
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     warnings.filterwarnings("ignore", message=r"k=\d+ is greater than n_features")
