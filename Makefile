@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@test -n "$(PYTHON)" || { echo "error: python3.11 not found; install Python 3.11 first" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[train,serve,dev]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[train,serve,dev,bench]'
 	@touch $@
 
 .PHONY: install
@@ -78,6 +78,17 @@ test-faults: $(STAMP) ## Only the fault-injection suite (real MLflow and serving
 .PHONY: test-unit
 test-unit: $(STAMP) ## Only the fast unit tests (no servers, no external tools)
 	$(VENV)/bin/pytest -m "not integration and not platform and not container" $(PYTEST_ARGS)
+
+KSERVE_VENV := .venv-kserve
+KSERVE_STAMP := $(KSERVE_VENV)/.installed-stamp
+$(KSERVE_STAMP): tests/clients/kserve-requirements.txt
+	@test -n "$(PYTHON)" || { echo "error: python3.11 not found" >&2; exit 1; }
+	$(PYTHON) -m venv $(KSERVE_VENV)
+	$(KSERVE_VENV)/bin/pip install --quiet -r tests/clients/kserve-requirements.txt
+	@touch $@
+
+.PHONY: kserve-client
+kserve-client: $(KSERVE_STAMP) ## Install KServe's Python client into .venv-kserve (the v2 protocol tests use it)
 
 .PHONY: constraints
 constraints: $(STAMP) ## Re-pin constraints.txt from the current virtual environment
@@ -283,3 +294,9 @@ smoke: $(STAMP) smoke-tools ## Container smoke test: build both images with podm
 
 print-images: ## Print the image names this Makefile builds (REGISTRY, TAG)
 	@echo $(IMAGE_TRAIN):$(TAG) $(IMAGE_SERVE):$(TAG) $(IMAGE_MLFLOW):$(TAG)
+
+.PHONY: bench-bentoml-venv
+bench-bentoml-venv: ## A separate venv with BentoML and the model's dependencies, for bench_serving's third server
+	$(PYTHON) -m venv .venv-bentoml
+	.venv-bentoml/bin/pip install --quiet 'bentoml>=1.4,<1.5'
+	.venv-bentoml/bin/pip install --quiet mlflow-skinny scikit-learn imbalanced-learn nltk regex numba pandas scipy
