@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@test -n "$(PYTHON)" || { echo "error: python3.11 not found; install Python 3.11 first" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[train,serve,dev,bench]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[train,serve,spark,dev,bench]'
 	@touch $@
 
 .PHONY: install
@@ -48,6 +48,22 @@ train-best: $(STAMP) ## Train from the config `make tune` wrote (best.yaml)
 .PHONY: serve
 serve: $(STAMP) ## Serve models:/$(MODEL_NAME)@champion from the embedded store on $(PORT)
 	MODEL_NAME=$(MODEL_NAME) PORT=$(PORT) $(VENV)/bin/product-serve
+
+# ---- batch scoring (README "Batch scoring") ----
+BATCH_MODEL ?= models:/$(MODEL_NAME)@champion
+BATCH_DATA ?= training/data/sample_catalog.jsonl.gz
+BATCH_OUTPUT ?= build/batch/labels.parquet
+BATCH_ARGS ?=
+
+.PHONY: classify classify-spark bench-batch
+classify: $(STAMP) ## Label every product of BATCH_DATA with BATCH_MODEL into BATCH_OUTPUT (local engine)
+	$(VENV)/bin/product-classify --model $(BATCH_MODEL) --data $(BATCH_DATA) --output $(BATCH_OUTPUT) --overwrite $(BATCH_ARGS)
+
+classify-spark: $(STAMP) ## The same with PySpark on this machine (local[*]; needs java); BATCH_OUTPUT is a Parquet folder
+	$(VENV)/bin/product-classify --engine spark --model $(BATCH_MODEL) --data $(BATCH_DATA) --output $(BATCH_OUTPUT) --overwrite $(BATCH_ARGS)
+
+bench-batch: $(STAMP) ## Batch-scoring benchmark: both engines, 1x/4x/16x the shared catalog (bench/results/batch.json)
+	$(PY) -m bench.bench_batch $(BENCH_BATCH_ARGS)
 
 .PHONY: lint
 lint: $(STAMP) ## ruff (lint + format check) and mypy
@@ -132,11 +148,13 @@ PROMETHEUS_RULE := k8s/components/prometheus-operator/prometheus-rule.yaml
 comma := ,
 
 # What each deploy step applies, chosen by the app.kubernetes.io/component label.
-SELECT_PLATFORM := app.kubernetes.io/component notin (training,retraining,serving,monitoring,tuning)
+SELECT_PLATFORM := app.kubernetes.io/component notin (training,retraining,serving,monitoring,batch,batch-spark,tuning)
 SELECT_TRAINING := app.kubernetes.io/component=training
 SELECT_RETRAINING := app.kubernetes.io/component=retraining
 SELECT_TUNING := app.kubernetes.io/component=tuning
 SELECT_SERVING := app.kubernetes.io/component in (serving,monitoring)
+SELECT_BATCH := app.kubernetes.io/component=batch
+SELECT_BATCH_SPARK := app.kubernetes.io/component=batch-spark
 
 BUILD_FLAGS = --build-arg PYTHON_IMAGE=$(PYTHON_IMAGE) \
 	--build-arg VERSION=$(PROJECT_VERSION) \
@@ -214,7 +232,7 @@ load-mlflow: check-container-tool check-load ## Load the MLflow image into kind 
 render: check-kubectl ## Render k8s/overlays/OVERLAY with this build's image tags into build/k8s/
 	@mkdir -p $(dir $(K8S_RENDERED))
 	set -o pipefail; kubectl kustomize k8s/overlays/$(OVERLAY) \
-		| sed -E 's#^( +image: ).*(product-classifier-(train|serve|mlflow)):.*$$#\1$(REGISTRY)/\2:$(TAG)#' \
+		| sed -E 's#^( +image: ).*(product-classifier-(train|serve|mlflow|batch-spark)):.*$$#\1$(REGISTRY)/\2:$(TAG)#' \
 		> $(K8S_RENDERED)
 
 deploy-tracking: check-cluster render ## Apply the namespace, PostgreSQL and MLflow; wait until they are up
@@ -251,6 +269,19 @@ deploy-retraining: check-cluster render ## Apply the retraining CronJob (overlay
 
 clean: check-cluster render ## Delete everything the overlay deployed, the namespace and its volumes included
 	$(KUBECTL) delete --filename $(K8S_RENDERED) --ignore-not-found --wait=false
+
+.PHONY: deploy-batch wait-batch deploy-batch-spark
+deploy-batch: check-cluster render ## Start the batch-scoring Job (local engine, training image; replaces a previous one)
+	$(KUBECTL) --namespace $(NAMESPACE) delete job product-classifier-batch --ignore-not-found --wait
+	$(KUBECTL) apply --filename $(K8S_RENDERED) --selector '$(SELECT_BATCH)'
+
+wait-batch: check-cluster ## Wait for the batch-scoring Job and print its summary
+	KUBECTL="$(KUBECTL)" scripts/containers/wait-for-job.sh $(NAMESPACE) product-classifier-batch $(TRAINING_TIMEOUT)
+
+deploy-batch-spark: check-cluster render ## Submit the batch-scoring SparkApplication (needs the Kubeflow Spark operator)
+	@$(KUBECTL) get crd sparkapplications.sparkoperator.k8s.io >/dev/null 2>&1 || { echo "error: the SparkApplication CRD is missing; install the Kubeflow Spark operator first" >&2; exit 1; }
+	$(KUBECTL) --namespace $(NAMESPACE) delete sparkapplication product-classifier-batch-spark --ignore-not-found --wait
+	$(KUBECTL) apply --filename $(K8S_RENDERED) --selector '$(SELECT_BATCH_SPARK)'
 
 .PHONY: all-training all-serving publish-train publish-serve publish-mlflow
 # Push to REGISTRY, or load into the local cluster when LOAD is set.

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Wait until a Kubernetes Job completes or fails, then print the summary block of its log
-# (from the line "training summary" on). Exit 0 on success, 1 on failure or timeout.
+# (from the line "training summary" or "batch scoring summary" on). Exit 0 on success, 1 on failure or timeout.
 #
 #   scripts/containers/wait-for-job.sh NAMESPACE JOB [TIMEOUT_SECONDS]   (KUBECTL="kubectl --context x")
 set -euo pipefail
@@ -28,7 +28,7 @@ case " $state " in
         # The pod that succeeded: after a retry, `logs job/...` may pick a failed one.
         pod=$("${kubectl[@]}" get pods --selector "job-name=$job" \
             --field-selector status.phase=Succeeded --output name | head -n 1)
-        "${kubectl[@]}" logs "${pod:-job/$job}" --tail=-1 | sed -n '/^training summary/,$p'
+        "${kubectl[@]}" logs "${pod:-job/$job}" --tail=-1 | sed -n '/^\(training\|batch scoring\) summary/,$p'
         ;;
     *" Failed "*)
         echo "job/$job failed: $("${kubectl[@]}" get job "$job" \

@@ -16,7 +16,8 @@ from tests.support import REPO
 
 pytestmark = pytest.mark.platform
 
-CRD_KINDS = {"ServiceMonitor", "PrometheusRule"}  # no schema in kubernetes-validate: checked below
+# No schema in kubernetes-validate: checked below.
+CRD_KINDS = {"ServiceMonitor", "PrometheusRule", "SparkApplication"}
 RECOMMENDED_LABELS = (
     "app.kubernetes.io/name",
     "app.kubernetes.io/instance",
@@ -342,6 +343,8 @@ def test_network_policies_isolate_the_components(
     }
     # Tuning pods share their study through MLflow's PostgreSQL (components/tuning).
     assert _ingress_sources(objects, postgres, 5432) == {"tracking-server", "tuning"}
-    assert _ingress_sources(objects, mlflow, 5000) == {"training", "serving", "tuning"}
+    has_batch = any(obj["kind"] == "SparkApplication" for obj in objects)
+    batch = {"batch", "batch-spark"} if has_batch else set()
+    assert _ingress_sources(objects, mlflow, 5000) == {"training", "serving", "tuning"} | batch
     assert _ingress_sources(objects, serving, 8000) == {"*"}
     assert _ingress_sources(objects, postgres, 5000) == set()

@@ -1,0 +1,129 @@
+"""`product-classify` / `python -m batch`: parse options, score a catalog, print a summary.
+
+Exit codes are training's: 0 success, 1 unexpected failure, 2 bad option, 3 unreadable or
+unusable data, 4 MLflow unreachable, 5 MLflow refused (no such model or alias), 130 interrupted.
+Any failure leaves nothing under the output name.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from typing import Any, NoReturn
+
+from batch.config import BatchConfig, make_config, parse_spark_conf
+from training.errors import TrainingError
+
+EXIT_INTERRUPTED = 130
+PROG = "product-classify"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Classify every product of a catalog with a registered model and write one "
+        "row per product (id, label, probability, top-k, model name and version).",
+        epilog="Exit codes: 0 success, 2 bad option, 3 unreadable or unusable data, "
+        "4 MLflow unreachable, 5 MLflow refused (no such model or alias), 130 interrupted.",
+    )
+    fields = BatchConfig.model_fields
+    for name in ("model", "data", "output"):
+        parser.add_argument(f"--{name}", required=True, help=fields[name].description)
+    parser.add_argument("--engine", choices=["local", "spark"], help=_help("engine"))
+    parser.add_argument(
+        "--format", choices=["auto", "amazon", "jsonl", "csv", "parquet"], help=_help("format")
+    )
+    for name in ("csv_separator", "id_column", "tracking_uri", "spark_master"):
+        parser.add_argument(f"--{name.replace('_', '-')}", dest=name, help=_help(name))
+    for name in ("top_k", "chunk_size"):
+        parser.add_argument(f"--{name.replace('_', '-')}", dest=name, type=int, help=_help(name))
+    parser.add_argument(
+        "--tracking-timeout-seconds", type=float, help=_help("tracking_timeout_seconds")
+    )
+    parser.add_argument(
+        "--spark-conf",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a Spark setting passed through to the session (repeatable)",
+    )
+    parser.add_argument("--overwrite", action="store_true", default=None, help=_help("overwrite"))
+    parser.add_argument(
+        "--no-progress", dest="progress", action="store_false", default=None, help="no progress bar"
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and the summary")
+    parser.add_argument("--json", action="store_true", help="print the summary as one JSON line")
+    return parser
+
+
+def _help(name: str) -> str:
+    info = BatchConfig.model_fields[name]
+    default = "" if info.is_required() else f" (default: {info.default})"
+    return f"{info.description}{default}"
+
+
+def parse_config(argv: list[str] | None = None) -> tuple[BatchConfig, argparse.Namespace]:
+    args = build_parser().parse_args(argv)
+    values = {
+        name: value
+        for name, value in vars(args).items()
+        if name in BatchConfig.model_fields and value is not None and name != "spark_conf"
+    }
+    values["spark_conf"] = parse_spark_conf(args.spark_conf)
+    return make_config(values), args
+
+
+def _interrupt(signum: int, _frame: Any) -> NoReturn:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    sys.exit(code)
+
+
+def score(config: BatchConfig) -> Any:
+    """Pin and load the model, then run the chosen engine."""
+    from batch import model as models
+
+    ref = models.resolve(config.model, config.tracking_uri, config.tracking_timeout_seconds)
+    loaded = models.load(ref, config.id_column)
+    if config.engine == "spark":
+        from batch.spark import run_spark
+
+        return run_spark(config, loaded)
+    from batch.local import run_local
+
+    return run_local(config, loaded)
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        config, args = parse_config(argv)
+    except TrainingError as error:
+        _fail(str(error), error.exit_code)
+    level = os.environ.get("LOG_LEVEL", "WARNING" if args.quiet else "INFO").upper()
+    logging.basicConfig(
+        level=level if level in logging.getLevelNamesMapping() else logging.INFO,
+        format="%(asctime)s %(levelname)s %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        summary = score(config)
+    except TrainingError as error:
+        _fail(str(error), error.exit_code)
+    except KeyboardInterrupt:
+        _fail(f"interrupted; nothing was written to {config.output}", EXIT_INTERRUPTED)
+    except Exception as error:  # a bug or an environment fault: one line, details at debug
+        logging.getLogger(__name__).debug("unexpected error", exc_info=True)
+        first = (str(error).strip().splitlines() or [""])[0][:500]
+        _fail(
+            f"{type(error).__name__}: {first}; nothing was written to {config.output} "
+            "(set LOG_LEVEL=DEBUG for the traceback)",
+            1,
+        )
+    print(summary.json() if args.json else summary.text(), flush=True)

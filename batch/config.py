@@ -1,0 +1,103 @@
+"""Every option of one batch-scoring run, typed and checked once, before any work starts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from training.errors import ConfigError
+
+OUTPUT_FORMATS = {".parquet": "parquet", ".csv": "csv", ".jsonl": "jsonl"}
+
+
+class BatchConfig(BaseModel):
+    """Options of one `product-classify` run."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str = Field(
+        description="models:/NAME@ALIAS, models:/NAME/VERSION, or a local MLflow model folder"
+    )
+    data: str = Field(
+        description="catalog file (.jsonl[.gz], .csv[.gz], .parquet) or Parquet folder"
+    )
+    output: str = Field(
+        description="output file; .parquet, .csv or .jsonl (Spark: a .parquet folder)"
+    )
+    engine: Literal["local", "spark"] = Field("local", description="where to score")
+    format: Literal["auto", "amazon", "jsonl", "csv", "parquet"] = Field(
+        "auto", description="catalog format; auto picks by file extension"
+    )
+    csv_separator: str = Field(",", description="field separator of CSV catalogs")
+    id_column: str | None = Field(
+        None, description="catalog column holding the product id (default: the model's id field)"
+    )
+    top_k: int = Field(3, ge=1, le=100, description="labels kept per product, most probable first")
+    chunk_size: int = Field(5000, ge=1, description="rows scored at a time (local engine)")
+    overwrite: bool = Field(False, description="replace an existing output")
+    tracking_uri: str | None = Field(
+        None,
+        description="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)",
+    )
+    tracking_timeout_seconds: float = Field(
+        30.0, gt=0, description="how long to retry an unreachable tracking server"
+    )
+    spark_master: str = Field("local[*]", description="Spark master URL (Spark engine)")
+    spark_conf: dict[str, str] = Field(
+        default_factory=dict, description="extra Spark settings, KEY=VALUE (Spark engine)"
+    )
+    progress: bool = Field(True, description="show a progress bar (local engine)")
+
+    @field_validator("id_column")
+    @classmethod
+    def _blank_is_none(cls, value: str | None) -> str | None:
+        return value.strip() or None if value else None
+
+    @property
+    def output_format(self) -> str:
+        return output_format(self.output)
+
+
+def output_format(output: str) -> str:
+    """The format named by the output's extension; `ConfigError` for any other."""
+    kind = OUTPUT_FORMATS.get(Path(output.rstrip("/")).suffix.lower())
+    if kind is None:
+        raise ConfigError(
+            f"--output {output}: cannot tell the format from the extension; "
+            f"end it with {', '.join(OUTPUT_FORMATS)}"
+        )
+    return kind
+
+
+def parse_spark_conf(items: list[str]) -> dict[str, str]:
+    """`["spark.executor.memory=4g"]` → `{"spark.executor.memory": "4g"}`."""
+    settings: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(
+                f"--spark-conf {item}: expected KEY=VALUE, e.g. spark.executor.memory=4g"
+            )
+        settings[key.strip()] = value.strip()
+    return settings
+
+
+def make_config(values: dict[str, object]) -> BatchConfig:
+    """Validate the options; every problem becomes one readable `ConfigError`."""
+    try:
+        config = BatchConfig(**values)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"--{'.'.join(str(p) for p in item['loc']).replace('_', '-')}: {item['msg']}"
+            for item in error.errors()
+        )
+        raise ConfigError(f"invalid options: {problems}") from None
+    config.output_format  # noqa: B018  the extension is checked before any work starts
+    if config.engine == "spark" and config.output_format != "parquet":
+        raise ConfigError(
+            f"--output {config.output}: the Spark engine writes a folder of Parquet files; "
+            "name it *.parquet (or use --engine local for CSV or JSONL)"
+        )
+    return config

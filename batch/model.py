@@ -1,0 +1,147 @@
+"""Which model scores the catalog, and which catalog columns it reads.
+
+The model is pinned to one version before scoring starts (an alias that moves mid-run must not
+mix two models in one output). Its columns come from the input contract in its metadata when it
+has one, else from its MLflow signature, with training's default text and id columns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from training.config import TrainConfig
+from training.errors import ConfigError, TrackingError
+
+DEFAULT_TEXT_COLUMNS = tuple(TrainConfig.model_fields["text_columns"].default)
+DEFAULT_ID_COLUMN = TrainConfig.model_fields["id_column"].default
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A model pinned for one run: the URI to load, and the name and version to report."""
+
+    uri: str
+    name: str
+    version: str
+
+
+@dataclass(frozen=True)
+class ModelInputs:
+    """The catalog columns the model reads, those of them that carry text, and the id column."""
+
+    columns: tuple[str, ...]
+    text_columns: tuple[str, ...]
+    id_column: str | None
+
+
+@dataclass
+class ScoringModel:
+    """A loaded pyfunc model and what the output says about it."""
+
+    ref: ModelRef
+    inputs: ModelInputs
+    pyfunc: Any
+    classes: tuple[str, ...]
+
+
+def resolve(spec: str, tracking_uri: str | None, timeout: float = 30.0) -> ModelRef:
+    """Pin `spec` (registry URI, folder or other MLflow URI) to one model version."""
+    if spec.startswith("models:/"):
+        return _registry_ref(spec, tracking_uri, timeout)
+    path = Path(spec.removeprefix("file://"))
+    if (path / "MLmodel").is_file():
+        return ModelRef(str(path.resolve()), "", "")
+    if "://" in spec or ":/" in spec:
+        _connect(tracking_uri, timeout)
+        return ModelRef(spec, "", "")
+    raise ConfigError(
+        f"--model {spec}: no MLflow model there (MLmodel file missing); pass "
+        "models:/NAME@ALIAS, models:/NAME/VERSION or a model folder"
+    )
+
+
+def _registry_ref(spec: str, tracking_uri: str | None, timeout: float) -> ModelRef:
+    from mlflow.exceptions import MlflowException
+
+    client = _connect(tracking_uri, timeout)
+    target = spec.removeprefix("models:/")
+    name, at, alias = target.partition("@")
+    try:
+        if at:
+            version = client.get_model_version_by_alias(name, alias).version
+        elif "/" in target:
+            name, version = target.split("/", 1)
+            version = client.get_model_version(name, version).version
+        else:
+            return ModelRef(spec, target, "")  # a logged model id, not a registered name
+    except MlflowException as error:
+        from training.tracking import as_tracking_error
+
+        raise as_tracking_error(error, f"--model {spec}") from None
+    return ModelRef(f"models:/{name}/{version}", name, str(version))
+
+
+def _connect(tracking_uri: str | None, timeout: float) -> Any:
+    """A client of the tracking server, MLflow's retries bounded by `timeout` (as training's)."""
+    import os
+
+    from training import tracking
+
+    for key, value in tracking.retry_settings(timeout).items():
+        os.environ.setdefault(key, value)
+    return tracking.connect(tracking.resolve_tracking_uri(tracking_uri))
+
+
+def load(ref: ModelRef, id_column: str | None) -> ScoringModel:
+    """Load the pinned model; name and version fall back to its metadata for folders."""
+    import mlflow.pyfunc
+    from mlflow.exceptions import MlflowException
+
+    from training.tracking import as_tracking_error
+
+    try:
+        pyfunc = mlflow.pyfunc.load_model(ref.uri)
+    except MlflowException as error:
+        raise as_tracking_error(error, f"--model {ref.uri}") from None
+    except Exception as error:  # a broken model folder raises many types
+        raise TrackingError(f"--model {ref.uri}: cannot load it: {_first_line(error)}") from None
+    wrapper = pyfunc.unwrap_python_model()
+    metadata: dict[str, Any] = dict(getattr(wrapper, "metadata", None) or {})
+    name = ref.name or str(metadata.get("model_name", ""))
+    version = ref.version or str(pyfunc.metadata.model_uuid or "")
+    inputs = model_inputs(metadata, _signature_names(pyfunc), id_column)
+    classes = tuple(str(c) for c in getattr(wrapper, "classes", ()))
+    return ScoringModel(ModelRef(ref.uri, name, version), inputs, pyfunc, classes)
+
+
+def _signature_names(pyfunc: Any) -> list[str]:
+    schema = pyfunc.metadata.get_input_schema()
+    return list(schema.input_names()) if schema is not None else []
+
+
+def model_inputs(
+    metadata: dict[str, Any], signature_names: list[str], id_column: str | None
+) -> ModelInputs:
+    """The contract's columns and roles; without one, the signature's names and training's
+    default text and id columns. `id_column` (from the command line) wins over both."""
+    contract = metadata.get("contract")
+    if contract and contract.get("fields"):
+        fields = [(str(f["name"]), str(f.get("role", ""))) for f in contract["fields"]]
+        columns = tuple(name for name, _ in fields)
+        text = tuple(name for name, role in fields if role == "text")
+        ids = [name for name, role in fields if role == "id"]
+        default_id = ids[0] if ids else None
+    else:
+        columns = tuple(signature_names or metadata.get("input_fields", []))
+        text = tuple(c for c in DEFAULT_TEXT_COLUMNS if c in columns)
+        default_id = DEFAULT_ID_COLUMN if DEFAULT_ID_COLUMN in columns else None
+    if not columns:
+        raise ConfigError("the model names no input columns (no contract and no signature)")
+    return ModelInputs(columns, text or columns, id_column or default_id)
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return (text[0] if text else type(error).__name__)[:300]

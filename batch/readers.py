@@ -1,0 +1,167 @@
+"""Catalogs read in chunks, so that memory follows the chunk size and not the catalog size.
+
+Formats and their detection are training's (`training.catalog.detect_format`); these readers
+yield DataFrames of at most `chunk_size` rows with the same values training's readers give:
+JSON lines (plain or gzip) as records, CSV as strings, Parquet (a file or a folder of files)
+batch by batch.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import pandas as pd
+
+from training.catalog import MAX_BAD_LINE_SHARE, detect_format
+from training.errors import DataError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ReadCounts:
+    """What the reader saw: rows yielded and malformed lines skipped."""
+
+    rows: int = 0
+    malformed_lines: int = 0
+    first_malformed: int = 0
+
+
+def catalog_format(path: Path, requested: str) -> str:
+    """jsonl, csv or parquet: a folder is read as Parquet files."""
+    if path.is_dir():
+        return "parquet"
+    if not path.is_file():
+        raise DataError(f"{path}: no such file or folder; pass --data with a catalog")
+    kind = detect_format(path, requested)
+    return "jsonl" if kind == "amazon" else kind
+
+
+def parquet_files(path: Path) -> list[Path]:
+    if path.is_file():
+        return [path]
+    files = sorted(p for p in path.rglob("*.parquet") if not p.name.startswith(("_", ".")))
+    if not files:
+        raise DataError(f"{path}: the folder holds no .parquet files")
+    return files
+
+
+def count_rows(path: Path, kind: str) -> int | None:
+    """The row count when it is cheap to know (Parquet footers), else None."""
+    if kind != "parquet":
+        return None
+    import pyarrow.parquet as pq
+
+    try:
+        return sum(pq.ParquetFile(p).metadata.num_rows for p in parquet_files(path))
+    except Exception:  # unreadable: the reader reports it with its own message
+        return None
+
+
+def read_chunks(
+    path: Path, kind: str, chunk_size: int, counts: ReadCounts, separator: str = ","
+) -> Iterator[pd.DataFrame]:
+    """The catalog as DataFrames of at most `chunk_size` rows, column names stripped."""
+    readers = {"jsonl": _json_line_chunks, "csv": _csv_chunks, "parquet": _parquet_chunks}
+    chunks: Iterator[pd.DataFrame] = readers[kind](path, chunk_size, counts, separator)
+    for chunk in chunks:
+        chunk.columns = [str(column).strip() for column in chunk.columns]
+        counts.rows += len(chunk)
+        yield chunk
+    if counts.rows == 0:
+        raise DataError(f"{path}: the catalog holds no rows")
+
+
+def _open_text(path: Path) -> IO[str]:
+    with path.open("rb") as probe:
+        gzipped = probe.read(2) == b"\x1f\x8b"
+    if gzipped:
+        return gzip.open(path, "rt", encoding="utf-8", errors="replace")
+    return path.open("r", encoding="utf-8", errors="replace")
+
+
+def _json_line_chunks(
+    path: Path, chunk_size: int, counts: ReadCounts, _separator: str
+) -> Iterator[pd.DataFrame]:
+    records: list[dict[str, Any]] = []
+    try:
+        with _open_text(path) as handle:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                record = _json_object(line)
+                if record is None:
+                    _malformed(path, counts, number)
+                    continue
+                records.append(record)
+                if len(records) >= chunk_size:
+                    yield pd.DataFrame.from_records(records)
+                    records = []
+    except (OSError, EOFError) as error:
+        raise DataError(f"{path}: cannot read the file ({error})") from None
+    if records:
+        yield pd.DataFrame.from_records(records)
+
+
+def _json_object(line: str) -> dict[str, Any] | None:
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def _malformed(path: Path, counts: ReadCounts, number: int) -> None:
+    """Count a bad line; stop once bad lines pass training's share (after a few to judge by)."""
+    counts.malformed_lines += 1
+    counts.first_malformed = counts.first_malformed or number
+    seen = counts.rows + counts.malformed_lines
+    if counts.malformed_lines >= 10 and counts.malformed_lines > MAX_BAD_LINE_SHARE * seen:
+        raise DataError(
+            f"{path}, line {counts.first_malformed}: not a JSON object ({counts.malformed_lines} "
+            f"of the first {number} lines are malformed); is this a JSON-lines file?"
+        )
+
+
+def _csv_chunks(
+    path: Path, chunk_size: int, _counts: ReadCounts, separator: str
+) -> Iterator[pd.DataFrame]:
+    try:
+        reader = pd.read_csv(
+            path,
+            sep=separator,
+            dtype=str,
+            keep_default_na=False,
+            encoding="utf-8",
+            encoding_errors="replace",
+            skipinitialspace=True,
+            chunksize=chunk_size,
+        )
+        with reader:
+            yield from reader
+    except pd.errors.ParserError as error:
+        raise DataError(f"{path}: not a valid CSV file: {error}") from None
+    except (OSError, UnicodeError, pd.errors.EmptyDataError) as error:
+        raise DataError(f"{path}: cannot read the file ({error})") from None
+
+
+def _parquet_chunks(
+    path: Path, chunk_size: int, _counts: ReadCounts, _separator: str
+) -> Iterator[pd.DataFrame]:
+    import pyarrow.parquet as pq
+
+    for file in parquet_files(path):
+        try:
+            batches = pq.ParquetFile(file).iter_batches(batch_size=chunk_size)
+            for batch in batches:
+                yield batch.to_pandas()
+        except DataError:
+            raise
+        except Exception as error:  # pyarrow raises many unrelated types for a bad file
+            raise DataError(f"{file}: not a readable Parquet file ({error})") from None

@@ -1,0 +1,308 @@
+"""The Spark engine: MLflow's `spark_udf` scores the catalog on a Spark cluster (or `local[*]`).
+
+Known pitfalls, handled here: executors run `PYSPARK_PYTHON`, which defaults to this Python so
+that `local[*]` workers have the same packages; the model's own code (its MLflow `code_paths`) is
+shipped to the executors with `addPyFile`, so they import the model's `product_model` even where
+it is not installed (MLflow issues #9196, #6450); the model's columns are passed as one struct, so
+the pyfunc receives a DataFrame with the catalog's column names; Spark turns JSON objects into
+structs holding every key seen in the file, which are turned back into what the model makes of a
+dict (`key=value` tokens, or `key value` text) so that both engines give the same predictions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from batch import readers, writers
+from batch.config import BatchConfig
+from batch.model import ScoringModel
+from batch.scoring import OUTPUT_COLUMNS, check_columns, no_text_reason
+from batch.summary import Summary
+from training.catalog import detect_format
+from training.errors import ConfigError, DataError
+
+CORRUPT = "_corrupt_record"
+_SHIPPED_CODE: set[tuple[str, str]] = set()
+RESULT_TYPE = (
+    "label string, probability double, top_labels array<string>, top_probabilities array<double>"
+)
+
+
+def start_session(config: BatchConfig) -> tuple[Any, bool]:
+    """The active session (tests, notebooks), else a new one; and whether it was created here."""
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active, False
+    builder = (
+        SparkSession.builder.master(config.spark_master)
+        .appName("product-classify")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.execution.arrow.maxRecordsPerBatch", str(config.chunk_size))
+    )
+    for key, value in config.spark_conf.items():
+        builder = builder.config(key, value)
+    try:
+        session = builder.getOrCreate()
+    except Exception as error:  # no Java, a bad master URL, a refused setting
+        raise ConfigError(
+            f"cannot start Spark (--spark-master {config.spark_master}): {error}"
+        ) from None
+    session.sparkContext.setLogLevel("ERROR")
+    return session, True
+
+
+def spark_format(data: str, requested: str) -> str:
+    """The catalog format of a local path or a remote URI (a name without extension: Parquet)."""
+    if "://" not in data:
+        return readers.catalog_format(Path(data), requested)
+    if requested != "auto" or Path(data.rstrip("/")).suffix:
+        kind = detect_format(Path(data.rstrip("/")), requested)
+        return "jsonl" if kind == "amazon" else kind
+    return "parquet"
+
+
+def read_catalog(spark: Any, config: BatchConfig) -> tuple[Any, int]:
+    """The catalog as a Spark DataFrame without malformed JSON lines, and how many there were."""
+    from pyspark.errors import AnalysisException
+
+    kind = spark_format(config.data, config.format)
+    reader = spark.read
+    try:
+        if kind == "jsonl":
+            frame = reader.option("columnNameOfCorruptRecord", CORRUPT).json(config.data)
+        elif kind == "csv":
+            options = {"header": True, "sep": config.csv_separator, "multiLine": True}
+            frame = reader.options(escape='"', **options).csv(config.data)
+        else:
+            frame = reader.parquet(config.data)
+    except AnalysisException as error:
+        raise DataError(
+            f"{config.data}: Spark cannot read it: {str(error).splitlines()[0]}"
+        ) from None
+    frame = frame.toDF(*[c.strip() for c in frame.columns])
+    # A gzip file is one partition: spread its rows so that every core scores.
+    cores = spark.sparkContext.defaultParallelism
+    if frame.rdd.getNumPartitions() < cores:
+        frame = frame.repartition(cores)
+    if CORRUPT not in frame.columns:
+        return frame, 0
+    from pyspark.sql import functions as F  # noqa: N812  Spark's own spelling
+
+    frame = frame.cache()
+    malformed = frame.filter(F.col(CORRUPT).isNotNull()).count()
+    return frame.filter(F.col(CORRUPT).isNull()).drop(CORRUPT), malformed
+
+
+def as_model_value(frame: Any, column: str, text: bool) -> Any:
+    """A column as the model reads it from pandas: objects (structs, maps) become what the model
+    makes of a dict without its missing keys."""
+    from pyspark.sql import functions as F  # noqa: N812  Spark's own spelling
+    from pyspark.sql.types import MapType, StructType
+
+    kind = frame.schema[column].dataType
+    if isinstance(kind, StructType):
+        entries = F.array(
+            *[
+                F.struct(F.lit(f.name).alias("key"), F.col(column)[f.name].alias("value"))
+                for f in kind.fields
+            ]
+        )
+    elif isinstance(kind, MapType):
+        entries = F.map_entries(F.col(column))
+    else:
+        return F.col(column)
+    present = F.filter(entries, lambda e: e["value"].isNotNull())
+    separator = " " if text else "="
+    items = F.transform(
+        present, lambda e: F.concat(e["key"], F.lit(separator), e["value"].cast("string"))
+    )
+    return (F.array_join(items, " ") if text else items).alias(column)
+
+
+def has_text(frame: Any, columns: tuple[str, ...]) -> Any:
+    """True where at least one text column holds more than blanks (as `scoring.has_text`)."""
+    from pyspark.sql import functions as F  # noqa: N812  Spark's own spelling
+    from pyspark.sql.types import ArrayType
+
+    checks = []
+    for column in (c for c in columns if c in frame.columns):
+        value = F.col(column)
+        if isinstance(frame.schema[column].dataType, ArrayType):
+            checks.append(F.exists(value, lambda x: F.trim(x.cast("string")) != ""))
+        else:
+            checks.append(F.trim(value.cast("string")) != "")
+    usable = F.lit(False)
+    for check in checks:
+        usable = usable | F.coalesce(check, F.lit(False))
+    return usable
+
+
+def scored_frame(spark: Any, frame: Any, model: ScoringModel, udf: Any) -> Any:
+    """One output row per catalog row, in the local engine's schema."""
+    from pyspark.sql import functions as F  # noqa: N812  Spark's own spelling
+
+    inputs = model.inputs
+    prepared = frame.select(
+        *[
+            as_model_value(frame, c, c in inputs.text_columns)
+            for c in dict.fromkeys([*inputs.columns, str(inputs.id_column)])
+            if c in frame.columns and c != inputs.id_column
+        ],
+        F.coalesce(F.col(str(inputs.id_column)).cast("string"), F.lit("")).alias(
+            str(inputs.id_column)
+        ),
+    )
+    columns = [c for c in inputs.columns if c in frame.columns]
+    usable = has_text(prepared, inputs.text_columns)
+    predicted = prepared.withColumn("_usable", usable).withColumn(
+        "_prediction", udf(F.struct(*[F.col(c) for c in columns]))
+    )
+    ok, p = F.col("_usable"), F.col("_prediction")
+    return predicted.select(
+        F.col(str(inputs.id_column)).alias("product_id"),
+        F.when(ok, p["label"]).otherwise(F.lit("")).alias("label"),
+        F.when(ok, p["probability"]).alias("probability"),
+        F.when(ok, p["top_labels"]).otherwise(F.array().cast("array<string>")).alias("top_labels"),
+        F.when(ok, p["top_probabilities"])
+        .otherwise(F.array().cast("array<double>"))
+        .alias("top_probabilities"),
+        F.when(ok, F.lit(None).cast("string"))
+        .otherwise(F.lit(no_text_reason(inputs)))
+        .alias("reason"),
+        F.lit(model.ref.name).alias("model_name"),
+        F.lit(model.ref.version).alias("model_version"),
+    ).select(*OUTPUT_COLUMNS)
+
+
+def model_udf(spark: Any, model: ScoringModel, top_k: int, scratch: Path) -> Any:
+    """MLflow's `spark_udf` over a local copy of the model, its code shipped to the executors."""
+    import mlflow.artifacts
+    import mlflow.pyfunc
+
+    local = Path(mlflow.artifacts.download_artifacts(model.ref.uri, dst_path=str(scratch)))
+    code = local / "code"
+    if code.is_dir():
+        ship_code(spark, code, scratch)
+    return mlflow.pyfunc.spark_udf(
+        spark,
+        str(local),
+        result_type=RESULT_TYPE,
+        env_manager="local",
+        params={"top_k": top_k},
+    )
+
+
+def ship_code(spark: Any, code: Path, scratch: Path) -> None:
+    """Add the model's code to the executors' path, once per Spark application and code version
+    (Spark refuses a second file of the same name with other bytes, as a new zip always has)."""
+    digest = hashlib.sha256()
+    for file in sorted(p for p in code.rglob("*") if p.is_file()):
+        digest.update(str(file.relative_to(code)).encode() + b"\0" + file.read_bytes())
+    name = f"model-code-{digest.hexdigest()[:16]}"
+    key = (spark.sparkContext.applicationId, name)
+    if key in _SHIPPED_CODE:
+        return
+    archive = shutil.make_archive(str(scratch / name), "zip", root_dir=code)
+    spark.sparkContext.addPyFile(archive)
+    _SHIPPED_CODE.add(key)
+
+
+class HadoopPaths:
+    """Existence, rename and delete through Hadoop's FileSystem: local paths, HDFS, S3 alike."""
+
+    def __init__(self, spark: Any) -> None:
+        self._jvm = spark.sparkContext._jvm
+        self._conf = spark.sparkContext._jsc.hadoopConfiguration()
+
+    def _path(self, name: str) -> tuple[Any, Any]:
+        path = self._jvm.org.apache.hadoop.fs.Path(name)
+        return path.getFileSystem(self._conf), path
+
+    def exists(self, name: str) -> bool:
+        fs, path = self._path(name)
+        return bool(fs.exists(path))
+
+    def delete(self, name: str) -> None:
+        fs, path = self._path(name)
+        fs.delete(path, True)
+
+    def rename(self, source: str, target: str) -> None:
+        fs, path = self._path(source)
+        if not fs.rename(path, self._path(target)[1]):
+            raise OSError(f"cannot rename {source} to {target}")
+
+
+def _sibling(output: str, prefix: str) -> str:
+    head, _, name = output.rstrip("/").rpartition("/")
+    hidden = f"{prefix}{name}.partial-{os.getpid()}"
+    return f"{head}/{hidden}" if head else hidden
+
+
+def write_atomically(spark: Any, frame: Any, output: str, overwrite: bool) -> None:
+    """Write Parquet to a hidden folder beside `output`, then rename it into place."""
+    paths = HadoopPaths(spark)
+    temporary = _sibling(output, ".")
+    paths.delete(temporary)
+    try:
+        frame.write.mode("errorifexists").parquet(temporary)
+        if paths.exists(output):
+            aside = _sibling(output, ".old-")
+            paths.rename(output, aside)
+            paths.rename(temporary, output)
+            paths.delete(aside)
+        else:
+            paths.rename(temporary, output)
+    except BaseException:
+        # An interrupt stops only this Python side: stop the job before removing its files.
+        spark.sparkContext.cancelAllJobs()
+        paths.delete(temporary)
+        raise
+
+
+def count_output(spark: Any, output: str, summary: Summary) -> None:
+    """Rows, rows without text and label counts, read back from the written output."""
+    from pyspark.sql import functions as F  # noqa: N812  Spark's own spelling
+
+    written = spark.read.parquet(output)
+    for row in written.groupBy("label", F.col("reason").isNull().alias("ok")).count().collect():
+        summary.rows += int(row["count"])
+        if row["ok"]:
+            summary.labels[row["label"]] = int(row["count"])
+        else:
+            summary.no_text += int(row["count"])
+
+
+def run_spark(config: BatchConfig, model: ScoringModel) -> Summary:
+    """Score `config.data` into the Parquet folder `config.output` with Spark."""
+    if "://" not in config.output:
+        writers.check_output(Path(config.output), config.overwrite)
+    spark, created = start_session(config)
+    summary = Summary("spark", model.ref.uri, model.ref.name, model.ref.version, config.output)
+    started = time.perf_counter()
+    try:
+        remote = "://" in config.output
+        if remote and not config.overwrite and HadoopPaths(spark).exists(config.output):
+            raise ConfigError(f"--output {config.output}: already exists; pass --overwrite")
+        frame, summary.malformed_lines = read_catalog(spark, config)
+        check_columns(frame.columns, model.inputs, config.data)
+        with tempfile.TemporaryDirectory(prefix="product-classify-") as scratch:
+            udf = model_udf(spark, model, config.top_k, Path(scratch))
+            scored = scored_frame(spark, frame, model, udf)
+            write_atomically(spark, scored, config.output, config.overwrite)
+        count_output(spark, config.output, summary)
+    finally:
+        if created:
+            spark.stop()
+    summary.seconds = time.perf_counter() - started
+    return summary

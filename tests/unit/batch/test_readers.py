@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from batch.readers import ReadCounts, catalog_format, count_rows, read_chunks
+from training.errors import DataError
+
+RECORDS = [
+    {"asin": f"A{i}", "title": f"product {i}", "category": ["x", "y"], "details": {"k": i}}
+    for i in range(25)
+]
+
+
+def write_jsonl(path: Path, lines: list[str]) -> Path:
+    with gzip.open(path, "wt", encoding="utf-8") as handle:
+        handle.write("\n".join(lines) + "\n")
+    return path
+
+
+def read_all(path: Path, chunk_size: int, **kwargs) -> tuple[list[pd.DataFrame], ReadCounts]:
+    counts = ReadCounts()
+    kind = catalog_format(path, "auto")
+    return list(read_chunks(path, kind, chunk_size, counts, **kwargs)), counts
+
+
+def test_json_lines_come_in_chunks_with_their_values(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "c.jsonl.gz", [json.dumps(r) for r in RECORDS])
+    chunks, counts = read_all(path, 10)
+    assert [len(c) for c in chunks] == [10, 10, 5]
+    assert counts.rows == 25
+    first = chunks[0].iloc[3]
+    assert (
+        first["asin"] == "A3" and first["category"] == ["x", "y"] and first["details"] == {"k": 3}
+    )
+
+
+def test_a_few_malformed_lines_are_skipped_and_counted(tmp_path: Path) -> None:
+    lines = [json.dumps(r) for r in RECORDS]
+    lines.insert(4, "{not json")
+    lines.insert(9, "[1, 2]")
+    chunks, counts = read_all(write_jsonl(tmp_path / "c.jsonl.gz", lines), 100)
+    assert sum(len(c) for c in chunks) == 25
+    assert (counts.malformed_lines, counts.first_malformed) == (2, 5)
+
+
+def test_a_file_that_is_not_json_lines_stops_with_its_line(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "c.jsonl.gz", ["plain text"] * 30)
+    with pytest.raises(DataError, match="line 1: not a JSON object"):
+        read_all(path, 10)
+
+
+def test_csv_chunks_are_strings(tmp_path: Path) -> None:
+    path = tmp_path / "c.csv"
+    pd.DataFrame({"asin": ["001", "002", "003"], "title": ["a", "", "c"]}).to_csv(path, index=False)
+    chunks, _ = read_all(path, 2)
+    assert [len(c) for c in chunks] == [2, 1]
+    assert chunks[0]["asin"].tolist() == ["001", "002"] and chunks[0]["title"].tolist() == ["a", ""]
+
+
+def test_parquet_files_and_folders_are_read_batch_by_batch(tmp_path: Path) -> None:
+    folder = tmp_path / "catalog"
+    folder.mkdir()
+    frame = pd.DataFrame({"asin": [f"A{i}" for i in range(30)], "title": ["t"] * 30})
+    frame.iloc[:20].to_parquet(folder / "part-0.parquet")
+    frame.iloc[20:].to_parquet(folder / "part-1.parquet")
+    (folder / "_SUCCESS").write_text("")
+    assert catalog_format(folder, "auto") == "parquet"
+    assert count_rows(folder, "parquet") == 30
+    chunks, _counts = read_all(folder, 8)
+    assert [len(c) for c in chunks] == [8, 8, 4, 8, 2]
+    assert pd.concat(chunks)["asin"].tolist() == frame["asin"].tolist()
+
+
+def test_an_empty_catalog_and_a_missing_one_are_data_errors(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="no rows"):
+        read_all(write_jsonl(tmp_path / "empty.jsonl.gz", [""]), 10)
+    with pytest.raises(DataError, match="no such file"):
+        catalog_format(tmp_path / "missing.jsonl", "auto")
+    with pytest.raises(DataError, match="not a readable Parquet"):
+        (tmp_path / "bad.parquet").write_bytes(b"not parquet at all")
+        read_all(tmp_path / "bad.parquet", 10)
