@@ -13,6 +13,7 @@ export MLFLOW_TRACKING_URI
 MODEL_NAME ?= product-classifier
 PORT ?= 8000
 TRAIN_ARGS ?=
+TUNE_ARGS ?= --trials 20
 PYTEST_ARGS ?=
 
 .PHONY: help
@@ -35,6 +36,14 @@ run: train serve ## Train on the bundled sample, register and promote, then serv
 .PHONY: train
 train: $(STAMP) ## Train on the bundled sample into the embedded MLflow store (TRAIN_ARGS=... for more)
 	$(VENV)/bin/product-train --model-name $(MODEL_NAME) $(TRAIN_ARGS)
+
+.PHONY: tune
+tune: $(STAMP) ## Tune on the bundled sample (study in optuna.db, best config in best.yaml; TUNE_ARGS=...)
+	$(VENV)/bin/product-tune $(TUNE_ARGS)
+
+.PHONY: train-best
+train-best: $(STAMP) ## Train from the config `make tune` wrote (best.yaml)
+	$(VENV)/bin/product-train --config best.yaml --model-name $(MODEL_NAME) $(TRAIN_ARGS)
 
 .PHONY: serve
 serve: $(STAMP) ## Serve models:/$(MODEL_NAME)@champion from the embedded store on $(PORT)
@@ -102,8 +111,8 @@ constraints: $(STAMP) ## Re-pin constraints.txt from the current virtual environ
 	$(PY) -m pip freeze --exclude-editable | grep -v '^-e' > constraints.txt
 
 .PHONY: clean-local
-clean-local: ## Remove the embedded MLflow store and caches (keeps .venv)
-	rm -rf mlflow.db mlruns mlartifacts .pytest_cache .mypy_cache .ruff_cache
+clean-local: ## Remove the embedded MLflow store, the tuning study, best.yaml and caches (keeps .venv)
+	rm -rf mlflow.db mlruns mlartifacts optuna.db best.yaml .pytest_cache .mypy_cache .ruff_cache
 
 # ---- images and Kubernetes ----
 # Build the images, push them (or load them into kind/minikube), deploy with kustomize, wait.
@@ -123,6 +132,7 @@ PYTHON_IMAGE ?= python:3.11-slim-bookworm
 CA_BUNDLE ?=
 BUILD_OPTS ?=
 TRAINING_TIMEOUT ?= 3600
+TUNING_TIMEOUT ?= 90000
 
 NAMESPACE := product-classifier
 IMAGE_TRAIN := $(REGISTRY)/product-classifier-train
@@ -138,9 +148,10 @@ PROMETHEUS_RULE := k8s/components/prometheus-operator/prometheus-rule.yaml
 comma := ,
 
 # What each deploy step applies, chosen by the app.kubernetes.io/component label.
-SELECT_PLATFORM := app.kubernetes.io/component notin (training,retraining,serving,monitoring,batch,batch-spark)
+SELECT_PLATFORM := app.kubernetes.io/component notin (training,retraining,serving,monitoring,batch,batch-spark,tuning)
 SELECT_TRAINING := app.kubernetes.io/component=training
 SELECT_RETRAINING := app.kubernetes.io/component=retraining
+SELECT_TUNING := app.kubernetes.io/component=tuning
 SELECT_SERVING := app.kubernetes.io/component in (serving,monitoring)
 SELECT_BATCH := app.kubernetes.io/component=batch
 SELECT_BATCH_SPARK := app.kubernetes.io/component=batch-spark
@@ -235,6 +246,17 @@ deploy-training: deploy-tracking ## Start the training Job (replacing a previous
 
 wait-training: check-cluster ## Wait for the training Job and print its summary
 	KUBECTL="$(KUBECTL)" scripts/containers/wait-for-job.sh $(NAMESPACE) product-classifier-train $(TRAINING_TIMEOUT)
+
+.PHONY: deploy-tuning wait-tuning all-tuning
+deploy-tuning: deploy-tracking ## Start the tuning Jobs: W workers, then training from the best config (replacing previous ones)
+	$(KUBECTL) --namespace $(NAMESPACE) delete job product-classifier-tune product-classifier-train-best --ignore-not-found --wait
+	$(KUBECTL) apply --filename $(K8S_RENDERED) --selector '$(SELECT_TUNING)'
+
+wait-tuning: check-cluster ## Wait for the search and the training from its best config; print the training summary
+	KUBECTL="$(KUBECTL)" scripts/containers/wait-for-job.sh $(NAMESPACE) product-classifier-train-best $(TUNING_TIMEOUT)
+	$(KUBECTL) --namespace $(NAMESPACE) logs job/product-classifier-train-best --container best-config | sed -n '/^tuning summary/,$$p'
+
+all-tuning: image-train image-mlflow publish-train publish-mlflow deploy-tuning wait-tuning ## Build, push (or LOAD=kind|minikube), deploy MLflow, tune and train the best; print the summaries
 
 deploy-serving: check-cluster render ## Apply the serving Deployment, Service, HPA, PDB (and monitoring, if the overlay has it)
 	$(KUBECTL) apply --filename $(K8S_RENDERED) --selector '$(SELECT_SERVING)'

@@ -341,9 +341,10 @@ def test_network_policies_isolate_the_components(
         "app.kubernetes.io/name": "product-classifier",
         "app.kubernetes.io/component": "serving",
     }
-    assert _ingress_sources(objects, postgres, 5432) == {"tracking-server"}
+    # Tuning pods share their study through MLflow's PostgreSQL (components/tuning).
+    assert _ingress_sources(objects, postgres, 5432) == {"tracking-server", "tuning"}
     has_batch = any(obj["kind"] == "SparkApplication" for obj in objects)
     batch = {"batch", "batch-spark"} if has_batch else set()
-    assert _ingress_sources(objects, mlflow, 5000) == {"training", "serving"} | batch
+    assert _ingress_sources(objects, mlflow, 5000) == {"training", "serving", "tuning"} | batch
     assert _ingress_sources(objects, serving, 8000) == {"*"}
     assert _ingress_sources(objects, postgres, 5000) == set()

@@ -1,0 +1,242 @@
+"""`product-tune` end to end: real Optuna studies in SQLite files, worker processes sharing one
+study, a real `mlflow server`, and the best config trained by `product-train --config`."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+from mlflow.tracking import MlflowClient
+from optuna.trial import TrialState
+
+pytestmark = pytest.mark.integration
+
+SPACE = """\
+n_estimators: {type: int, low: 5, high: 15, step: 5}
+min_samples_leaf: {type: int, low: 1, high: 2}
+max_features: {type: categorical, choices: [sqrt, log2]}
+"""
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+def tune_command(
+    tmp_path: Path, catalog: Path, tracking: str, study: str, *extra: str
+) -> list[str]:
+    space = tmp_path / "space.yaml"
+    space.write_text(SPACE)
+    return [
+        sys.executable,
+        "-m",
+        "training.tune",
+        "--data",
+        str(catalog),
+        "--search-space",
+        str(space),
+        "--storage",
+        f"sqlite:///{tmp_path}/optuna.db",
+        "--study-name",
+        study,
+        "--folds",
+        "2",
+        "--n-estimators",
+        "10",
+        "--text-max-features",
+        "5000",
+        "--select-k-best",
+        "2000",
+        "--tracking-uri",
+        tracking,
+        "--experiment-name",
+        f"tuning-{study}",
+        *extra,
+    ]
+
+
+def run(command: list[str], cwd: Path, timeout: float = 400) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        command, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def load(tmp_path: Path, study: str) -> optuna.Study:
+    return optuna.load_study(study_name=study, storage=f"sqlite:///{tmp_path}/optuna.db")
+
+
+def runs_of(tracking: str, study: str) -> tuple[Any, list[Any]]:
+    client = MlflowClient(tracking_uri=tracking)
+    experiment = client.get_experiment_by_name(f"tuning-{study}")
+    runs = client.search_runs([experiment.experiment_id], max_results=200)
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    assert len(parents) == 1, [r.info.run_name for r in runs]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parents[0].info.run_id}
+    return parents[0], children
+
+
+def test_two_workers_share_one_study_and_the_best_config_trains(
+    tmp_path: Path, small_catalog: Path, tracking_server: str
+) -> None:
+    command = tune_command(tmp_path, small_catalog, tracking_server, "two", "--workers", "2")
+    result = run([*command, "--trials", "4", "--output", "best.yaml"], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "tuning summary" in result.stdout and "defaults:" in result.stdout
+
+    study = load(tmp_path, "two")
+    finished = study.get_trials(states=FINISHED)
+    assert 4 <= len(finished) <= 5  # two workers may both take the last slot
+    assert {trial.user_attrs["worker"] for trial in finished} == {0, 1}
+    assert len({trial.user_attrs["worker_pid"] for trial in finished}) == 2
+    assert sum(1 for trial in finished if trial.user_attrs.get("baseline")) == 1
+    assert all(len(t.intermediate_values) in (1, 2) for t in finished)
+
+    parent, children = runs_of(tracking_server, "two")
+    assert len(children) == len(study.trials)
+    assert {c.data.tags["optuna.state"] for c in children} <= {"COMPLETE", "PRUNED"}
+    assert all("n_estimators" in c.data.params for c in children)
+    assert parent.info.status == "FINISHED"
+    client = MlflowClient(tracking_uri=tracking_server)
+    logged = [a.path for a in client.list_artifacts(parent.info.run_id, "tuning")]
+    assert "tuning/best.yaml" in logged and "tuning/search_space.yaml" in logged
+
+    best = (tmp_path / "best.yaml").read_text()
+    assert f"trial {study.best_trial.number}," in best
+    assert f"n_estimators: {study.best_trial.params['n_estimators']}" in best
+    assert "tracking_uri" not in best  # where to log is the training run's choice
+    train = run(
+        [
+            sys.executable,
+            "-m",
+            "training",
+            "--config",
+            "best.yaml",
+            "--tracking-uri",
+            tracking_server,
+            "--model-name",
+            "tuning-it",
+        ],
+        tmp_path,
+    )
+    assert train.returncode == 0, train.stderr[-3000:]
+    assert "macro-F1" in train.stdout
+
+
+@pytest.fixture
+def tune_here(
+    mlflow_uri_restored: None, capsys: pytest.CaptureFixture[str]
+) -> Iterator[Callable[[list[str]], tuple[int, str]]]:
+    """`product-tune` in this process (one worker needs no child): (exit code, stderr)."""
+    from training.tune import main
+
+    def tune(command: list[str]) -> tuple[int, str]:
+        try:
+            main(command[3:])  # without "python -m training.tune"
+            code = 0
+        except SystemExit as stop:
+            code = int(stop.code or 0)
+        return code, capsys.readouterr().err
+
+    handler = signal.getsignal(signal.SIGTERM)
+    yield tune
+    signal.signal(signal.SIGTERM, handler)
+
+
+def test_rerunning_a_study_resumes_it_and_other_settings_are_refused(
+    tmp_path: Path,
+    small_catalog: Path,
+    tracking_server: str,
+    tune_here: Callable[[list[str]], tuple[int, str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    command = tune_command(tmp_path, small_catalog, tracking_server, "resume")
+    code, err = tune_here([*command, "--trials", "2"])
+    assert code == 0, err
+    parent_id = load(tmp_path, "resume").user_attrs["mlflow_parent_run_id"]
+
+    code, err = tune_here([*command, "--trials", "3"])
+    assert code == 0, err
+    study = load(tmp_path, "resume")
+    assert len(study.get_trials(states=FINISHED)) == 3
+    assert [t.number for t in study.trials if t.user_attrs.get("baseline")] == [0]
+    assert study.user_attrs["mlflow_parent_run_id"] == parent_id
+    _, children = runs_of(tracking_server, "resume")
+    assert len(children) == 3
+
+    code, err = tune_here([*command, "--trials", "5", "--min-samples-leaf", "3"])
+    assert code == 2
+    assert "began with other settings (options differ: min_samples_leaf)" in err
+    assert len(load(tmp_path, "resume").trials) == 3
+
+
+def _running_trial_pid(tmp_path: Path, study: str, deadline: float) -> tuple[int, int]:
+    """(trial number, worker pid) of the first trial seen fitting in a worker."""
+    while time.monotonic() < deadline:
+        try:
+            for trial in load(tmp_path, study).get_trials(states=(TrialState.RUNNING,)):
+                # Once its MLflow run exists, the trial is fitting folds.
+                if "mlflow_run_id" in trial.user_attrs and trial.number > 0:
+                    return trial.number, int(trial.user_attrs["worker_pid"])
+        except KeyError:  # the study does not exist yet
+            pass
+        time.sleep(0.2)
+    raise AssertionError("no trial ever ran")
+
+
+def test_a_worker_killed_mid_trial_loses_only_that_trial(
+    tmp_path: Path, small_catalog: Path, tracking_server: str
+) -> None:
+    command = tune_command(tmp_path, small_catalog, tracking_server, "kill", "--workers", "2")
+    command += ["--trials", "4", "--heartbeat-seconds", "1"]
+    coordinator = subprocess.Popen(
+        command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        number, pid = _running_trial_pid(tmp_path, "kill", time.monotonic() + 180)
+        os.kill(pid, signal.SIGKILL)
+        out, err = coordinator.communicate(timeout=400)
+    finally:
+        if coordinator.poll() is None:
+            coordinator.kill()
+    assert coordinator.returncode == 0, err[-3000:]
+    assert "stopped (exit code -9); its trial is marked failed" in err
+    study = load(tmp_path, "kill")
+    killed = study.trials[number]
+    assert killed.state == TrialState.FAIL
+    assert len(study.get_trials(states=FINISHED)) >= 4  # the others made up for it
+    assert not study.get_trials(states=(TrialState.RUNNING,))
+    run_id = killed.user_attrs["mlflow_run_id"]
+    assert MlflowClient(tracking_uri=tracking_server).get_run(run_id).info.status == "KILLED"
+    assert "tuning summary" in out
+
+
+def test_sigterm_marks_the_running_trial_failed_and_exits_130(
+    tmp_path: Path, small_catalog: Path, tracking_server: str
+) -> None:
+    command = tune_command(tmp_path, small_catalog, tracking_server, "term", "--trials", "3")
+    tuner = subprocess.Popen(
+        command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        number, pid = _running_trial_pid(tmp_path, "term", time.monotonic() + 180)
+        assert pid == tuner.pid  # one worker runs in the tuning process itself
+        tuner.send_signal(signal.SIGTERM)
+        _, err = tuner.communicate(timeout=120)
+    finally:
+        if tuner.poll() is None:
+            tuner.kill()
+    assert tuner.returncode == 130, err[-3000:]
+    assert "interrupted; the running trial is marked failed" in err
+    assert "Traceback" not in err, err[-3000:]
+    study = load(tmp_path, "term")
+    assert study.trials[number].state == TrialState.FAIL
+    assert not study.get_trials(states=(TrialState.RUNNING,))
+    run_id = study.trials[number].user_attrs["mlflow_run_id"]
+    assert MlflowClient(tracking_uri=tracking_server).get_run(run_id).info.status == "KILLED"

@@ -1,0 +1,73 @@
+"""`product-tune`'s front door: options, the printed space, and user errors as one line + exit 2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from training.tune import main
+from training.tuning.space import default_space_path
+
+
+def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as raised:
+        main(argv)
+        raise SystemExit(0)
+    captured = capsys.readouterr()
+    return int(raised.value.code or 0), captured.out, captured.err
+
+
+def test_print_space_shows_the_packaged_default(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["--print-space"], capsys)
+    assert code == 0
+    assert yaml.safe_load(out) == yaml.safe_load(default_space_path().read_text())
+    assert out.startswith("# The default search space")
+
+
+def test_a_bad_search_space_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    space = tmp_path / "space.yaml"
+    space.write_text("n_estimators: {type: int, low: 500, high: 100}\n")
+    code, _, err = run(["--search-space", str(space)], capsys)
+    assert code == 2
+    assert err.startswith(f"product-tune: error: search space {space}: n_estimators:")
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_a_bad_storage_url_is_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(["--storage", "optuna.db"], capsys)
+    assert code == 2
+    assert "--storage 'optuna.db' is not a database URL" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--trials", "0"], "--trials: must be at least 1"),
+        (["--folds", "1"], "--folds: must be at least 2"),
+        (["--workers", "two"], "--workers: 'two' is not a number"),
+        (["--n-estimators", "0"], "Input should be greater than or equal to 1"),
+        (["--no-such-option"], "unrecognized arguments: --no-such-option"),
+    ],
+)
+def test_bad_options_exit_2(
+    argv: list[str], expected: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(argv, capsys)
+    assert code == 2
+    assert expected in err
+
+
+def test_unusable_data_stops_before_any_study_exists(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    storage = tmp_path / "optuna.db"
+    code, _, err = run(
+        ["--data", str(tmp_path / "none.jsonl"), "--storage", f"sqlite:///{storage}"], capsys
+    )
+    assert code == 3
+    assert "none.jsonl: no such file" in err
+    assert not storage.exists()  # a re-run with the right path starts clean

@@ -1,0 +1,109 @@
+"""The search space: the packaged default, what a trial draws, and one clear error per bad file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+
+from training.config import TrainConfig
+from training.errors import ConfigError
+from training.tuning.space import TUNABLE, default_space_path, load_space
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "space.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_default_space_covers_what_the_issue_names_and_validates() -> None:
+    space = load_space(None, TrainConfig())
+    expected = {
+        "n_estimators",
+        "max_depth",
+        "max_features",
+        "min_samples_leaf",
+        "smote_strategy",
+        "text_max_features",
+        "text_ngram_max",
+        "id_ngram_min",
+        "id_ngram_max",
+        "select_k_best",
+    }
+    assert expected <= set(space.root) <= set(TUNABLE)
+    assert default_space_path().is_file()
+
+
+def test_every_drawn_set_of_options_is_a_valid_training_config() -> None:
+    space = load_space(None, TrainConfig())
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    for _ in range(30):
+        trial = study.ask()
+        params = space.suggest(trial)
+        config = TrainConfig.model_validate(TrainConfig().model_dump() | params)
+        assert config.id_ngram_min <= config.id_ngram_max
+        for name, value in params.items():
+            assert space.root[name].contains(value), (name, value)
+        study.tell(trial, 0.5)
+
+
+def test_a_narrower_file_replaces_the_default(tmp_path: Path) -> None:
+    path = write(tmp_path, "n_estimators: {type: int, low: 10, high: 20, step: 5}\n")
+    space = load_space(path, TrainConfig())
+    assert list(space.root) == ["n_estimators"]
+    assert space.root["n_estimators"].contains(15)
+    assert not space.root["n_estimators"].contains(12)
+    assert not space.root["n_estimators"].contains(25)
+
+
+def test_contains_tells_types_apart(tmp_path: Path) -> None:
+    path = write(tmp_path, "max_depth: {type: categorical, choices: [null, 40]}\n")
+    choice = load_space(path, TrainConfig()).root["max_depth"]
+    assert choice.contains(None) and choice.contains(40)
+    assert not choice.contains("40") and not choice.contains(41)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("n_estimators: [100, 200\n", "is not valid YAML"),
+        ("- n_estimators\n", "must be a non-empty mapping"),
+        ("", "must be a non-empty mapping"),
+        ("n_estimators: {type: int, low: 300, high: 100}\n", "n_estimators: Value error, low"),
+        ("n_estimators: {type: integer, low: 1, high: 2}\n", "n_estimators: Input tag 'integer'"),
+        ("n_estimators: {type: int, low: 1}\n", "n_estimators.high: Field required"),
+        ("n_estimators: {type: int, low: 1, high: 9, spread: 2}\n", "Extra inputs"),
+        ("text_max_features: {type: int, low: 0, high: 9, log: true}\n", "needs low > 0"),
+        ("max_features: {type: categorical, choices: []}\n", "at least 1 item"),
+        ("max_features: {type: categorical, choices: [sqrt, sqrt]}\n", "must not repeat"),
+        ("seed: {type: int, low: 1, high: 9}\n", "seed cannot be tuned"),
+        ("data: {type: categorical, choices: [a.csv]}\n", "data cannot be tuned"),
+        ("max_features: {type: categorical, choices: [sqrt, cube]}\n", "'cube' is not a valid"),
+        ("min_samples_leaf: {type: int, low: 0, high: 3}\n", "min_samples_leaf: 0 is not"),
+        ("smote_strategy: {type: categorical, choices: ['share:2']}\n", "'share:2' is not"),
+        ("id_ngram_min: {type: int, low: 2, high: 6}\n", "keep every id_ngram_min <= every"),
+    ],
+)
+def test_a_bad_file_gets_one_clear_message(tmp_path: Path, text: str, expected: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as raised:
+        load_space(path, TrainConfig())
+    message = str(raised.value)
+    assert expected in message
+    assert str(path) in message
+    assert "\n" not in message
+    assert raised.value.exit_code == 2
+
+
+def test_a_missing_file_names_itself(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"cannot read search space .*nowhere\.yaml"):
+        load_space(tmp_path / "nowhere.yaml", TrainConfig())
+
+
+def test_crossing_is_checked_against_the_fixed_options_too(tmp_path: Path) -> None:
+    path = write(tmp_path, "id_ngram_max: {type: int, low: 3, high: 6}\n")
+    load_space(path, TrainConfig(id_ngram_min=3))
+    with pytest.raises(ConfigError, match="id_ngram_min can reach 4"):
+        load_space(path, TrainConfig(id_ngram_min=4, id_ngram_max=6))

@@ -1,0 +1,114 @@
+"""The shared study on a real SQLite storage: one creator sets it up, joiners must bring the same
+settings, the budget counts what runs and what finished; and the exported config file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+import yaml
+
+from training.config import make_config, read_config_file
+from training.errors import ConfigError
+from training.tuning.report import OUTPUT_OPTIONS, collect_result, format_summary
+from training.tuning.study import (
+    READY,
+    create_or_join,
+    open_storage,
+    redact,
+    remaining_trials,
+)
+
+SETTINGS = {"options": {"seed": 42}, "space": {"n_estimators": {"type": "int"}}, "folds": 3}
+
+
+@pytest.fixture
+def storage(tmp_path: Path) -> optuna.storages.RDBStorage:
+    return open_storage(f"sqlite:///{tmp_path}/optuna.db", heartbeat_seconds=1)
+
+
+def test_the_first_process_sets_the_study_up_and_the_next_joins(storage: Any) -> None:
+    calls: list[str] = []
+    first = create_or_join(storage, "s", SETTINGS, lambda study: calls.append(study.study_name))
+    second = create_or_join(storage, "s", SETTINGS, lambda study: calls.append("again"))
+    assert calls == ["s"]
+    assert first._study_id == second._study_id
+    assert second.user_attrs[READY] is True
+
+
+def test_joining_with_other_settings_is_refused_with_what_differs(storage: Any) -> None:
+    create_or_join(storage, "s", SETTINGS, lambda study: None)
+    changed = SETTINGS | {"options": {"seed": 7}}
+    with pytest.raises(ConfigError, match=r"other settings \(options differ: seed\).*study-name"):
+        create_or_join(storage, "s", changed, lambda study: None)
+
+
+def test_a_study_whose_creator_died_before_set_up_is_reported(storage: Any) -> None:
+    optuna.create_study(storage=storage, study_name="half")
+    with pytest.raises(Exception, match="never set up"):
+        create_or_join(storage, "half", SETTINGS, lambda study: None, wait_seconds=0.1)
+
+
+def test_the_budget_counts_queued_running_and_finished_trials_not_failed(storage: Any) -> None:
+    study = create_or_join(storage, "s", SETTINGS, lambda study: None)
+    assert remaining_trials(study, 5) == 5
+    study.enqueue_trial({})
+    running = study.ask()  # takes the queued one
+    study.tell(study.ask(), 0.5)
+    study.tell(study.ask(), state=optuna.trial.TrialState.FAIL)
+    assert remaining_trials(study, 5) == 3
+    study.tell(running, state=optuna.trial.TrialState.PRUNED)
+    assert remaining_trials(study, 5) == 3
+    assert remaining_trials(study, None) is None
+
+
+def test_a_storage_url_that_is_no_database_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not a database URL; use sqlite:///PATH"):
+        open_storage(str(tmp_path / "optuna.log"))
+
+
+def test_passwords_never_reach_messages() -> None:
+    assert redact("postgresql://u:secret@db:5432/x") == "postgresql://u:***@db:5432/x"
+
+
+def test_the_best_trial_becomes_a_config_product_train_reads(storage: Any, tmp_path: Path) -> None:
+    study = create_or_join(storage, "s", SETTINGS, lambda study: None)
+    study.set_user_attr(OUTPUT_OPTIONS, {"data": "c.jsonl", "text_columns": ["title"]})
+    defaults = study.ask({"n_estimators": optuna.distributions.IntDistribution(10, 500)})
+    defaults.set_user_attr("baseline", True)
+    defaults.report(0.5, 0)
+    study.tell(defaults, 0.5)
+    better = study.ask()
+    better.suggest_int("n_estimators", 10, 500)
+    better.suggest_categorical("max_depth", [None, 40])
+    better.report(0.6, 0)
+    study.tell(better, 0.6)
+    output = tmp_path / "out" / "best.yaml"
+    result = collect_result(study, output)
+    values = read_config_file(output)
+    assert values == result.config
+    assert values["data"] == "c.jsonl" and values["text_columns"] == ["title"]
+    assert values["n_estimators"] == better.params["n_estimators"]
+    assert make_config(values).max_depth == better.params["max_depth"]
+    assert yaml.safe_load(output.read_text())  # comments are only a header
+    summary = format_summary(result)
+    assert "defaults:        0.5000 (trial 0)" in summary
+    assert "best:            0.6000 (trial 1, +0.1000)" in summary
+    assert [p.name for p in output.parent.iterdir()] == ["best.yaml"]  # no scratch left
+
+
+def test_exporting_a_study_without_a_completed_trial_says_so(storage: Any, tmp_path: Path) -> None:
+    study = create_or_join(storage, "s", SETTINGS, lambda study: None)
+    study.tell(study.ask(), state=optuna.trial.TrialState.FAIL)
+    with pytest.raises(Exception, match=r"no completed trial yet \(1 fail\)"):
+        collect_result(study, tmp_path / "best.yaml")
+    assert not (tmp_path / "best.yaml").exists()
+
+
+def test_postgresql_urls_use_the_driver_the_images_ship() -> None:
+    from training.tuning.study import check_storage_url
+
+    assert check_storage_url("postgresql://u@db:5432/x").drivername == "postgresql+psycopg2"
+    assert check_storage_url("sqlite:///o.db").drivername == "sqlite"

@@ -1,0 +1,184 @@
+"""`product-tune`: search training options with Optuna; write the best as a `product-train` config.
+
+The tuning options are parsed here; every other option is a `product-train` option (data, column
+mapping, fixed model options, MLflow) and is parsed by the training CLI, so the two never drift.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import warnings
+from pathlib import Path
+from typing import Any, NoReturn
+
+from training.errors import TrainingError
+
+EXIT_INTERRUPTED = 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="product-tune",
+        description="Search training options (Optuna: TPE sampler, median pruning between "
+        "folds) by k-fold macro-F1 on the training split; write the best as a config file "
+        "for `product-train --config`. Every `product-train` option (see product-train "
+        "--help) is accepted too and fixes that option for all trials.",
+        epilog="Exit codes: 0 success, 2 bad option, config or search space, 3 unreadable or "
+        "unusable data, 4 MLflow or the study storage unreachable, 5 MLflow refused a request, "
+        "130 interrupted.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    add = parser.add_argument
+    add("--search-space", type=Path, help="YAML search space (default: the packaged one)")
+    add("--print-space", action="store_true", help="print the default search space and exit")
+    add(
+        "--trials",
+        type=_positive(int),
+        default=20,
+        help="trials in the study, all workers together",
+    )
+    add("--timeout", type=_positive(float), help="stop starting trials after this many seconds")
+    add("--workers", type=_positive(int), default=1, help="local worker processes")
+    add("--storage", default="sqlite:///optuna.db", help="study storage URL (SQLite, PostgreSQL)")
+    add("--study-name", default="product-tune", help="study to create, or to resume if it exists")
+    add("--folds", type=_positive(int, minimum=2), default=3, help="cross-validation folds")
+    add("--output", type=Path, default=Path("best.yaml"), help="where to write the best config")
+    add("--role", choices=["all", "worker", "best"], default="all", help=argparse.SUPPRESS)
+    add(
+        "--worker-index",
+        type=int,
+        default=int(os.environ.get("JOB_COMPLETION_INDEX", "0")),
+        help=argparse.SUPPRESS,
+    )
+    add("--wait-seconds", type=_positive(float), default=86400.0, help=argparse.SUPPRESS)
+    add("--heartbeat-seconds", type=_positive(int), default=10, help=argparse.SUPPRESS)
+    add("-q", "--quiet", action="store_true", help="only warnings and the summary")
+    return parser
+
+
+def _positive(kind: type, minimum: int = 1) -> Any:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {text}")
+        return value
+
+    return parse
+
+
+def parse(argv: list[str]) -> tuple[Any, argparse.Namespace, list[str]]:
+    """(options, parsed tuning arguments, the training arguments)."""
+    from training.cli import check_inputs, parse_config
+    from training.tuning.run import TuneOptions
+    from training.tuning.space import load_space
+    from training.tuning.study import check_storage_url
+
+    args, train_argv = build_parser().parse_known_args(argv)
+    base, _ = parse_config(train_argv)
+    check_inputs(base)
+    check_storage_url(args.storage)
+    options = TuneOptions(
+        space=load_space(args.search_space, base),
+        trials=args.trials,
+        timeout=args.timeout,
+        workers=args.workers,
+        storage=args.storage,
+        study_name=args.study_name,
+        folds=args.folds,
+        output=args.output,
+        worker_index=args.worker_index,
+        wait_seconds=args.wait_seconds,
+        heartbeat_seconds=args.heartbeat_seconds,
+    )
+    return (base, options), args, train_argv
+
+
+def _interrupt(signum: int, _frame: Any) -> NoReturn:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _configure_logging(quiet: bool, index: int, role: str) -> None:
+    level = os.environ.get("LOG_LEVEL", "WARNING" if quiet else "INFO").upper()
+    prefix = f"worker {index} " if role == "worker" else ""
+    logging.basicConfig(
+        level=level if level in logging.getLevelNamesMapping() else logging.INFO,
+        format=f"%(asctime)s %(levelname)s {prefix}%(message)s",
+        datefmt="%H:%M:%S",
+    )
+    import optuna
+
+    # We log each trial ourselves, and a failed one reaches the user as one line, not Optuna's
+    # traceback.
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    # Heartbeats are "experimental" in Optuna; a drawn k above the vocabulary keeps every feature.
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    warnings.filterwarnings("ignore", message=r"k=\d+ is greater than n_features")
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    print(f"product-tune: error: {message}", file=sys.stderr)
+    sys.exit(code)
+
+
+def run(argv: list[str]) -> None:
+    (base, options), args, _ = parse(argv)
+    _configure_logging(args.quiet, options.worker_index, args.role)
+    from mlflow.exceptions import MlflowException
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from training.tracking import as_tracking_error
+    from training.tuning import run as runs
+    from training.tuning.report import format_summary
+    from training.tuning.study import StudyStorageError
+
+    try:
+        if args.role == "worker":
+            runs.run_worker(base, options)
+            return
+        if args.role == "best":
+            result = runs.export(base, options)
+        else:
+            result = runs.run_all(base, options, argv)
+    except MlflowException as error:
+        raise as_tracking_error(error, "tuning") from None
+    except SQLAlchemyError as error:
+        raise StudyStorageError(f"the study storage failed: {_first_line(error)}") from None
+    print(format_summary(result), flush=True)
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if "--print-space" in argv:
+        from training.tuning.space import default_space_path
+
+        print(default_space_path().read_text("utf-8"), end="")
+        return
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        run(argv)
+    except TrainingError as error:
+        _fail(str(error), error.exit_code)
+    except KeyboardInterrupt:
+        _fail(
+            "interrupted; the running trial is marked failed, the others are kept: re-run with "
+            "the same --study-name to resume",
+            EXIT_INTERRUPTED,
+        )
+    except Exception as error:  # a bug or an environment fault: one line, details at debug
+        logging.getLogger(__name__).debug("unexpected error", exc_info=True)
+        _fail(f"{type(error).__name__}: {error} (set LOG_LEVEL=DEBUG for the traceback)", 1)
+
+
+if __name__ == "__main__":
+    main()

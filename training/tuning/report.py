@@ -1,0 +1,114 @@
+"""The study's result: the best trial as a `product-train` config file, and the summary that sets
+it against the defaults scored on the same folds."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+import yaml
+from optuna.trial import FrozenTrial, TrialState
+
+from training.config import make_config
+from training.errors import TrainingError
+from training.tuning.objective import BASELINE
+from training.tuning.study import count_states
+
+# Set by the study's creator: the options the user gave, which the output file repeats.
+OUTPUT_OPTIONS = "output_options"
+
+
+@dataclass
+class TuningResult:
+    study_name: str
+    best: FrozenTrial
+    baseline: FrozenTrial | None
+    states: dict[str, int]
+    config: dict[str, Any]
+    output: Path
+
+
+def baseline_trial(study: optuna.Study) -> FrozenTrial | None:
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        if trial.user_attrs.get(BASELINE):
+            return trial
+    return None
+
+
+def best_config(study: optuna.Study, best: FrozenTrial) -> dict[str, Any]:
+    """The options the user fixed plus the best trial's; `product-train` validates it as is."""
+    values = dict(study.user_attrs.get(OUTPUT_OPTIONS, {})) | dict(best.params)
+    make_config(values, "best config")  # a ConfigError here would be a bug in the space checks
+    return values
+
+
+def write_config(values: dict[str, Any], path: Path, header: str) -> None:
+    """Write the YAML atomically: a reader sees the old file or the whole new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = "".join(f"# {line}\n" for line in header.splitlines())
+    text += yaml.safe_dump(values, sort_keys=False, allow_unicode=True)
+    handle, scratch = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(text)
+        Path(scratch).replace(path)
+    except BaseException:
+        Path(scratch).unlink(missing_ok=True)
+        raise
+
+
+def collect_result(study: optuna.Study, output: Path) -> TuningResult:
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if not complete:
+        raise TrainingError(
+            f"study {study.study_name!r} has no completed trial yet "
+            f"({_states(count_states(study))}); run more trials (--trials, --timeout) "
+            "before exporting"
+        )
+    best = max(complete, key=lambda trial: float(trial.value or 0.0))
+    baseline = baseline_trial(study)
+    config = best_config(study, best)
+    header = (
+        f"product-tune: best of study {study.study_name!r}, trial {best.number}, "
+        f"mean {len(best.intermediate_values)}-fold macro-F1 {best.value:.4f}\n"
+        "train with: product-train --config THIS_FILE"
+    )
+    write_config(config, output, header)
+    return TuningResult(study.study_name, best, baseline, count_states(study), config, output)
+
+
+def _states(states: dict[str, int]) -> str:
+    return ", ".join(f"{n} {state}" for state, n in sorted(states.items())) or "no trials"
+
+
+def format_summary(result: TuningResult) -> str:
+    best, baseline = result.best, result.baseline
+    folds = len(best.intermediate_values)
+    lines = [
+        "tuning summary",
+        f"  study:           {result.study_name}",
+        f"  trials:          {_states(result.states)}",
+        f"  score:           mean {folds}-fold macro-F1 on the training split",
+    ]
+    if baseline is None:
+        lines.append("  defaults:        not scored (their trial did not complete)")
+    else:
+        lines.append(f"  defaults:        {baseline.value:.4f} (trial {baseline.number})")
+    gain = ""
+    if baseline is not None:
+        gain = f", {float(best.value or 0) - float(baseline.value or 0):+.4f}"
+    which = " = the defaults" if baseline and best.number == baseline.number else ""
+    lines.append(f"  best:            {best.value:.4f} (trial {best.number}{which}{gain})")
+    changed = {
+        name: value
+        for name, value in best.params.items()
+        if baseline is None or baseline.params.get(name, "unset") != value
+    }
+    shown = ", ".join(f"{k}={v}" for k, v in changed.items()) or "(same as the defaults)"
+    lines.append(f"  best options:    {shown}")
+    lines.append(f"  config:          {result.output} (product-train --config {result.output})")
+    return "\n".join(lines)

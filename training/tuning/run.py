@@ -1,0 +1,275 @@
+"""Running a study: one worker's trial loop, W local worker processes, and the final export.
+
+Roles (`product-tune --role`):
+- `all` (default): set the study up, run W workers (in this process when W is 1), export the best
+  config and print the summary;
+- `worker`: join the study and run trials until its budget or the timeout is used up (a pod of
+  the Kubernetes Indexed Job);
+- `best`: wait until the study is finished, then export and summarize (the final training Job's
+  first step).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import optuna
+from mlflow.entities import Param
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+from optuna.trial import TrialState
+
+from training import tracking
+from training.config import TrainConfig
+from training.errors import TrainingError
+from training.tuning.objective import (
+    BASELINE,
+    Folds,
+    Objective,
+    ParentRun,
+    end_stale_trial_run,
+    make_folds,
+)
+from training.tuning.report import OUTPUT_OPTIONS, TuningResult, collect_result
+from training.tuning.space import SearchSpace
+from training.tuning.study import (
+    create_or_join,
+    open_storage,
+    redact,
+    remaining_trials,
+    wait_until_finished,
+)
+
+log = logging.getLogger(__name__)
+
+PARENT_RUN = "mlflow_parent_run_id"
+EXPERIMENT = "mlflow_experiment_id"
+# Options that say how or where to run, not what to train: not compared when a study resumes.
+RUN_OPTIONS = frozenset(
+    {"tracking_uri", "run_name", "force_promote", "tracking_timeout_seconds", "n_jobs"}
+)
+
+
+@dataclass
+class TuneOptions:
+    """The tuning options proper (the training options are a `TrainConfig`)."""
+
+    space: SearchSpace
+    trials: int | None
+    timeout: float | None
+    workers: int
+    storage: str
+    study_name: str
+    folds: int
+    output: Path
+    worker_index: int = 0
+    wait_seconds: float = 86400
+    heartbeat_seconds: int = 10
+
+
+def study_settings(base: TrainConfig, options: TuneOptions) -> dict[str, Any]:
+    """What must not change while a study lives: trials are only comparable under these."""
+    values = base.model_dump(mode="json")
+    return {
+        "options": {k: v for k, v in values.items() if k not in RUN_OPTIONS},
+        "space": options.space.as_dict(),
+        "folds": options.folds,
+    }
+
+
+def connect_mlflow(base: TrainConfig) -> tuple[MlflowClient, str]:
+    # Every MLflow request retries an unreachable server for the configured time.
+    for name, value in tracking.retry_settings(base.tracking_timeout_seconds).items():
+        os.environ.setdefault(name, value)
+    uri = tracking.resolve_tracking_uri(base.tracking_uri)
+    client = tracking.connect(uri)
+    try:
+        experiment = mlflow.set_experiment(base.experiment_name)
+    except MlflowException as error:
+        raise tracking.as_tracking_error(error, f"experiment {base.experiment_name}") from None
+    return client, str(experiment.experiment_id)
+
+
+def _set_up(
+    base: TrainConfig, options: TuneOptions, client: MlflowClient, experiment_id: str
+) -> Callable[[optuna.Study], None]:
+    """The study creator's one-time work: the parent run, the output options, the defaults."""
+
+    def set_up(study: optuna.Study) -> None:
+        run = client.create_run(
+            experiment_id,
+            run_name=f"tune-{study.study_name}",
+            tags={"optuna.study": study.study_name, "optuna.storage": redact(options.storage)},
+        )
+        run_id = run.info.run_id
+        described = {"study_name": study.study_name, "folds": options.folds}
+        described |= {"trials": options.trials, "storage": redact(options.storage)}
+        client.log_batch(run_id, params=[Param(k, str(v)) for k, v in described.items()])
+        client.log_dict(run_id, options.space.as_dict(), "tuning/search_space.yaml")
+        explicit = {
+            k: v
+            for k, v in base.model_dump(mode="json").items()
+            if k in base.model_fields_set and k not in RUN_OPTIONS
+        }
+        study.set_user_attr(OUTPUT_OPTIONS, explicit)
+        study.set_user_attr(PARENT_RUN, run_id)
+        study.set_user_attr(EXPERIMENT, experiment_id)
+        configured = base.model_dump(mode="json")
+        in_space = {
+            name: configured[name]
+            for name, param in options.space.root.items()
+            if param.contains(configured[name])
+        }
+        study.enqueue_trial(in_space, user_attrs={BASELINE: True})
+
+    return set_up
+
+
+def join_study(
+    base: TrainConfig, options: TuneOptions, client: MlflowClient, experiment_id: str
+) -> optuna.Study:
+    storage = open_storage(options.storage, options.heartbeat_seconds, end_stale_trial_run(client))
+    study = create_or_join(
+        storage,
+        options.study_name,
+        study_settings(base, options),
+        _set_up(base, options, client, experiment_id),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0),
+    )
+    # Seeded per worker and per restart, so parallel or resumed workers do not repeat draws.
+    seed = base.seed + 7919 * options.worker_index + len(study.trials)
+    startup = 10 if options.trials is None else max(3, min(10, options.trials // 4))
+    study.sampler = optuna.samplers.TPESampler(
+        seed=seed, n_startup_trials=startup, constant_liar=True
+    )
+    return study
+
+
+def run_worker(base: TrainConfig, options: TuneOptions) -> None:
+    """Join the study (after checking the data) and run trials."""
+    folds = make_folds(base, options.folds)
+    client, experiment_id = connect_mlflow(base)
+    study = join_study(base, options, client, experiment_id)
+    run_trials(base, options, study, client, folds)
+
+
+def run_trials(
+    base: TrainConfig, options: TuneOptions, study: optuna.Study, client: MlflowClient, folds: Folds
+) -> None:
+    """Run trials until the study's budget is spent or the timeout passes."""
+    parent = ParentRun(
+        client, study.user_attrs[EXPERIMENT], study.user_attrs[PARENT_RUN], study.study_name
+    )
+    objective = Objective(base, options.space, folds, parent, options.worker_index)
+    deadline = time.monotonic() + (options.timeout or float("inf"))
+    while time.monotonic() < deadline:
+        optuna.storages.fail_stale_trials(study)
+        remaining = remaining_trials(study, options.trials)
+        if remaining is None or remaining > 0:
+            study.optimize(objective, n_trials=1, gc_after_trial=True)
+        elif study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            # Others still run trials: if one's worker died, its trial goes stale and the
+            # budget it held comes back to whoever is left.
+            time.sleep(options.heartbeat_seconds)
+        else:
+            break
+    study.set_user_attr(f"worker_done_{options.worker_index}", True)
+
+
+def run_all(base: TrainConfig, options: TuneOptions, argv: list[str]) -> TuningResult:
+    """Set the study up here, run the workers, then export."""
+    # Unusable data stops here, before a study exists that would remember the bad options.
+    folds = make_folds(base, options.folds)
+    client, experiment_id = connect_mlflow(base)
+    study = join_study(base, options, client, experiment_id)
+    if options.workers == 1:
+        run_trials(base, options, study, client, folds)
+    else:
+        del folds  # each worker builds its own
+        run_local_workers(base, options, argv)
+    return export(base, options, wait=False)
+
+
+def _worker_command(base: TrainConfig, argv: list[str], index: int, workers: int) -> list[str]:
+    command = [sys.executable, "-m", "training.tune", *argv, "--role", "worker"]
+    command += ["--worker-index", str(index)]
+    if "n_jobs" not in base.model_fields_set:  # share the cores instead of W x all of them
+        command += ["--n-jobs", str(max(1, (os.cpu_count() or 1) // workers))]
+    return command
+
+
+def run_local_workers(base: TrainConfig, options: TuneOptions, argv: list[str]) -> None:
+    processes = [
+        subprocess.Popen(_worker_command(base, argv, index, options.workers))
+        for index in range(options.workers)
+    ]
+    try:
+        codes = [process.wait() for process in processes]
+    except KeyboardInterrupt:
+        _stop(processes)
+        raise
+    user_errors = sorted({code for code in codes if code in (2, 3, 4)})
+    if user_errors:
+        error = TrainingError(f"workers stopped with exit code(s) {codes}; see their messages")
+        error.exit_code = user_errors[0]
+        raise error
+    for index, code in enumerate(codes):
+        if code != 0:
+            log.warning("worker %d stopped (exit code %d); its trial is marked failed", index, code)
+
+
+def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
+    """After Ctrl-C the workers (same process group) stop by themselves; SIGTERM the others."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(p.poll() is None for p in processes):
+        time.sleep(0.2)
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    for process in processes:
+        process.wait()
+
+
+def export(base: TrainConfig, options: TuneOptions, wait: bool = True) -> TuningResult:
+    """Write the best config, log it to the parent run, and close that run."""
+    client, _ = connect_mlflow(base)
+    study = _load_when_ready(options)
+    if wait:
+        wait_until_finished(study, options.trials, options.workers, options.wait_seconds)
+    result = collect_result(study, options.output)
+    run_id = study.user_attrs[PARENT_RUN]
+    client.log_artifact(run_id, str(options.output), "tuning")
+    client.log_metric(run_id, "best_cv_f1_macro", float(result.best.value or 0.0))
+    if result.baseline is not None:
+        client.log_metric(run_id, "defaults_cv_f1_macro", float(result.baseline.value or 0.0))
+    client.set_tag(run_id, "optuna.best_trial", str(result.best.number))
+    client.set_terminated(run_id, "FINISHED")
+    return result
+
+
+def _load_when_ready(options: TuneOptions) -> optuna.Study:
+    storage = open_storage(options.storage, options.heartbeat_seconds)
+    deadline = time.monotonic() + options.wait_seconds
+    while True:
+        try:
+            study = optuna.load_study(study_name=options.study_name, storage=storage)
+            if study.user_attrs.get(PARENT_RUN):
+                return study
+        except KeyError:  # not created yet: the workers may still be starting
+            pass
+        if time.monotonic() > deadline:
+            raise TrainingError(
+                f"no study named {options.study_name!r} in {redact(options.storage)}; "
+                "check --study-name and --storage"
+            )
+        time.sleep(5)

@@ -1,0 +1,193 @@
+"""The shared study: its storage, who sets it up, and how many trials it still wants.
+
+Every process (a local worker, a pod of the Indexed Job) calls `create_or_join`. Creating a study
+is atomic in the storage (a unique name), so exactly one process wins and sets the study up — the
+MLflow parent run, the settings, the defaults trial — before marking it ready; the others wait for
+that mark. Re-running with the same name joins the existing study: that is how a study resumes.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import optuna
+import sqlalchemy
+from optuna.exceptions import DuplicatedStudyError
+from optuna.trial import FrozenTrial, TrialState
+
+from training.errors import ConfigError, TrainingError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_STORAGE = "sqlite:///optuna.db"
+# On PostgreSQL the study tables live in their own schema: MLflow's database already has an
+# `alembic_version` table, which Optuna's schema migrations would otherwise read as their own.
+POSTGRES_SCHEMA = "optuna"
+READY = "ready"
+SETTINGS = "settings"
+# Trials that use up the budget: finished ones, and those running or queued now. Failed trials
+# (a killed worker) do not, so a resumed or continuing study makes up for them.
+BUDGET_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
+
+
+class StudyStorageError(TrainingError):
+    """The study's storage cannot be reached or refused a request."""
+
+    exit_code = 4
+
+
+StaleTrialCallback = Callable[[optuna.Study, FrozenTrial], None]
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    try:
+        return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
+    except sqlalchemy.exc.ArgumentError:
+        return url
+
+
+def _engine_options(url: sqlalchemy.engine.URL) -> dict[str, Any]:
+    if url.get_backend_name() == "sqlite":
+        # Several local workers write to one file: wait for the lock instead of failing.
+        return {"connect_args": {"timeout": 60}}
+    if url.get_backend_name() == "postgresql":
+        engine = sqlalchemy.create_engine(url)
+        create = sqlalchemy.text(f"CREATE SCHEMA IF NOT EXISTS {POSTGRES_SCHEMA}")
+        try:
+            with engine.begin() as connection:
+                connection.execute(create)
+        finally:
+            engine.dispose()
+        return {"connect_args": {"options": f"-csearch_path={POSTGRES_SCHEMA}"}}
+    return {}
+
+
+def check_storage_url(url: str) -> sqlalchemy.engine.URL:
+    try:
+        parsed = sqlalchemy.engine.make_url(url)
+    except sqlalchemy.exc.ArgumentError:
+        parsed = None
+    if parsed is None or parsed.get_backend_name() not in ("sqlite", "postgresql", "mysql"):
+        raise ConfigError(
+            f"--storage {redact(url)!r} is not a database URL; use sqlite:///PATH (local file) "
+            "or postgresql://USER@HOST:PORT/DB (password from PGPASSWORD)"
+        )
+    if parsed.drivername == "postgresql":
+        # SQLAlchemy 2.1 defaults to psycopg 3; the image ships psycopg2 (as MLflow's does).
+        parsed = parsed.set(drivername="postgresql+psycopg2")
+    return parsed
+
+
+def open_storage(
+    url: str, heartbeat_seconds: int = 10, on_stale: StaleTrialCallback | None = None
+) -> optuna.storages.RDBStorage:
+    """The study storage at `url` (SQLite file, PostgreSQL or MySQL), with worker heartbeats:
+    a trial whose worker stops beating for 3 intervals is marked failed by the next worker."""
+    parsed = check_storage_url(url)
+    try:
+        return optuna.storages.RDBStorage(
+            parsed.render_as_string(hide_password=False),
+            engine_kwargs=_engine_options(parsed),
+            heartbeat_interval=heartbeat_seconds,
+            grace_period=3 * heartbeat_seconds,
+            heartbeat_stale_trial_callback=on_stale,
+        )
+    except (sqlalchemy.exc.SQLAlchemyError, ModuleNotFoundError) as error:
+        raise StudyStorageError(
+            f"cannot open the study storage {redact(url)}: {str(error).splitlines()[0][:300]}"
+        ) from None
+
+
+def create_or_join(
+    storage: optuna.storages.RDBStorage,
+    name: str,
+    settings: dict[str, Any],
+    set_up: Callable[[optuna.Study], None],
+    wait_seconds: float = 300,
+    **study_options: Any,
+) -> optuna.Study:
+    """Create the study and set it up (if this process is first), or join it once it is ready.
+
+    `settings` (base options, space, folds) must match those the study began with: trials scored
+    under other settings are not comparable.
+    """
+    try:
+        study = optuna.create_study(
+            storage=storage, study_name=name, direction="maximize", **study_options
+        )
+    except DuplicatedStudyError:
+        study = optuna.load_study(storage=storage, study_name=name, **study_options)
+        _wait_until_ready(study, wait_seconds)
+        _check_same_settings(study, settings)
+        return study
+    study.set_user_attr(SETTINGS, settings)
+    set_up(study)
+    study.set_user_attr(READY, True)
+    return study
+
+
+def _wait_until_ready(study: optuna.Study, wait_seconds: float) -> None:
+    deadline = time.monotonic() + wait_seconds
+    while not study.user_attrs.get(READY):
+        if time.monotonic() > deadline:
+            raise TrainingError(
+                f"study {study.study_name!r} exists but was never set up (its creator stopped "
+                "early?); start again with another --study-name"
+            )
+        time.sleep(1)
+
+
+def _check_same_settings(study: optuna.Study, settings: dict[str, Any]) -> None:
+    stored = study.user_attrs.get(SETTINGS, {})
+    differing = [key for key in sorted(settings) if stored.get(key) != settings[key]]
+    if differing:
+        details = _first_difference(stored, settings, differing[0])
+        raise ConfigError(
+            f"study {study.study_name!r} began with other settings ({', '.join(differing)} "
+            f"differ{details}); resume it with the same options and search space, or pass a "
+            "new --study-name"
+        )
+
+
+def _first_difference(stored: dict[str, Any], settings: dict[str, Any], key: str) -> str:
+    before, now = stored.get(key), settings[key]
+    if isinstance(before, dict) and isinstance(now, dict):
+        keys = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
+        return f": {', '.join(keys)}" if keys else ""
+    return f": {before!r} then, {now!r} now"
+
+
+def remaining_trials(study: optuna.Study, budget: int | None) -> int | None:
+    """How many more trials the study wants (None: no budget, only a timeout)."""
+    if budget is None:
+        return None
+    return max(0, budget - len(study.get_trials(deepcopy=False, states=BUDGET_STATES)))
+
+
+def count_states(study: optuna.Study) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for trial in study.get_trials(deepcopy=False):
+        counts[trial.state.name.lower()] = counts.get(trial.state.name.lower(), 0) + 1
+    return counts
+
+
+def wait_until_finished(
+    study: optuna.Study, budget: int | None, workers: int, wait_seconds: float
+) -> None:
+    """Block until no trial runs or waits and the budget is spent or every worker said done."""
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        active = study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING))
+        done = sum(1 for key in study.user_attrs if key.startswith("worker_done_"))
+        if not active and (remaining_trials(study, budget) == 0 or done >= workers):
+            return
+        if time.monotonic() > deadline:
+            raise TrainingError(
+                f"study {study.study_name!r} still has {len(active)} running trial(s) and "
+                f"{done} of {workers} worker(s) done after {wait_seconds:.0f}s"
+            )
+        time.sleep(5)
