@@ -51,8 +51,15 @@ format: $(STAMP) ## Rewrite the code with ruff's formatter and fixes
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
+.PHONY: test-tools smoke-tools
+test-tools: ## Install the system tools make test uses: prometheus (promtool), a Java runtime (apt-get, as root)
+	@scripts/install-test-tools.sh test
+
+smoke-tools: ## Install podman and what rootless podman needs for make smoke (apt-get, as root)
+	@scripts/install-test-tools.sh smoke
+
 .PHONY: test
-test: lint ## Lint, then the whole test suite (unit, integration with real servers, platform checks)
+test: lint test-tools ## Lint, install the test tools, then the whole test suite (unit, integration, platform)
 	$(VENV)/bin/pytest -m "not container" $(PYTEST_ARGS)
 
 .PHONY: test-faults
@@ -249,7 +256,7 @@ k8s-validate: $(TOOLS_STAMP) $(STAMP) check-kubectl ## Render every overlay; kub
 k8s-rules: $(STAMP) ## Regenerate the PrometheusRule from the alert rule file
 	$(PY) scripts/containers/prometheus_rule.py $(RULES) > $(PROMETHEUS_RULE)
 
-smoke: $(STAMP) ## Container smoke test: build both images with podman, train against MLflow, serve, predict
+smoke: $(STAMP) smoke-tools ## Container smoke test: build both images with podman, train against MLflow, serve, predict
 	$(VENV)/bin/pytest -m container tests/platform $(PYTEST_ARGS)
 
 print-images: ## Print the image names this Makefile builds (REGISTRY, TAG)

@@ -43,6 +43,7 @@ from serving.schemas import (
 )
 from serving.service import PredictionService
 from serving.settings import Settings
+from serving.version import app_version
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,7 @@ def create_app(
 
     app = FastAPI(
         title="Product categorization",
-        version="1.0.0",
+        version=app_version(),
         description="Classifies catalog products into categories with the MLflow champion model.",
         lifespan=lifespan,
     )

@@ -1,9 +1,11 @@
-"""Fixtures shared by all tests: small catalogs and a real MLflow tracking server on loopback."""
+"""Fixtures shared by all tests: small catalogs, a model trained on the bundled sample, and a real
+MLflow tracking server on loopback."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,6 +29,21 @@ def small_catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
     keep = set(sorted(counts, key=lambda label: -counts[label])[:40])
     path = tmp_path_factory.mktemp("catalog") / "small.jsonl.gz"
     return write_jsonl_gz(path, [r for r in records if r["main_cat"] in keep])
+
+
+@pytest.fixture(scope="session")
+def sample_model() -> Any:
+    """The served pipeline (compact forest) fitted on the whole bundled sample, without MLflow:
+    default features, 40 trees, no SMOTE, so that it trains in seconds."""
+    from training.catalog import load_catalog
+    from training.config import TrainConfig
+    from training.pipeline import build_pipeline, for_serving, model_input
+
+    config = TrainConfig(n_estimators=40, smote=False, n_jobs=2)
+    frame = load_catalog(config).frame
+    labels = frame["label"].to_numpy()
+    pipeline = build_pipeline(config, labels).fit(model_input(frame, config), labels)
+    return for_serving(pipeline, compact=True)
 
 
 @pytest.fixture(scope="session")

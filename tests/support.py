@@ -1,4 +1,8 @@
-"""Helpers for tests: free ports, waiting for HTTP, and slices of the bundled sample catalog."""
+"""Helpers shared by every test level: free ports, waiting for HTTP, slices of the bundled sample,
+real servers started on loopback, and the tiny model trained into a real MLflow store.
+
+Fixtures live in one conftest per level and build on these; test modules import helpers from here,
+never from a conftest."""
 
 from __future__ import annotations
 
@@ -10,13 +14,31 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from training.catalog import bundled_sample
 
 REPO = Path(__file__).resolve().parent.parent
+TINY_ROWS = 1500
+
+
+@dataclass(frozen=True)
+class Registry:
+    """An MLflow store (a server or SQLite) and the tiny model registered in it as champion."""
+
+    tracking_uri: str
+    root: Path
+    model_name: str
+    version: str
+    logged_model_uri: str
 
 
 def free_port() -> int:
@@ -146,3 +168,161 @@ def marked_model_copy(folder: Path, destination: Path, marker: str) -> Path:
         + "ProductClassifierModel.load = _marked_load\n"
     )
     return destination
+
+
+@contextmanager
+def tracking_uri_restored() -> Iterator[None]:
+    """Undo `mlflow.set_tracking_uri` done inside (a training run sets it, and MLflow copies it into
+    MLFLOW_TRACKING_URI), so that later tests resolve the tracking URI they had before."""
+    import mlflow
+
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(None)  # type: ignore[arg-type]  # back to "not set"
+        if before is not None:
+            os.environ["MLFLOW_TRACKING_URI"] = before
+
+
+def sqlite_store(root: Path, experiment_name: str = "product-categorization") -> str:
+    """A SQLite MLflow store under `root`, its experiment created with its artifacts there too
+    (by default they would go under the working directory)."""
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{root}/mlflow.db"
+    client = MlflowClient(uri)
+    if client.get_experiment_by_name(experiment_name) is None:
+        client.create_experiment(experiment_name, artifact_location=(root / "artifacts").as_uri())
+    return uri
+
+
+def train_tiny(tracking_uri: str, model_name: str, root: Path, **overrides: Any) -> Registry:
+    """Train a tiny model on a slice of the bundled sample (written under `root`), register it
+    and make it champion."""
+    from training.config import TrainConfig
+    from training.run import train
+
+    data = write_jsonl_gz(root / "tiny-slice.jsonl.gz", sample_records(limit=TINY_ROWS))
+    values: dict[str, Any] = {
+        "data": str(data),
+        "model_name": model_name,
+        "n_estimators": 20,
+        "smote": False,
+        "select_k_best": 5000,
+        "force_promote": True,
+        "tracking_uri": tracking_uri,
+        "n_jobs": 1,
+    }
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    with tracking_uri_restored():
+        result = train(TrainConfig(**(values | overrides)))
+    return Registry(tracking_uri, root, model_name, result.model_version, result.model_uri)
+
+
+@dataclass
+class ServingProcess:
+    """`python -m serving` running on a free loopback port."""
+
+    process: subprocess.Popen[bytes]
+    url: str
+    log_path: Path
+    started: float = field(default_factory=time.monotonic)
+
+    def get(self, path: str, timeout: float = 10) -> tuple[int, Any]:
+        return http_json("GET", self.url + path, timeout=timeout)
+
+    def post(self, path: str, body: Any, timeout: float = 60) -> tuple[int, Any]:
+        return http_json("POST", self.url + path, body, timeout=timeout)
+
+    def wait_ready(self, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.assert_running()
+            try:
+                if self.get("/readyz", timeout=2)[0] == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"{self.url} not ready within {timeout}s:\n{self.log_tail()}")
+
+    def wait_live(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.assert_running()
+            try:
+                if self.get("/healthz", timeout=2)[0] == 200:
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError(f"{self.url} not live within {timeout}s:\n{self.log_tail()}")
+
+    def assert_running(self) -> None:
+        if self.process.poll() is not None:
+            raise AssertionError(
+                f"server exited with {self.process.returncode}:\n{self.log_tail()}"
+            )
+
+    def log_lines(self) -> list[str]:
+        return self.log_path.read_text("utf-8", errors="replace").splitlines()
+
+    def log_tail(self, lines: int = 30) -> str:
+        return "\n".join(self.log_lines()[-lines:])
+
+    def metrics_text(self) -> str:
+        with urllib.request.urlopen(self.url + "/metrics", timeout=10) as response:
+            return response.read().decode()
+
+
+def launch_server(folder: Path, **env: str) -> ServingProcess:
+    """`python -m serving` on a free loopback port, in `folder`, with extra environment."""
+    port = free_port()
+    log_path = folder / f"serving-{port}.log"
+    variables = {
+        **os.environ,
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "RELOAD_INTERVAL_SECONDS": "0",
+        **env,
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "serving"],
+        cwd=folder,
+        env=variables,
+        stdout=log_path.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    return ServingProcess(process, f"http://127.0.0.1:{port}", log_path)
+
+
+def http_json(method: str, url: str, body: Any = None, timeout: float = 30) -> tuple[int, Any]:
+    """One request; returns the status and the decoded JSON body (4xx/5xx included)."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method)
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"null")
+
+
+def require_binary(path: str, package: str) -> str:
+    """The path of a system tool the test needs, or a clear failure (never a skip)."""
+    if not Path(path).exists():
+        pytest.fail(f"{path} not found: install Debian's {package} (apt-get install -y {package})")
+    return path
+
+
+def wait_until_ready(client: Any, timeout: float = 60) -> None:
+    """Poll /readyz of a FastAPI TestClient until it answers 200."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        response = client.get("/readyz")
+        if response.status_code == 200:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"not ready after {timeout}s: {client.get('/readyz').json()}")

@@ -11,70 +11,94 @@ import logging
 import os
 import signal
 import sys
-import types
-import typing
 from pathlib import Path
-from typing import Any, Literal, NoReturn
+from typing import Any, NoReturn
+
+from pydantic_settings import CliSettingsSource, SettingsError
 
 from training.config import TrainConfig, make_config, read_config_file
-from training.errors import TrainingError
+from training.errors import ConfigError, DataError, TrainingError
+from training.logs import configure_logging, quiet_registry
 
 EXIT_INTERRUPTED = 130
+log = logging.getLogger(__name__)
+# The library names an option's value by its type; these types read better as their syntax.
+METAVARS = {
+    "data": "FILE",
+    "label_map": "FILE",
+    "text_columns": "A,B,...",
+    "token_columns": "A,B,...",
+    "numeric_columns": "A,B,...",
+    "smote_strategy": "share:R|min:N|NAME",
+    "max_features": "sqrt|log2|NUMBER",
+}
 
 
-def _option_type(annotation: Any) -> tuple[dict[str, Any], bool]:
-    """argparse keyword arguments for a field's type, and whether it is a list."""
-    args = [a for a in typing.get_args(annotation) if a is not type(None)]
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType) and len(args) == 1:
-        return _option_type(args[0])
-    if origin is Literal:
-        return {"choices": list(typing.get_args(annotation))}, False
-    if origin is list:
-        return {"metavar": "A,B,..."}, True
-    if annotation is bool:
-        return {"action": argparse.BooleanOptionalAction}, False
-    return {"type": annotation if annotation in (int, float) else str}, False
+def _add_option(parser: argparse.ArgumentParser, *names: str, **options: Any) -> argparse.Action:
+    if options.get("dest") in METAVARS:
+        options["metavar"] = METAVARS[options["dest"]]
+    return parser.add_argument(*names, **options)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_command_line() -> tuple[argparse.ArgumentParser, CliSettingsSource[TrainConfig]]:
+    """The parser: `--config` and `-q` here, one option per TrainConfig field from the library."""
     parser = argparse.ArgumentParser(
         prog="product-train",
         description="Train a product classifier on a catalog, log it to MLflow, register it, "
         "and promote it to champion if it beats the current one.",
         epilog="Exit codes: 0 success, 2 bad option or config, 3 unreadable or unusable data, "
         "4 MLflow unreachable, 5 MLflow refused a request, 130 interrupted.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument(
         "--config",
         type=Path,
-        help="YAML, JSON or TOML file of options "
-        "(keys as below with underscores); command-line options override it",
+        metavar="FILE",
+        help="YAML, JSON or TOML file of options (keys as below with underscores); "
+        "command-line options override it",
     )
-    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and the summary")
-    for name, info in TrainConfig.model_fields.items():
-        kwargs, _ = _option_type(info.annotation)
-        parser.add_argument(
-            f"--{name.replace('_', '-')}",
-            dest=name,
-            default=argparse.SUPPRESS,
-            help=f"{info.description} (default: {info.default!r})",
-            **kwargs,
-        )
-    return parser
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", help="print only warnings, errors and the summary"
+    )
+    return parser, CliSettingsSource(
+        TrainConfig, root_parser=parser, add_argument_method=_add_option
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    return build_command_line()[0]
 
 
 def parse_config(argv: list[str] | None = None) -> tuple[TrainConfig, argparse.Namespace]:
-    args = build_parser().parse_args(argv)
-    values: dict[str, Any] = read_config_file(args.config) if args.config else {}
-    for name, info in TrainConfig.model_fields.items():
-        if name in vars(args):
-            value = getattr(args, name)
-            if _option_type(info.annotation)[1]:
-                value = [item.strip() for item in value.split(",") if item.strip()]
-            values[name] = value
-    return make_config(values, "options" if not args.config else f"options ({args.config})"), args
+    """The options of one run: the config file's values, overridden by the command line's."""
+    parser, command_line = build_command_line()
+    args = parser.parse_args(argv)
+    values = read_config_file(args.config) if args.config else {}
+    source = f"options (config file {args.config})" if args.config else "options"
+    try:
+        given = command_line(parsed_args=args)
+    except SettingsError as error:
+        raise ConfigError(f"invalid {source}: {error}") from None
+    return make_config(values, source, _cli_settings_source=given), args
+
+
+def check_inputs(config: TrainConfig) -> None:
+    """Fail in a moment, before connecting to MLflow, on a catalog or label map that is unusable."""
+    if config.label_map is not None:
+        from training.labels import load_label_map
+
+        load_label_map(Path(config.label_map))
+    if config.data is None:
+        return
+    path = Path(config.data)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file; pass --data with a catalog file")
+    try:
+        path.open("rb").close()
+    except OSError as error:
+        raise DataError(f"{path}: cannot read the file ({error.strerror})") from None
+    from training.catalog import detect_format  # pandas: imported only when there is a file
+
+    detect_format(path, config.format)
 
 
 def _interrupt(signum: int, _frame: Any) -> NoReturn:
@@ -101,15 +125,12 @@ def print_summary(result: Any) -> None:
 def main(argv: list[str] | None = None) -> None:
     try:
         config, args = parse_config(argv)
+        check_inputs(config)
     except TrainingError as error:
         print(f"product-train: error: {error}", file=sys.stderr)
         sys.exit(error.exit_code)
-    level = os.environ.get("LOG_LEVEL", "WARNING" if args.quiet else "INFO").upper()
-    logging.basicConfig(
-        level=level if level in logging.getLevelNamesMapping() else logging.INFO,
-        format="%(asctime)s %(levelname)s %(message)s",
-        datefmt="%H:%M:%S",
-    )
+    configure_logging(args.quiet)
+    log.debug("options: %s", config.model_dump())
     signal.signal(signal.SIGTERM, _interrupt)
     from training.tracking import retry_settings
 
@@ -119,7 +140,8 @@ def main(argv: list[str] | None = None) -> None:
     from training.run import train  # heavy imports only after the options are known good
 
     try:
-        result = train(config)
+        with quiet_registry(args.quiet):
+            result = train(config)
     except TrainingError as error:
         print(f"product-train: error: {error}", file=sys.stderr)
         sys.exit(error.exit_code)
@@ -130,7 +152,7 @@ def main(argv: list[str] | None = None) -> None:
         )
         sys.exit(EXIT_INTERRUPTED)
     except Exception as error:  # a bug or an environment fault: one line, details at debug
-        logging.getLogger(__name__).debug("unexpected error", exc_info=True)
+        log.debug("unexpected error", exc_info=True)
         print(
             f"product-train: error: {type(error).__name__}: {error}; no alias was moved (a run "
             "it started is marked FAILED; set LOG_LEVEL=DEBUG for the traceback)",

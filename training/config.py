@@ -1,49 +1,147 @@
-"""Every training parameter, in one typed model shared by the CLI and config files.
+"""Every training parameter, in one typed settings class shared by the CLI and config files.
 
 A config file (YAML, JSON or TOML) is a flat mapping whose keys are the field names below; command
-line options (`--n-estimators 300`) override it. Defaults were chosen by measurement on the shared
-63k-product catalog (see README, "Model quality").
+line options (`--n-estimators 300`) override it (`training/cli.py`). Values that are more than a
+word (`--smote-strategy share:0.05`, `--max-features 0.05`) are parsed here, once, into typed
+values. Defaults were chosen by measurement on the shared 63k-product catalog (see README, "Model
+quality").
 """
 
 from __future__ import annotations
 
-import json
-import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BeforeValidator, Field, PlainSerializer, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    InitSettingsSource,
+    JsonConfigSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+    YamlConfigSettingsSource,
+)
 
 from training.errors import ConfigError
 
-SMOTE_STRATEGIES = ("auto", "not majority", "minority", "not minority", "all")
+NamedSmoteStrategy = Literal["auto", "not majority", "minority", "not minority", "all"]
+SMOTE_STRATEGIES: tuple[str, ...] = NamedSmoteStrategy.__args__  # type: ignore[attr-defined]
 
 
-class TrainConfig(BaseModel):
+@dataclass(frozen=True)
+class ShareOfLargest:
+    """SMOTE target `share:R`: every class to at least R times the largest class."""
+
+    share: float
+
+    def __str__(self) -> str:
+        return f"share:{self.share:g}"
+
+
+@dataclass(frozen=True)
+class MinimumRows:
+    """SMOTE target `min:N`: every class to at least N rows."""
+
+    rows: int
+
+    def __str__(self) -> str:
+        return f"min:{self.rows}"
+
+
+def parse_smote_strategy(value: Any) -> Any:
+    """`share:R`, `min:N` or an imbalanced-learn name, as a typed value."""
+    if not isinstance(value, str):
+        return value
+    kind, _, number = value.partition(":")
+    if kind == "min":
+        if not number.isdigit() or int(number) < 2:
+            raise ValueError("'min:N' needs a whole number N >= 2, e.g. min:300")
+        return MinimumRows(int(number))
+    if kind == "share":
+        share = _float_or(number, -1.0)
+        if not 0 < share <= 1:
+            raise ValueError("'share:R' needs a fraction 0 < R <= 1, e.g. share:0.05")
+        return ShareOfLargest(share)
+    if value not in SMOTE_STRATEGIES:
+        raise ValueError(f"must be share:R, min:N or one of {', '.join(SMOTE_STRATEGIES)}")
+    return value
+
+
+def parse_max_features(value: Any) -> Any:
+    """`sqrt`, `log2`, a fraction of the features (< 1) or a whole number of them (>= 1)."""
+    if value in ("sqrt", "log2") or isinstance(value, bool):
+        return value
+    number = _float_or(value, float("nan"))
+    if not number > 0:
+        raise ValueError("must be sqrt, log2 or a positive number")
+    if number >= 1 and not number.is_integer():
+        raise ValueError("a number of features >= 1 must be whole (fractions are below 1)")
+    return int(number) if number >= 1 else number
+
+
+def split_commas(value: Any) -> Any:
+    """`a, b` (command line) or `[a, b]` (config file) as a list of trimmed, non-empty names."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list):
+        return items
+    return [item.strip() if isinstance(item, str) else item for item in items if item != ""]
+
+
+def _float_or(text: Any, fallback: float) -> float:
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return fallback
+
+
+SmoteStrategy = Annotated[
+    ShareOfLargest | MinimumRows | NamedSmoteStrategy,
+    BeforeValidator(parse_smote_strategy),
+    PlainSerializer(str),
+]
+MaxFeatures = Annotated[Literal["sqrt", "log2"] | int | float, BeforeValidator(parse_max_features)]
+Names = Annotated[list[str], BeforeValidator(split_commas)]
+
+
+class TrainConfig(BaseSettings):
     """Options of one training run."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = SettingsConfigDict(
+        extra="forbid",
+        validate_assignment=True,
+        cli_prog_name="product-train",
+        cli_kebab_case=True,
+        cli_implicit_flags=True,  # --smote / --no-smote
+        cli_parse_none_str="none",
+        cli_hide_none_type=True,
+        cli_avoid_json=True,
+    )
 
     # --- data
     data: str | None = Field(
         None,
         description="catalog file (.jsonl[.gz], .json[.gz], .csv[.gz], .parquet); "
-        "default: the bundled sample catalog",
+        "none: the bundled sample catalog",
     )
     format: Literal["auto", "amazon", "jsonl", "csv", "parquet"] = Field(
         "auto", description="file format; auto picks by file extension"
     )
     label_column: str = Field("main_cat", description="column holding the category label")
-    id_column: str | None = Field("asin", description="column holding the product id ('' for none)")
-    text_columns: list[str] = Field(
+    id_column: str | None = Field(
+        "asin", description="column holding the product id (none or '': no id column)"
+    )
+    text_columns: Names = Field(
         ["title", "description", "feature"], description="free-text columns, comma separated"
     )
-    token_columns: list[str] = Field(
+    token_columns: Names = Field(
         ["brand", "category", "also_buy", "also_view", "details"],
         description="categorical or list columns whose values become tokens, comma separated",
     )
-    numeric_columns: list[str] = Field([], description="numeric columns, comma separated")
+    numeric_columns: Names = Field([], description="numeric columns, comma separated")
     max_bad_numeric_share: float = Field(
         0.05,
         ge=0,
@@ -62,7 +160,7 @@ class TrainConfig(BaseModel):
         "lengths and the parsed price (Amazon 2018 fields)",
     )
     csv_separator: str = Field(",", description="field separator of CSV files")
-    max_rows: int | None = Field(None, ge=1, description="read at most this many rows")
+    max_rows: int | None = Field(None, ge=1, description="read at most this many rows (none: all)")
     min_class_size: int = Field(
         10, ge=2, description="classes with fewer rows are handled by --small-classes"
     )
@@ -106,8 +204,8 @@ class TrainConfig(BaseModel):
     smote: bool = Field(
         True, description="oversample small classes with SMOTE (training split only)"
     )
-    smote_strategy: str = Field(
-        "share:0.05",
+    smote_strategy: SmoteStrategy = Field(
+        ShareOfLargest(0.05),
         description="'share:R' raises every class to at least R times the largest class; "
         "'min:N' to at least N rows; or an imbalanced-learn strategy: auto, not majority, "
         "minority, not minority, all",
@@ -122,8 +220,9 @@ class TrainConfig(BaseModel):
         "random_forest", description="tree ensemble"
     )
     n_estimators: int = Field(300, ge=1, description="number of trees")
-    max_features: str = Field(
-        "sqrt", description="features per split: sqrt, log2, or a fraction like 0.05"
+    max_features: MaxFeatures = Field(
+        "sqrt",
+        description="features per split: sqrt, log2, a fraction like 0.05, or a whole number",
     )
     max_depth: int | None = Field(None, ge=1, description="maximum tree depth (none: unlimited)")
     min_samples_leaf: int = Field(1, ge=1, description="minimum rows per leaf")
@@ -136,12 +235,12 @@ class TrainConfig(BaseModel):
     # --- MLflow
     tracking_uri: str | None = Field(
         None,
-        description="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else "
+        description="MLflow tracking URI (none: $MLFLOW_TRACKING_URI, else "
         "sqlite:///mlflow.db in the working directory)",
     )
     experiment_name: str = Field("product-categorization", description="MLflow experiment")
     model_name: str = Field("product-classifier", description="registered model name")
-    run_name: str | None = Field(None, description="MLflow run name")
+    run_name: str | None = Field(None, description="MLflow run name (none: MLflow picks one)")
     gate_min_rows: int = Field(
         100,
         ge=1,
@@ -155,85 +254,69 @@ class TrainConfig(BaseModel):
         60.0, gt=0, description="how long to retry an unreachable tracking server"
     )
 
-    @field_validator("smote_strategy")
-    @classmethod
-    def _check_strategy(cls, value: str) -> str:
-        if value.startswith("min:"):
-            if not value[4:].isdigit() or int(value[4:]) < 2:
-                raise ValueError("'min:N' needs a whole number N >= 2, e.g. min:300")
-        elif value.startswith("share:"):
-            try:
-                share = float(value[6:])
-            except ValueError:
-                share = -1.0
-            if not 0 < share <= 1:
-                raise ValueError("'share:R' needs a fraction 0 < R <= 1, e.g. share:0.05")
-        elif value not in SMOTE_STRATEGIES:
-            raise ValueError(f"must be share:R, min:N or one of {', '.join(SMOTE_STRATEGIES)}")
-        return value
-
-    @field_validator("max_features")
-    @classmethod
-    def _check_max_features(cls, value: str) -> str:
-        if value in ("sqrt", "log2"):
-            return value
-        try:
-            number = float(value)
-        except ValueError:
-            raise ValueError("must be sqrt, log2 or a number") from None
-        if number <= 0:
-            raise ValueError("must be positive")
-        return value
-
     @field_validator("id_column")
     @classmethod
     def _blank_is_none(cls, value: str | None) -> str | None:
         return value or None
 
-    def forest_max_features(self) -> str | float | int:
-        if self.max_features in ("sqrt", "log2"):
-            return self.max_features
-        number = float(self.max_features)
-        return int(number) if number >= 1 else number
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Only what the caller passes (the CLI adds its own source in front): no environment
+        # variables, whose names here (DATA, SEED, FORMAT) are too common to read silently.
+        return (init_settings,)
+
+
+CONFIG_FILE_SOURCES: dict[str, Callable[[type[BaseSettings], Path], InitSettingsSource]] = {
+    ".json": JsonConfigSettingsSource,
+    ".toml": TomlConfigSettingsSource,
+}
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
-    """The mapping in a YAML, JSON or TOML config file."""
+    """The mapping in a YAML, JSON or TOML config file (YAML unless it ends in .json or .toml)."""
     try:
-        text = path.read_text("utf-8")
+        with path.open("rb"):  # the library's sources skip a missing file silently
+            pass
     except OSError as error:
         raise ConfigError(f"cannot read config file {path}: {error.strerror}") from None
+    source = CONFIG_FILE_SOURCES.get(path.suffix, YamlConfigSettingsSource)
     try:
-        if path.suffix == ".json":
-            content = json.loads(text)
-        elif path.suffix == ".toml":
-            content = tomllib.loads(text)
-        else:
-            content = yaml.safe_load(text)
-    except (ValueError, yaml.YAMLError) as error:
+        return source(TrainConfig, path)()
+    except (ValueError, TypeError, AttributeError, OSError, yaml.YAMLError) as error:
+        kind = path.suffix[1:].upper() if source is not YamlConfigSettingsSource else "YAML"
         raise ConfigError(
-            f"config file {path} is not valid {path.suffix[1:] or 'YAML'}: {error}"
+            f"config file {path}: not valid {kind}, or not a mapping of option: value "
+            f"({' '.join(str(error).split())})"
         ) from None
-    if content is None:
-        return {}
-    if not isinstance(content, dict):
-        raise ConfigError(f"config file {path} must hold a mapping of option: value")
-    unknown = sorted(set(content) - set(TrainConfig.model_fields))
+
+
+def make_config(values: dict[str, Any], source: str = "options", **sources: Any) -> TrainConfig:
+    """Validate `values` (and `sources`, e.g. the CLI's) into a TrainConfig, or one ConfigError."""
+    try:
+        return TrainConfig(**values, **sources)
+    except ValidationError as error:
+        raise ConfigError(describe_problems(error, source)) from None
+
+
+def describe_problems(error: ValidationError, source: str) -> str:
+    """One line: unknown options first (with where to find the known ones), then bad values."""
+    unknown = [str(item["loc"][0]) for item in error.errors() if item["type"] == "extra_forbidden"]
     if unknown:
-        raise ConfigError(
-            f"unknown option(s) {', '.join(unknown)} in config file {path}; "
+        return (
+            f"unknown option(s) {', '.join(unknown)} in {source}; "
             "run `product-train --help` for the list"
         )
-    return content
-
-
-def make_config(values: dict[str, Any], source: str = "options") -> TrainConfig:
-    """Validate `values` into a TrainConfig, turning errors into one readable ConfigError."""
-    try:
-        return TrainConfig(**values)
-    except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in item['loc']) or 'value'}: {item['msg']}"
-            for item in error.errors()
-        )
-        raise ConfigError(f"invalid {source}: {problems}") from None
+    problems = "; ".join(
+        f"{item['loc'][0]} (--{str(item['loc'][0]).replace('_', '-')}): {item['msg']}"
+        if item["loc"]
+        else item["msg"]
+        for item in error.errors()
+    )
+    return f"invalid {source}: {problems}"

@@ -19,7 +19,7 @@ from sklearn.feature_selection import SelectKBest, chi2
 
 from product_model.features import FeatureSpec, FixedColumns, ProductFeaturizer
 from product_model.forest import CompactForest
-from training.config import TrainConfig
+from training.config import MinimumRows, ShareOfLargest, TrainConfig
 
 
 class RaiseToMinimum:
@@ -69,10 +69,10 @@ def model_input(frame: pd.DataFrame, config: TrainConfig) -> pd.DataFrame:
 
 def build_sampler(config: TrainConfig, smallest_class: int) -> SMOTE:
     strategy: Any = config.smote_strategy
-    if strategy.startswith("min:"):
-        strategy = RaiseToMinimum(int(strategy[4:]))
-    elif strategy.startswith("share:"):
-        strategy = RaiseToShare(float(strategy[6:]))
+    if isinstance(strategy, MinimumRows):
+        strategy = RaiseToMinimum(strategy.rows)
+    elif isinstance(strategy, ShareOfLargest):
+        strategy = RaiseToShare(strategy.share)
     # SMOTE needs k neighbours inside the smallest class it oversamples.
     k_neighbors = max(1, min(config.smote_k_neighbors, smallest_class - 1))
     return SMOTE(sampling_strategy=strategy, k_neighbors=k_neighbors, random_state=config.seed)
@@ -82,7 +82,7 @@ def build_forest(config: TrainConfig) -> RandomForestClassifier | ExtraTreesClas
     kind = RandomForestClassifier if config.estimator == "random_forest" else ExtraTreesClassifier
     return kind(
         n_estimators=config.n_estimators,
-        max_features=config.forest_max_features(),
+        max_features=config.max_features,
         max_depth=config.max_depth,
         min_samples_leaf=config.min_samples_leaf,
         class_weight=None if config.class_weight == "none" else config.class_weight,

@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tomllib
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 NAME = "product-classifier"
-PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
-LABELS = {  # and app.kubernetes.io/version: the project's version
+REPO = Path(__file__).resolve().parents[2]
+# The version label is added by the component (k8s/components/version, via the serving Deployment).
+LABELS = {
     "app.kubernetes.io/name": "product-classifier",
     "app.kubernetes.io/component": "monitoring",
     "app.kubernetes.io/instance": "product-classifier",
@@ -42,11 +42,10 @@ _BlockDumper.add_representer(str, _string)
 
 def prometheus_rule(rules: dict[str, Any], source: str) -> str:
     """The PrometheusRule manifest holding `rules['groups']`, as YAML text."""
-    version = tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))["project"]["version"]
     manifest = {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "PrometheusRule",
-        "metadata": {"name": NAME, "labels": {**LABELS, "app.kubernetes.io/version": version}},
+        "metadata": {"name": NAME, "labels": LABELS},
         "spec": {"groups": rules["groups"]},
     }
     header = (
@@ -64,8 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     rules = yaml.safe_load(args.rules.read_text(encoding="utf-8"))
     source = args.rules.resolve()
-    if source.is_relative_to(PYPROJECT.parent):
-        source = source.relative_to(PYPROJECT.parent)
+    if source.is_relative_to(REPO):
+        source = source.relative_to(REPO)
     text = prometheus_rule(rules, source.as_posix())
     if not args.check:
         sys.stdout.write(text)

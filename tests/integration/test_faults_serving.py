@@ -23,8 +23,9 @@ import pytest
 from mlflow import MlflowClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.conftest import REPO, ServingProcess
 from tests.support import (
+    REPO,
+    ServingProcess,
     free_port,
     marked_model_copy,
     sample_records,
@@ -108,18 +109,18 @@ class Publisher:
 
 @pytest.fixture
 def model_folder(registry, tmp_path: Path) -> Path:
-    mlflow.set_tracking_uri(registry.url)
+    mlflow.set_tracking_uri(registry.tracking_uri)
     return Path(mlflow.artifacts.download_artifacts(registry.logged_model_uri, dst_path=tmp_path))
 
 
 def test_corrupt_then_missing_artifacts_behind_the_alias(
     registry, start_server, model_folder, tmpdir_of_server, tmp_path
 ) -> None:
-    publisher = Publisher(registry.url, registry.root, "faults-broken")
+    publisher = Publisher(registry.tracking_uri, registry.root, "faults-broken")
     good, _ = publisher.publish(model_folder)
     publisher.promote(good)
     server = start_server(
-        MLFLOW_TRACKING_URI=registry.url,
+        MLFLOW_TRACKING_URI=registry.tracking_uri,
         MODEL_NAME="faults-broken",
         RELOAD_INTERVAL_SECONDS="0.3",
         TMPDIR=str(tmpdir_of_server),
@@ -240,12 +241,12 @@ def test_legacy_model_by_uri_and_each_model_with_its_own_code(
     assert status == 200 and len(answer["predictions"]) == 2
     stop_process(legacy.process)
 
-    publisher = Publisher(registry.url, registry.root, "faults-code")
+    publisher = Publisher(registry.tracking_uri, registry.root, "faults-code")
     plain, _ = publisher.publish(model_folder)
     marked, _ = publisher.publish(marked_model_copy(model_folder, tmp_path / "marked", "B:"))
     publisher.promote(plain)
     server = start_server(
-        MLFLOW_TRACKING_URI=registry.url,
+        MLFLOW_TRACKING_URI=registry.tracking_uri,
         MODEL_NAME="faults-code",
         RELOAD_INTERVAL_SECONDS="0.3",
         TMPDIR=str(tmpdir_of_server),

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import Registry
-from tests.support import REPO
+from tests.support import REPO, Registry
 
 pytestmark = pytest.mark.integration
 
@@ -41,7 +40,7 @@ def serving_venv(tmp_path_factory: pytest.TempPathFactory, registry: Registry) -
     requirements = mlflow.artifacts.download_artifacts(
         f"models:/{registry.model_name}/{registry.version}/requirements.txt",
         dst_path=str(folder),
-        tracking_uri=registry.url,
+        tracking_uri=registry.tracking_uri,
     )
     subprocess.run([sys.executable, "-m", "venv", str(folder / "venv")], check=True)
     pip = [str(folder / "venv" / "bin" / "python"), "-m", "pip", "install", "--quiet"]
@@ -71,7 +70,9 @@ def probe(python: Path, model_uri: str, tracking_uri: str, cwd: Path) -> dict:
 def test_registered_model_predicts_with_only_serving_dependencies(
     serving_venv: Path, registry: Registry, tmp_path: Path
 ) -> None:
-    answer = probe(serving_venv, f"models:/{registry.model_name}@champion", registry.url, tmp_path)
+    answer = probe(
+        serving_venv, f"models:/{registry.model_name}@champion", registry.tracking_uri, tmp_path
+    )
     assert len(answer["labels"]) == 2 and all(answer["labels"])
     assert "product_model.pyfunc" in answer["modules"]
     assert not any(m.startswith("training") for m in answer["modules"])

@@ -14,9 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import ServingProcess, http_json, launch_server
 from tests.support import (
+    ServingProcess,
     free_port,
+    http_json,
+    launch_server,
     start_mlflow_models_serve,
     start_mlflow_server,
     stop_process,

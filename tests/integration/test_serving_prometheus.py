@@ -10,8 +10,7 @@ import urllib.request
 
 import pytest
 
-from tests.integration.conftest import require_binary
-from tests.support import free_port, stop_process, wait_for_http
+from tests.support import free_port, require_binary, stop_process, wait_for_http
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("mlflow_uri_restored")]
 

@@ -12,8 +12,7 @@ import pytest
 from mlflow import MlflowClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.conftest import train_tiny
-from tests.support import sample_records
+from tests.support import sample_records, train_tiny
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("mlflow_uri_restored")]
 
@@ -53,15 +52,16 @@ def sample(server, metric: str, **labels: str) -> float | None:
     return None
 
 
+@pytest.mark.usefixtures("mlflow_uri_restored")
 def test_alias_moves_while_clients_run(registry, start_server) -> None:
     name = "reload-it"
-    mlflow.set_tracking_uri(registry.url)
-    client = MlflowClient(registry.url)
+    mlflow.set_tracking_uri(registry.tracking_uri)
+    client = MlflowClient(registry.tracking_uri)
     first = mlflow.register_model(registry.logged_model_uri, name).version
     client.set_registered_model_alias(name, "champion", first)
 
     server = start_server(
-        MLFLOW_TRACKING_URI=registry.url, MODEL_NAME=name, RELOAD_INTERVAL_SECONDS="1"
+        MLFLOW_TRACKING_URI=registry.tracking_uri, MODEL_NAME=name, RELOAD_INTERVAL_SECONDS="1"
     )
     server.wait_ready()
     loops = [ClientLoop(server) for _ in range(3)]
@@ -69,7 +69,8 @@ def test_alias_moves_while_clients_run(registry, start_server) -> None:
         loop.start()
     try:
         time.sleep(1)
-        second = train_tiny(registry.url, name, n_estimators=10).model_version  # moves champion
+        # Moves champion to a second version.
+        second = train_tiny(registry.tracking_uri, name, registry.root, n_estimators=10).version
         deadline = time.monotonic() + 90
         while server.get("/v1/model")[1]["version"] != second and time.monotonic() < deadline:
             time.sleep(0.2)

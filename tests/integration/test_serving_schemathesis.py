@@ -31,7 +31,7 @@ CHECKS = [
 @pytest.fixture(scope="module")
 def app(registry):
     settings_ = Settings(
-        mlflow_tracking_uri=registry.url,
+        mlflow_tracking_uri=registry.tracking_uri,
         model_name=registry.model_name,
         reload_interval_seconds=0,
         max_products_per_request=20,

@@ -3,10 +3,13 @@ move an alias."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
+from tests.support import sqlite_store, tracking_uri_restored
 from training import registry
 from training.config import TrainConfig
 from training.errors import DataError
@@ -16,11 +19,11 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def store(tmp_path, monkeypatch) -> str:
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
+def store(tmp_path, monkeypatch) -> Iterator[str]:
+    uri = sqlite_store(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    monkeypatch.chdir(tmp_path)
-    return uri
+    with tracking_uri_restored():
+        yield uri
 
 
 def config(catalog, **overrides) -> TrainConfig:
@@ -108,3 +111,37 @@ def test_logged_run_has_everything_a_reviewer_needs(store, small_catalog) -> Non
     model = mlflow.pyfunc.load_model("models:/gate-test@champion")
     assert model.metadata.signature is not None
     assert model.metadata.saved_input_example_info is not None
+
+
+def test_two_seeds_score_alike_on_the_same_holdout_and_the_gate_follows(
+    store, small_catalog
+) -> None:
+    """The holdout no longer depends on the seed: two seeds give the same holdout, scores within
+    run-to-run noise (stated: 0.08 macro-F1 on this 480-row, 40-class catalog with 10 trees), the
+    champion is re-scored to exactly its own score, and the decision follows the two scores."""
+    first = train(config(small_catalog, seed=7))
+    second = train(config(small_catalog, seed=42))
+    assert second.metrics["eval_rows"] == first.metrics["eval_rows"]
+    assert abs(second.metrics["f1_macro"] - first.metrics["f1_macro"]) <= 0.08
+    assert second.champion_f1 == pytest.approx(first.metrics["f1_macro"])
+    assert second.promoted == (second.metrics["f1_macro"] >= first.metrics["f1_macro"])
+    run = mlflow.get_run(second.run_id)
+    assert run.data.metrics["gate_compared_rows"] == second.metrics["eval_rows"]
+
+
+def test_champion_without_a_recorded_split_is_kept_unless_forced(
+    store, small_catalog, tmp_path
+) -> None:
+    """A champion registered before 0.2.0 records no split: the gate cannot know which rows it
+    trained on, so it keeps it and says why; --force-promote replaces it."""
+    from tests.support import REPO
+
+    legacy = REPO / "tests" / "fixtures" / "legacy-model-0.1"
+    client = MlflowClient(store)
+    client.create_registered_model("gate-test")
+    version = client.create_model_version("gate-test", str(legacy))
+    client.set_registered_model_alias("gate-test", "champion", version.version)
+    kept = train(config(small_catalog))
+    assert not kept.promoted and "cannot compare fairly" in kept.decision
+    forced = train(config(small_catalog, force_promote=True))
+    assert forced.promoted

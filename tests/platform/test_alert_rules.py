@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from serving.metrics import ServingMetrics
-from tests.platform.conftest import K8S, find, require, run
+from tests.platform.kube import K8S, find, require, run
 from tests.support import REPO
 
 pytestmark = pytest.mark.platform

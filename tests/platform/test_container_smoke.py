@@ -26,7 +26,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.platform.conftest import K8S, find, render, require, run
+from tests.platform.kube import K8S, find, render, require, run
 from tests.support import REPO, free_port
 
 # Building both images cold takes about 6 minutes here: more than pytest-timeout's default.

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.platform.conftest import run
+from tests.platform.kube import run
 from tests.support import REPO
 
 pytestmark = pytest.mark.platform
@@ -77,9 +77,12 @@ def test_pip_can_use_a_proxy_ca_given_as_a_build_secret(name: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "extra"), [("Dockerfile.train", "train"), ("Dockerfile.serve", "serve")]
+    ("name", "extra", "source"),
+    [("Dockerfile.train", "train", "product_model/"), ("Dockerfile.serve", "serve", "serving/")],
 )
-def test_dependencies_are_installed_before_the_source_is_copied(name: str, extra: str) -> None:
+def test_dependencies_are_installed_before_the_source_is_copied(
+    name: str, extra: str, source: str
+) -> None:
     instructions = _instructions(name)
     install = next(
         i
@@ -88,11 +91,17 @@ def test_dependencies_are_installed_before_the_source_is_copied(name: str, extra
     )
     assert "-c constraints.txt" in instructions[install][1]
     copy_source = next(
-        i
-        for i, (k, rest) in enumerate(instructions)
-        if k == "COPY" and rest.startswith("training/")
+        i for i, (k, rest) in enumerate(instructions) if k == "COPY" and rest.startswith(source)
     )
     assert install < copy_source
+
+
+def test_serving_image_carries_neither_training_nor_the_model_package() -> None:
+    """A registered model brings its own `product_model`; the server needs only `serving/`."""
+    copied = [rest for keyword, rest in _instructions("Dockerfile.serve") if keyword == "COPY"]
+    sources = " ".join(rest.split()[0] for rest in copied if not rest.startswith("--from"))
+    assert "serving/" in sources
+    assert "training" not in sources and "product_model" not in sources
 
 
 def test_serving_image_has_a_healthcheck_on_healthz() -> None:

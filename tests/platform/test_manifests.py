@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.platform.conftest import K8S, OVERLAYS, find, pod_spec, render, run, workloads
+from tests.platform.kube import K8S, OVERLAYS, find, pod_spec, render, run, workloads
 from tests.support import REPO
 
 pytestmark = pytest.mark.platform

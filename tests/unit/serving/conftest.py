@@ -1,19 +1,16 @@
 """Fixtures for the serving tests: one tiny real model per session, apps built around it.
 
-The model is trained once (1,500 rows of the bundled sample, 20 trees) into a temporary SQLite
-MLflow store and loaded once; every app of the session serves that loaded model, so a test pays
-only for resolving the alias in the registry, not for another load.
+The model is trained once (`tests.support.train_tiny`: 1,500 rows of the bundled sample, 20
+trees) into a temporary SQLite MLflow store and loaded once; every app of the session serves that
+loaded model, so a test pays only for resolving the alias in the registry, not for another load.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,27 +21,20 @@ from serving.metrics import ServingMetrics
 from serving.model import ModelLocator, ModelRef, ServedModel
 from serving.service import PredictionService
 from serving.settings import Settings
-from tests.integration.conftest import tracking_uri_restored
-from tests.support import sample_records, write_jsonl_gz
+from tests.support import (
+    Registry,
+    sqlite_store,
+    tracking_uri_restored,
+    train_tiny,
+    wait_until_ready,
+)
 
 with warnings.catch_warnings():  # Starlette asks for httpx2; httpx works the same here
     warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient
 
-TINY_ROWS = 1500
 TINY_NAME = "tiny-classifier"
 SERVING_ENV = [name.upper() for name in Settings.model_fields] + ["PROMETHEUS_MULTIPROC_DIR"]
-
-
-@dataclass(frozen=True)
-class TinyRegistry:
-    """Where the session's tiny model lives."""
-
-    tracking_uri: str
-    model_name: str
-    version: str
-    logged_model_uri: str
-    root: Path
 
 
 @pytest.fixture(autouse=True)
@@ -62,36 +52,13 @@ def _no_serving_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(scope="session")
-def tiny_registry(tmp_path_factory: pytest.TempPathFactory) -> TinyRegistry:
-    from training.config import TrainConfig
-    from training.run import train
-
+def tiny_registry(tmp_path_factory: pytest.TempPathFactory) -> Registry:
     root = tmp_path_factory.mktemp("serving-mlflow")
-    data = write_jsonl_gz(root / "slice.jsonl.gz", sample_records(limit=TINY_ROWS))
-    uri = f"sqlite:///{root}/mlflow.db"
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    config = TrainConfig(
-        data=str(data),
-        model_name=TINY_NAME,
-        n_estimators=20,
-        smote=False,
-        force_promote=True,
-        tracking_uri=uri,
-        n_jobs=1,
-        select_k_best=5000,
-    )
-    cwd = Path.cwd()
-    os.chdir(root)  # MLflow puts a SQLite store's artifacts under the working directory
-    try:
-        with tracking_uri_restored():
-            result = train(config)
-    finally:
-        os.chdir(cwd)
-    return TinyRegistry(uri, TINY_NAME, result.model_version, result.model_uri, root)
+    return train_tiny(sqlite_store(root), TINY_NAME, root)
 
 
 @pytest.fixture(scope="session")
-def served_model(tiny_registry: TinyRegistry) -> ServedModel:
+def served_model(tiny_registry: Registry) -> ServedModel:
     """The tiny model, loaded and warmed once through the real loader."""
     import mlflow
 
@@ -113,7 +80,7 @@ def cached_loader(served_model: ServedModel) -> Callable[[ModelRef], ServedModel
 
 
 @pytest.fixture
-def make_settings(tiny_registry: TinyRegistry) -> Callable[..., Settings]:
+def make_settings(tiny_registry: Registry) -> Callable[..., Settings]:
     def make(**overrides: Any) -> Settings:
         values: dict[str, Any] = {
             "mlflow_tracking_uri": tiny_registry.tracking_uri,
@@ -163,13 +130,3 @@ def make_client(
     yield make
     for client in with_clients:
         client.__exit__(None, None, None)
-
-
-def wait_until_ready(client: TestClient, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        response = client.get("/readyz")
-        if response.status_code == 200:
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"not ready after {timeout}s: {client.get('/readyz').json()}")

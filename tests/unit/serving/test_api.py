@@ -7,13 +7,14 @@ import logging
 from collections.abc import Iterator
 
 import pytest
+from fastapi.testclient import TestClient
 
 from serving.api import create_app
 from serving.metrics import ServingMetrics
 from serving.model import ModelLocator
 from serving.service import PredictionService
 from serving.settings import Settings
-from tests.unit.serving.conftest import TestClient, TinyRegistry, wait_until_ready
+from tests.support import Registry, wait_until_ready
 
 MAX_PRODUCTS = 5
 MAX_TEXT = 300
@@ -24,7 +25,7 @@ GAME = {"title": "Chess game for X11", "description": ["Play chess against the c
 
 
 @pytest.fixture(scope="module")
-def client(tiny_registry: TinyRegistry, served_model) -> Iterator[TestClient]:
+def client(tiny_registry: Registry, served_model) -> Iterator[TestClient]:
     """One app for the module, with small limits so that the limit cases stay small."""
     import dataclasses
     import time

@@ -7,13 +7,14 @@ import json
 import logging
 import time
 
+from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from serving.api import create_app
 from serving.metrics import ServingMetrics
 from serving.middleware import RequestMiddleware, pick_request_id, route_template
 from serving.service import PredictionService
-from tests.unit.serving.conftest import TestClient, wait_until_ready
+from tests.support import wait_until_ready
 
 PRODUCT = {"title": "Chess game for X11"}
 

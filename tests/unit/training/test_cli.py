@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from training.cli import build_parser, parse_config
-from training.config import TrainConfig
+from training.config import MinimumRows, ShareOfLargest, TrainConfig
 
 
 def test_every_config_field_is_an_option_with_help() -> None:
@@ -18,6 +18,33 @@ def test_every_config_field_is_an_option_with_help() -> None:
     for name in TrainConfig.model_fields:
         assert f"--{name.replace('_', '-')}" in text
     assert "--force-promote" in text and "--no-smote" in text
+
+
+def test_help_states_each_default_once_and_truly() -> None:
+    text = " ".join(build_parser().format_help().split())
+    assert "(default: None)" not in text
+    assert text.count("default:") == len(TrainConfig.model_fields)
+    assert "none: the bundled sample catalog (default: none)" in text
+    assert "--smote-strategy share:R|min:N|NAME" in text
+
+
+def test_values_are_parsed_once_into_typed_values() -> None:
+    config, _ = parse_config(
+        ["--smote-strategy", "min:30", "--max-features", "0.05", "--max-depth", "none"]
+    )
+    assert config.smote_strategy == MinimumRows(30)
+    assert config.max_features == 0.05 and config.max_depth is None
+    assert parse_config(["--max-features", "3"])[0].max_features == 3
+    assert TrainConfig().smote_strategy == ShareOfLargest(0.05)
+    assert TrainConfig(**config.model_dump()) == config, "dumped values parse back the same"
+    assert config.model_dump()["smote_strategy"] == "min:30"
+
+
+def test_flags_lists_and_no_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SEED", "7")
+    config, _ = parse_config(["--no-smote", "--numeric-columns", "", "--id-column", ""])
+    assert config.smote is False and config.numeric_columns == [] and config.id_column is None
+    assert config.seed == 42, "options come from the command line and --config only"
 
 
 def test_config_file_then_command_line_override(tmp_path: Path) -> None:
@@ -54,6 +81,8 @@ def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     [
         (["--n-estimators", "0"], "n_estimators", 2),
         (["--smote-strategy", "lots"], "smote_strategy", 2),
+        (["--max-features", "1.5"], "max_features", 2),
+        (["--n-estimators", "many"], "--n-estimators", 2),
         (["--data", "missing.jsonl"], "missing.jsonl: no such file", 3),
         (["--label-column", "nope"], "label column 'nope' not found", 3),
     ],
@@ -72,3 +101,33 @@ def test_unknown_key_in_config_file(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "unknown option(s) n_trees" in result.stderr and str(path) in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("missing.jsonl", None, "no such file"),
+        ("catalog.txt", "x\n", "cannot tell the format from the extension .txt"),
+    ],
+)
+def test_data_file_is_checked_before_connecting_to_mlflow(tmp_path, name, content, message):
+    if content is not None:
+        (tmp_path / name).write_text(content)
+    # Nothing listens on port 9: reaching MLflow first would end in exit 4 after retries.
+    result = run_cli("--data", name, "--tracking-uri", "http://127.0.0.1:9", cwd=tmp_path)
+    assert (result.returncode, result.stdout) == (3, "")
+    assert message in result.stderr and len(result.stderr.splitlines()) == 1
+
+
+@pytest.mark.integration
+def test_quiet_run_prints_warnings_and_the_summary_only(tmp_path: Path, small_catalog: Path):
+    result = run_cli(
+        *("-q", "--data", str(small_catalog), "--n-estimators", "5", "--min-class-size", "5"),
+        *("--select-k-best", "500", "--tracking-uri", f"sqlite:///{tmp_path}/db.sqlite"),
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("training summary")
+    chatter = [line for line in result.stderr.splitlines() if " WARNING " not in line]
+    assert chatter == []
+    assert "CloudPickle" not in result.stderr

@@ -95,3 +95,21 @@ def test_raise_to_share_of_the_largest_class() -> None:
     y = np.array(["a"] * 200 + ["b"] * 5 + ["c"] * 12)
     assert RaiseToShare(0.05)(y) == {"b": 10}
     assert RaiseToShare(0.1)(y) == {"b": 20, "c": 20}
+
+
+@pytest.mark.parametrize("char_ngrams", [[], ["title"]])
+def test_titles_alone_train_and_predict(train_frame, char_ngrams) -> None:
+    """A shop's catalog is often titles only: no tokens, no id, no numeric block."""
+    cfg = config(
+        text_columns=["title"],
+        token_columns=[],
+        id_column="",
+        amazon_counts=False,
+        char_ngram_columns=char_ngrams,
+    )
+    y = train_frame["label"].to_numpy()
+    inputs = model_input(train_frame, cfg)
+    assert list(inputs.columns) == ["title"]
+    pipeline = for_serving(build_pipeline(cfg, y).fit(inputs, y), compact=True)
+    proba = pipeline.predict_proba(inputs.head(5))
+    assert proba.shape == (5, len(set(y))) and np.allclose(proba.sum(axis=1), 1)
