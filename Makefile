@@ -70,6 +70,17 @@ test-faults: $(STAMP) ## Only the fault-injection suite (real MLflow and serving
 test-unit: $(STAMP) ## Only the fast unit tests (no servers, no external tools)
 	$(VENV)/bin/pytest -m "not integration and not platform and not container" $(PYTEST_ARGS)
 
+KSERVE_VENV := .venv-kserve
+KSERVE_STAMP := $(KSERVE_VENV)/.installed-stamp
+$(KSERVE_STAMP): tests/clients/kserve-requirements.txt
+	@test -n "$(PYTHON)" || { echo "error: python3.11 not found" >&2; exit 1; }
+	$(PYTHON) -m venv $(KSERVE_VENV)
+	$(KSERVE_VENV)/bin/pip install --quiet -r tests/clients/kserve-requirements.txt
+	@touch $@
+
+.PHONY: kserve-client
+kserve-client: $(KSERVE_STAMP) ## Install KServe's Python client into .venv-kserve (the v2 protocol tests use it)
+
 .PHONY: constraints
 constraints: $(STAMP) ## Re-pin constraints.txt from the current virtual environment
 	$(PY) -m pip freeze --exclude-editable | grep -v '^-e' > constraints.txt

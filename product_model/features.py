@@ -272,6 +272,21 @@ class ProductFeaturizer(TransformerMixin, BaseEstimator):
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         return self.feature_names_
 
+    def oov_shares(self, products: Any) -> np.ndarray:
+        """Per product, the share of its cleaned text tokens (every text field) that no text
+        vectorizer of the model knows; 1.0 for a product without any text token."""
+        records = _records(products)
+        text = {n: v for n, v in self.vectorizers_.items() if n.startswith("text:")}
+        known = [0] * len(records)
+        seen = [0] * len(records)
+        for name, vectorizer in text.items():
+            column, vocabulary = name.removeprefix("text:"), vectorizer.vocabulary_
+            for i, record in enumerate(records):
+                tokens = vectorizer.tokenizer(as_text(record.get(column)))
+                seen[i] += len(tokens)
+                known[i] += sum(token in vocabulary for token in tokens)
+        return np.array([1.0 - k / s if s else 1.0 for k, s in zip(known, seen, strict=True)])
+
 
 class FixedColumns(TransformerMixin, BaseEstimator):
     """Keeps a fixed list of columns: a fitted feature selection, frozen for serving."""

@@ -57,6 +57,11 @@ class ProductClassifierModel(PythonModel):
         self.classes = np.asarray(self.pipeline.classes_)
         self.contract = InputContract.from_dict(self.metadata["contract"])
         self.input_fields: list[str] = list(self.contract.names)
+        self.profile: dict[str, Any] | None = self.metadata.get("profile")
+
+    def oov_shares(self, products: list[dict[str, Any]] | pd.DataFrame) -> np.ndarray:
+        """Per product, the share of its text tokens the model's vocabulary does not know."""
+        return np.asarray(self.pipeline.named_steps["features"].oov_shares(products))
 
     def predict_proba(self, products: list[dict[str, Any]] | pd.DataFrame) -> np.ndarray:
         """Class probabilities, one row per product, columns in the order of `self.classes`."""

@@ -11,9 +11,11 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from serving.api_v2 import ProtocolErrors, v2_router
 from serving.errors import (
     BadRequestError,
     InvalidInputError,
@@ -91,8 +93,10 @@ def create_app(
     app.state.service = service
     app.state.metrics = metrics
     app.state.settings = settings
+    app.openapi = lambda: model_openapi(app, service, settings)  # type: ignore[method-assign]
     _add_probe_routes(app, service, metrics)
     _add_model_routes(app, service, settings)
+    app.include_router(v2_router(service, settings, log_rejected))
     _add_error_handlers(app)
     app.add_middleware(
         RequestMiddleware,
@@ -101,7 +105,29 @@ def create_app(
         max_body_bytes=settings.max_body_bytes,
         traffic=service.traffic,
     )
+    app.add_middleware(ProtocolErrors)  # outermost: /v2 errors in the protocol's form
     return app
+
+
+def model_openapi(app: FastAPI, service: PredictionService, settings: Settings) -> dict[str, Any]:
+    """The OpenAPI document, with a product described by the served model's own input fields
+    (rebuilt when another model is swapped in; generic until a model is loaded)."""
+    model = service.model
+    key = model.ref if model else None
+    cached = getattr(app.state, "openapi_for", None)
+    if app.openapi_schema is not None and cached == key:
+        return app.openapi_schema
+    schema = get_openapi(
+        title=app.title,
+        version=app.version,
+        description=app.description,
+        routes=app.routes,
+    )
+    if model is not None:
+        request = schema["components"]["schemas"]["PredictRequest"]["properties"]["products"]
+        request["items"] = model.contract.json_schema(settings.max_text_chars)
+    app.openapi_schema, app.state.openapi_for = schema, key
+    return schema
 
 
 def _add_probe_routes(app: FastAPI, service: PredictionService, metrics: ServingMetrics) -> None:
@@ -206,8 +232,10 @@ def _add_model_routes(app: FastAPI, service: PredictionService, settings: Settin
         responses={503: ERRORS[503]},
     )
     async def model_card() -> Response:
-        """The served model: name, version, alias, run id, training metrics and classes."""
-        return Response(json.dumps(service.model_card(), ensure_ascii=False), media_type=JSON)
+        """The served model: name, version, alias, run id, training metrics, input fields and
+        classes, and the version of this server."""
+        card = service.model_card() | {"server_version": app_version()}
+        return Response(json.dumps(card, ensure_ascii=False), media_type=JSON)
 
 
 def _add_error_handlers(app: FastAPI) -> None:

@@ -24,6 +24,8 @@ from prometheus_client import (
     multiprocess,
 )
 
+from serving.drift import DriftWatch
+
 REQUEST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 CONFIDENCE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
@@ -72,6 +74,8 @@ class ServingMetrics:
             "prediction_batch_size", "Rows per model call.", buckets=BATCH_BUCKETS, registry=r
         )
         self._define_model_metrics(r)
+        self.drift = DriftWatch()  # model-health signals, computed on scrape (serving/drift.py)
+        r.register(self.drift)
 
     def _define_model_metrics(self, r: CollectorRegistry) -> None:
         self.model_info = Gauge(
@@ -155,6 +159,7 @@ class ServingMetrics:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
         add_runtime_collectors(registry)
+        registry.register(self.drift)  # per worker: each keeps its own window
         return generate_latest(registry), CONTENT_TYPE_LATEST
 
 

@@ -67,6 +67,7 @@ class InputFieldInfo(BaseModel):
 
 
 class ModelResponse(BaseModel):
+    server_version: str = Field(..., description="The platform version of this server.")
     name: str
     version: str
     alias: str | None

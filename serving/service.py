@@ -21,8 +21,10 @@ import numpy as np
 from serving.batching import MicroBatcher, Traffic
 from serving.errors import ClientGoneError, DeadlineExceededError, ModelNotReadyError
 from serving.keeper import ModelKeeper
+from serving.logs import request_id_var
 from serving.metrics import ServingMetrics
 from serving.model import ModelLocator, ModelRef, ServedModel
+from serving.prediction_log import PredictionLog
 from serving.settings import Settings
 from serving.threads import DaemonThreadExecutor
 from serving.validation import Limits, check_products
@@ -69,6 +71,12 @@ class PredictionService:
         self.settings = settings
         self.metrics = metrics
         self.limits = Limits(settings.max_products_per_request, settings.max_text_chars)
+        metrics.drift.configure(settings.drift_window_size, settings.drift_window_seconds)
+        self.prediction_log = (
+            PredictionLog(settings.prediction_log, settings.prediction_log_fields)
+            if settings.prediction_log
+            else None
+        )
         self.keeper = ModelKeeper(
             settings, metrics, locator or ModelLocator(settings), load_model, self._after_swap
         )
@@ -163,6 +171,9 @@ class PredictionService:
         for start in range(0, len(rows), size):
             job = _Job(model, rows[start : start + size], top_k)
             predictions += await self._run_chunk(job, priority=start, watch=watch)
+        if self.prediction_log is not None:  # opt in (PREDICTION_LOG)
+            identity = (model.ref.name, model.ref.version)
+            self.prediction_log.write(request_id_var.get(), identity, rows, predictions)
         return PredictionResult(model.ref, predictions)
 
     async def _run_chunk(self, job: _Job, priority: int, watch: RequestWatch) -> _Answer:
@@ -195,6 +206,7 @@ class PredictionService:
 
     def _after_swap(self) -> None:
         self._model_thread.submit(limit_native_threads)
+        self.metrics.drift.expect(self.keeper.model)
 
     # -- prediction, on the model thread ----------------------------------------------------
 
@@ -219,6 +231,7 @@ class PredictionService:
         self.metrics.observe_predictions(
             (row[0]["label"] for row in ranked), (row[0]["probability"] for row in ranked)
         )
+        self.metrics.drift.observe(model, rows, ranked)
         per_job, start = [], 0
         for job in jobs:
             per_job.append(ranked[start : start + len(job.products)])

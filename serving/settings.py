@@ -59,6 +59,19 @@ class Settings(BaseSettings):
     shutdown_timeout_seconds: float = Field(
         20.0, ge=0, description="Grace period for in-flight requests on SIGTERM."
     )
+    drift_window_size: int = Field(
+        2000, ge=10, le=1_000_000, description="Recent predictions the drift scores compare."
+    )
+    drift_window_seconds: float = Field(
+        3600.0, ge=0, description="Oldest prediction the drift window keeps; 0: no age limit."
+    )
+    prediction_log: str | None = Field(
+        None,
+        description="Log each prediction as a JSON line to `stdout` or to this file; unset: off.",
+    )
+    prediction_log_fields: bool = Field(
+        False, description="Include the product's fields in the prediction log."
+    )
     log_level: LogLevel = Field("INFO", description="Python log level.")
     log_product_text: bool = Field(False, description="Log product text of failed requests.")
     prometheus_multiproc_dir: Path | None = Field(
@@ -81,6 +94,11 @@ class Settings(BaseSettings):
         if value is not None and not (value.isdigit() and int(value) > 0):
             raise ValueError("must be a registered version number such as 3")
         return value
+
+    @field_validator("prediction_log", mode="before")
+    @classmethod
+    def _blank_log_is_off(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @model_validator(mode="after")
     def _one_model_source(self) -> Settings:

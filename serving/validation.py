@@ -77,6 +77,16 @@ class RequestContract:
     def describe(self) -> list[dict[str, str]]:
         return [{"name": f.name, "role": f.role, "type": f.type} for f in self.fields]
 
+    def json_schema(self, max_chars: int) -> dict[str, Any]:
+        """A product as JSON Schema (for the OpenAPI document): the model's fields with their
+        types, other fields allowed and ignored, a non-empty text field required."""
+        properties = {f.name: value_schema(f.type, max_chars) for f in self.fields}
+        needs_text = [
+            {"required": [name], "properties": {name: {"minLength": 1, "minItems": 1}}}
+            for name in self.text_fields
+        ]
+        return {"type": "object", "properties": properties, "anyOf": needs_text}
+
     def warm_up_products(self) -> list[dict[str, Any]]:
         """Two products that pass every field's code path once."""
         full = {f.name: SAMPLE_VALUES[f.type] for f in self.fields}
@@ -212,6 +222,24 @@ TYPE_NAMES = {
     "number": "a finite number or a numeric string",
     "price": "a price: a non-negative number or a text such as '$12.99'",
 }
+
+
+def value_schema(value_type: str, max_chars: int) -> dict[str, Any]:
+    """The JSON Schema of one field's values, for a contract type."""
+    string = {"type": "string", "maxLength": max_chars}
+    number = {"type": "number"}
+    strings = {"type": "array", "items": string, "maxItems": 50}
+    if value_type == "string":
+        return string
+    if value_type == "text":
+        return {"anyOf": [string, strings]}
+    if value_type == "number":
+        return {"anyOf": [number, {"type": "string", "pattern": r"^\s*-?\d+(\.\d+)?\s*$"}]}
+    if value_type == "price":
+        return {"anyOf": [{"type": "number", "minimum": 0}, string]}
+    scalars = {"anyOf": [string, number]}
+    pairs = {"type": "object", "additionalProperties": {"anyOf": [string, number]}}
+    return {"anyOf": [string, number, {"type": "array", "items": scalars}, pairs]}
 
 
 def field_chars(value: Any) -> int:

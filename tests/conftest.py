@@ -54,7 +54,7 @@ def tracking_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     process = start_mlflow_server(root, port)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_for_http(f"{url}/health", timeout=90, process=process)
+        wait_for_http(f"{url}/health", timeout=120, process=process)
         yield url
     finally:
         stop_process(process)

@@ -22,7 +22,8 @@ from training.logs import configure_logging, quiet_registry
 
 EXIT_INTERRUPTED = 130
 log = logging.getLogger(__name__)
-# The library names an option's value by its type; these types read better as their syntax.
+# The library names an option's value by its type and has no per-field metavar; these read better
+# as their syntax, set as it adds each option (through add_argument_method, its public hook).
 METAVARS = {
     "data": "FILE",
     "label_map": "FILE",
@@ -72,6 +73,8 @@ def parse_config(argv: list[str] | None = None) -> tuple[TrainConfig, argparse.N
     """The options of one run: the config file's values, overridden by the command line's."""
     parser, command_line = build_command_line()
     args = parser.parse_args(argv)
+    # The file is named on the command line, so it is read after parsing; its values enter as
+    # init arguments, which the library ranks below its CLI source: the command line wins.
     values = read_config_file(args.config) if args.config else {}
     source = f"options (config file {args.config})" if args.config else "options"
     try:

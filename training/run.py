@@ -41,6 +41,7 @@ from training.pipeline import (
     model_input,
     resampled_counts,
 )
+from training.profile import plot_profiles, reference_profile
 from training.split import SplitDefinition, holdout_split
 
 log = logging.getLogger(__name__)
@@ -146,9 +147,12 @@ class TrainingRun:
         served, evaluation = self.fit(train_rows, holdout)
         metrics = self.extra_metrics(train_rows, holdout) | evaluation.metrics
         mlflow.log_metrics(metrics)
+        with stage("profiling the holdout", self.timings):
+            profile = self.profile(served, holdout, evaluation)
         with stage("logging and registering the model", self.timings):
             example = model_input(holdout, self.config).head(3)
-            model_uri = registry.log_model(served, self.metadata(evaluation, run_id), example)
+            metadata = self.metadata(evaluation, run_id) | {"profile": profile}
+            model_uri = registry.log_model(served, metadata, example)
             version = registry.register(self.client, model_uri, run_id, self.config.model_name)
         labels = served.classes_[np.argmax(evaluation.proba, axis=1)]
         with stage("comparing with the champion", self.timings):
@@ -193,6 +197,18 @@ class TrainingRun:
             with stage(f"{self.config.cv_folds}-fold cross-validation", self.timings):
                 metrics |= cross_validate(self.config, train_rows)
         return metrics
+
+    def profile(self, served: Any, holdout: pd.DataFrame, evaluation: Evaluation) -> dict[str, Any]:
+        """The reference profile the model carries, logged to the run as JSON and a picture."""
+        contract = feature_spec(self.config).contract(self.catalog.frame, self.config.label_column)
+        rows = model_input(holdout, self.config)
+        profile = reference_profile(served, rows, evaluation.proba, contract)
+        mlflow.log_dict(profile, "monitoring/reference_profile.json")
+        with tempfile.TemporaryDirectory() as scratch:
+            picture = Path(scratch) / "reference_profile.png"
+            plot_profiles({"reference (holdout)": profile}, picture, "Reference profile")
+            mlflow.log_artifact(str(picture), artifact_path="monitoring")
+        return profile
 
     def metadata(self, evaluation: Evaluation, run_id: str) -> dict[str, Any]:
         return model_metadata(self.config, self.catalog, self.split, evaluation, run_id)

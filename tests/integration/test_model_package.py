@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import REPO, Registry
+from tests.support import REPO, Registry, tracking_uri_restored
 
 pytestmark = pytest.mark.integration
 
@@ -37,11 +37,13 @@ def serving_venv(tmp_path_factory: pytest.TempPathFactory, registry: Registry) -
     import mlflow.artifacts
 
     folder = tmp_path_factory.mktemp("serving-venv")
-    requirements = mlflow.artifacts.download_artifacts(
-        f"models:/{registry.model_name}/{registry.version}/requirements.txt",
-        dst_path=str(folder),
-        tracking_uri=registry.tracking_uri,
-    )
+    # A models:/ URI is resolved through the global registry URI, whatever the arguments say.
+    with tracking_uri_restored():
+        mlflow.set_tracking_uri(registry.tracking_uri)
+        requirements = mlflow.artifacts.download_artifacts(
+            f"models:/{registry.model_name}/{registry.version}/requirements.txt",
+            dst_path=str(folder),
+        )
     subprocess.run([sys.executable, "-m", "venv", str(folder / "venv")], check=True)
     pip = [str(folder / "venv" / "bin" / "python"), "-m", "pip", "install", "--quiet"]
     done = subprocess.run(

@@ -3,6 +3,7 @@ move an alias."""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 
 import mlflow
@@ -136,7 +137,8 @@ def test_champion_without_a_recorded_split_is_kept_unless_forced(
     trained on, so it keeps it and says why; --force-promote replaces it."""
     from tests.support import REPO
 
-    legacy = REPO / "tests" / "fixtures" / "legacy-model-0.1"
+    legacy = tmp_path / "legacy-model"  # a copy: registering writes into the model folder
+    shutil.copytree(REPO / "tests" / "fixtures" / "legacy-model-0.1", legacy)
     client = MlflowClient(store)
     client.create_registered_model("gate-test")
     version = client.create_model_version("gate-test", str(legacy))

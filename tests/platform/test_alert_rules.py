@@ -89,6 +89,9 @@ def test_rules_cover_the_promised_signals() -> None:
         "kube_deployment_status_replicas_available",
         "model_load_failures_total",
         "kube_job_status_failed",
+        "prediction_drift_score",
+        "prediction_window_mean",
+        "prediction_reference_mean",
     ):
         assert series in expressions, series
 
@@ -97,7 +100,7 @@ def test_rules_and_dashboard_use_only_exported_series() -> None:
     known = _exported_series() | KUBE_STATE_METRICS
     expressions = [rule["expr"] for rule in _alerts().values()]
     dashboard = json.loads(DASHBOARD.read_text(encoding="utf-8"))
-    expressions += [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
+    expressions += [t["expr"] for panel in dashboard["panels"] for t in panel.get("targets", [])]
     used = {name for expr in expressions for name in SERIES.findall(expr)}
     assert used <= known, f"no such series: {sorted(used - known)}"
 
@@ -121,7 +124,7 @@ def test_dashboard_shows_traffic_latency_errors_predictions_confidence_and_model
     dashboard = json.loads(DASHBOARD.read_text(encoding="utf-8"))
     by_series: dict[str, list[str]] = {}
     for panel in dashboard["panels"]:
-        for target in panel["targets"]:
+        for target in panel.get("targets", []):
             for name in SERIES.findall(target["expr"]):
                 by_series.setdefault(name, []).append(panel["title"])
     for series in (
@@ -130,9 +133,15 @@ def test_dashboard_shows_traffic_latency_errors_predictions_confidence_and_model
         "predictions_total",
         "prediction_confidence_bucket",
         "model_info",
+        "prediction_drift_score",
+        "prediction_drift_window_size",
+        "prediction_oov_share_bucket",
+        "prediction_input_missing_total",
     ):
         assert series in by_series, series
-    assert any('status=~"5.."' in t["expr"] for p in dashboard["panels"] for t in p["targets"])
+    assert any(
+        'status=~"5.."' in t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])
+    )
     ids = [panel["id"] for panel in dashboard["panels"]]
     assert len(ids) == len(set(ids))
 

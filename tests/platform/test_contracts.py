@@ -194,4 +194,8 @@ def test_deploy_steps_apply_every_object_exactly_once(
         "PodDisruptionBudget/product-classifier",
     } <= steps["SERVING"]
     has_cronjob = any(obj["kind"] == "CronJob" for obj in manifests[overlay])
-    assert steps["RETRAINING"] == ({"CronJob/product-classifier-retrain"} if has_cronjob else set())
+    retraining = {
+        "CronJob/product-classifier-retrain",
+        "NetworkPolicy/product-classifier-retraining-prometheus",  # product-monitor asks it
+    }
+    assert steps["RETRAINING"] == (retraining if has_cronjob else set())

@@ -4,6 +4,7 @@ recommended labels, network isolation)."""
 
 from __future__ import annotations
 
+import copy as copy_module
 import re
 from pathlib import Path
 from typing import Any
@@ -262,7 +263,22 @@ def test_retraining_cronjob_runs_the_training_job_spec(
     objects = manifests["prod"]
     job = find(objects, "Job", "product-classifier-train")
     cronjob = find(objects, "CronJob", "product-classifier-retrain")
-    assert cronjob["spec"]["jobTemplate"]["spec"] == job["spec"]
+    copy = copy_module.deepcopy(cronjob["spec"]["jobTemplate"]["spec"])
+    container = copy["template"]["spec"]["containers"][0]
+    script = container["args"][0]
+    assert container.pop("command") == ["/bin/sh", "-c"]
+    assert "product-monitor should-retrain" in script and "exec product-train" in script
+    env = {item["name"]: item["value"] for item in container["env"]}
+    assert env["ALWAYS_TRAIN"] == "false" and env["PROMETHEUS_URL"].startswith("http://")
+    container["env"] = [
+        e for e in container["env"] if e["name"] not in env.keys() - {"MLFLOW_TRACKING_URI"}
+    ]
+    container.pop("args")
+    assert copy["template"]["metadata"]["labels"].pop("product-classifier/retraining") == "true"
+    trained = copy_module.deepcopy(job["spec"])
+    trained["template"]["spec"]["containers"][0].pop("command")
+    trained["template"]["spec"]["containers"][0].pop("args")
+    assert copy == trained
     assert cronjob["spec"]["concurrencyPolicy"] == "Forbid"
 
 

@@ -308,7 +308,7 @@ def test_deeply_nested_json_is_refused_not_crashed(client) -> None:
 
 
 def test_unknown_path_and_wrong_method(client) -> None:
-    assert_error(client.get("/v2/nothing"), 404, code="not_found")
+    assert_error(client.get("/v3/nothing"), 404, code="not_found")  # /v2/ speaks the v2 protocol
     response = client.get("/v1/predict")
     assert_error(response, 405, code="method_not_allowed")
     assert response.headers["allow"] == "POST"
@@ -319,3 +319,17 @@ def test_rejected_products_are_not_logged_with_their_text(client, caplog) -> Non
         predict(client, {"products": [{"brand": "SECRET-BRAND"}]})
     assert "prediction rejected" in caplog.text
     assert "SECRET-BRAND" not in caplog.text
+
+
+def test_openapi_describes_a_product_by_the_served_models_fields(client) -> None:
+    schema = client.get("/openapi.json").json()
+    products = schema["components"]["schemas"]["PredictRequest"]["properties"]["products"]
+    fields = products["items"]["properties"]
+    assert {"title", "description", "asin"} <= set(fields)
+    assert {"required": ["title"]}.items() <= products["items"]["anyOf"][0].items()
+
+
+def test_model_card_names_the_server_version(client) -> None:
+    from serving.version import app_version
+
+    assert client.get("/v1/model").json()["server_version"] == app_version()

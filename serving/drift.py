@@ -1,0 +1,277 @@
+"""Model-health signals: how recent predictions compare with the model's reference profile.
+
+The model thread only appends each batch (its model, rows and ranked answers) to a pending list:
+no work on the hot path. A scrape of /metrics profiles what is pending (labels, confidences,
+out-of-vocabulary shares, missing fields), slides the window (at most `size` products, none older
+than `max_age`), and reports distances to the reference the model carries in its metadata:
+Jensen-Shannon distance for predicted labels, PSI for confidence and out-of-vocabulary histograms
+(see `serving.distances`). Between scrapes at most `size` products wait; older ones are
+dropped unprofiled (counted in `prediction_drift_unprofiled_total`).
+
+Labels stay bounded: model version, metric kind, and the field names of the model's contract.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+from serving.distances import (
+    OOV_EDGES,
+    binned_shares,
+    is_filled,
+    jensen_shannon_distance,
+    label_shares,
+    population_stability_index,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """What the model thread hands over: the served model, its rows and ranked answers."""
+
+    model: Any  # serving.model.ServedModel (not imported: this module stays below it)
+    rows: Sequence[Mapping[str, Any]]
+    ranked: Sequence[Sequence[Mapping[str, Any]]]
+    at: float
+
+
+@dataclass(frozen=True)
+class Seen:
+    """One profiled product of the window."""
+
+    at: float
+    label: str
+    confidence: float
+    oov: float | None
+
+
+@dataclass
+class Totals:
+    """Counters since start: missing inputs per field, out-of-vocabulary histogram, drops."""
+
+    missing: Counter[str] = field(default_factory=Counter)
+    oov_buckets: list[int] = field(default_factory=lambda: [0] * (len(OOV_EDGES) - 1))
+    oov_sum: float = 0.0
+    oov_count: int = 0
+    unprofiled: int = 0
+
+
+class DriftWatch(Collector):
+    """A prometheus-client collector computing drift scores of the served model on scrape."""
+
+    def __init__(self, size: int = 2000, max_age_seconds: float = 3600.0) -> None:
+        self.size = size
+        self.max_age = max_age_seconds
+        self._lock = threading.Lock()  # guards the pending batches (model thread vs. scrape)
+        self._scrape_lock = threading.Lock()  # one scrape at a time updates the window
+        self._pending: deque[Batch] = deque()
+        self._pending_rows = 0
+        self._window: deque[Seen] = deque(maxlen=size)
+        self._model: Any = None
+        self.totals = Totals()
+
+    def configure(self, size: int, max_age_seconds: float) -> None:
+        with self._scrape_lock, self._lock:
+            self.size, self.max_age = size, max_age_seconds
+            self._window = deque(self._window, maxlen=size)
+
+    def expect(self, model: Any) -> None:
+        """A model was loaded: its input fields are counted from 0 from now on, so that a rate
+        over the counters sees its first products (a counter's first sample is its baseline)."""
+        if model is not None:
+            with self._scrape_lock:
+                for name in model.contract.names:
+                    self.totals.missing.setdefault(name, 0)
+
+    # -- hot path: the model thread --------------------------------------------------------
+
+    def observe(self, model: Any, rows: Sequence[Mapping[str, Any]], ranked: Sequence[Any]) -> None:
+        """Queue one batch for profiling at the next scrape (O(1) apart from rare drops)."""
+        with self._lock:
+            self._pending.append(Batch(model, rows, ranked, time.time()))
+            self._pending_rows += len(rows)
+            while self._pending_rows - len(self._pending[0].rows) >= self.size:
+                dropped = self._pending.popleft()
+                self._pending_rows -= len(dropped.rows)
+                self.totals.unprofiled += len(dropped.rows)
+
+    # -- on scrape ---------------------------------------------------------------------------
+
+    def update(self) -> None:
+        """Profile what is pending and slide the window."""
+        with self._lock:
+            batches, self._pending, self._pending_rows = list(self._pending), deque(), 0
+        for batch in batches:
+            self._profile(batch)
+        horizon = time.time() - self.max_age if self.max_age > 0 else -math.inf
+        while self._window and self._window[0].at < horizon:
+            self._window.popleft()
+
+    def _profile(self, batch: Batch) -> None:
+        if self._model is None or self._model.ref.version != batch.model.ref.version:
+            self._model = batch.model  # a new version: a new reference, an empty window
+            self._window.clear()
+        oov = oov_shares(batch.model, batch.rows)
+        for field_name in batch.model.contract.names:
+            missing = sum(not is_filled(row.get(field_name)) for row in batch.rows)
+            self.totals.missing[field_name] += missing
+        for i, answer in enumerate(batch.ranked):
+            share = None if oov is None else float(oov[i])
+            self._window.append(
+                Seen(batch.at, str(answer[0]["label"]), float(answer[0]["probability"]), share)
+            )
+            if share is not None:
+                self._count_oov(share)
+
+    def _count_oov(self, share: float) -> None:
+        totals = self.totals
+        index = min(
+            next(i for i, edge in enumerate(OOV_EDGES[1:]) if share <= edge), len(OOV_EDGES) - 2
+        )
+        totals.oov_buckets[index] += 1
+        totals.oov_sum += share
+        totals.oov_count += 1
+
+    def scores(self) -> dict[str, float]:
+        """Drift of the current window against the served model's reference, by kind."""
+        profile = reference_of(self._model)
+        window = list(self._window)
+        if profile is None or not window:
+            return {}
+        scores = {
+            "label": jensen_shannon_distance(
+                label_shares([s.label for s in window]), profile["labels"]
+            ),
+            "confidence": population_stability_index(
+                binned_shares([s.confidence for s in window], profile["confidence"]["edges"]),
+                profile["confidence"]["shares"],
+            ),
+        }
+        oov = [s.oov for s in window if s.oov is not None]
+        if oov and "oov" in profile:
+            shares = binned_shares(oov, profile["oov"]["edges"])
+            scores["oov"] = population_stability_index(shares, profile["oov"]["shares"])
+        return scores
+
+    def means(self) -> dict[str, float]:
+        window = list(self._window)
+        oov = [s.oov for s in window if s.oov is not None]
+        means = {"confidence": sum(s.confidence for s in window) / len(window)} if window else {}
+        return means | ({"oov": sum(oov) / len(oov)} if oov else {})
+
+    def collect(self) -> Iterator[Metric]:
+        with self._scrape_lock:
+            self.update()
+            families = list(self._families())
+        yield from families
+
+    def _families(self) -> Iterator[Metric]:
+        version = str(self._model.ref.version) if self._model is not None else None
+        yield from _window_families(
+            version, len(self._window), self.scores(), self.means(), reference_of(self._model)
+        )
+        yield from _total_families(self.totals)
+
+
+def _window_families(
+    version: str | None,
+    size: int,
+    scores: Mapping[str, float],
+    means: Mapping[str, float],
+    profile: Mapping[str, Any] | None,
+) -> Iterator[Metric]:
+    drift = GaugeMetricFamily(
+        "prediction_drift_score",
+        "Drift of the recent-predictions window from the model's reference: Jensen-Shannon "
+        "distance (kind=label) or PSI (kind=confidence, oov).",
+        labels=["kind", "version"],
+    )
+    window = GaugeMetricFamily(
+        "prediction_drift_window_size",
+        "Products in the drift window (0: no traffic, scores absent).",
+        labels=["version"],
+    )
+    live = GaugeMetricFamily(
+        "prediction_window_mean",
+        "Mean confidence / out-of-vocabulary share over the drift window.",
+        labels=["kind", "version"],
+    )
+    reference = GaugeMetricFamily(
+        "prediction_reference_mean",
+        "Mean confidence / out-of-vocabulary share on the model's holdout (its reference).",
+        labels=["kind", "version"],
+    )
+    if version is not None:
+        window.add_metric([version], size)
+        for kind, value in scores.items():
+            drift.add_metric([kind, version], value)
+        for kind, value in means.items():
+            live.add_metric([kind, version], value)
+        for kind in ("confidence", "oov"):
+            if profile is not None and kind in profile:
+                reference.add_metric([kind, version], float(profile[kind]["mean"]))
+    yield from (drift, window, live, reference)
+
+
+def _total_families(totals: Totals) -> Iterator[Metric]:
+    missing = CounterMetricFamily(
+        "prediction_input_missing",
+        "Products classified without a value in this input field of the model's contract.",
+        labels=["field"],
+    )
+    for name, count in sorted(totals.missing.items()):
+        missing.add_metric([name], count)
+    running, buckets = 0, []
+    for edge, count in zip(OOV_EDGES[1:], totals.oov_buckets, strict=True):
+        running += count
+        buckets.append((f"{edge:g}" if edge < 1 else "1.0", running))
+    buckets.append(("+Inf", totals.oov_count))
+    oov = HistogramMetricFamily(
+        "prediction_oov_share",
+        "Share of a product's text tokens that the model's vocabulary does not know.",
+        buckets=buckets,
+        sum_value=totals.oov_sum,
+    )
+    unprofiled = CounterMetricFamily(
+        "prediction_drift_unprofiled",
+        "Products dropped before the drift window saw them (more than a window between scrapes).",
+        value=totals.unprofiled,
+    )
+    yield from (missing, oov, unprofiled)
+
+
+def reference_of(model: Any) -> Mapping[str, Any] | None:
+    """The reference profile the served model carries, if it has one (models before 0.3 not)."""
+    if model is None:
+        return None
+    profile = getattr(model.predictor, "profile", None)
+    return profile if isinstance(profile, Mapping) and profile.get("labels") else None
+
+
+def oov_shares(model: Any, rows: Sequence[Mapping[str, Any]]) -> Sequence[float] | None:
+    """Out-of-vocabulary share per row from the model's own code, None if it cannot tell."""
+    measure = getattr(model.predictor, "oov_shares", None)
+    if measure is None:
+        return None
+    try:
+        return list(measure(list(rows)))
+    except Exception:  # a model's own code failing here must never break /metrics
+        log.exception("out-of-vocabulary shares failed; drift window without them")
+        return None
