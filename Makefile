@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@test -n "$(PYTHON)" || { echo "error: python3.11 not found; install Python 3.11 first" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[train,serve,dev]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[train,serve,dev,bench]'
 	@touch $@
 
 .PHONY: install
@@ -272,3 +272,9 @@ smoke: $(STAMP) smoke-tools ## Container smoke test: build both images with podm
 
 print-images: ## Print the image names this Makefile builds (REGISTRY, TAG)
 	@echo $(IMAGE_TRAIN):$(TAG) $(IMAGE_SERVE):$(TAG) $(IMAGE_MLFLOW):$(TAG)
+
+.PHONY: bench-bentoml-venv
+bench-bentoml-venv: ## A separate venv with BentoML and the model's dependencies, for bench_serving's third server
+	$(PYTHON) -m venv .venv-bentoml
+	.venv-bentoml/bin/pip install --quiet 'bentoml>=1.4,<1.5'
+	.venv-bentoml/bin/pip install --quiet mlflow-skinny scikit-learn imbalanced-learn nltk regex numba pandas scipy

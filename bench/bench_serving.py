@@ -1,4 +1,4 @@
-"""Serving benchmark: this server against `mlflow models serve`, on the same registered model.
+"""Serving benchmark: this server against `mlflow models serve` and BentoML, on the same model.
 
     .venv/bin/python -m bench.bench_serving                  # trains the sample, then measures
     .venv/bin/python -m bench.bench_serving --tracking-uri sqlite:////path/mlflow.db  # reuse one
@@ -10,6 +10,10 @@ that posts real catalog products): single-product requests at concurrency 1, 8 a
 100-product batches. Also measures the model's in-process `predict_proba` throughput on batches
 of 100 (the ceiling) and each server's time from start to ready. Prints medians over the repeats
 side by side and writes bench/results/serving.json. Needs Debian's wrk (`apt-get install wrk`).
+
+The third server is BentoML with adaptive batching (bench/bentoml_service.py), run from its own
+virtual environment (`make bench-bentoml-venv`, then `--bentoml-python .venv-bentoml/bin/python`);
+without --bentoml-python it is left out.
 """
 
 from __future__ import annotations
@@ -55,6 +59,12 @@ class Server:
     def command(self, model: str, alias_uri: str, port: int) -> list[str]:
         if self.name == "this server":
             return [sys.executable, "-m", "serving"]
+        if self.name == BENTOML_NAME:
+            return [
+                BENTOML_PYTHON[0], "-m", "bentoml", "serve",
+                "bench.bentoml_service:ProductClassifier",
+                "--host", "127.0.0.1", "--port", str(port),
+            ]  # fmt: skip
         return [
             str(VENV_BIN / "mlflow"), "models", "serve", "-m", alias_uri,
             "--env-manager", "local", "-w", "1", "-h", "127.0.0.1", "-p", str(port),
@@ -65,11 +75,17 @@ class Server:
         env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"  # mlflow execs `uvicorn`
         if self.name == "this server":
             env |= {"MODEL_NAME": model, "HOST": "127.0.0.1", "PORT": str(port), "WORKERS": "1"}
+        if self.name == BENTOML_NAME:  # a local copy: mlflow-skinny cannot read a SQLite registry
+            env |= {"BENCH_MODEL_URI": BENTOML_MODEL[0], "PYTHONPATH": str(REPO)}
         return env
 
 
 OURS = Server("this server", "/v1/predict", "/readyz", "products")
 MLFLOW = Server("mlflow models serve", "/invocations", "/ping", "dataframe_records")
+BENTOML_NAME = "bentoml (adaptive batching)"
+BENTOML = Server(BENTOML_NAME, "/predict", "/readyz", "products")
+BENTOML_PYTHON: list[str] = []  # set from --bentoml-python
+BENTOML_MODEL: list[str] = []  # the champion downloaded to a folder, for BentoML
 
 
 def main() -> None:
@@ -87,9 +103,14 @@ def main() -> None:
     print(f"model {args.model_name}@champion in {tracking_uri}", flush=True)
     ceiling = measure_ceiling(tracking_uri, args.model_name, products, args.repeats)
     print(f"in-process ceiling: {statistics.median(ceiling):.0f} rows/s", flush=True)
-    runs: dict[str, list[dict[str, Any]]] = {OURS.name: [], MLFLOW.name: []}
+    servers = [OURS, MLFLOW]
+    if args.bentoml_python:
+        BENTOML_PYTHON.append(str(Path(args.bentoml_python).absolute()))
+        BENTOML_MODEL.append(download_champion(tracking_uri, args.model_name, workdir))
+        servers.append(BENTOML)
+    runs: dict[str, list[dict[str, Any]]] = {server.name: [] for server in servers}
     for repeat in range(args.repeats):
-        for server in (OURS, MLFLOW):
+        for server in servers:
             print(f"repeat {repeat + 1}/{args.repeats}: {server.name}", flush=True)
             runs[server.name].append(
                 run_server(server, tracking_uri, args.model_name, scripts, args.duration, workdir)
@@ -102,6 +123,17 @@ def main() -> None:
     print(f"wrote {output}")
 
 
+def download_champion(tracking_uri: str, model_name: str, workdir: Path) -> str:
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri)
+    return str(
+        mlflow.artifacts.download_artifacts(
+            f"models:/{model_name}@champion", dst_path=str(workdir / "bentoml-model")
+        )
+    )
+
+
 def parse_arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tracking-uri", help="reuse this MLflow store instead of training")
@@ -110,6 +142,7 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=3, help="runs of every scenario")
     parser.add_argument("--workdir", help="folder for the store, scripts and logs (default: tmp)")
     parser.add_argument("--output", default=str(RESULTS / "serving.json"))
+    parser.add_argument("--bentoml-python", help="python of a venv with BentoML (third server)")
     return parser.parse_args()
 
 
@@ -142,10 +175,10 @@ def write_scripts(workdir: Path, products: list[dict[str, Any]]) -> dict[tuple[s
     scripts = {}
     singles = [[p] for p in products[:500]]
     batches = [products[i : i + BATCH_ROWS] for i in range(0, 20 * BATCH_ROWS, BATCH_ROWS)]
-    for server in (OURS, MLFLOW):
+    for server in (OURS, MLFLOW, BENTOML):
         for shape, groups in (("single", singles), ("batch", batches)):
             bodies = [json.dumps({server.body_key: group}) for group in groups]
-            path = workdir / f"{server.body_key}-{shape}.lua"
+            path = workdir / f"{server.path.strip('/').replace('/', '-')}-{shape}.lua"
             path.write_text(lua_script(server.path, bodies), "utf-8")
             scripts[(server.name, shape)] = path
     return scripts
@@ -200,7 +233,7 @@ def run_server(
     workdir: Path,
 ) -> dict[str, Any]:
     port = free_port()
-    log = (workdir / f"{server.body_key}-{port}.log").open("wb")
+    log = (workdir / f"{server.path.strip('/').replace('/', '-')}-{port}.log").open("wb")
     alias_uri = f"models:/{model_name}@champion"
     started = time.perf_counter()
     process = subprocess.Popen(
@@ -301,6 +334,10 @@ def summarize(
         "batch_share_of_ceiling": ours[batch_key]["rps"] * BATCH_ROWS / ceiling_rows,
         "time_to_ready_s": ours["time_to_ready_s"],
     }
+    if BENTOML_NAME in servers:
+        bento = servers[BENTOML_NAME]["single_c32"]
+        figures["rps_ratio_c32_vs_bentoml"] = ours["single_c32"]["rps"] / bento["rps"]
+        figures["p99_ratio_c32_vs_bentoml"] = ours["single_c32"]["p99_ms"] / bento["p99_ms"]
     targets = {
         "rps_ratio_c32": (">=", 10.0),
         "p99_ratio_c32": ("<=", 0.1),
@@ -353,18 +390,19 @@ def medians(results: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def print_table(report: dict[str, Any]) -> None:
-    ours, theirs = report["servers"][OURS.name], report["servers"][MLFLOW.name]
+    names = list(report["servers"])
+    columns = [report["servers"][name] for name in names]
     print(f"\nmedians of {report['settings']['repeats']} runs, one worker process each")
-    print(f"{'scenario':<24}{'this server':>34}{'mlflow models serve':>34}")
-    for key in (k for k in ours if isinstance(ours[k], dict)):
+    print(f"{'scenario':<24}" + "".join(f"{name:>34}" for name in names))
+    for key in (k for k in columns[0] if isinstance(columns[0][k], dict)):
         cells = [
             f"{s[key]['rps']:8.1f} req/s {s[key]['p50_ms']:7.1f}/{s[key]['p99_ms']:7.1f} ms"
             + (f" ({s[key]['failed']} failed)" if s[key]["failed"] else "")
-            for s in (ours, theirs)
+            for s in columns
         ]
-        print(f"{key:<24}{cells[0]:>34}{cells[1]:>34}")
-    ready = (f"{s['time_to_ready_s']:.1f} s" for s in (ours, theirs))
-    print(f"{'time to ready':<24}{next(ready):>34}{next(ready):>34}")
+        print(f"{key:<24}" + "".join(f"{cell:>34}" for cell in cells))
+    ready = [f"{s['time_to_ready_s']:.1f} s" for s in columns]
+    print(f"{'time to ready':<24}" + "".join(f"{cell:>34}" for cell in ready))
     ceiling = report["ceiling_rows_per_s"]["median"]
     print(f"in-process ceiling (batches of {BATCH_ROWS}): {ceiling:.0f} rows/s")
     for key, figure in report["figures"].items():

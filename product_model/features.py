@@ -11,6 +11,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -21,6 +22,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import MinMaxScaler
 
 from product_model.contract import InputContract, InputField, all_strings
+from product_model.term_counts import tfidf_transform
 from product_model.text import TextCleaner
 
 Record = Mapping[str, Any]
@@ -127,12 +129,21 @@ def parse_price(value: Any) -> float:
 
 
 def _token(column: str, item: Any) -> str:
+    if isinstance(item, str):  # brands, categories, related ids repeat across products
+        return _string_token(column, item)
+    return _make_token(column, item)
+
+
+def _make_token(column: str, item: Any) -> str:
     text = _SPACE.sub("_", as_text(item).strip().lower())[:80]
     if column == "details" and "=" in text:
         key, _, val = text.partition("=")
         domain = _DOMAIN.match(val)
         text = f"{key}={domain.group(1)}" if domain else text
     return f"{column}:{text}"
+
+
+_string_token = lru_cache(maxsize=1 << 16)(_make_token)
 
 
 def _identity(tokens: list[str]) -> list[str]:
@@ -250,7 +261,8 @@ class ProductFeaturizer(TransformerMixin, BaseEstimator):
     def transform(self, products: Any) -> sparse.csr_matrix:
         blocks = self._blocks(_records(products))
         parts = [
-            vectorizer.transform(blocks[name]) for name, vectorizer in self.vectorizers_.items()
+            tfidf_transform(vectorizer, blocks[name])
+            for name, vectorizer in self.vectorizers_.items()
         ]
         parts.append(self._scaled(blocks["numeric"]))
         return sparse.hstack(parts, format="csr", dtype=np.float32)
@@ -259,7 +271,7 @@ class ProductFeaturizer(TransformerMixin, BaseEstimator):
         """Numeric features scaled to [0, 1]; no columns (a text-only model) stay no columns."""
         if self.scaler_ is None:
             return sparse.csr_matrix((numeric.shape[0], 0), dtype=np.float32)
-        return sparse.csr_matrix(self.scaler_.transform(numeric), dtype=np.float32)
+        return sparse.csr_matrix(_min_max_scaled(self.scaler_, numeric), dtype=np.float32)
 
     def _names(self, n_numeric: int) -> np.ndarray:
         names = [
@@ -302,6 +314,17 @@ class FixedColumns(TransformerMixin, BaseEstimator):
 
     def __sklearn_is_fitted__(self) -> bool:
         return True
+
+
+def _min_max_scaled(scaler: MinMaxScaler, values: np.ndarray) -> np.ndarray:
+    """`scaler.transform(values)` for float64 values: the same arithmetic without the input
+    checks, which cost more than the arithmetic for a few products."""
+    scaled = np.array(values, dtype=np.float64)
+    scaled *= scaler.scale_
+    scaled += scaler.min_
+    if scaler.clip:
+        np.clip(scaled, scaler.feature_range[0], scaler.feature_range[1], out=scaled)
+    return scaled
 
 
 def _to_float(value: Any) -> float:

@@ -10,12 +10,13 @@ from __future__ import annotations
 import html
 import re
 import unicodedata
+from collections.abc import Callable
 from functools import cache
 from importlib import resources
 from typing import Any
 
+import regex
 from nltk.stem.snowball import SnowballStemmer
-from nltk.tokenize import RegexpTokenizer
 
 STEMMER_LANGUAGES = ("english", "spanish")
 
@@ -23,7 +24,12 @@ _TAG = re.compile(r"<[^>]{0,500}>")
 _URL = re.compile(r"(?:\b[a-z][a-z0-9+.-]*://|\bwww\.)\S+", re.IGNORECASE)
 _EMAIL = re.compile(r"\b\S+@\S+\.\w+\b")
 # Words of letters and digits in any script; joined by - . + ' inside a word ("c++", "utf-8").
-_WORD = RegexpTokenizer(r"[^\W_]+(?:[-+.'][^\W_]+)*\+*")
+# Compiled as NLTK's RegexpTokenizer compiles it (the `regex` engine, whose \w also takes the
+# combining marks of scripts such as Devanagari, unlike `re`), called directly: NLTK adds a
+# wall-clock timeout per call against runaway patterns, which this linear pattern does not need.
+_WORD = regex.compile(
+    r"[^\W_]+(?:[-+.'][^\W_]+)*\+*", regex.UNICODE | regex.MULTILINE | regex.DOTALL
+)
 
 
 @cache
@@ -41,13 +47,33 @@ def stopwords(language: str) -> frozenset[str]:
 
 
 def normalize(text: str) -> str:
-    """Lowercase, decode HTML entities, drop tags, URLs, e-mail addresses and control characters."""
-    text = html.unescape(html.unescape(text))
-    text = _TAG.sub(" ", text)
-    text = _URL.sub(" ", text)
-    text = _EMAIL.sub(" ", text)
+    """Lowercase, decode HTML entities, drop tags, URLs, e-mail addresses and control characters.
+
+    Each pattern runs only when the text holds the character it needs ("&", "<", "://" or "www.",
+    "@"): the answer is the same, and most product text has none of them.
+    """
+    if "&" in text:
+        text = html.unescape(html.unescape(text))
+    if "<" in text:
+        text = _TAG.sub(" ", text)
+    if "://" in text or "www." in text.lower():
+        text = _URL.sub(" ", text)
+    if "@" in text:
+        text = _EMAIL.sub(" ", text)
     text = unicodedata.normalize("NFKC", text).lower()
-    return "".join(" " if unicodedata.category(char)[0] == "C" else char for char in text)
+    return text if text.isprintable() else text.translate(_CONTROL_TO_SPACE)
+
+
+class _ControlToSpace(dict[int, int]):
+    """A `str.translate` table, filled as characters are met: control characters (Unicode
+    category C*) become spaces, anything else stays. Looked up in C once a character is known."""
+
+    def __missing__(self, code: int) -> int:
+        self[code] = 32 if unicodedata.category(chr(code))[0] == "C" else code
+        return self[code]
+
+
+_CONTROL_TO_SPACE = _ControlToSpace()
 
 
 class TextCleaner:
@@ -71,8 +97,8 @@ class TextCleaner:
 
     def _setup(self) -> None:
         self._stop = frozenset().union(*(stopwords(lang) for lang in self.stop_languages))
-        self._stem_cache: dict[str, str] = {}
         self._snowball = SnowballStemmer(self.stemmer) if self.stemmer else None
+        self._kept = _KeptTokens(self._keep)
 
     def __getstate__(self) -> dict[str, Any]:
         return {
@@ -88,18 +114,27 @@ class TextCleaner:
     def __repr__(self) -> str:
         return f"TextCleaner(stemmer={self.stemmer!r}, stop_languages={self.stop_languages!r})"
 
-    def _stem(self, token: str) -> str:
-        stem = self._stem_cache.get(token)
-        if stem is None:
-            stem = self._snowball.stem(token) if self._snowball else token
-            if len(self._stem_cache) < 500_000:
-                self._stem_cache[token] = stem
-        return stem
+    def _keep(self, token: str) -> str | None:
+        """The stem of a token that is kept, None for a stop word or a too short token."""
+        if len(token) < self.min_length or token in self._stop:
+            return None
+        return self._snowball.stem(token) if self._snowball else token
 
     def __call__(self, text: str) -> list[str]:
-        tokens = _WORD.tokenize(normalize(text))
-        return [
-            self._stem(token)
-            for token in tokens
-            if len(token) >= self.min_length and token not in self._stop
-        ]
+        kept = map(self._kept.__getitem__, _WORD.findall(normalize(text)))
+        return [stem for stem in kept if stem is not None]
+
+
+class _KeptTokens(dict[str, str | None]):
+    """Token → its stem, or None if dropped; filled on first sight, so known tokens are looked
+    up in C. Bounded: past `limit` tokens, new ones are computed and not kept."""
+
+    def __init__(self, keep: Callable[[str], str | None], limit: int = 500_000) -> None:
+        super().__init__()
+        self.keep, self.limit = keep, limit
+
+    def __missing__(self, token: str) -> str | None:
+        stem = self.keep(token)
+        if len(self) < self.limit:
+            self[token] = stem
+        return stem

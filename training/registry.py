@@ -46,6 +46,8 @@ SERVING_REQUIREMENTS = (
     "scipy",
     "pandas",
     "joblib",
+    "numba",  # the compact forest's walk (compiled in memory at load)
+    "regex",  # the text cleaner's tokenizer
 )
 _COLUMN_TYPES: dict[str, Any] = {"string": "string", "number": "double"}
 

@@ -61,3 +61,36 @@ def test_thresholds_rounded_down_keep_every_comparison() -> None:
 def test_refuses_to_fit() -> None:
     with pytest.raises(TypeError, match="from_forest"):
         CompactForest().fit(np.zeros((2, 2)), [0, 1])
+
+
+def test_folded_column_selection_reads_the_wider_matrix(data) -> None:
+    X, y = data
+    columns = np.arange(0, 40, 2)
+    forest = RandomForestClassifier(15, random_state=2).fit(X[:900][:, columns], y[:900])
+    compact = CompactForest.from_forest(forest)
+    compact.select_columns(columns)
+    expected = forest.predict_proba(X[900:][:, columns])
+    assert np.abs(compact.predict_proba(X[900:]) - expected).max() < 1e-9
+
+
+def test_float64_and_duplicate_entries_read_as_scikit_learn_reads_them(data) -> None:
+    X, y = data
+    forest = ExtraTreesClassifier(15, random_state=4).fit(X[:900], y[:900])
+    compact = CompactForest.from_forest(forest)
+    rows = X[900:].tocoo()
+    # Every stored value split in two halves at the same position: a CSR with duplicates.
+    doubled = sparse.csr_matrix(
+        (
+            np.concatenate([rows.data / 2, rows.data / 2]).astype(np.float64),
+            (np.concatenate([rows.row, rows.row]), np.concatenate([rows.col, rows.col])),
+        ),
+        shape=rows.shape,
+    )
+    expected = forest.predict_proba(doubled.toarray())
+    assert np.abs(compact.predict_proba(doubled) - expected).max() < 1e-9
+
+
+def test_empty_batch_gives_no_rows(data) -> None:
+    X, y = data
+    compact = CompactForest.from_forest(RandomForestClassifier(5, random_state=0).fit(X, y))
+    assert compact.predict_proba(X[:0]).shape == (0, 7)
