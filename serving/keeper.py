@@ -39,6 +39,7 @@ class LoadFailure:
     reason: str  # one of serving.errors.LOAD_FAILURE_REASONS
     message: str  # in user terms, for /readyz and /v1/model
     at: float  # Unix time
+    detail: str = ""  # for the logs only: may name URLs and exceptions
 
     def as_dict(self) -> dict[str, Any]:
         version = self.ref.version if self.ref else None
@@ -167,7 +168,7 @@ class ModelKeeper:
     def _failed(self, ref: ModelRef | None, error: ModelLoadError) -> None:
         version = ref.version if ref else None
         self.metrics.model_load_failed(version or "", error.kind)
-        self.failure = LoadFailure(ref, error.kind, error.public, time.time())
+        self.failure = LoadFailure(ref, error.kind, error.public, time.time(), error.detail)
         served = self.model.ref.version if self.model else None
         log.warning(
             "model load failed: version %s: %s",

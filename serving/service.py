@@ -193,6 +193,14 @@ class PredictionService:
     def _require_model(self) -> ServedModel:
         model = self.keeper.model
         if model is None:
+            failure = self.keeper.failure
+            log.info(  # the client gets the reason in user terms; the details go here
+                "no model to answer with",
+                extra={
+                    "reason": failure.reason if failure else "loading",
+                    "detail": failure.detail if failure else None,
+                },
+            )
             raise ModelNotReadyError(f"no model loaded yet: {self.keeper.not_ready_reason}")
         return model
 

@@ -52,7 +52,10 @@ def big_products(count: int, chars: int) -> list[dict[str, Any]]:
 
 def metric(server: ServingProcess, name: str, **labels: str) -> float:
     total = 0.0
-    for family in text_string_to_metric_families(server.metrics_text()):
+    # A generous timeout: the machine running the suite may be busy with big requests' aftermath.
+    with urllib.request.urlopen(server.url + "/metrics", timeout=60) as response:
+        text = response.read().decode()
+    for family in text_string_to_metric_families(text):
         for s in family.samples:
             if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
                 total += s.value

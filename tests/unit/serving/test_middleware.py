@@ -192,3 +192,62 @@ def test_metrics_module_keeps_clean_registries_apart() -> None:
     labels = {"version": "7", "reason": "load_error"}
     assert first.registry.get_sample_value("model_load_failures_total", labels) == 1
     assert second.registry.get_sample_value("model_load_failures_total", labels) is None
+
+
+def run_until_cancelled(app, body: bytes = b"{}") -> list[dict]:
+    """Run `app` behind the middleware, cancel it as uvicorn does when the shutdown grace period
+    ends, and return what was sent to the client."""
+    middleware = RequestMiddleware(app, ServingMetrics(), [], max_body_bytes=1024)
+    sent: list[dict] = []
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def receive() -> dict:
+        if messages:
+            return messages.pop(0)
+        await asyncio.sleep(3600)
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    async def scenario() -> None:
+        task = asyncio.create_task(middleware(scope(), receive, send))
+        await asyncio.sleep(0.05)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    asyncio.run(scenario())
+    return sent
+
+
+def test_a_request_cut_short_by_the_shutdown_gets_a_json_503() -> None:
+    async def endless(scope, receive, send) -> None:
+        await asyncio.sleep(3600)
+
+    sent = run_until_cancelled(endless)
+    assert sent[0]["status"] == 503
+    assert json.loads(sent[1]["body"])["error"]["code"] == "model_not_ready"
+
+
+def test_the_app_learns_that_the_client_left() -> None:
+    seen: list[bool] = []
+
+    async def waits_for_disconnect(scope, receive, send) -> None:
+        await receive()  # the body
+        message = await receive()
+        seen.append(message["type"] == "http.disconnect")
+
+    middleware = RequestMiddleware(waits_for_disconnect, ServingMetrics(), [], 1024)
+    messages = [
+        {"type": "http.request", "body": b"{}", "more_body": False},
+        {"type": "http.disconnect"},
+    ]
+
+    async def receive() -> dict:
+        return messages.pop(0)
+
+    async def send(message: dict) -> None:
+        pass
+
+    asyncio.run(middleware(scope(), receive, send))
+    assert seen == [True]
