@@ -33,6 +33,15 @@ def start_training(workdir: Path, uri: str, catalog: Path, *extra: str) -> subpr
     )
 
 
+def wait_for_line(process: subprocess.Popen[str], text: str) -> None:
+    """Read the process's standard error until a line holds `text`."""
+    assert process.stderr is not None
+    for line in process.stderr:
+        if text in line:
+            return
+    raise AssertionError(f"the process ended before logging {text!r}")
+
+
 def wait_for_running_run(client: MlflowClient, timeout: float = 180) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -84,7 +93,10 @@ def test_server_restarted_within_the_timeout_lets_the_run_finish(
         "90",
     )
     run_id = wait_for_running_run(MlflowClient(uri))
-    tracking.kill()  # mid-run: the fit is under way, the logging and registry calls come later
+    # Killed while the forest fits: no request is in flight, and every call after the fit
+    # (metrics, artifacts, the model, the registry) meets a server that is gone, then back.
+    wait_for_line(training, "fitting (")
+    tracking.kill()
     time.sleep(8)
     tracking.start()
     out, err = training.communicate(timeout=600)
