@@ -110,7 +110,9 @@ def score_champion(tracking_uri: str, model_uri: str, version: str, rows: pd.Dat
         rows_path, answer_path = Path(scratch) / "rows.pkl", Path(scratch) / "answer.json"
         rows.to_pickle(rows_path)
         script = str(Path(__file__).with_name("rescore.py"))
-        command = [sys.executable, script, model_uri, str(rows_path)]
+        # -P: the script's folder stays off sys.path, so training's modules (profile, logs,
+        # evaluate ...) cannot shadow the standard library's or MLflow's.
+        command = [sys.executable, "-P", script, model_uri, str(rows_path)]
         command.append(str(answer_path))
         env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri}
         done = subprocess.run(
