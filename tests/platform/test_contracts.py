@@ -37,7 +37,18 @@ def _env(container: dict[str, Any]) -> dict[str, str | None]:
 @pytest.fixture(scope="module")
 def app_paths() -> set[str]:
     app = create_app(Settings(model_uri="/nonexistent", reload_interval_seconds=0))
-    return {route.path for route in app.routes}
+    return set(route_paths(app.routes))
+
+
+def route_paths(routes: list[Any]) -> list[str]:
+    """Every route's path, those of included routers (the v2 protocol's) too."""
+    paths = []
+    for route in routes:
+        if hasattr(route, "path"):
+            paths.append(route.path)
+        elif hasattr(route, "original_router"):
+            paths += route_paths(route.original_router.routes)
+    return paths
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -175,7 +186,15 @@ def test_deploy_steps_apply_every_object_exactly_once(
     overlay: str, manifests: dict[str, list[dict[str, Any]]]
 ) -> None:
     selectors = _makefile_selectors()
-    assert set(selectors) == {"PLATFORM", "TRAINING", "RETRAINING", "SERVING"}
+    assert set(selectors) == {
+        "PLATFORM",
+        "TRAINING",
+        "RETRAINING",
+        "SERVING",
+        "TUNING",
+        "BATCH",
+        "BATCH_SPARK",
+    }
     steps: dict[str, set[str]] = {step: set() for step in selectors}
     for obj in manifests[overlay]:
         labels = obj["metadata"]["labels"]
