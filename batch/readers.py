@@ -18,7 +18,7 @@ from typing import IO, Any
 
 import pandas as pd
 
-from training.catalog import MAX_BAD_LINE_SHARE, detect_format
+from training.catalog import CSV_OPTIONS, MAX_BAD_LINE_SHARE, detect_format
 from training.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -133,16 +133,7 @@ def _csv_chunks(
     path: Path, chunk_size: int, _counts: ReadCounts, separator: str
 ) -> Iterator[pd.DataFrame]:
     try:
-        reader = pd.read_csv(
-            path,
-            sep=separator,
-            dtype=str,
-            keep_default_na=False,
-            encoding="utf-8",
-            encoding_errors="replace",
-            skipinitialspace=True,
-            chunksize=chunk_size,
-        )
+        reader = pd.read_csv(path, sep=separator, chunksize=chunk_size, **CSV_OPTIONS)
         with reader:
             yield from reader
     except pd.errors.ParserError as error:

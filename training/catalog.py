@@ -146,18 +146,20 @@ def read_json_lines(path: Path, max_rows: int | None = None) -> pd.DataFrame:
     return frame
 
 
+# How every CSV is read: cells as text (numbers are parsed per column later), blanks kept as "",
+# undecodable bytes replaced, spaces after separators dropped.
+CSV_OPTIONS: dict[str, Any] = {
+    "dtype": str,
+    "keep_default_na": False,
+    "encoding": "utf-8",
+    "encoding_errors": "replace",
+    "skipinitialspace": True,
+}
+
+
 def read_csv(path: Path, separator: str, max_rows: int | None = None) -> pd.DataFrame:
     try:
-        return pd.read_csv(
-            path,
-            sep=separator,
-            dtype=str,
-            keep_default_na=False,
-            encoding="utf-8",
-            encoding_errors="replace",
-            nrows=max_rows,
-            skipinitialspace=True,
-        )
+        return pd.read_csv(path, sep=separator, nrows=max_rows, **CSV_OPTIONS)
     except pd.errors.ParserError as error:
         raise DataError(f"{path}: not a valid CSV file: {error}") from None
     except (OSError, UnicodeError, pd.errors.EmptyDataError) as error:
