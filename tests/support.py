@@ -326,3 +326,29 @@ def wait_until_ready(client: Any, timeout: float = 60) -> None:
             return
         time.sleep(0.05)
     raise AssertionError(f"not ready after {timeout}s: {client.get('/readyz').json()}")
+
+
+def start_prometheus(
+    binary: str, config: Path, folder: Path
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Debian's `prometheus` with `config` on a free loopback port, its data under `folder`;
+    returns the process and its base URL once it is ready."""
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            binary,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={folder / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=(folder / "prometheus.log").open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_http(f"{base}/-/ready", timeout=60, process=process)
+    except BaseException:
+        stop_process(process)
+        raise
+    return process, base

@@ -17,11 +17,10 @@ import pytest
 from tests.integration.test_serving_prometheus import PROMETHEUS, promql, wait_for_value
 from tests.support import (
     REPO,
-    free_port,
     require_binary,
     sample_records,
+    start_prometheus,
     stop_process,
-    wait_for_http,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("mlflow_uri_restored")]
@@ -59,21 +58,8 @@ def prometheus(tmp_path: Path, serve_registry) -> Iterator[tuple[str, object]]:
         f"      - targets: ['{server.url.removeprefix('http://')}']\n"
         f"        labels: {{namespace: {NAMESPACE}, pod: serving-0}}\n"
     )
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            binary,
-            f"--config.file={config}",
-            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ],
-        stdout=(tmp_path / "prometheus.log").open("wb"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
+    process, base = start_prometheus(binary, config, tmp_path)
     try:
-        wait_for_http(f"{base}/-/ready", timeout=60, process=process)
         yield base, server
     finally:
         stop_process(process)

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 import urllib.parse
 import urllib.request
 
 import pytest
 
-from tests.support import free_port, require_binary, stop_process, wait_for_http
+from tests.support import require_binary, start_prometheus, stop_process
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("mlflow_uri_restored")]
 
@@ -48,21 +47,8 @@ def test_prometheus_scrapes_and_answers_promql(registry, serve_registry, tmp_pat
         "scrape_configs:\n  - job_name: product-serving\n"
         f"    static_configs:\n      - targets: ['{target}']\n"
     )
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            binary,
-            f"--config.file={config}",
-            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ],
-        stdout=(tmp_path / "prometheus.log").open("wb"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
+    process, base = start_prometheus(binary, config, tmp_path)
     try:
-        wait_for_http(f"{base}/-/ready", timeout=60, process=process)
         for i in range(12):
             status, _ = server.post("/v1/predict", {"products": [{"title": f"Perl module {i}"}]})
             assert status == 200
