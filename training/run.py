@@ -42,6 +42,8 @@ from training.pipeline import (
     resampled_counts,
 )
 from training.profile import plot_profiles, reference_profile
+from training.retries import RetryPolicy
+from training.run_writer import RunWriter
 from training.split import SplitDefinition, holdout_split
 
 log = logging.getLogger(__name__)
@@ -114,7 +116,8 @@ def train(config: TrainConfig) -> TrainResult:
     tracking_uri = tracking.resolve_tracking_uri(config.tracking_uri)
     with stage(f"connecting to MLflow at {tracking_uri}", timings):
         client = tracking.connect(tracking_uri)
-    steps = TrainingRun(config, client, tracking_uri, catalog, definition, timings)
+    policy = RetryPolicy(config.tracking_timeout_seconds)
+    steps = TrainingRun(config, client, tracking_uri, catalog, definition, timings, policy)
     try:
         return steps.run(train_rows, holdout)
     except MlflowException as error:
@@ -131,35 +134,54 @@ class TrainingRun:
     catalog: Catalog
     split: SplitDefinition
     timings: dict[str, float]
+    policy: RetryPolicy
+
+    @property
+    def writer(self) -> RunWriter:
+        return RunWriter(self.policy)
 
     def run(self, train_rows: pd.DataFrame, holdout: pd.DataFrame) -> TrainResult:
-        experiment = mlflow.set_experiment(self.config.experiment_name)
-        tracking.fail_abandoned_runs(self.client, experiment.experiment_id, ABANDONED_RUN_HOURS)
-        with mlflow.start_run(
-            experiment_id=experiment.experiment_id,
-            run_name=self.config.run_name,
-            tags=tracking.owner_tags(),
-        ) as run:
-            return self.in_run(run.info.run_id, train_rows, holdout)
+        name = self.config.experiment_name
+        experiment = self.policy.call(f"experiment {name}", mlflow.set_experiment, name)
+        experiment_id = str(experiment.experiment_id)
+        self.policy.call(
+            "failing abandoned runs",
+            tracking.fail_abandoned_runs,
+            self.client,
+            experiment_id,
+            ABANDONED_RUN_HOURS,
+        )
+        run_id = tracking.start_run_once(
+            self.policy, self.client, experiment_id, self.config.run_name
+        )
+        try:
+            result = self.in_run(run_id, train_rows, holdout)
+        except BaseException:
+            tracking.end_failed_run(self.policy, self.client, run_id)
+            raise
+        tracking.end_run(self.policy, self.client, run_id, "FINISHED")
+        return result
 
     def in_run(self, run_id: str, train_rows: pd.DataFrame, holdout: pd.DataFrame) -> TrainResult:
         self.log_inputs(train_rows, holdout)
         served, evaluation = self.fit(train_rows, holdout)
         metrics = self.extra_metrics(train_rows, holdout) | evaluation.metrics
-        mlflow.log_metrics(metrics)
+        self.writer.metrics(metrics)
         with stage("profiling the holdout", self.timings):
             profile = self.profile(served, holdout, evaluation)
         with stage("logging and registering the model", self.timings):
             example = model_input(holdout, self.config).head(3)
             metadata = self.metadata(evaluation, run_id) | {"profile": profile}
-            model_uri = registry.log_model(served, metadata, example)
-            version = registry.register(self.client, model_uri, run_id, self.config.model_name)
+            model_uri = registry.log_model(served, metadata, example, self.policy)
+            version = registry.register(
+                self.client, model_uri, run_id, self.config.model_name, self.policy
+            )
         labels = served.classes_[np.argmax(evaluation.proba, axis=1)]
         with stage("comparing with the champion", self.timings):
             decision = self.judge(holdout, labels)
         self.log_decision(decision, str(version.version))
         if decision.promote:
-            registry.promote(self.client, self.config.model_name, str(version.version))
+            registry.promote(self.client, self.config.model_name, str(version.version), self.policy)
         return TrainResult(
             run_id,
             model_uri,
@@ -171,11 +193,11 @@ class TrainingRun:
         )
 
     def log_inputs(self, train_rows: pd.DataFrame, holdout: pd.DataFrame) -> None:
-        mlflow.log_params({k: str(v) for k, v in self.config.model_dump().items()})
-        log_dataset(self.catalog, train_rows, holdout)
+        self.writer.params({k: str(v) for k, v in self.config.model_dump().items()})
+        log_dataset(self.writer, self.catalog, train_rows, holdout)
         if self.catalog.variants:
             groups = [dict(group.labels) for group in self.catalog.variants]
-            mlflow.log_dict({"groups": groups}, "data/label_variants.json")
+            self.writer.json({"groups": groups}, "data/label_variants.json")
 
     def fit(self, train_rows: pd.DataFrame, holdout: pd.DataFrame) -> tuple[Any, Evaluation]:
         served, evaluation, after = fit_and_evaluate(
@@ -184,15 +206,17 @@ class TrainingRun:
         before = {str(k): int(v) for k, v in Counter(train_rows["label"]).items()}
         with tempfile.TemporaryDirectory() as scratch:
             for path in write_reports(evaluation, before, after, Path(scratch)):
-                mlflow.log_artifact(str(path), artifact_path="evaluation")
+                self.writer.artifact(path, "evaluation")
         per_class = evaluation.per_class["f1"].items()
-        mlflow.log_metrics({f"f1_class_{metric_name(k)}": float(v) for k, v in per_class})
+        self.writer.metrics({f"f1_class_{metric_name(k)}": float(v) for k, v in per_class})
         return served, evaluation
 
     def extra_metrics(self, train_rows: pd.DataFrame, holdout: pd.DataFrame) -> dict[str, float]:
         metrics: dict[str, float] = {}
         if self.config.compare_without_smote and self.config.smote:
-            metrics |= compare_without_smote(self.config, train_rows, holdout, self.timings)
+            metrics |= compare_without_smote(
+                self.config, self.writer, train_rows, holdout, self.timings
+            )
         if self.config.cv_folds > 1:
             with stage(f"{self.config.cv_folds}-fold cross-validation", self.timings):
                 metrics |= cross_validate(self.config, train_rows)
@@ -203,11 +227,11 @@ class TrainingRun:
         contract = feature_spec(self.config).contract(self.catalog.frame, self.config.label_column)
         rows = model_input(holdout, self.config)
         profile = reference_profile(served, rows, evaluation.proba, contract)
-        mlflow.log_dict(profile, "monitoring/reference_profile.json")
+        self.writer.json(profile, "monitoring/reference_profile.json")
         with tempfile.TemporaryDirectory() as scratch:
             picture = Path(scratch) / "reference_profile.png"
             plot_profiles({"reference (holdout)": profile}, picture, "Reference profile")
-            mlflow.log_artifact(str(picture), artifact_path="monitoring")
+            self.writer.artifact(picture, "monitoring")
         return profile
 
     def metadata(self, evaluation: Evaluation, run_id: str) -> dict[str, Any]:
@@ -215,13 +239,22 @@ class TrainingRun:
 
     def judge(self, holdout: pd.DataFrame, labels: np.ndarray) -> gate.GateDecision:
         config = self.config
-        champion = registry.current_champion(self.client, config.model_name)
+        champion = self.policy.call(
+            "reading the champion", registry.current_champion, self.client, config.model_name
+        )
         scores = None
         if champion is not None:
             uri = f"models:/{config.model_name}/{champion.version}"
             rows = holdout.drop(columns=["label"]).reset_index(drop=True)
             try:
-                scores = gate.score_champion(self.tracking_uri, uri, str(champion.version), rows)
+                scores = self.policy.call(
+                    f"re-scoring champion v{champion.version}",
+                    gate.score_champion,
+                    self.tracking_uri,
+                    uri,
+                    str(champion.version),
+                    rows,
+                )
             except Exception as error:  # a broken artifact or a champion of another schema
                 log.warning("could not re-score champion v%s: %s", champion.version, error)
                 scores = gate.ChampionScores(str(champion.version), None, np.array([]))
@@ -234,21 +267,22 @@ class TrainingRun:
         )
 
     def log_decision(self, decision: gate.GateDecision, version: str) -> None:
-        mlflow.log_metrics(
+        self.writer.metrics(
             {f"time_{metric_name(k)}_seconds": v for k, v in self.timings.items()}
             | {"gate_compared_rows": float(decision.compared_rows)}
         )
-        mlflow.set_tags(
+        self.writer.tags(
             {
                 "promotion.decision": "promoted" if decision.promote else "kept",
                 "promotion.reason": decision.reason,
                 "model.version": version,
             }
         )
-        if decision.champion_f1 is not None:
-            mlflow.log_metric("champion_f1_macro_rescored", decision.champion_f1)
-        if decision.challenger_f1 is not None:
-            mlflow.log_metric("challenger_f1_macro_on_shared_holdout", decision.challenger_f1)
+        scores = {
+            "champion_f1_macro_rescored": decision.champion_f1,
+            "challenger_f1_macro_on_shared_holdout": decision.challenger_f1,
+        }
+        self.writer.metrics({k: v for k, v in scores.items() if v is not None})
 
 
 def model_metadata(
@@ -274,12 +308,14 @@ def model_metadata(
     }
 
 
-def log_dataset(catalog: Catalog, train: pd.DataFrame, test: pd.DataFrame) -> None:
+def log_dataset(
+    writer: RunWriter, catalog: Catalog, train: pd.DataFrame, test: pd.DataFrame
+) -> None:
     counts = {f"data_{metric_name(k)}": float(v) for k, v in catalog.counts.items()}
     counts.update({"data_train_rows": float(len(train)), "data_eval_rows": float(len(test))})
-    mlflow.log_metrics(counts)
-    mlflow.set_tags({"data.source": catalog.source, "data.sha256": catalog.sha256})
-    mlflow.log_dict(
+    writer.metrics(counts)
+    writer.tags({"data.source": catalog.source, "data.sha256": catalog.sha256})
+    writer.json(
         {
             "source": catalog.source,
             "sha256": catalog.sha256,
@@ -297,7 +333,7 @@ def log_dataset(catalog: Catalog, train: pd.DataFrame, test: pd.DataFrame) -> No
                 name=f"{Path(catalog.source).name}@{catalog.sha256[:12]}",
                 targets="label",
             )
-        mlflow.log_input(dataset, context=context)
+        writer.dataset(dataset, context)
 
 
 def fit_and_evaluate(
@@ -330,12 +366,16 @@ def cross_validate(config: TrainConfig, train: pd.DataFrame) -> dict[str, float]
 
 
 def compare_without_smote(
-    config: TrainConfig, train: pd.DataFrame, test: pd.DataFrame, timings: dict[str, float]
+    config: TrainConfig,
+    writer: RunWriter,
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+    timings: dict[str, float],
 ) -> dict[str, float]:
     with mlflow.start_run(run_name="without-smote", nested=True):
-        mlflow.log_param("smote", False)
+        writer.params({"smote": False})
         _, evaluation, _ = fit_and_evaluate(config, train, test, smote=False, timings=timings)
-        mlflow.log_metrics(evaluation.metrics)
+        writer.metrics(evaluation.metrics)
     return {f"no_smote_{k}": v for k, v in evaluation.metrics.items()}
 
 
