@@ -12,7 +12,6 @@ import logging
 import platform
 import tempfile
 import time
-import warnings
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
-import mlflow.data
 import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
@@ -43,7 +41,7 @@ from training.pipeline import (
 )
 from training.profile import plot_profiles, reference_profile
 from training.retries import RetryPolicy
-from training.run_writer import RunWriter
+from training.run_writer import RunWriter, metric_name
 from training.split import SplitDefinition, holdout_split
 
 log = logging.getLogger(__name__)
@@ -114,9 +112,9 @@ def train(config: TrainConfig) -> TrainResult:
         len(holdout),
     )
     tracking_uri = tracking.resolve_tracking_uri(config.tracking_uri)
-    with stage(f"connecting to MLflow at {tracking_uri}", timings):
-        client = tracking.connect(tracking_uri)
     policy = RetryPolicy(config.tracking_timeout_seconds)
+    with stage(f"connecting to MLflow at {tracking_uri}", timings):
+        client = tracking.connect(tracking_uri, policy)
     steps = TrainingRun(config, client, tracking_uri, catalog, definition, timings, policy)
     try:
         return steps.run(train_rows, holdout)
@@ -194,7 +192,7 @@ class TrainingRun:
 
     def log_inputs(self, train_rows: pd.DataFrame, holdout: pd.DataFrame) -> None:
         self.writer.params({k: str(v) for k, v in self.config.model_dump().items()})
-        log_dataset(self.writer, self.catalog, train_rows, holdout)
+        self.writer.catalog(self.catalog, train_rows, holdout)
         if self.catalog.variants:
             groups = [dict(group.labels) for group in self.catalog.variants]
             self.writer.json({"groups": groups}, "data/label_variants.json")
@@ -308,34 +306,6 @@ def model_metadata(
     }
 
 
-def log_dataset(
-    writer: RunWriter, catalog: Catalog, train: pd.DataFrame, test: pd.DataFrame
-) -> None:
-    counts = {f"data_{metric_name(k)}": float(v) for k, v in catalog.counts.items()}
-    counts.update({"data_train_rows": float(len(train)), "data_eval_rows": float(len(test))})
-    writer.metrics(counts)
-    writer.tags({"data.source": catalog.source, "data.sha256": catalog.sha256})
-    writer.json(
-        {
-            "source": catalog.source,
-            "sha256": catalog.sha256,
-            "counts": catalog.counts,
-            "class_counts": catalog.labels.value_counts().to_dict(),
-        },
-        "data/summary.json",
-    )
-    for frame, context in ((train, "training"), (test, "evaluation")):
-        with warnings.catch_warnings():  # MLflow registers two local-file source types
-            warnings.simplefilter("ignore", UserWarning)
-            dataset = mlflow.data.from_pandas(  # type: ignore[attr-defined]
-                frame[["label"]],
-                source=catalog.source,
-                name=f"{Path(catalog.source).name}@{catalog.sha256[:12]}",
-                targets="label",
-            )
-        writer.dataset(dataset, context)
-
-
 def fit_and_evaluate(
     config: TrainConfig,
     train: pd.DataFrame,
@@ -384,7 +354,3 @@ def platform_version() -> str:
         return package_metadata.version("product-categorization")
     except package_metadata.PackageNotFoundError:
         return "unknown"
-
-
-def metric_name(text: str) -> str:
-    return "".join(c if c.isalnum() or c in "_-." else "_" for c in str(text).lower())[:200]

@@ -9,12 +9,16 @@ whose key, value, timestamp and step are all equal only once.
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import mlflow
+import mlflow.data
+import pandas as pd
 
+from training.catalog import Catalog
 from training.retries import RetryPolicy
 
 
@@ -44,3 +48,31 @@ class RunWriter:
 
     def dataset(self, dataset: Any, context: str) -> None:
         self.policy.call(f"logging the {context} dataset", mlflow.log_input, dataset, context)
+
+    def catalog(self, catalog: Catalog, train: pd.DataFrame, test: pd.DataFrame) -> None:
+        """What the run trained and was evaluated on: counts, source, digest, the two datasets."""
+        counts = {f"data_{metric_name(k)}": float(v) for k, v in catalog.counts.items()}
+        counts.update({"data_train_rows": float(len(train)), "data_eval_rows": float(len(test))})
+        self.metrics(counts)
+        self.tags({"data.source": catalog.source, "data.sha256": catalog.sha256})
+        summary = {
+            "source": catalog.source,
+            "sha256": catalog.sha256,
+            "counts": catalog.counts,
+            "class_counts": catalog.labels.value_counts().to_dict(),
+        }
+        self.json(summary, "data/summary.json")
+        for frame, context in ((train, "training"), (test, "evaluation")):
+            with warnings.catch_warnings():  # MLflow registers two local-file source types
+                warnings.simplefilter("ignore", UserWarning)
+                dataset = mlflow.data.from_pandas(  # type: ignore[attr-defined]
+                    frame[["label"]],
+                    source=catalog.source,
+                    name=f"{Path(catalog.source).name}@{catalog.sha256[:12]}",
+                    targets="label",
+                )
+            self.dataset(dataset, context)
+
+
+def metric_name(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "_-." else "_" for c in str(text).lower())[:200]

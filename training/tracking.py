@@ -59,16 +59,21 @@ def as_tracking_error(error: BaseException, what: str) -> TrackingError:
     return TrackingRefusedError(f"{what}: MLflow refused the request: {text}")
 
 
-def connect(tracking_uri: str) -> MlflowClient:
-    """A client for the server, once it answered (MLflow retries within the configured time)."""
+def connect(tracking_uri: str, policy: RetryPolicy | None = None) -> MlflowClient:
+    """A client for the server, once it answered (MLflow retries within the configured time; with
+    a `policy`, cut answers and error statuses are retried too)."""
     import mlflow
 
     mlflow.set_tracking_uri(tracking_uri)
     client = MlflowClient(tracking_uri=tracking_uri)
+    what = f"connecting to {tracking_uri}"
     try:
-        client.search_experiments(max_results=1)
+        if policy is None:
+            client.search_experiments(max_results=1)
+        else:
+            policy.call(what, client.search_experiments, max_results=1)
     except MlflowException as error:
-        raise as_tracking_error(error, f"connecting to {tracking_uri}") from None
+        raise as_tracking_error(error, what) from None
     return client
 
 

@@ -172,3 +172,22 @@ def test_answers_cut_mid_body_are_retried_without_duplicates(
         ("challenger", "1"),
         ("champion", "1"),
     }
+
+
+def test_champion_rescored_though_its_download_is_cut(
+    tmp_path: Path, small_catalog: Path, tracking: Tracking
+) -> None:
+    first = start_training(tmp_path, tracking.uri, small_catalog, "--n-estimators", "20")
+    _, err = first.communicate(timeout=600)
+    assert first.returncode == 0, err
+    # The gate's second interpreter downloads the champion through the proxy, which cuts the
+    # first downloads: the re-scoring is retried, and the comparison really happens.
+    faults = [Fault("GET", "/mlflow-artifacts/artifacts/", 2)]
+    with FaultProxy(tracking.port, faults) as proxy:
+        second = start_training(tmp_path, proxy.uri, small_catalog, "--n-estimators", "20")
+        out, err = second.communicate(timeout=600)
+    assert second.returncode == 0, err
+    assert faults[0].spoiled == 2
+    assert "champion F1:     -" not in out and "could not re-score" not in err
+    versions = MlflowClient(tracking.uri).search_model_versions("name = 'faulty'")
+    assert sorted(v.version for v in versions) == ["1", "2"]
