@@ -17,6 +17,7 @@ sparse inputs directly: a row costs tens of microseconds, a few times less than 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -50,24 +51,40 @@ class CompactForest(ClassifierMixin, BaseEstimator):
     @classmethod
     def from_forest(cls, forest: Any) -> CompactForest:
         """Convert a fitted scikit-learn forest classifier (single output)."""
-        if getattr(forest, "n_outputs_", 1) != 1:
-            raise ValueError("only single-output forests can be compacted")
-        trees = [estimator.tree_ for estimator in forest.estimators_]
-        n_classes = len(forest.classes_)
-        table_rows: dict[bytes, int] = {}
-        table: list[np.ndarray] = list(np.eye(n_classes))
-        for i in range(n_classes):
-            table_rows[table[i].tobytes()] = i
+        return cls.from_forests([forest])
 
+    @classmethod
+    def from_forests(cls, forests: Iterable[Any]) -> CompactForest:
+        """One forest of the trees of several fitted forests with the same classes, all trees
+        weighing the same (as if they had been fitted as one forest).
+
+        The forests are read one at a time: given a generator that fits each one when asked,
+        only one forest's scikit-learn trees are in memory at once.
+        """
+        classes, n_features = None, 0
+        table: list[np.ndarray] = []
+        table_rows: dict[bytes, int] = {}
         features, thresholds, children, roots = [], [], [], []
         offset = 0
-        for tree in trees:
-            feat, thr, child = _flatten_tree(tree, offset, table, table_rows)
-            roots.append(offset)
-            offset += len(feat)
-            features.append(feat)
-            thresholds.append(thr)
-            children.append(child)
+        for forest in forests:
+            if getattr(forest, "n_outputs_", 1) != 1:
+                raise ValueError("only single-output forests can be compacted")
+            if classes is None:
+                classes, n_features = forest.classes_, forest.n_features_in_
+                table = list(np.eye(len(classes)))
+                table_rows = {row.tobytes(): i for i, row in enumerate(table)}
+            elif not np.array_equal(classes, forest.classes_):
+                raise ValueError("the forests to join were fitted on different classes")
+            for estimator in forest.estimators_:
+                feat, thr, child = _flatten_tree(estimator.tree_, offset, table, table_rows)
+                roots.append(offset)
+                offset += len(feat)
+                features.append(feat)
+                thresholds.append(thr)
+                children.append(child)
+            del forest  # before the next one is fitted
+        if classes is None:
+            raise ValueError("no forest to compact")
 
         compact = cls()
         feature = np.concatenate(features)
@@ -82,8 +99,8 @@ class CompactForest(ClassifierMixin, BaseEstimator):
         compact._pack_nodes()
         compact.roots_ = np.asarray(roots, dtype=np.int32)
         compact.table_ = np.vstack(table).astype(np.float64)
-        compact.classes_ = forest.classes_
-        compact.n_features_in_ = forest.n_features_in_
+        compact.classes_ = classes
+        compact.n_features_in_ = n_features
         return compact
 
     @property
