@@ -5,6 +5,7 @@
 The shared catalog is reduced to title + description (no id, no token columns, duplicates by
 normalised text removed), split by the platform's hash holdout (20%), and scored by
 - the default pipeline as a user runs it on such a catalog (`--id-column '' --token-columns ''`),
+- the same without the linear class scores (`--no-linear-scores`, the earlier default),
 - the same with character n-grams of the title (`--char-ngram-columns title`),
 - a linear SVM on TF-IDF word 1-2-grams plus character 2-5-grams of the same text.
 Prints macro-F1 and accuracy side by side; writes bench/results/text_only.json.
@@ -34,6 +35,7 @@ RESULTS = Path(__file__).parent / "results"
 TEXT_ONLY = {"id_column": "", "token_columns": [], "text_columns": ["title", "description"]}
 VARIANTS: dict[str, dict[str, Any]] = {
     "default pipeline": {},
+    "default without linear scores": {"linear_scores": False},
     "default + title char n-grams": {"char_ngram_columns": ["title"]},
 }
 
