@@ -99,6 +99,10 @@ def split_catalog(
 
 def train(config: TrainConfig) -> TrainResult:
     """Run one training and return what was registered and decided."""
+    if config.task != "single_label":
+        from training.tag_run import train_tags
+
+        return train_tags(config)
     timings: dict[str, float] = {}
     with stage("loading the catalog", timings):
         catalog = load_catalog(config)
@@ -154,7 +158,7 @@ class TrainingRun:
             metadata = self.metadata(evaluation, run_id) | {"profile": profile}
             model_uri = registry.log_model(served, metadata, example)
             version = registry.register(self.client, model_uri, run_id, self.config.model_name)
-        labels = served.classes_[np.argmax(evaluation.proba, axis=1)]
+        labels = self.predicted(served, evaluation)
         with stage("comparing with the champion", self.timings):
             decision = self.judge(holdout, labels)
         self.log_decision(decision, str(version.version))
@@ -169,6 +173,10 @@ class TrainingRun:
             metrics,
             decision.champion_f1,
         )
+
+    def predicted(self, served: Any, evaluation: Evaluation) -> Any:
+        """The model's answers on the holdout, as the gate compares them."""
+        return served.classes_[np.argmax(evaluation.proba, axis=1)]
 
     def log_inputs(self, train_rows: pd.DataFrame, holdout: pd.DataFrame) -> None:
         mlflow.log_params({k: str(v) for k, v in self.config.model_dump().items()})
