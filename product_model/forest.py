@@ -259,7 +259,9 @@ def _positive_index(classes: np.ndarray) -> int:
     return int(hits[0]) if hits.size else -1
 
 
-def _positive_probabilities(values: np.ndarray, positive: list[int], sizes: list[int]) -> np.ndarray:
+def _positive_probabilities(
+    values: np.ndarray, positive: list[int], sizes: list[int]
+) -> np.ndarray:
     """A multi-output tree's leaf values as the probability of 1 per output, computed as
     scikit-learn's predict_proba does (each output's classes normalised, a zero total kept)."""
     out = np.zeros((values.shape[0], len(positive)), dtype=np.float64)

@@ -115,4 +115,3 @@ def with_answers(
         answer["probability"] = [row[-1] for row in probabilities]
         return answer.assign(path=names, path_probabilities=probabilities)
     return answer.assign(tags=names, tag_probabilities=probabilities)
-

@@ -203,7 +203,7 @@ class TrainConfig(BaseSettings):
         "product by the rarity of its rarest tag; none: plain rows (per-tag thresholds remain)",
     )
     trees_per_chunk: int = Field(
-        25,
+        10,
         ge=1,
         description="multilabel/path: trees fitted at a time; each chunk is compacted before the "
         "next (a multi-output scikit-learn tree holds a value per node and tag)",

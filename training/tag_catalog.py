@@ -94,8 +94,11 @@ def clean_tag_catalog(
     counts["dropped_no_text"] = int((no_text & ~no_label).sum())
     frame, text = frame[~no_label & ~no_text], text[~no_label & ~no_text]
     if config.id_column and config.id_column in frame.columns:
-        duplicated = frame[config.id_column].map(as_text).str.strip().pipe(
-            lambda ids: ids.duplicated() & (ids != "")
+        duplicated = (
+            frame[config.id_column]
+            .map(as_text)
+            .str.strip()
+            .pipe(lambda ids: ids.duplicated() & (ids != ""))
         )
     else:
         duplicated = text.str.casefold().str.replace(_SPACES, " ", regex=True).duplicated()

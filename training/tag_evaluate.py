@@ -122,7 +122,9 @@ def plot_f1_by_frequency(per_tag: pd.DataFrame, path: Path) -> None:
     plt.close(fig)
 
 
-def write_tag_reports(evaluation: Evaluation, thresholds: dict[str, float], folder: Path) -> list[Path]:
+def write_tag_reports(
+    evaluation: Evaluation, thresholds: dict[str, float], folder: Path
+) -> list[Path]:
     """The per-tag report (with each tag's threshold) as JSON and the F1-by-frequency chart."""
     folder.mkdir(parents=True, exist_ok=True)
     report = folder / "per_tag_report.json"

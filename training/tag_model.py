@@ -82,7 +82,9 @@ def tag_forest(config: TrainConfig, trees: int, chunk: int) -> object:
     return forest
 
 
-def add_out_of_bag(forest: object, X: sparse.csr_matrix, total: np.ndarray, seen: np.ndarray) -> None:
+def add_out_of_bag(
+    forest: object, X: sparse.csr_matrix, total: np.ndarray, seen: np.ndarray
+) -> None:
     """Add each tree's probabilities of 1 on its out-of-bag rows to `total` (counted in `seen`)."""
     positive = [list(classes).index(1) if 1 in classes else -1 for classes in forest.classes_]
     for tree, in_bag in zip(forest.estimators_, forest.estimators_samples_, strict=True):

@@ -79,16 +79,20 @@ class TagTrainingRun(TrainingRun):
         params = {k: str(v) for k, v in self.config.model_dump().items()}
         params["smote"] = "False (not defined for label sets)"
         mlflow.log_params(params | {"imbalance_handling": imbalance_handling(self.config)})
-        joined = [frame.assign(label=frame["label"].map(LABEL_JOIN.join)) for frame in
-                  (self.catalog.frame, train_rows, holdout)]
+        joined = [
+            frame.assign(label=frame["label"].map(LABEL_JOIN.join))
+            for frame in (self.catalog.frame, train_rows, holdout)
+        ]
         log_dataset(replace(self.catalog, frame=joined[0]), joined[1], joined[2])
         counts = Counter(tag for tags in train_rows["label"] for tag in tags)
         mlflow.log_dict({tag: counts[tag] for tag in self.tags}, "data/tag_counts.json")
 
     def fit(self, train_rows: pd.DataFrame, holdout: pd.DataFrame) -> tuple[Any, Evaluation]:
         config = self.config
-        with stage(f"fitting {config.n_estimators} trees on {len(train_rows)} rows, "
-                   f"{len(self.tags)} tags", self.timings):
+        with stage(
+            f"fitting {config.n_estimators} trees on {len(train_rows)} rows, {len(self.tags)} tags",
+            self.timings,
+        ):
             model = fit_tag_model(config, train_rows, self.tags, config.task)
         self.decoder = model.decoder
         with stage("evaluating", self.timings):
@@ -119,10 +123,14 @@ class TagTrainingRun(TrainingRun):
         assert self.decoder is not None
         metadata = model_metadata(self.config, self.catalog, self.split, evaluation, run_id)
         outputs = ["label", "probability", "top_labels", "top_probabilities"]
-        outputs += ["path", "path_probabilities"] if self.config.task == PATH else [
-            "tags",
-            "tag_probabilities",
-        ]
+        outputs += (
+            ["path", "path_probabilities"]
+            if self.config.task == PATH
+            else [
+                "tags",
+                "tag_probabilities",
+            ]
+        )
         metadata["contract"] |= {
             "task": self.config.task,
             "tags": self.decoder.to_dict(),

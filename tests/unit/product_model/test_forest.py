@@ -118,8 +118,10 @@ def test_multi_output_same_probabilities_as_stock_forest(tag_data, kind, leaf) -
     compact = CompactForest.from_forest(forest, names)
     for rows in (X[900:], X[900:901]):
         stock = np.column_stack(
-            [p[:, list(c).index(1)] if 1 in c else np.zeros(p.shape[0])
-             for p, c in zip(forest.predict_proba(rows), forest.classes_, strict=True)]
+            [
+                p[:, list(c).index(1)] if 1 in c else np.zeros(p.shape[0])
+                for p, c in zip(forest.predict_proba(rows), forest.classes_, strict=True)
+            ]
         )
         assert np.abs(compact.predict_proba(rows) - stock).max() < 1e-9
     assert list(compact.classes_) == names
@@ -131,6 +133,8 @@ def test_forests_fitted_in_chunks_are_one_forest(tag_data) -> None:
     X, Y = tag_data
     chunks = [RandomForestClassifier(10, random_state=s).fit(X[:900], Y[:900]) for s in (1, 2)]
     merged = CompactForest.from_forests(chunks, list("abcdef"))
-    each = [CompactForest.from_forest(chunk, list("abcdef")).predict_proba(X[900:]) for chunk in chunks]
+    each = [
+        CompactForest.from_forest(chunk, list("abcdef")).predict_proba(X[900:]) for chunk in chunks
+    ]
     assert merged.n_trees == 20
     assert np.abs(merged.predict_proba(X[900:]) - (each[0] + each[1]) / 2).max() < 1e-12
