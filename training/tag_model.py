@@ -52,18 +52,19 @@ def rare_tag_weights(Y: np.ndarray) -> np.ndarray:
 
 
 def best_thresholds(Y: np.ndarray, proba: np.ndarray) -> np.ndarray:
-    """Per tag, the grid threshold with the best F1 on (Y, proba); rows with NaN are skipped.
-    A tag never predicted right keeps 0.5."""
+    """Per tag, the grid threshold with the best F1 on (Y, proba), the middle one when several
+    tie; rows with NaN are skipped. A tag never predicted right keeps 0.5."""
     seen = ~np.isnan(proba).any(axis=1)
     Y, proba = Y[seen].astype(bool), proba[seen]
-    best_f1 = np.zeros(Y.shape[1])
-    chosen = np.full(Y.shape[1], 0.5)
-    for threshold in THRESHOLD_GRID:
+    f1 = np.zeros((len(THRESHOLD_GRID), Y.shape[1]))
+    for i, threshold in enumerate(THRESHOLD_GRID):
         predicted = proba >= threshold
         tp = (predicted & Y).sum(axis=0)
-        f1 = 2 * tp / np.maximum(predicted.sum(axis=0) + Y.sum(axis=0), 1)
-        better = f1 > best_f1
-        best_f1[better], chosen[better] = f1[better], threshold
+        f1[i] = 2 * tp / np.maximum(predicted.sum(axis=0) + Y.sum(axis=0), 1)
+    chosen = np.full(Y.shape[1], 0.5)
+    for tag in np.flatnonzero(f1.max(axis=0) > 0):
+        best = np.flatnonzero(f1[:, tag] >= f1[:, tag].max() - 1e-12)
+        chosen[tag] = THRESHOLD_GRID[best[len(best) // 2]]
     return chosen
 
 
