@@ -1,6 +1,7 @@
 """Multi-label tags: the default multi-label pipeline against a linear one-vs-rest model.
 
-    nice -n 10 .venv/bin/python -m bench.bench_multilabel --catalog ../shared/data/apt-catalog.jsonl.gz
+    nice -n 10 .venv/bin/python -m bench.bench_multilabel \
+        --catalog ../shared/data/apt-catalog.jsonl.gz
 
 The shared catalog's `category` field holds Debian tags (`role::program`, `use::editing`, ...).
 Tags on at least 50 products are kept, products are split by the platform's hash holdout (20%),

@@ -378,7 +378,7 @@ def describe_problems(error: ValidationError, source: str) -> str:
     problems = "; ".join(
         f"{item['loc'][0]} (--{str(item['loc'][0]).replace('_', '-')}): {item['msg']}"
         if item["loc"]
-        else item["msg"]
+        else str(item["msg"]).removeprefix("Value error, ")
         for item in error.errors()
     )
     return f"invalid {source}: {problems}"

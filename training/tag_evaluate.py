@@ -37,7 +37,9 @@ def set_scores(truth: TagSets, predicted: TagSets, tags: list[str]) -> dict[str,
         for average in ("micro", "macro", "samples")
     }
     scores["hamming_loss"] = float(hamming_loss(Y, P))
-    scores["subset_accuracy"] = float(np.mean([set(t) == set(p) for t, p in zip(truth, predicted)]))
+    scores["subset_accuracy"] = float(
+        np.mean([set(t) == set(p) for t, p in zip(truth, predicted, strict=True)])
+    )
     return scores
 
 
@@ -70,7 +72,11 @@ def level_scores(truth: TagSets, predicted: TagSets, separator: str) -> dict[str
     scores: dict[str, float] = {}
     depth = 0
     while True:
-        rows = [(at(t, depth), at(p, depth)) for t, p in zip(truth, predicted) if at(t, depth)]
+        rows = [
+            (at(t, depth), at(p, depth))
+            for t, p in zip(truth, predicted, strict=True)
+            if at(t, depth)
+        ]
         if not rows:
             return scores
         true_nodes, predicted_nodes = zip(*rows, strict=True)

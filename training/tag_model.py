@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -74,7 +75,7 @@ def feature_steps(config: TrainConfig) -> Pipeline:
     return Pipeline([step for step in steps if step[0] in ("features", "select")])
 
 
-def tag_forest(config: TrainConfig, trees: int, chunk: int) -> object:
+def tag_forest(config: TrainConfig, trees: int, chunk: int) -> Any:
     """One chunk's forest: no class weights (see the module's docstring), bootstrapped so that
     every tree has out-of-bag rows, its own seed."""
     chunk_config = config.model_copy(update={"n_estimators": trees, "class_weight": "none"})
@@ -83,9 +84,7 @@ def tag_forest(config: TrainConfig, trees: int, chunk: int) -> object:
     return forest
 
 
-def add_out_of_bag(
-    forest: object, X: sparse.csr_matrix, total: np.ndarray, seen: np.ndarray
-) -> None:
+def add_out_of_bag(forest: Any, X: sparse.csr_matrix, total: np.ndarray, seen: np.ndarray) -> None:
     """Add each tree's probabilities of 1 on its out-of-bag rows to `total` (counted in `seen`)."""
     positive = [list(classes).index(1) if 1 in classes else -1 for classes in forest.classes_]
     for tree, in_bag in zip(forest.estimators_, forest.estimators_samples_, strict=True):
@@ -110,7 +109,7 @@ def fit_tag_model(config: TrainConfig, train: pd.DataFrame, tags: list[str], tas
     while done < config.n_estimators:
         trees = min(config.trees_per_chunk, config.n_estimators - done)
         forest = tag_forest(config, trees, chunk)
-        forest.fit(X, Y, sample_weight=weights)  # type: ignore[attr-defined]
+        forest.fit(X, Y, sample_weight=weights)
         add_out_of_bag(forest, X, total, seen)
         builder = builder or CompactForestBuilder(forest, tags)
         builder.add(forest)

@@ -207,7 +207,7 @@ def test_invocations_and_v2_carry_the_tags(tag_server: ServingProcess) -> None:
 def test_thresholds_are_chosen_without_the_holdout(registry: tuple[str, Path]) -> None:
     """Retrain on the same catalog with every holdout row's tags replaced: the thresholds (and
     the forest) learn nothing from the holdout, so they do not move."""
-    from mlflow import MlflowClient
+    import mlflow
 
     from training.config import TrainConfig
     from training.run import split_definition
@@ -216,12 +216,14 @@ def test_thresholds_are_chosen_without_the_holdout(registry: tuple[str, Path]) -
     rows = tag_rows(random.Random(7), 480)
     config = TrainConfig(text_columns=["Title"], id_column="")
     held = split_definition(config).held_out(_frame(rows))
-    changed = [(t, "electronics|kids" if out else tags) for (t, tags), out in zip(rows, held)]
+    changed = [
+        (t, "electronics|kids" if out else tags) for (t, tags), out in zip(rows, held, strict=True)
+    ]
     catalog = write_tag_catalog(root / "tags-changed-holdout.csv", changed)
     train_cli(root, url, "--data", str(catalog), *TAG_OPTIONS)
-    client = MlflowClient(url)
     with tracking_uri_restored():
-        first, second = (_contract(client, TAGS_MODEL, version) for version in ("1", "2"))
+        mlflow.set_tracking_uri(url)
+        first, second = (_contract(TAGS_MODEL, version) for version in ("1", "2"))
     assert first["tags"] == second["tags"]
     assert first["tags"]["thresholds"] != [0.5] * len(first["tags"]["tags"])
 
@@ -232,11 +234,10 @@ def _frame(rows: list[tuple[str, str]]) -> Any:
     return pd.DataFrame(rows, columns=["Title", "Tags"])
 
 
-def _contract(client: Any, name: str, version: str) -> dict[str, Any]:
+def _contract(name: str, version: str) -> dict[str, Any]:
     import mlflow.pyfunc
 
-    source = client.get_model_version(name, version).source
-    wrapper = mlflow.pyfunc.load_model(source).unwrap_python_model()
+    wrapper = mlflow.pyfunc.load_model(f"models:/{name}/{version}").unwrap_python_model()
     return dict(wrapper.metadata["contract"])
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -47,7 +49,7 @@ def test_path_stops_where_the_best_child_misses_its_threshold() -> None:
 def test_every_answered_path_is_consistent() -> None:
     rng = np.random.default_rng(0)
     for nodes in path_decoder(0.3).label_sets(rng.random((200, len(NODES)))):
-        for parent, child in zip(nodes, nodes[1:], strict=False):
+        for parent, child in itertools.pairwise(nodes):
             assert child.rsplit(" > ", 1)[0] == parent
         assert " > " not in nodes[0]
 

@@ -76,3 +76,15 @@ def test_a_label_column_that_is_not_a_list_says_what_to_do(tmp_path) -> None:
 def test_indicator_matrix_ignores_unknown_tags() -> None:
     matrix = indicator_matrix(pd.Series([("a", "c"), ("b",)]), ["a", "b"])
     assert matrix.tolist() == [[1, 0], [0, 1]]
+
+
+def test_task_options_that_cannot_work_stop_at_start() -> None:
+    from training.config import make_config
+    from training.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="--gate-metric: a single_label model"):
+        make_config({"gate_metric": "f1_micro"})
+    with pytest.raises(ConfigError, match="needs the compact forest"):
+        make_config({"task": "path", "compact": False})
+    assert make_config({"task": "path"}).task_gate_metric == "f1_samples"
+    assert make_config({"task": "multilabel"}).task_gate_metric == "f1_micro"

@@ -49,3 +49,28 @@ def test_path_is_scored_per_level() -> None:
     assert scores["path_level_2_accuracy"] == pytest.approx(1 / 2)
     assert scores["path_level_2_rows"] == 2
     assert "path_level_3_accuracy" not in scores
+
+
+def test_the_gate_compares_tag_sets_on_rows_both_models_held_out() -> None:
+    import pandas as pd
+
+    from training.config import TrainConfig
+    from training.gate import ChampionScores
+    from training.split import SplitDefinition
+    from training.tag_run import challenge_tags
+
+    holdout = pd.DataFrame(
+        {"title": [f"product {i}" for i in range(40)], "label": [("a", "b")] * 40}
+    )
+    split = SplitDefinition(0.5, None, ("title",))
+    both = int(split.held_out(holdout).sum())
+    config = TrainConfig(task="multilabel", gate_min_rows=5)
+    better = [["a", "b"]] * 40
+    champion = ChampionScores("3", split, pd.Series(["a"] * 40).to_numpy(), [["a"]] * 40)
+    decision = challenge_tags(champion, holdout, better, "f1_micro", config)
+    assert decision.promote and decision.compared_rows == both
+    assert decision.reason.startswith("f1_micro 1.0000 >= champion v3's 0.6667")
+    kept = challenge_tags(champion, holdout, [["c"]] * 40, "f1_micro", config)
+    assert not kept.promote
+    single = ChampionScores("3", split, pd.Series(["a"] * 40).to_numpy())
+    assert not challenge_tags(single, holdout, better, "f1_micro", config).promote
