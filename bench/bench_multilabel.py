@@ -87,7 +87,7 @@ def run_linear(data: tuple[Any, Any, list[str]]) -> dict[str, Any]:
     start = time.perf_counter()
     words = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True, max_features=200_000)
     X = words.fit_transform(text_of(train))
-    linear = OneVsRestClassifier(LogisticRegression(C=10, solver="liblinear"), n_jobs=1)
+    linear = OneVsRestClassifier(LogisticRegression(C=10, solver="liblinear"), n_jobs=2)
     linear.fit(X, indicator_matrix(train["label"], tags))
     seconds = time.perf_counter() - start
     predicted = linear.predict(words.transform(text_of(holdout)))
@@ -113,6 +113,9 @@ def main() -> None:
     parser.add_argument("--min-tag-count", type=int, default=50)
     parser.add_argument("--n-estimators", type=int, default=TrainConfig().n_estimators)
     parser.add_argument("--n-jobs", type=int, default=2)
+    parser.add_argument(
+        "--default-only", action="store_true", help="skip the --tag-weighting none variant"
+    )
     args = parser.parse_args()
     base = TrainConfig(
         data=str(args.catalog),
@@ -127,15 +130,6 @@ def main() -> None:
     print(f"{len(data[0])} training and {len(data[1])} holdout products, {len(data[2])} tags")
     print(f"before fitting, this process: {peak_mb():.0f} MB peak RSS")
     results: dict[str, Any] = {}
-    linear = "linear one-vs-rest (TF-IDF title + description)"
-    results[linear] = in_child(run_linear, data)
-    print(linear, json.dumps(results[linear]), flush=True)
-    for name, overrides in VARIANTS.items():
-        config = base.model_copy(update=overrides)
-        results[name] = in_child(run_pipeline, config, data)
-        print(name, json.dumps(results[name]), flush=True)
-    print_table(results)
-    RESULTS.mkdir(exist_ok=True)
     summary = {
         "catalog": str(args.catalog),
         "min_tag_count": args.min_tag_count,
@@ -146,7 +140,16 @@ def main() -> None:
         "models": results,
         "note": "2-core machine shared with other jobs; compare within this run",
     }
-    (RESULTS / "multilabel.json").write_text(json.dumps(summary, indent=1))
+    linear = "linear one-vs-rest (TF-IDF title + description)"
+    jobs = [(linear, run_linear, (data,))]
+    for name, overrides in list(VARIANTS.items())[: 1 if args.default_only else None]:
+        jobs.append((name, run_pipeline, (base.model_copy(update=overrides), data)))
+    for name, function, arguments in jobs:
+        results[name] = in_child(function, *arguments)
+        print(name, json.dumps(results[name]), flush=True)
+        RESULTS.mkdir(exist_ok=True)  # written after each model: a long run keeps what it has
+        (RESULTS / "multilabel.json").write_text(json.dumps(summary, indent=1))
+    print_table(results)
 
 
 def print_table(results: dict[str, dict[str, Any]]) -> None:
