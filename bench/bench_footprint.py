@@ -167,7 +167,7 @@ def main() -> None:
     parser.add_argument("--single-rows", type=int, default=200)
     args = parser.parse_args()
 
-    config = TrainConfig(data=str(args.catalog.resolve()), model_name="footprint")
+    config = TrainConfig(data=str(args.catalog.resolve()), model_name="footprint", compact=False)
     catalog = load_catalog(config)
     definition = split_definition(config)
     train_rows, test_rows = split_catalog(catalog, definition)

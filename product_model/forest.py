@@ -17,6 +17,7 @@ sparse inputs directly: a row costs tens of microseconds, a few times less than 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -62,11 +63,20 @@ class CompactForest(ClassifierMixin, BaseEstimator):
         return cls.from_forests([forest], output_names)
 
     @classmethod
-    def from_forests(cls, forests: list[Any], output_names: Any = None) -> CompactForest:
-        """Several fitted forests of the same task as one forest with all their trees."""
-        builder = CompactForestBuilder(forests[0], output_names)
+    def from_forests(cls, forests: Iterable[Any], output_names: Any = None) -> CompactForest:
+        """One forest of the trees of several fitted forests with the same classes (or
+        outputs), all trees weighing the same (as if they had been fitted as one forest).
+
+        The forests are read one at a time: given a generator that fits each one when asked,
+        only one forest's scikit-learn trees are in memory at once.
+        """
+        builder: CompactForestBuilder | None = None
         for forest in forests:
+            builder = builder or CompactForestBuilder(forest, output_names)
             builder.add(forest)
+            del forest  # before the next one is fitted
+        if builder is None:
+            raise ValueError("no forest to compact")
         return builder.build()
 
     def _set_nodes(
@@ -162,6 +172,7 @@ class CompactForestBuilder:
 
     def __init__(self, first: Any, output_names: Any = None) -> None:
         self.leaves = _LeafTable.for_forest(first)
+        self.first_classes = first.classes_
         single = getattr(first, "n_outputs_", 1) == 1
         names = first.classes_ if single else output_names
         self.classes = np.asarray(names if names is not None else np.arange(first.n_outputs_))
@@ -173,6 +184,8 @@ class CompactForestBuilder:
         self.offset = 0
 
     def add(self, forest: Any) -> None:
+        if not _same_classes(self.first_classes, forest.classes_):
+            raise ValueError("the forests to join were fitted on different classes")
         for estimator in forest.estimators_:
             feature, threshold, child = _flatten_tree(estimator.tree_, self.offset, self.leaves)
             self.roots.append(self.offset)
@@ -192,6 +205,18 @@ class CompactForestBuilder:
         compact.classes_ = self.classes
         compact.n_features_in_ = self.n_features_in
         return compact
+
+
+def _same_classes(first: Any, other: Any) -> bool:
+    """Whether two forests have the same classes (per output, for multi-output forests)."""
+    if isinstance(first, list) or isinstance(other, list):
+        return (
+            isinstance(first, list)
+            and isinstance(other, list)
+            and len(first) == len(other)
+            and all(np.array_equal(a, b) for a, b in zip(first, other, strict=True))
+        )
+    return bool(np.array_equal(first, other))
 
 
 class _LeafTable:

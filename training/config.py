@@ -275,7 +275,11 @@ class TrainConfig(BaseSettings):
         "balanced_subsample", description="class weighting of the forest"
     )
     n_jobs: int = Field(-1, description="parallel jobs for fitting (-1: all cores)")
-    compact: bool = Field(True, description="store the forest in the compact lossless form")
+    compact: bool = Field(
+        True,
+        description="store the forest in the compact lossless form (fitted 50 trees at a time, "
+        "each chunk compacted before the next: a fraction of the stock forest's peak memory)",
+    )
 
     # --- MLflow
     tracking_uri: str | None = Field(

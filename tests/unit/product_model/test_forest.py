@@ -138,3 +138,24 @@ def test_forests_fitted_in_chunks_are_one_forest(tag_data) -> None:
     ]
     assert merged.n_trees == 20
     assert np.abs(merged.predict_proba(X[900:]) - (each[0] + each[1]) / 2).max() < 1e-12
+
+
+def test_forests_joined_are_the_mean_of_all_their_trees(data) -> None:
+    """Training fits the forest in chunks; joined, every tree weighs the same."""
+    X, y = data
+    small = RandomForestClassifier(3, random_state=1).fit(X[:900], y[:900])
+    large = RandomForestClassifier(9, random_state=2).fit(X[:900], y[:900])
+    joined = CompactForest.from_forests(iter([small, large]))
+    expected = (3 * small.predict_proba(X[900:]) + 9 * large.predict_proba(X[900:])) / 12
+    assert joined.n_trees == 12
+    assert np.abs(joined.predict_proba(X[900:]) - expected).max() < 1e-9
+
+
+def test_forests_of_other_classes_are_not_joined(data) -> None:
+    X, y = data
+    first = RandomForestClassifier(2, random_state=1).fit(X, y)
+    other = RandomForestClassifier(2, random_state=1).fit(X[y != "a"], y[y != "a"])
+    with pytest.raises(ValueError, match="different classes"):
+        CompactForest.from_forests([first, other])
+    with pytest.raises(ValueError, match="no forest"):
+        CompactForest.from_forests([])

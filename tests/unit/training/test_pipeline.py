@@ -31,7 +31,7 @@ def config(**overrides) -> TrainConfig:
 
 
 def test_smote_adds_rows_in_fit_only(train_frame) -> None:
-    cfg = config()
+    cfg = config(compact=False)
     y = train_frame["label"].to_numpy()
     pipeline = build_pipeline(cfg, y).fit(model_input(train_frame, cfg), y)
     after = resampled_counts(pipeline, y)
@@ -82,7 +82,7 @@ def test_without_smote_the_forest_sees_the_original_counts(train_frame) -> None:
 
 
 def test_stock_forest_serving_form_freezes_the_selection(train_frame) -> None:
-    cfg = config()
+    cfg = config(compact=False)
     y = train_frame["label"].to_numpy()
     X = model_input(train_frame, cfg)
     pipeline = build_pipeline(cfg, y).fit(X, y)
@@ -113,3 +113,21 @@ def test_titles_alone_train_and_predict(train_frame, char_ngrams) -> None:
     pipeline = for_serving(build_pipeline(cfg, y).fit(inputs, y), compact=True)
     proba = pipeline.predict_proba(inputs.head(5))
     assert proba.shape == (5, len(set(y))) and np.allclose(proba.sum(axis=1), 1)
+
+
+def test_chunked_forest_has_every_tree_and_is_the_mean_of_its_chunks(train_frame) -> None:
+    """Fitting 50 trees at a time bounds memory; the served forest is still every tree's mean."""
+    cfg = config(smote=False, n_estimators=7)
+    y = train_frame["label"].to_numpy()
+    X = model_input(train_frame, cfg)
+    pipeline = build_pipeline(cfg, y)
+    chunked = pipeline.named_steps["forest"].set_params(trees_per_chunk=3)
+    pipeline.fit(X, y)
+    assert chunked.compact_.n_trees == 7
+    matrix = pipeline[:-1].transform(X.head(40))
+    chunks = list(chunked.chunks(pipeline[:-1].transform(X).astype(np.float32), y))
+    assert [len(chunk.estimators_) for chunk in chunks] == [3, 3, 1]
+    expected = sum(len(c.estimators_) * c.predict_proba(matrix) for c in chunks) / 7
+    assert np.abs(pipeline.predict_proba(X.head(40)) - expected).max() < 1e-9
+    with pytest.raises(ValueError, match="compact=False"):
+        for_serving(pipeline, compact=False)
