@@ -253,10 +253,11 @@ class TrainingRun:
                 "model.version": version,
             }
         )
+        metric = self.config.task_gate_metric  # f1_macro for single-label models
         if decision.champion_f1 is not None:
-            mlflow.log_metric("champion_f1_macro_rescored", decision.champion_f1)
+            mlflow.log_metric(f"champion_{metric}_rescored", decision.champion_f1)
         if decision.challenger_f1 is not None:
-            mlflow.log_metric("challenger_f1_macro_on_shared_holdout", decision.challenger_f1)
+            mlflow.log_metric(f"challenger_{metric}_on_shared_holdout", decision.challenger_f1)
 
 
 def model_metadata(
