@@ -102,7 +102,7 @@ TAG_OPTIONS += ["--model-name", TAGS_MODEL]
 
 
 @pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+def tag_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     """A tracking server holding a tag model and a path model; (url, folder)."""
     root = tmp_path_factory.mktemp("multilabel")
     port = free_port()
@@ -128,13 +128,13 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Pa
 
 
 @pytest.fixture(scope="module")
-def tag_server(registry, tmp_path_factory) -> Iterator[ServingProcess]:
-    yield from serve(registry[0], TAGS_MODEL, tmp_path_factory.mktemp("tag-serving"))
+def tag_server(tag_registry, tmp_path_factory) -> Iterator[ServingProcess]:
+    yield from serve(tag_registry[0], TAGS_MODEL, tmp_path_factory.mktemp("tag-serving"))
 
 
 @pytest.fixture(scope="module")
-def path_server(registry, tmp_path_factory) -> Iterator[ServingProcess]:
-    yield from serve(registry[0], PATH_MODEL, tmp_path_factory.mktemp("path-serving"))
+def path_server(tag_registry, tmp_path_factory) -> Iterator[ServingProcess]:
+    yield from serve(tag_registry[0], PATH_MODEL, tmp_path_factory.mktemp("path-serving"))
 
 
 def serve(url: str, model: str, folder: Path) -> Iterator[ServingProcess]:
@@ -204,7 +204,7 @@ def test_invocations_and_v2_carry_the_tags(tag_server: ServingProcess) -> None:
     assert outputs["tags"]["data"][4:] == ["", ""]  # the second product's answer, padded
 
 
-def test_thresholds_are_chosen_without_the_holdout(registry: tuple[str, Path]) -> None:
+def test_thresholds_are_chosen_without_the_holdout(tag_registry: tuple[str, Path]) -> None:
     """Retrain on the same catalog with every holdout row's tags replaced: the thresholds (and
     the forest) learn nothing from the holdout, so they do not move."""
     import mlflow
@@ -212,7 +212,7 @@ def test_thresholds_are_chosen_without_the_holdout(registry: tuple[str, Path]) -
     from training.config import TrainConfig
     from training.run import split_definition
 
-    url, root = registry
+    url, root = tag_registry
     rows = tag_rows(random.Random(7), 480)
     config = TrainConfig(text_columns=["Title"], id_column="")
     held = split_definition(config).held_out(_frame(rows))
@@ -265,3 +265,21 @@ def test_path_over_invocations(path_server: ServingProcess) -> None:
     assert status == 200, body
     assert body["predictions"][0]["path"] == levels
     assert len(body["predictions"][0]["path_probabilities"]) == len(levels)
+
+
+def test_a_single_label_model_answers_as_before(serve_registry) -> None:
+    """No tags, no path, the same four outputs: single-label answers keep their shape."""
+    server = serve_registry()
+    product = {"title": "Perl module for parsing XML", "asin": "libxml-parser-perl"}
+    status, body = server.post("/v1/predict", {"products": [product], "top_k": 2})
+    assert status == 200, body
+    assert set(body["predictions"][0]) == {"label", "probability", "top_k"}
+    status, body = server.post("/invocations", {"dataframe_records": [product]})
+    assert set(body["predictions"][0]) == {
+        "label",
+        "probability",
+        "top_labels",
+        "top_probabilities",
+    }
+    status, card = server.get("/v1/model")
+    assert card["task"] == "single_label"
