@@ -52,7 +52,7 @@ def main() -> None:
         train_model(config, work)
     holdout, fields = held_out_products(config)
     streams = make_streams(holdout, fields, args.window, random.Random(7))
-    server = start_server(REPO, tracking, args.window, work / "serve.log")
+    server = start_server(REPO, tracking, args, work / "serve.log")
     try:
         scores = {name: drift_scores(server, products) for name, products in streams.items()}
         latency = compare_latency(tracking, args, work, server)
@@ -64,6 +64,9 @@ def main() -> None:
 def parse_arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tracking-uri", help="reuse a store whose champion is the model")
+    parser.add_argument(
+        "--model-name", default=MODEL, help="the registered model (bench_training --keep: 'bench')"
+    )
     parser.add_argument("--data", type=Path, default=SHARED, help="the catalog")
     parser.add_argument("--max-rows", type=int, default=0, help="rows to train on (0: all)")
     parser.add_argument("--n-estimators", type=int, default=300)
@@ -80,7 +83,7 @@ def training_config(args: argparse.Namespace, tracking: str) -> Any:
         data=str(args.data),
         max_rows=args.max_rows or None,
         n_estimators=args.n_estimators,
-        model_name=MODEL,
+        model_name=args.model_name,
         tracking_uri=tracking,
         force_promote=True,
     )
@@ -158,15 +161,15 @@ class Server:
             return str(response.read().decode())
 
 
-def start_server(code: Path, tracking: str, window: int, log: Path) -> Server:
+def start_server(code: Path, tracking: str, args: argparse.Namespace, log: Path) -> Server:
     port = free_port()
     env = os.environ | {
         "MLFLOW_TRACKING_URI": tracking,
-        "MODEL_NAME": MODEL,
+        "MODEL_NAME": args.model_name,
         "HOST": "127.0.0.1",
         "PORT": str(port),
         "WORKERS": "1",
-        "DRIFT_WINDOW_SIZE": str(window),
+        "DRIFT_WINDOW_SIZE": str(args.window),
         "DRIFT_WINDOW_SECONDS": "0",
         "RELOAD_INTERVAL_SECONDS": "0",
         "PYTHONPATH": str(code),
@@ -214,7 +217,7 @@ def compare_latency(
         check=True,
         capture_output=True,
     )
-    baseline = start_server(baseline_code, tracking, args.window, work / "baseline.log")
+    baseline = start_server(baseline_code, tracking, args, work / "baseline.log")
     assert "prediction_drift_score" not in baseline.metrics(), "the baseline runs this branch"
     servers = {"this branch (drift)": drift_server, "main (no drift)": baseline}
     stop = threading.Event()

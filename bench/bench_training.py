@@ -64,13 +64,20 @@ def main() -> None:
     parser.add_argument("--catalog", type=Path, default=Path("../shared/data/apt-catalog.jsonl.gz"))
     parser.add_argument("--skip-full", action="store_true", help="only the bundled sample")
     parser.add_argument("--extra", default="", help="extra product-train options for both runs")
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        help="keep the MLflow stores in this folder (full/mlflow.db: the full-catalog champion "
+        "'bench', for bench_drift and bench_readiness --tracking-uri)",
+    )
     args = parser.parse_args()
     extra = args.extra.split()
 
     results: dict[str, dict[str, float]] = {}
-    with tempfile.TemporaryDirectory() as scratch:
+    with tempfile.TemporaryDirectory() as temporary:
+        scratch = args.keep.resolve() if args.keep else Path(temporary)
         sample_dir = Path(scratch) / "sample"
-        sample_dir.mkdir()
+        sample_dir.mkdir(parents=True)
         results["sample"] = run_training(None, sample_dir, extra)
         if not args.skip_full:
             full_dir = Path(scratch) / "full"

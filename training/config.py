@@ -245,6 +245,12 @@ class TrainConfig(BaseSettings):
         20_000, ge=0, description="keep the k best features by chi2 (0: keep all)"
     )
 
+    linear_scores: bool = Field(
+        True,
+        description="add a linear SVM's per-class scores (out of fold on training rows) to the "
+        "features the forest splits on",
+    )
+
     # --- resampling
     smote: bool = Field(
         True, description="oversample small classes with SMOTE (training split only)"

@@ -1,4 +1,5 @@
-"""The imbalanced-learn pipeline: features → chi2 selection → SMOTE → tree ensemble.
+"""The imbalanced-learn pipeline: features → chi2 selection → linear class scores → SMOTE → tree
+ensemble.
 
 SMOTE is a sampler step, so imbalanced-learn applies it in `fit` only: evaluation and serving data
 pass through untouched.
@@ -23,6 +24,7 @@ from sklearn.feature_selection import SelectKBest, chi2
 
 from product_model.features import FeatureSpec, FixedColumns, ProductFeaturizer
 from product_model.forest import CompactForest
+from product_model.stacking import LinearScores
 from training.config import MinimumRows, ShareOfLargest, TrainConfig
 
 
@@ -154,6 +156,8 @@ def build_pipeline(config: TrainConfig, y_train: np.ndarray, smote: bool | None 
     ]
     if config.select_k_best:
         steps.append(("select", SelectKBest(chi2, k=config.select_k_best)))
+    if config.linear_scores:
+        steps.append(("scores", LinearScores(random_state=config.seed)))
     if config.smote if smote is None else smote:
         smallest = min(Counter(y_train).values())
         steps.append(("smote", build_sampler(config, smallest)))
@@ -177,14 +181,17 @@ def for_serving(pipeline: Pipeline, compact: bool) -> Pipeline:
     - the sampler is dropped: it does nothing at predict time, after fit it holds training rows,
       and its strategy classes live here, in a module the saved model does not carry;
     - SelectKBest is replaced by its fixed column list (it re-sorts all scores on every call);
-      with the compact forest, the selection is folded into the forest itself;
+      with the compact forest and no linear scores, the selection is folded into the forest;
     - optionally, the forest is converted to its compact, lossless form.
     """
     named = dict(pipeline.steps)
     columns = named["select"].get_support(indices=True) if "select" in named else None
+    fold_selection = compact and columns is not None and "scores" not in named
     steps: list[tuple[str, Any]] = [("features", named["features"])]
-    if columns is not None and not compact:
+    if columns is not None and not fold_selection:
         steps.append(("select", FixedColumns(columns)))
+    if "scores" in named:
+        steps.append(("scores", named["scores"]))
     forest = named["forest"]
     if isinstance(forest, ChunkedCompactForest):
         if not compact:
@@ -194,7 +201,7 @@ def for_serving(pipeline: Pipeline, compact: bool) -> Pipeline:
         forest = copy.copy(forest.compact_)  # select_columns below must not change the fitted one
     elif compact:
         forest = CompactForest.from_forest(forest)
-    if compact and columns is not None:
+    if fold_selection:
         forest.select_columns(columns)
     steps.append(("forest", forest))
     return Pipeline(steps)

@@ -26,24 +26,24 @@ class RecordingUnpickler(pickle.Unpickler):
 
 
 def test_served_pipeline_needs_only_the_model_package(small_catalog) -> None:
-    for smote in (True, False):
+    for smote, compact in ((True, True), (False, True), (True, False)):
         config = TrainConfig(
             data=str(small_catalog),
             n_estimators=3,
             smote=smote,
             smote_strategy="share:0.5",
             select_k_best=500,
+            compact=compact,
         )
         frame = load_catalog(config).frame
         y = frame["label"].to_numpy()
         pipeline = build_pipeline(config, y).fit(model_input(frame, config), y)
-        for compact in (True, False):
-            unpickler = RecordingUnpickler(pickle.dumps(for_serving(pipeline, compact)))
-            unpickler.load()
-            project = {m for m in unpickler.modules if m.split(".")[0] in PROJECT_PACKAGES}
-            assert project, "the pickle should refer to the model package"
-            outside = {m for m in project if m.split(".")[0] != "product_model"}
-            assert not outside, f"the model refers to {outside}, which it does not carry"
+        unpickler = RecordingUnpickler(pickle.dumps(for_serving(pipeline, compact)))
+        unpickler.load()
+        project = {m for m in unpickler.modules if m.split(".")[0] in PROJECT_PACKAGES}
+        assert project, "the pickle should refer to the model package"
+        outside = {m for m in project if m.split(".")[0] != "product_model"}
+        assert not outside, f"the model refers to {outside}, which it does not carry"
 
 
 def test_top_k_labels_order_and_bounds() -> None:

@@ -62,13 +62,18 @@ def test_same_seed_same_model(train_frame) -> None:
     assert not np.array_equal(first, other)
 
 
-def test_serving_form_is_lossless_and_drops_the_sampler(train_frame) -> None:
-    cfg = config()
+@pytest.mark.parametrize(
+    ("linear_scores", "steps"),
+    [(True, ["features", "select", "scores", "forest"]), (False, ["features", "forest"])],
+)
+def test_serving_form_is_lossless_and_drops_the_sampler(train_frame, linear_scores, steps) -> None:
+    """Without linear scores, the compact forest reads the selected columns itself."""
+    cfg = config(linear_scores=linear_scores)
     y = train_frame["label"].to_numpy()
     X = model_input(train_frame, cfg)
     pipeline = build_pipeline(cfg, y).fit(X, y)
     served = for_serving(pipeline, compact=True)
-    assert list(served.named_steps) == ["features", "forest"]
+    assert list(served.named_steps) == steps
     assert np.abs(served.predict_proba(X) - pipeline.predict_proba(X)).max() < 1e-9
 
 
@@ -117,7 +122,7 @@ def test_titles_alone_train_and_predict(train_frame, char_ngrams) -> None:
 
 def test_chunked_forest_has_every_tree_and_is_the_mean_of_its_chunks(train_frame) -> None:
     """Fitting 50 trees at a time bounds memory; the served forest is still every tree's mean."""
-    cfg = config(smote=False, n_estimators=7)
+    cfg = config(smote=False, n_estimators=7, linear_scores=False)
     y = train_frame["label"].to_numpy()
     X = model_input(train_frame, cfg)
     pipeline = build_pipeline(cfg, y)

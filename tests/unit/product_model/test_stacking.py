@@ -1,0 +1,59 @@
+"""Linear class scores: out of fold on training rows, robust to tiny and two-class catalogs."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import sparse
+from sklearn.datasets import make_classification
+
+from product_model.stacking import FLOOR, LinearScores
+
+
+def data(n_classes: int = 4, rows: int = 400) -> tuple[sparse.csr_matrix, np.ndarray]:
+    X, y = make_classification(rows, 30, n_informative=10, n_classes=n_classes, random_state=0)
+    return sparse.csr_matrix(np.abs(X), dtype=np.float32), np.array(list("abcdefgh"))[y]
+
+
+def test_appends_one_non_negative_score_per_class() -> None:
+    X, y = data()
+    scores = LinearScores(random_state=0)
+    out = scores.fit_transform(X, y)
+    assert out.shape == (400, 30 + 4)
+    assert (out[:, 30:].toarray() >= 0).all()
+    assert np.array_equal(out[:, :30].toarray(), X.toarray())
+    served = scores.transform(X[:5])
+    assert served.shape == (5, 34)
+
+
+def test_training_rows_get_out_of_fold_scores() -> None:
+    """In-sample scores would be over-confident; the forest must learn from honest ones."""
+    X, y = data()
+    scores = LinearScores(random_state=0)
+    out_of_fold = scores.fit_transform(X, y)[:, 30:].toarray()
+    in_sample = scores.transform(X)[:, 30:].toarray()
+    assert not np.allclose(out_of_fold, in_sample)
+    classes = scores.classes_
+    right_oof = (classes[out_of_fold.argmax(axis=1)] == y).mean()
+    right_in = (classes[in_sample.argmax(axis=1)] == y).mean()
+    assert right_oof < right_in
+
+
+def test_same_seed_same_scores() -> None:
+    X, y = data()
+    first = LinearScores(random_state=3).fit_transform(X, y)
+    second = LinearScores(random_state=3).fit_transform(X, y)
+    assert (first != second).nnz == 0
+
+
+def test_a_class_rarer_than_the_folds_and_two_classes() -> None:
+    X, y = data(n_classes=2, rows=60)
+    y = y.copy()
+    y[:2] = "z"  # a class of 2 rows, fewer than 3 folds
+    out = LinearScores(random_state=0).fit_transform(X, y)
+    assert out.shape == (60, 33)
+    X2, y2 = data(n_classes=2, rows=60)
+    scores = LinearScores(random_state=0)
+    two = scores.fit_transform(X2, y2)
+    assert two.shape == (60, 32)
+    assert np.allclose(scores.transform(X2)[:, 30].toarray(), 0.0)  # first class keeps FLOOR
+    assert FLOOR < 0
