@@ -70,7 +70,8 @@ def best_thresholds(Y: np.ndarray, proba: np.ndarray) -> np.ndarray:
 
 
 def feature_steps(config: TrainConfig) -> Pipeline:
-    """The single-label pipeline's features and chi2 selection, without sampler or forest."""
+    """The single-label pipeline's features and chi2 selection, without linear class scores
+    (fitted per class, not per tag), sampler or forest."""
     steps = build_pipeline(config, np.array([]), smote=False).steps
     return Pipeline([step for step in steps if step[0] in ("features", "select")])
 
@@ -100,6 +101,8 @@ def add_out_of_bag(forest: Any, X: sparse.csr_matrix, total: np.ndarray, seen: n
 def fit_tag_model(config: TrainConfig, train: pd.DataFrame, tags: list[str], task: str) -> TagModel:
     """Fit features, selection and the chunked forest on `train`; choose the thresholds."""
     Y = indicator_matrix(train["label"], tags)
+    if config.linear_scores:
+        log.info("linear class scores (--linear-scores) apply to single_label models only")
     prefix = feature_steps(config)
     X = sparse.csr_matrix(prefix.fit_transform(model_input(train, config), Y), dtype=np.float32)
     weights = rare_tag_weights(Y) if config.tag_weighting == "rare_tags" else None
