@@ -68,13 +68,15 @@ def text_of(frame: pd.DataFrame) -> list[str]:
     return (title + " " + description).tolist()
 
 
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss over exec from the (large) forking process.
 SERVING_PROBE = """
-import resource, sys, joblib, pandas as pd
+import sys, joblib, pandas as pd
 model = joblib.load(sys.argv[1])
 rows = pd.read_pickle(sys.argv[2])
 for start in range(0, len(rows), 64):
     model.predict_proba(rows.iloc[start : start + 64])
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+status = open("/proc/self/status").read().split("VmHWM:")[1]
+print(int(status.split()[0]) / 1024)
 """
 
 
