@@ -138,6 +138,7 @@ NAMESPACE := product-classifier
 IMAGE_TRAIN := $(REGISTRY)/product-classifier-train
 IMAGE_SERVE := $(REGISTRY)/product-classifier-serve
 IMAGE_MLFLOW := $(REGISTRY)/product-classifier-mlflow
+IMAGE_BATCH_SPARK := $(REGISTRY)/product-classifier-batch-spark
 KUBECTL := kubectl$(if $(KUBE_CONTEXT), --context $(KUBE_CONTEXT))
 K8S_RENDERED := build/k8s/$(OVERLAY).yaml
 TOOLS_VENV := .venv-tools
@@ -206,6 +207,20 @@ image-serve: check-container-tool ## Build the serving image (Dockerfile.serve)
 
 image-mlflow: check-container-tool ## Build the MLflow tracking-server image (Dockerfile.mlflow)
 	$(call build_image,mlflow)
+
+# On the training image of the same REGISTRY and TAG (build it first: make image-train).
+.PHONY: image-batch-spark push-batch-spark load-batch-spark publish-batch-spark
+image-batch-spark: check-container-tool ## Build the Spark batch-scoring image on the training image (Dockerfile.batch-spark)
+	@$(CONTAINER_TOOL) image inspect $(IMAGE_TRAIN):$(TAG) >/dev/null 2>&1 || { echo "error: $(IMAGE_TRAIN):$(TAG) not found; build it first with make image-train (same REGISTRY and TAG)" >&2; exit 1; }
+	$(call build_image,batch-spark) --build-arg TRAIN_IMAGE=$(IMAGE_TRAIN):$(TAG)
+
+push-batch-spark: check-container-tool check-registry ## Push the Spark batch-scoring image to REGISTRY
+	$(CONTAINER_TOOL) push $(IMAGE_BATCH_SPARK):$(TAG)
+
+load-batch-spark: check-container-tool check-load ## Load the Spark batch-scoring image into kind or minikube (LOAD=...)
+	$(call load_image,batch-spark)
+
+publish-batch-spark: $(if $(LOAD),load,push)-batch-spark
 
 .PHONY: push push-train push-serve push-mlflow load-train load-serve load-mlflow
 push: push-train push-serve push-mlflow ## Push the three images to REGISTRY
@@ -312,7 +327,7 @@ k8s-validate: $(TOOLS_STAMP) $(STAMP) check-kubectl ## Render every overlay; kub
 		$(TOOLS_VENV)/bin/checkov --quiet --compact --skip-download --framework kubernetes \
 			--file build/k8s/validate/$$overlay.yaml; \
 	done
-	$(TOOLS_VENV)/bin/hadolint Dockerfile.train Dockerfile.serve Dockerfile.mlflow
+	$(TOOLS_VENV)/bin/hadolint Dockerfile.train Dockerfile.serve Dockerfile.mlflow Dockerfile.batch-spark
 	promtool check rules $(RULES)
 	cd $(dir $(RULE_TESTS)) && promtool test rules $(notdir $(RULE_TESTS))
 	$(PY) scripts/containers/prometheus_rule.py --check $(RULES) $(PROMETHEUS_RULE)
@@ -321,10 +336,14 @@ k8s-rules: $(STAMP) ## Regenerate the PrometheusRule from the alert rule file
 	$(PY) scripts/containers/prometheus_rule.py $(RULES) > $(PROMETHEUS_RULE)
 
 smoke: $(STAMP) smoke-tools ## Container smoke test: build both images with podman, train against MLflow, serve, predict
-	$(VENV)/bin/pytest -m container tests/platform $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -m "container and not spark_image" tests/platform $(PYTEST_ARGS)
+
+.PHONY: smoke-batch-spark
+smoke-batch-spark: $(STAMP) smoke-tools ## Spark image smoke test: build it on the training image, run --engine spark in it (not in make smoke)
+	$(VENV)/bin/pytest -m spark_image tests/platform $(PYTEST_ARGS)
 
 print-images: ## Print the image names this Makefile builds (REGISTRY, TAG)
-	@echo $(IMAGE_TRAIN):$(TAG) $(IMAGE_SERVE):$(TAG) $(IMAGE_MLFLOW):$(TAG)
+	@echo $(IMAGE_TRAIN):$(TAG) $(IMAGE_SERVE):$(TAG) $(IMAGE_MLFLOW):$(TAG) $(IMAGE_BATCH_SPARK):$(TAG)
 
 .PHONY: bench-bentoml-venv
 bench-bentoml-venv: ## A separate venv with BentoML and the model's dependencies, for bench_serving's third server

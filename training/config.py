@@ -306,7 +306,7 @@ class TrainConfig(BaseSettings):
         False, description="make the new version champion even if it scores lower"
     )
     tracking_timeout_seconds: float = Field(
-        60.0, gt=0, description="how long to retry an unreachable tracking server"
+        60.0, gt=0, description="how long each MLflow call of the run retries a failing server"
     )
 
     @model_validator(mode="after")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+import time
 from importlib import metadata as package_metadata
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from product_model.pyfunc import (
     ProductClassifierModel,
 )
 from training.errors import TrackingRefusedError
+from training.retries import DEFAULT_POLICY, RetryPolicy
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -82,9 +84,15 @@ def pinned(names: tuple[str, ...]) -> list[str]:
     return pins
 
 
-def log_model(pipeline: Any, model_metadata: dict[str, Any], input_example: pd.DataFrame) -> str:
+def log_model(
+    pipeline: Any,
+    model_metadata: dict[str, Any],
+    input_example: pd.DataFrame,
+    policy: RetryPolicy = DEFAULT_POLICY,
+) -> str:
     """Log the fitted pipeline as a self-contained pyfunc model; return its model URI.
-    `model_metadata` must hold the input contract under "contract"."""
+    `model_metadata` must hold the input contract under "contract". A retried attempt logs a
+    new MLflow model (an attempt that failed leaves its own, which nothing registers)."""
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
         pipeline_path = folder / "pipeline.joblib"
@@ -94,7 +102,9 @@ def log_model(pipeline: Any, model_metadata: dict[str, Any], input_example: pd.D
         wrapper = ProductClassifierModel()
         wrapper.load(pipeline_path, metadata_path)
         example = wrapper.contract.coerce_frame(input_example)
-        info = mlflow.pyfunc.log_model(
+        info = policy.call(
+            "logging the model",
+            mlflow.pyfunc.log_model,
             name=MODEL_ARTIFACT,
             python_model=ProductClassifierModel(),
             artifacts={
@@ -109,18 +119,47 @@ def log_model(pipeline: Any, model_metadata: dict[str, Any], input_example: pd.D
     return str(info.model_uri)
 
 
-def register(client: MlflowClient, model_uri: str, run_id: str, name: str) -> ModelVersion:
-    """Register the logged model and wait until its version is READY, then tag it challenger."""
-    version = mlflow.register_model(
-        model_uri, name, await_registration_for=300, tags={"run_id": run_id}
+def register(
+    client: MlflowClient,
+    model_uri: str,
+    run_id: str,
+    name: str,
+    policy: RetryPolicy = DEFAULT_POLICY,
+) -> ModelVersion:
+    """Register the logged model once, wait until its version is READY, tag it challenger.
+    Retried calls cannot register it twice: each attempt first looks for this run's version."""
+
+    def find_or_register() -> ModelVersion:
+        existing = client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
+        if existing:
+            return min(existing, key=lambda found: int(found.version))
+        return mlflow.register_model(
+            model_uri, name, await_registration_for=0, tags={"run_id": run_id}
+        )
+
+    version = policy.call(f"registering {name}", find_or_register)
+    policy.call(f"waiting for {name}/{version.version}", wait_until_ready, client, version)
+    policy.call(
+        f"setting {name}@{CHALLENGER}",
+        client.set_registered_model_alias,
+        name,
+        CHALLENGER,
+        version.version,
     )
-    status = client.get_model_version(name, version.version).status
+    return version
+
+
+def wait_until_ready(client: MlflowClient, version: ModelVersion, timeout: float = 300) -> None:
+    """Poll the version until MLflow finished registering it; anything but READY is refused."""
+    deadline = time.monotonic() + timeout
+    status = client.get_model_version(version.name, version.version).status
+    while status == "PENDING_REGISTRATION" and time.monotonic() < deadline:
+        time.sleep(1)
+        status = client.get_model_version(version.name, version.version).status
     if status != "READY":
         raise TrackingRefusedError(
-            f"model version {name}/{version.version} ended in status {status}"
+            f"model version {version.name}/{version.version} ended in status {status}"
         )
-    client.set_registered_model_alias(name, CHALLENGER, version.version)
-    return version
 
 
 def current_champion(client: MlflowClient, name: str) -> ModelVersion | None:
@@ -133,5 +172,10 @@ def current_champion(client: MlflowClient, name: str) -> ModelVersion | None:
         raise
 
 
-def promote(client: MlflowClient, name: str, version: str) -> None:
-    client.set_registered_model_alias(name, CHAMPION, version)
+def promote(
+    client: MlflowClient, name: str, version: str, policy: RetryPolicy = DEFAULT_POLICY
+) -> None:
+    """Point `champion` at `version` (setting an alias is idempotent: retried freely)."""
+    policy.call(
+        f"setting {name}@{CHAMPION}", client.set_registered_model_alias, name, CHAMPION, version
+    )

@@ -12,7 +12,6 @@ import logging
 import platform
 import tempfile
 import time
-import warnings
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
-import mlflow.data
 import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
@@ -42,6 +40,8 @@ from training.pipeline import (
     resampled_counts,
 )
 from training.profile import plot_profiles, reference_profile
+from training.retries import RetryPolicy
+from training.run_writer import RunWriter, metric_name
 from training.split import SplitDefinition, holdout_split
 
 log = logging.getLogger(__name__)
@@ -116,9 +116,10 @@ def train(config: TrainConfig) -> TrainResult:
         len(holdout),
     )
     tracking_uri = tracking.resolve_tracking_uri(config.tracking_uri)
+    policy = RetryPolicy(config.tracking_timeout_seconds)
     with stage(f"connecting to MLflow at {tracking_uri}", timings):
-        client = tracking.connect(tracking_uri)
-    steps = TrainingRun(config, client, tracking_uri, catalog, definition, timings)
+        client = tracking.connect(tracking_uri, policy)
+    steps = TrainingRun(config, client, tracking_uri, catalog, definition, timings, policy)
     try:
         return steps.run(train_rows, holdout)
     except MlflowException as error:
@@ -135,35 +136,54 @@ class TrainingRun:
     catalog: Catalog
     split: SplitDefinition
     timings: dict[str, float]
+    policy: RetryPolicy
+
+    @property
+    def writer(self) -> RunWriter:
+        return RunWriter(self.policy)
 
     def run(self, train_rows: pd.DataFrame, holdout: pd.DataFrame) -> TrainResult:
-        experiment = mlflow.set_experiment(self.config.experiment_name)
-        tracking.fail_abandoned_runs(self.client, experiment.experiment_id, ABANDONED_RUN_HOURS)
-        with mlflow.start_run(
-            experiment_id=experiment.experiment_id,
-            run_name=self.config.run_name,
-            tags=tracking.owner_tags(),
-        ) as run:
-            return self.in_run(run.info.run_id, train_rows, holdout)
+        name = self.config.experiment_name
+        experiment = self.policy.call(f"experiment {name}", mlflow.set_experiment, name)
+        experiment_id = str(experiment.experiment_id)
+        self.policy.call(
+            "failing abandoned runs",
+            tracking.fail_abandoned_runs,
+            self.client,
+            experiment_id,
+            ABANDONED_RUN_HOURS,
+        )
+        run_id = tracking.start_run_once(
+            self.policy, self.client, experiment_id, self.config.run_name
+        )
+        try:
+            result = self.in_run(run_id, train_rows, holdout)
+        except BaseException:
+            tracking.end_failed_run(self.policy, self.client, run_id)
+            raise
+        tracking.end_run(self.policy, self.client, run_id, "FINISHED")
+        return result
 
     def in_run(self, run_id: str, train_rows: pd.DataFrame, holdout: pd.DataFrame) -> TrainResult:
         self.log_inputs(train_rows, holdout)
         served, evaluation = self.fit(train_rows, holdout)
         metrics = self.extra_metrics(train_rows, holdout) | evaluation.metrics
-        mlflow.log_metrics(metrics)
+        self.writer.metrics(metrics)
         with stage("profiling the holdout", self.timings):
             profile = self.profile(served, holdout, evaluation)
         with stage("logging and registering the model", self.timings):
             example = model_input(holdout, self.config).head(3)
             metadata = self.metadata(evaluation, run_id) | {"profile": profile}
-            model_uri = registry.log_model(served, metadata, example)
-            version = registry.register(self.client, model_uri, run_id, self.config.model_name)
+            model_uri = registry.log_model(served, metadata, example, self.policy)
+            version = registry.register(
+                self.client, model_uri, run_id, self.config.model_name, self.policy
+            )
         labels = self.predicted(served, evaluation)
         with stage("comparing with the champion", self.timings):
             decision = self.judge(holdout, labels)
         self.log_decision(decision, str(version.version))
         if decision.promote:
-            registry.promote(self.client, self.config.model_name, str(version.version))
+            registry.promote(self.client, self.config.model_name, str(version.version), self.policy)
         return TrainResult(
             run_id,
             model_uri,
@@ -179,11 +199,11 @@ class TrainingRun:
         return served.classes_[np.argmax(evaluation.proba, axis=1)]
 
     def log_inputs(self, train_rows: pd.DataFrame, holdout: pd.DataFrame) -> None:
-        mlflow.log_params({k: str(v) for k, v in self.config.model_dump().items()})
-        log_dataset(self.catalog, train_rows, holdout)
+        self.writer.params({k: str(v) for k, v in self.config.model_dump().items()})
+        self.writer.catalog(self.catalog, train_rows, holdout)
         if self.catalog.variants:
             groups = [dict(group.labels) for group in self.catalog.variants]
-            mlflow.log_dict({"groups": groups}, "data/label_variants.json")
+            self.writer.json({"groups": groups}, "data/label_variants.json")
 
     def fit(self, train_rows: pd.DataFrame, holdout: pd.DataFrame) -> tuple[Any, Evaluation]:
         served, evaluation, after = fit_and_evaluate(
@@ -192,15 +212,17 @@ class TrainingRun:
         before = {str(k): int(v) for k, v in Counter(train_rows["label"]).items()}
         with tempfile.TemporaryDirectory() as scratch:
             for path in write_reports(evaluation, before, after, Path(scratch)):
-                mlflow.log_artifact(str(path), artifact_path="evaluation")
+                self.writer.artifact(path, "evaluation")
         per_class = evaluation.per_class["f1"].items()
-        mlflow.log_metrics({f"f1_class_{metric_name(k)}": float(v) for k, v in per_class})
+        self.writer.metrics({f"f1_class_{metric_name(k)}": float(v) for k, v in per_class})
         return served, evaluation
 
     def extra_metrics(self, train_rows: pd.DataFrame, holdout: pd.DataFrame) -> dict[str, float]:
         metrics: dict[str, float] = {}
         if self.config.compare_without_smote and self.config.smote:
-            metrics |= compare_without_smote(self.config, train_rows, holdout, self.timings)
+            metrics |= compare_without_smote(
+                self.config, self.writer, train_rows, holdout, self.timings
+            )
         if self.config.cv_folds > 1:
             with stage(f"{self.config.cv_folds}-fold cross-validation", self.timings):
                 metrics |= cross_validate(self.config, train_rows)
@@ -211,11 +233,11 @@ class TrainingRun:
         contract = feature_spec(self.config).contract(self.catalog.frame, self.config.label_column)
         rows = model_input(holdout, self.config)
         profile = reference_profile(served, rows, evaluation.proba, contract)
-        mlflow.log_dict(profile, "monitoring/reference_profile.json")
+        self.writer.json(profile, "monitoring/reference_profile.json")
         with tempfile.TemporaryDirectory() as scratch:
             picture = Path(scratch) / "reference_profile.png"
             plot_profiles({"reference (holdout)": profile}, picture, "Reference profile")
-            mlflow.log_artifact(str(picture), artifact_path="monitoring")
+            self.writer.artifact(picture, "monitoring")
         return profile
 
     def metadata(self, evaluation: Evaluation, run_id: str) -> dict[str, Any]:
@@ -223,13 +245,22 @@ class TrainingRun:
 
     def judge(self, holdout: pd.DataFrame, labels: np.ndarray) -> gate.GateDecision:
         config = self.config
-        champion = registry.current_champion(self.client, config.model_name)
+        champion = self.policy.call(
+            "reading the champion", registry.current_champion, self.client, config.model_name
+        )
         scores = None
         if champion is not None:
             uri = f"models:/{config.model_name}/{champion.version}"
             rows = holdout.drop(columns=["label"]).reset_index(drop=True)
             try:
-                scores = gate.score_champion(self.tracking_uri, uri, str(champion.version), rows)
+                scores = self.policy.call(
+                    f"re-scoring champion v{champion.version}",
+                    gate.score_champion,
+                    self.tracking_uri,
+                    uri,
+                    str(champion.version),
+                    rows,
+                )
             except Exception as error:  # a broken artifact or a champion of another schema
                 log.warning("could not re-score champion v%s: %s", champion.version, error)
                 scores = gate.ChampionScores(str(champion.version), None, np.array([]))
@@ -242,11 +273,11 @@ class TrainingRun:
         )
 
     def log_decision(self, decision: gate.GateDecision, version: str) -> None:
-        mlflow.log_metrics(
+        self.writer.metrics(
             {f"time_{metric_name(k)}_seconds": v for k, v in self.timings.items()}
             | {"gate_compared_rows": float(decision.compared_rows)}
         )
-        mlflow.set_tags(
+        self.writer.tags(
             {
                 "promotion.decision": "promoted" if decision.promote else "kept",
                 "promotion.reason": decision.reason,
@@ -254,10 +285,11 @@ class TrainingRun:
             }
         )
         metric = self.config.task_gate_metric  # f1_macro for single-label models
-        if decision.champion_f1 is not None:
-            mlflow.log_metric(f"champion_{metric}_rescored", decision.champion_f1)
-        if decision.challenger_f1 is not None:
-            mlflow.log_metric(f"challenger_{metric}_on_shared_holdout", decision.challenger_f1)
+        scores = {
+            f"champion_{metric}_rescored": decision.champion_f1,
+            f"challenger_{metric}_on_shared_holdout": decision.challenger_f1,
+        }
+        self.writer.metrics({k: v for k, v in scores.items() if v is not None})
 
 
 def model_metadata(
@@ -281,32 +313,6 @@ def model_metadata(
         "python": platform.python_version(),
         "platform_version": platform_version(),
     }
-
-
-def log_dataset(catalog: Catalog, train: pd.DataFrame, test: pd.DataFrame) -> None:
-    counts = {f"data_{metric_name(k)}": float(v) for k, v in catalog.counts.items()}
-    counts.update({"data_train_rows": float(len(train)), "data_eval_rows": float(len(test))})
-    mlflow.log_metrics(counts)
-    mlflow.set_tags({"data.source": catalog.source, "data.sha256": catalog.sha256})
-    mlflow.log_dict(
-        {
-            "source": catalog.source,
-            "sha256": catalog.sha256,
-            "counts": catalog.counts,
-            "class_counts": catalog.labels.value_counts().to_dict(),
-        },
-        "data/summary.json",
-    )
-    for frame, context in ((train, "training"), (test, "evaluation")):
-        with warnings.catch_warnings():  # MLflow registers two local-file source types
-            warnings.simplefilter("ignore", UserWarning)
-            dataset = mlflow.data.from_pandas(  # type: ignore[attr-defined]
-                frame[["label"]],
-                source=catalog.source,
-                name=f"{Path(catalog.source).name}@{catalog.sha256[:12]}",
-                targets="label",
-            )
-        mlflow.log_input(dataset, context=context)
 
 
 def fit_and_evaluate(
@@ -339,12 +345,16 @@ def cross_validate(config: TrainConfig, train: pd.DataFrame) -> dict[str, float]
 
 
 def compare_without_smote(
-    config: TrainConfig, train: pd.DataFrame, test: pd.DataFrame, timings: dict[str, float]
+    config: TrainConfig,
+    writer: RunWriter,
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+    timings: dict[str, float],
 ) -> dict[str, float]:
     with mlflow.start_run(run_name="without-smote", nested=True):
-        mlflow.log_param("smote", False)
+        writer.params({"smote": False})
         _, evaluation, _ = fit_and_evaluate(config, train, test, smote=False, timings=timings)
-        mlflow.log_metrics(evaluation.metrics)
+        writer.metrics(evaluation.metrics)
     return {f"no_smote_{k}": v for k, v in evaluation.metrics.items()}
 
 
@@ -353,7 +363,3 @@ def platform_version() -> str:
         return package_metadata.version("product-categorization")
     except package_metadata.PackageNotFoundError:
         return "unknown"
-
-
-def metric_name(text: str) -> str:
-    return "".join(c if c.isalnum() or c in "_-." else "_" for c in str(text).lower())[:200]

@@ -11,7 +11,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import mlflow
 import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
@@ -21,15 +20,9 @@ from training import gate, registry, tracking
 from training.config import TrainConfig
 from training.evaluate import Evaluation
 from training.pipeline import model_input
-from training.run import (
-    TrainingRun,
-    TrainResult,
-    log_dataset,
-    metric_name,
-    model_metadata,
-    split_definition,
-    stage,
-)
+from training.retries import RetryPolicy
+from training.run import TrainingRun, TrainResult, model_metadata, split_definition, stage
+from training.run_writer import metric_name
 from training.tag_catalog import load_tag_catalog, split_tag_catalog
 from training.tag_evaluate import evaluate_tags, set_scores, write_tag_reports
 from training.tag_model import fit_tag_model
@@ -61,9 +54,10 @@ def train_tags(config: TrainConfig) -> TrainResult:
         len(holdout),
     )
     tracking_uri = tracking.resolve_tracking_uri(config.tracking_uri)
+    policy = RetryPolicy(config.tracking_timeout_seconds)
     with stage(f"connecting to MLflow at {tracking_uri}", timings):
-        client = tracking.connect(tracking_uri)
-    steps = TagTrainingRun(config, client, tracking_uri, catalog, definition, timings, tags)
+        client = tracking.connect(tracking_uri, policy)
+    steps = TagTrainingRun(config, client, tracking_uri, catalog, definition, timings, policy, tags)
     try:
         return steps.run(train_rows, holdout)
     except MlflowException as error:
@@ -78,14 +72,14 @@ class TagTrainingRun(TrainingRun):
     def log_inputs(self, train_rows: pd.DataFrame, holdout: pd.DataFrame) -> None:
         params = {k: str(v) for k, v in self.config.model_dump().items()}
         params["smote"] = "False (not defined for label sets)"
-        mlflow.log_params(params | {"imbalance_handling": imbalance_handling(self.config)})
+        self.writer.params(params | {"imbalance_handling": imbalance_handling(self.config)})
         joined = [
             frame.assign(label=frame["label"].map(LABEL_JOIN.join))
             for frame in (self.catalog.frame, train_rows, holdout)
         ]
-        log_dataset(replace(self.catalog, frame=joined[0]), joined[1], joined[2])
+        self.writer.catalog(replace(self.catalog, frame=joined[0]), joined[1], joined[2])
         counts = Counter(tag for tags in train_rows["label"] for tag in tags)
-        mlflow.log_dict({tag: counts[tag] for tag in self.tags}, "data/tag_counts.json")
+        self.writer.json({tag: counts[tag] for tag in self.tags}, "data/tag_counts.json")
 
     def fit(self, train_rows: pd.DataFrame, holdout: pd.DataFrame) -> tuple[Any, Evaluation]:
         config = self.config
@@ -109,9 +103,9 @@ class TagTrainingRun(TrainingRun):
         thresholds = dict(zip(self.tags, model.decoder.thresholds, strict=True))
         with tempfile.TemporaryDirectory() as scratch:
             for path in write_tag_reports(evaluation, thresholds, Path(scratch)):
-                mlflow.log_artifact(str(path), artifact_path="evaluation")
+                self.writer.artifact(path, "evaluation")
         per_tag = evaluation.per_class["f1"].items()
-        mlflow.log_metrics({f"f1_tag_{metric_name(k)}": float(v) for k, v in per_tag})
+        self.writer.metrics({f"f1_tag_{metric_name(k)}": float(v) for k, v in per_tag})
         return model.served, evaluation
 
     def extra_metrics(self, train_rows: pd.DataFrame, holdout: pd.DataFrame) -> dict[str, float]:
@@ -145,13 +139,22 @@ class TagTrainingRun(TrainingRun):
 
     def judge(self, holdout: pd.DataFrame, labels: Any) -> gate.GateDecision:
         config = self.config
-        champion = registry.current_champion(self.client, config.model_name)
+        champion = self.policy.call(
+            "reading the champion", registry.current_champion, self.client, config.model_name
+        )
         scores = None
         if champion is not None:
             uri = f"models:/{config.model_name}/{champion.version}"
             rows = holdout.drop(columns=["label"]).reset_index(drop=True)
             try:
-                scores = gate.score_champion(self.tracking_uri, uri, str(champion.version), rows)
+                scores = self.policy.call(
+                    f"re-scoring champion v{champion.version}",
+                    gate.score_champion,
+                    self.tracking_uri,
+                    uri,
+                    str(champion.version),
+                    rows,
+                )
             except Exception as error:  # a broken artifact or a champion of another schema
                 log.warning("could not re-score champion v%s: %s", champion.version, error)
                 scores = gate.ChampionScores(str(champion.version), None, np.array([]))

@@ -1,5 +1,6 @@
 """Reaching MLflow: the tracking URI, MLflow's own HTTP retries bounded by the configured
-timeout, telling "unreachable" from "refused", and failing runs that a dead process left RUNNING.
+timeout, telling "unreachable" from "refused", starting and ending a run so that a retried call
+cannot create a second one, and failing runs that a dead process left RUNNING.
 """
 
 from __future__ import annotations
@@ -8,18 +9,21 @@ import logging
 import os
 import socket
 import time
+import uuid
 from typing import Any
 
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from training.errors import TrackingError, TrackingRefusedError
+from training.retries import RetryPolicy, is_transient
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 OWNER_HOST_TAG = "product.host"
 OWNER_PID_TAG = "product.pid"
+RUN_TOKEN_TAG = "product.run_token"
 _UNREACHABLE = ("max retries exceeded", "connection", "timed out", "temporarily unavailable")
 
 
@@ -42,10 +46,11 @@ def retry_settings(timeout_seconds: float) -> dict[str, str]:
     }
 
 
-def as_tracking_error(error: MlflowException, what: str) -> TrackingError:
-    """An MLflow failure as exit 4 (unreachable) or exit 5 (it answered and refused)."""
+def as_tracking_error(error: BaseException, what: str) -> TrackingError:
+    """An MLflow failure as exit 4 (unreachable, or failing in a way a retry could cure) or
+    exit 5 (it answered and refused)."""
     text = " ".join(str(error).split())
-    if any(marker in text.lower() for marker in _UNREACHABLE):
+    if is_transient(error) or any(marker in text.lower() for marker in _UNREACHABLE):
         return TrackingError(
             f"{what}: MLflow did not answer ({text}); check MLFLOW_TRACKING_URI / "
             "--tracking-uri and that the server is up (--tracking-timeout-seconds sets how long "
@@ -54,17 +59,64 @@ def as_tracking_error(error: MlflowException, what: str) -> TrackingError:
     return TrackingRefusedError(f"{what}: MLflow refused the request: {text}")
 
 
-def connect(tracking_uri: str) -> MlflowClient:
-    """A client for the server, once it answered (MLflow retries within the configured time)."""
+def connect(tracking_uri: str, policy: RetryPolicy | None = None) -> MlflowClient:
+    """A client for the server, once it answered (MLflow retries within the configured time; with
+    a `policy`, cut answers and error statuses are retried too)."""
     import mlflow
 
     mlflow.set_tracking_uri(tracking_uri)
     client = MlflowClient(tracking_uri=tracking_uri)
+    what = f"connecting to {tracking_uri}"
     try:
-        client.search_experiments(max_results=1)
+        if policy is None:
+            client.search_experiments(max_results=1)
+        else:
+            policy.call(what, client.search_experiments, max_results=1)
     except MlflowException as error:
-        raise as_tracking_error(error, f"connecting to {tracking_uri}") from None
+        raise as_tracking_error(error, what) from None
     return client
+
+
+def start_run_once(
+    policy: RetryPolicy, client: MlflowClient, experiment_id: str, run_name: str | None
+) -> str:
+    """Create the run (retried: a retry finds the run a cut answer had already created, by a token
+    tag) and make it the active run of this process. Returns its id."""
+    tags = owner_tags() | {RUN_TOKEN_TAG: uuid.uuid4().hex}
+
+    def find_or_create() -> str:
+        found = client.search_runs(
+            [experiment_id], f"tags.`{RUN_TOKEN_TAG}` = '{tags[RUN_TOKEN_TAG]}'", max_results=1
+        )
+        if found:
+            return str(found[0].info.run_id)
+        return str(client.create_run(experiment_id, run_name=run_name, tags=tags).info.run_id)
+
+    import mlflow
+
+    run_id = policy.call("starting the run", find_or_create)
+    policy.call("starting the run", mlflow.start_run, run_id=run_id)
+    return run_id
+
+
+def end_run(policy: RetryPolicy, client: MlflowClient, run_id: str, status: str) -> None:
+    """Set the run's final status (retried), then let go of it as this process's active run."""
+    import mlflow
+
+    policy.call(f"marking the run {status}", client.set_terminated, run_id, status)
+    try:
+        mlflow.end_run(status)  # sets the same status again; it is already recorded
+    except MlflowException as error:
+        log.debug("ending the active run: %s", error)
+
+
+def end_failed_run(policy: RetryPolicy, client: MlflowClient, run_id: str) -> None:
+    """Mark the run FAILED on the way out of an error, which stays the error reported: when MLflow
+    cannot be told, the next run marks this one FAILED (`fail_abandoned_runs`)."""
+    try:
+        end_run(policy, client, run_id, "FAILED")
+    except TrackingError as error:
+        log.warning("could not mark run %s FAILED: %s", run_id, error)
 
 
 def owner_tags() -> dict[str, str]:

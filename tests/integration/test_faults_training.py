@@ -4,6 +4,7 @@ run fits and restarted within --tracking-timeout-seconds (the run completes), or
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from tests.fault_proxy import Fault, FaultProxy
 from tests.support import free_port, start_mlflow_server, stop_process, wait_for_http
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
@@ -124,3 +126,68 @@ def test_server_gone_too_long_exits_4_and_next_run_fails_the_abandoned_one(
     _, err = again.communicate(timeout=600)
     assert again.returncode == 0, err
     assert MlflowClient(uri).get_run(run_id).info.status == "FAILED"
+
+
+# Answers cut mid-body after the server did the work, for the first requests of each kind a run
+# makes: every retry must find what the spoiled attempt already stored instead of adding a second.
+CUT_ANSWERS = [
+    Fault("POST", "/mlflow/runs/create", 1),
+    Fault("POST", "/mlflow/runs/log-batch", 1, "503"),
+    Fault("POST", "/mlflow/runs/log-batch", 2),
+    Fault("POST", "/mlflow/runs/log-inputs", 1),
+    Fault("PUT", "/mlflow-artifacts/artifacts/", 2),
+    Fault("POST", "/mlflow/model-versions/create", 1),
+    Fault("GET", "/mlflow/model-versions/get", 1),
+    Fault("POST", "/mlflow/registered-models/alias", 2),
+    Fault("POST", "/mlflow/runs/update", 1),
+]
+
+
+def test_answers_cut_mid_body_are_retried_without_duplicates(
+    tmp_path: Path, small_catalog: Path, tracking: Tracking
+) -> None:
+    faults = [Fault(f.method, f.path_part, f.times, f.kind) for f in CUT_ANSWERS]
+    with FaultProxy(tracking.port, faults) as proxy:
+        training = start_training(tmp_path, proxy.uri, small_catalog, "--n-estimators", "20")
+        out, err = training.communicate(timeout=600)
+    assert training.returncode == 0, err
+    assert "Traceback" not in err and "retrying in" in err
+    assert "promoted:        yes" in out
+    assert [f.spoiled for f in faults] == [f.times for f in faults], "a fault did not happen"
+
+    client = MlflowClient(tracking.uri)
+    experiment = client.get_experiment_by_name("product-categorization")
+    assert experiment is not None
+    runs = client.search_runs([experiment.experiment_id])
+    assert [run.info.status for run in runs] == ["FINISHED"]  # one run, though creation was cut
+    run_id = runs[0].info.run_id
+    assert len(client.get_metric_history(run_id, "accuracy")) == 1
+    assert len(runs[0].inputs.dataset_inputs) == 2
+    versions = client.search_model_versions("name = 'faulty'")
+    assert [v.version for v in versions] == ["1"]  # registered once, though the answer was cut
+    assert len(proxy.requests_to("POST", "/model-versions/create")) == 1  # found, not re-created
+    assert client.get_model_version_by_alias("faulty", "champion").version == "1"
+    moves = [json.loads(e.body) for e in proxy.requests_to("POST", "/registered-models/alias")]
+    assert {(move["alias"], move["version"]) for move in moves} == {
+        ("challenger", "1"),
+        ("champion", "1"),
+    }
+
+
+def test_champion_rescored_though_its_download_is_cut(
+    tmp_path: Path, small_catalog: Path, tracking: Tracking
+) -> None:
+    first = start_training(tmp_path, tracking.uri, small_catalog, "--n-estimators", "20")
+    _, err = first.communicate(timeout=600)
+    assert first.returncode == 0, err
+    # The gate's second interpreter downloads the champion through the proxy, which cuts the
+    # first downloads: the re-scoring is retried, and the comparison really happens.
+    faults = [Fault("GET", "/mlflow-artifacts/artifacts/", 2)]
+    with FaultProxy(tracking.port, faults) as proxy:
+        second = start_training(tmp_path, proxy.uri, small_catalog, "--n-estimators", "20")
+        out, err = second.communicate(timeout=600)
+    assert second.returncode == 0, err
+    assert faults[0].spoiled == 2
+    assert "champion F1:     -" not in out and "could not re-score" not in err
+    versions = MlflowClient(tracking.uri).search_model_versions("name = 'faulty'")
+    assert sorted(v.version for v in versions) == ["1", "2"]

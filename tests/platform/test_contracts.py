@@ -21,6 +21,7 @@ pytestmark = pytest.mark.platform
 # Read by libraries rather than by Settings: the MLflow client and prometheus-client.
 LIBRARY_VARIABLES = {"MLFLOW_TRACKING_URI", "PROMETHEUS_MULTIPROC_DIR"}
 IMAGES = ("product-classifier-train", "product-classifier-serve", "product-classifier-mlflow")
+BATCH_SPARK_IMAGE = "product-classifier-batch-spark"  # in the batch component, not the base
 TRAINING_CONFIG = K8S / "base" / "training" / "training.yaml"
 
 
@@ -128,12 +129,37 @@ def test_makefile_builds_the_images_the_manifests_run() -> None:
         ["make", "--no-print-directory", "-s", "print-images", "REGISTRY=r.example/x", "TAG=t1"]
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == [f"r.example/x/{name}:t1" for name in IMAGES]
+    built = (*IMAGES, BATCH_SPARK_IMAGE)
+    assert result.stdout.split() == [f"r.example/x/{name}:t1" for name in built]
     base = render(K8S / "base")
     for name in IMAGES:  # tagged with the project's version (k8s/components/version)
         assert re.search(rf"^ +image: {name}:\S+$", base, re.M), name
     dev = run(["make", "--no-print-directory", "-s", "print-images", "TAG=t1"]).stdout.split()
-    assert dev == [f"localhost/{name}:t1" for name in IMAGES]
+    assert dev == [f"localhost/{name}:t1" for name in built]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_spark_application_runs_the_batch_spark_image_of_this_version(
+    overlay: str, manifests: dict[str, list[dict[str, Any]]]
+) -> None:
+    """Tagged with the project's version like every image (`make render` swaps in its TAG), on
+    the Spark the image installs, against the cluster (not a `local[*]` Spark in the driver)."""
+    app = find(manifests[overlay], "SparkApplication", "product-classifier-batch-spark")
+    version = find(manifests[overlay], "Job", "product-classifier-train")["metadata"]["labels"][
+        "app.kubernetes.io/version"
+    ]
+    name, tag = app["spec"]["image"].rsplit(":", 1)
+    assert name.rsplit("/", 1)[-1] == BATCH_SPARK_IMAGE and tag == version
+    constraints = (K8S.parent / "constraints.txt").read_text(encoding="utf-8")
+    pinned = re.search(r"^pyspark==(\S+)$", constraints, re.M)
+    assert pinned and app["spec"]["sparkVersion"] == pinned.group(1)
+    assert any(arg.startswith("--spark-master=k8s://") for arg in app["spec"]["arguments"])
+
+
+def test_make_render_retags_the_batch_spark_image() -> None:
+    makefile = (K8S.parent / "Makefile").read_text(encoding="utf-8")
+    rule = re.search(r"product-classifier-\(([a-z|-]+)\)", makefile)
+    assert rule and "batch-spark" in rule.group(1).split("|")
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)

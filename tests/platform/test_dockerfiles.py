@@ -1,6 +1,7 @@
 """The Dockerfiles: hadolint-clean, multi-stage on a slim base chosen by a build argument,
 dependencies in a layer before the source, a non-root final stage with OCI labels, and a serving
-image with only the serving dependencies."""
+image with only the serving dependencies. The Spark batch image is built on the training image
+instead, and adds only a Java runtime and PySpark."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from tests.support import REPO
 pytestmark = pytest.mark.platform
 
 DOCKERFILES = ("Dockerfile.train", "Dockerfile.serve", "Dockerfile.mlflow")
+SPARK_DOCKERFILE = "Dockerfile.batch-spark"
+ALL_DOCKERFILES = (*DOCKERFILES, SPARK_DOCKERFILE)
 OCI_LABELS = ("title", "description", "version", "revision", "created", "licenses", "source")
 
 
@@ -38,7 +41,7 @@ def _final_stage(name: str) -> list[tuple[str, str]]:
 
 
 def test_hadolint_passes(tools_bin: Path) -> None:
-    result = run([str(tools_bin / "hadolint"), *DOCKERFILES])
+    result = run([str(tools_bin / "hadolint"), *ALL_DOCKERFILES])
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -61,14 +64,14 @@ def test_final_stage_runs_as_a_numeric_non_root_user_without_build_tools(name: s
     assert ("COPY", "--from=builder /opt/venv /opt/venv") in final
 
 
-@pytest.mark.parametrize("name", DOCKERFILES)
+@pytest.mark.parametrize("name", ALL_DOCKERFILES)
 def test_oci_labels(name: str) -> None:
     labels = " ".join(rest for keyword, rest in _final_stage(name) if keyword == "LABEL")
     for label in OCI_LABELS:
         assert f"org.opencontainers.image.{label}=" in labels, label
 
 
-@pytest.mark.parametrize("name", DOCKERFILES)
+@pytest.mark.parametrize("name", ALL_DOCKERFILES)
 def test_pip_can_use_a_proxy_ca_given_as_a_build_secret(name: str) -> None:
     for keyword, rest in _instructions(name):
         if keyword == "RUN" and "pip install" in rest:
@@ -130,8 +133,43 @@ def test_build_context_is_an_allow_list() -> None:
     patterns = [line for line in lines if line and not line.startswith("#")]
     assert patterns[0] == "*"
     allowed = {pattern[1:] for pattern in patterns if pattern.startswith("!")}
-    for name in DOCKERFILES:
+    for name in ALL_DOCKERFILES:
         for keyword, rest in _instructions(name):
             if keyword == "COPY" and not rest.startswith("--from"):
                 for source in rest.split()[:-1]:
                     assert source.rstrip("/") in allowed, f"{name}: {source} is not in the context"
+
+
+def test_spark_image_is_built_on_the_training_image_chosen_by_build_argument() -> None:
+    instructions = _instructions(SPARK_DOCKERFILE)
+    assert instructions[0][0] == "ARG" and instructions[0][1].startswith("TRAIN_IMAGE=")
+    froms = [rest for keyword, rest in instructions if keyword == "FROM"]
+    assert len(froms) == 2 and all(rest.startswith("${TRAIN_IMAGE}") for rest in froms)
+    makefile = (REPO / "Makefile").read_text(encoding="utf-8")
+    assert "--build-arg TRAIN_IMAGE=$(IMAGE_TRAIN):$(TAG)" in makefile
+
+
+def test_spark_image_adds_only_java_and_pyspark_and_runs_as_non_root() -> None:
+    final = _final_stage(SPARK_DOCKERFILE)
+    users = [rest for keyword, rest in final if keyword == "USER"]
+    assert users[-1] == "10001:10001"
+    runs = " ".join(rest for keyword, rest in final if keyword == "RUN")
+    assert "pip install" not in runs  # PySpark comes from the builder stage, pinned
+    assert re.search(r"--no-install-recommends +default-jre-headless", runs)
+    assert "rm -rf /var/lib/apt/lists/*" in runs
+    copies = [rest for keyword, rest in final if keyword == "COPY"]
+    assert "--from=builder /tmp/pyspark /opt/pyspark" in copies
+    assert not any("/opt/venv" in rest.split()[-1] for rest in copies)  # no second venv layer
+    builder = _instructions(SPARK_DOCKERFILE)[: len(_instructions(SPARK_DOCKERFILE)) - len(final)]
+    install = next(rest for keyword, rest in builder if keyword == "RUN" and "pip" in rest)
+    assert "project_requirements.py spark" in install and "-c constraints.txt" in install
+
+
+def test_spark_image_entrypoint_starts_drivers_executors_and_commands() -> None:
+    final = _final_stage(SPARK_DOCKERFILE)
+    assert ("ENTRYPOINT", '["/opt/spark-entrypoint.sh"]') in final
+    script = (REPO / "scripts" / "containers" / "spark-entrypoint.sh").read_text(encoding="utf-8")
+    assert "driver)" in script and "executor)" in script and 'exec "$@"' in script
+    assert "KubernetesExecutorBackend" in script
+    syntax = run(["bash", "-n", str(REPO / "scripts" / "containers" / "spark-entrypoint.sh")])
+    assert syntax.returncode == 0, syntax.stderr
