@@ -12,7 +12,7 @@ from tqdm import tqdm
 from batch import readers, writers
 from batch.config import BatchConfig
 from batch.model import ScoringModel
-from batch.scoring import check_columns, score_chunk
+from batch.scoring import check_columns, output_schema, score_chunk
 from batch.summary import Summary
 
 
@@ -30,7 +30,7 @@ def run_local(config: BatchConfig, model: ScoringModel) -> Summary:
         writers.atomic_path(final, config.overwrite) as temporary,
         tqdm(total=total, unit="rows", disable=not config.progress, smoothing=0.1) as bar,
     ):
-        writer = writers.open_writer(config.output_format, temporary)
+        writer = writers.open_writer(config.output_format, temporary, output_schema(model.task))
         try:
             for chunk in chunks:
                 if summary.rows == 0:

@@ -44,6 +44,7 @@ class ScoringModel:
     inputs: ModelInputs
     pyfunc: Any
     classes: tuple[str, ...]
+    task: str = "single_label"  # multilabel and path models add their tags (or path) columns
 
 
 def resolve(spec: str, tracking_uri: str | None, timeout: float = 30.0) -> ModelRef:
@@ -113,7 +114,8 @@ def load(ref: ModelRef, id_column: str | None) -> ScoringModel:
     version = ref.version or str(pyfunc.metadata.model_uuid or "")
     inputs = model_inputs(metadata, _signature_names(pyfunc), id_column)
     classes = tuple(str(c) for c in getattr(wrapper, "classes", ()))
-    return ScoringModel(ModelRef(ref.uri, name, version), inputs, pyfunc, classes)
+    task = str((metadata.get("contract") or {}).get("task", "single_label"))
+    return ScoringModel(ModelRef(ref.uri, name, version), inputs, pyfunc, classes, task)
 
 
 def _signature_names(pyfunc: Any) -> list[str]:

@@ -30,6 +30,21 @@ OUTPUT_SCHEMA = pa.schema(
     ]
 )
 OUTPUT_COLUMNS = tuple(OUTPUT_SCHEMA.names)
+# The columns multilabel and path models add, after `top_probabilities`.
+TASK_COLUMNS = {
+    "multilabel": ("tags", "tag_probabilities"),
+    "path": ("path", "path_probabilities"),
+}
+
+
+def output_schema(task: str) -> pa.Schema:
+    """The output columns for a model of this task."""
+    extra = TASK_COLUMNS.get(task)
+    if extra is None:
+        return OUTPUT_SCHEMA
+    at = OUTPUT_SCHEMA.get_field_index("top_probabilities") + 1
+    schema = OUTPUT_SCHEMA.insert(at, pa.field(extra[0], pa.list_(pa.string())))
+    return schema.insert(at + 1, pa.field(extra[1], pa.list_(pa.float64())))
 
 
 def no_text_reason(inputs: ModelInputs) -> str:
@@ -92,12 +107,15 @@ def score_chunk(model: ScoringModel, frame: pd.DataFrame, top_k: int) -> pd.Data
             "model_version": [model.ref.version] * size,
         }
     )
+    extra = TASK_COLUMNS.get(model.task, ())
+    for at, column in enumerate(extra):
+        out.insert(out.columns.get_loc("top_probabilities") + 1 + at, column, [[]] * size)
     if usable.any():
         predicted = model.pyfunc.predict(
             model_frame(frame[usable], inputs), params={"top_k": top_k}
         )
         rows = np.flatnonzero(usable)
-        for column in ("label", "probability", "top_labels", "top_probabilities"):
+        for column in ("label", "probability", "top_labels", "top_probabilities", *extra):
             values = out[column].tolist()
             for row, value in zip(rows, predicted[column], strict=True):
                 values[row] = value

@@ -285,6 +285,11 @@ def count_output(spark: Any, output: str, summary: Summary) -> None:
 
 def run_spark(config: BatchConfig, model: ScoringModel) -> Summary:
     """Score `config.data` into the Parquet folder `config.output` with Spark."""
+    if model.task != "single_label":
+        raise ConfigError(
+            f"--model {model.ref.uri} is a {model.task} model; the Spark engine scores "
+            "single_label models only: use --engine local"
+        )
     if "://" not in config.output:
         writers.check_output(Path(config.output), config.overwrite)
     spark, created = start_session(config)

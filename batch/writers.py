@@ -71,15 +71,16 @@ def remove(path: Path) -> None:
 
 
 class ParquetChunks:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, schema: Any = OUTPUT_SCHEMA) -> None:
         import pyarrow.parquet as pq
 
-        self._writer = pq.ParquetWriter(path, OUTPUT_SCHEMA)
+        self._schema = schema
+        self._writer = pq.ParquetWriter(path, schema)
 
     def write(self, frame: pd.DataFrame) -> None:
         import pyarrow as pa
 
-        table = pa.Table.from_pandas(frame, schema=OUTPUT_SCHEMA, preserve_index=False)
+        table = pa.Table.from_pandas(frame, schema=self._schema, preserve_index=False)
         self._writer.write_table(table)
 
     def close(self) -> None:
@@ -87,17 +88,16 @@ class ParquetChunks:
 
 
 class CsvChunks:
-    """CSV cannot hold lists: the top-k columns are JSON arrays in their cells."""
+    """CSV cannot hold lists: the top-k (and tag or path) columns are JSON arrays in their
+    cells."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, schema: Any = OUTPUT_SCHEMA) -> None:
         self._handle: IO[str] = path.open("w", encoding="utf-8", newline="")
         self._header = True
 
     def write(self, frame: pd.DataFrame) -> None:
-        frame = frame.assign(
-            top_labels=frame["top_labels"].map(_json_list),
-            top_probabilities=frame["top_probabilities"].map(_json_list),
-        )
+        lists = [c for c in frame.columns if c.startswith(LIST_COLUMN_PREFIXES)]
+        frame = frame.assign(**{column: frame[column].map(_json_list) for column in lists})
         frame.to_csv(self._handle, header=self._header, index=False)
         self._header = False
 
@@ -105,8 +105,11 @@ class CsvChunks:
         self._handle.close()
 
 
+LIST_COLUMN_PREFIXES = ("top_", "tag", "path")
+
+
 class JsonLinesChunks:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, schema: Any = OUTPUT_SCHEMA) -> None:
         self._handle: IO[str] = path.open("w", encoding="utf-8")
 
     def write(self, frame: pd.DataFrame) -> None:
@@ -141,5 +144,5 @@ WRITERS: dict[str, type[ParquetChunks | CsvChunks | JsonLinesChunks]] = {
 }
 
 
-def open_writer(kind: str, path: Path) -> ChunkWriter:
-    return WRITERS[kind](path)
+def open_writer(kind: str, path: Path, schema: Any = OUTPUT_SCHEMA) -> ChunkWriter:
+    return WRITERS[kind](path, schema)

@@ -4,6 +4,10 @@ Training writes the contract into the model's metadata (`contract`) and its MLfl
 serving, batch scoring and the v2 protocol build their request validation from it, so a model
 trained on a CSV with a `Product Title` column is asked for `Product Title`, not `title`.
 
+The contract also says what the model answers: `task` is `single_label` (one label per product),
+`multilabel` (every tag above its threshold) or `path` (a consistent category path); the last two
+carry their tags and per-tag thresholds (`tags`, see `product_model.tags`).
+
 Roles say what a field feeds: `text` (cleaned, stemmed TF-IDF), `tokens` (categorical values or
 lists, one token each), `numeric` (a number), `id` (character n-grams of the product id). Types
 say what a value may be: `string`; `text` (a string or a list of strings); `tokens` (a string, a
@@ -55,6 +59,8 @@ class InputContract:
     outputs: tuple[str, ...] = field(
         default=("label", "probability", "top_labels", "top_probabilities")
     )
+    # multilabel and path models: their tags (or path nodes), per-tag thresholds and separator
+    tags: Mapping[str, Any] | None = None
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -69,13 +75,16 @@ class InputContract:
         return tuple(f.name for f in self.fields if f.type in types)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        described = {
             "version": self.version,
             "task": self.task,
             "label_column": self.label_column,
             "fields": [f.to_dict() for f in self.fields],
             "outputs": list(self.outputs),
         }
+        if self.tags is not None:
+            described["tags"] = dict(self.tags)
+        return described
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> InputContract:
@@ -89,6 +98,7 @@ class InputContract:
             task=str(data.get("task", SINGLE_LABEL)),
             version=int(data.get("version", CONTRACT_VERSION)),
             outputs=tuple(data.get("outputs", cls.__dataclass_fields__["outputs"].default)),
+            tags=data.get("tags"),
         )
 
     def coerce_frame(self, frame: pd.DataFrame) -> pd.DataFrame:

@@ -28,14 +28,23 @@ from product_model.tree_walk import forest_votes
 
 
 class CompactForest(ClassifierMixin, BaseEstimator):
-    """Read-only stand-in for a fitted RandomForestClassifier or ExtraTreesClassifier."""
+    """Read-only stand-in for a fitted RandomForestClassifier or ExtraTreesClassifier.
+
+    A single-output forest gives class probabilities (`classes_`); a multi-output forest fitted on
+    a 0/1 label matrix gives, per output, the probability of 1 (`classes_` names the outputs, e.g.
+    tags). Leaf distributions are kept as sparse rows: a multi-output leaf holds a few non-zero tag
+    probabilities among hundreds of tags.
+    """
 
     used_features_: np.ndarray
     feature_: np.ndarray
     threshold_: np.ndarray
     child_: np.ndarray
     roots_: np.ndarray
-    table_: np.ndarray
+    n_one_hot_: int
+    leaf_indptr_: np.ndarray
+    leaf_indices_: np.ndarray
+    leaf_values_: np.ndarray
     classes_: np.ndarray
     _local_of_column: np.ndarray | None
 
@@ -49,59 +58,39 @@ class CompactForest(ClassifierMixin, BaseEstimator):
         return hasattr(self, "roots_")
 
     @classmethod
-    def from_forest(cls, forest: Any) -> CompactForest:
-        """Convert a fitted scikit-learn forest classifier (single output)."""
-        return cls.from_forests([forest])
+    def from_forest(cls, forest: Any, output_names: Any = None) -> CompactForest:
+        """Convert a fitted scikit-learn forest classifier (single or multi-output)."""
+        return cls.from_forests([forest], output_names)
 
     @classmethod
-    def from_forests(cls, forests: Iterable[Any]) -> CompactForest:
-        """One forest of the trees of several fitted forests with the same classes, all trees
-        weighing the same (as if they had been fitted as one forest).
+    def from_forests(cls, forests: Iterable[Any], output_names: Any = None) -> CompactForest:
+        """One forest of the trees of several fitted forests with the same classes (or
+        outputs), all trees weighing the same (as if they had been fitted as one forest).
 
         The forests are read one at a time: given a generator that fits each one when asked,
         only one forest's scikit-learn trees are in memory at once.
         """
-        classes, n_features = None, 0
-        table: list[np.ndarray] = []
-        table_rows: dict[bytes, int] = {}
-        features, thresholds, children, roots = [], [], [], []
-        offset = 0
+        builder: CompactForestBuilder | None = None
         for forest in forests:
-            if getattr(forest, "n_outputs_", 1) != 1:
-                raise ValueError("only single-output forests can be compacted")
-            if classes is None:
-                classes, n_features = forest.classes_, forest.n_features_in_
-                table = list(np.eye(len(classes)))
-                table_rows = {row.tobytes(): i for i, row in enumerate(table)}
-            elif not np.array_equal(classes, forest.classes_):
-                raise ValueError("the forests to join were fitted on different classes")
-            for estimator in forest.estimators_:
-                feat, thr, child = _flatten_tree(estimator.tree_, offset, table, table_rows)
-                roots.append(offset)
-                offset += len(feat)
-                features.append(feat)
-                thresholds.append(thr)
-                children.append(child)
+            builder = builder or CompactForestBuilder(forest, output_names)
+            builder.add(forest)
             del forest  # before the next one is fitted
-        if classes is None:
+        if builder is None:
             raise ValueError("no forest to compact")
+        return builder.build()
 
-        compact = cls()
-        feature = np.concatenate(features)
+    def _set_nodes(
+        self, feature: np.ndarray, threshold: np.ndarray, children: list[np.ndarray]
+    ) -> None:
         child = np.concatenate(children)
         inner = child >= 0
-        compact.used_features_ = np.unique(feature[inner]).astype(np.int32)
+        self.used_features_ = np.unique(feature[inner]).astype(np.int32)
         local = np.zeros_like(feature)
-        local[inner] = np.searchsorted(compact.used_features_, feature[inner])
-        compact.feature_ = local.astype(np.int32)
-        compact.threshold_ = np.concatenate(thresholds)
-        compact.child_ = child
-        compact._pack_nodes()
-        compact.roots_ = np.asarray(roots, dtype=np.int32)
-        compact.table_ = np.vstack(table).astype(np.float64)
-        compact.classes_ = classes
-        compact.n_features_in_ = n_features
-        return compact
+        local[inner] = np.searchsorted(self.used_features_, feature[inner])
+        self.feature_ = local.astype(np.int32)
+        self.threshold_ = threshold
+        self.child_ = child
+        self._pack_nodes()
 
     @property
     def n_trees(self) -> int:
@@ -109,8 +98,9 @@ class CompactForest(ClassifierMixin, BaseEstimator):
 
     @property
     def nbytes(self) -> int:
-        arrays = (self.feature_, self.threshold_, self.child_, self.roots_, self.table_)
-        return sum(array.nbytes for array in arrays) + self.used_features_.nbytes
+        arrays = (self.feature_, self.threshold_, self.child_, self.roots_, self.used_features_)
+        leaves = (self.leaf_indptr_, self.leaf_indices_, self.leaf_values_)
+        return sum(array.nbytes for array in (*arrays, *leaves))
 
     def select_columns(self, columns: np.ndarray) -> None:
         """Read features from a wider matrix: feature i of the fitted forest is column
@@ -152,6 +142,7 @@ class CompactForest(ClassifierMixin, BaseEstimator):
         return local
 
     def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities (single output), or the probability of 1 per output."""
         rows = _csr_float32(X)
         votes = np.zeros((rows.shape[0], len(self.classes_)), dtype=np.float64)
         forest_votes(
@@ -163,7 +154,8 @@ class CompactForest(ClassifierMixin, BaseEstimator):
             self._nodes,
             self._nodes.view(np.float32),
             self.roots_,
-            self.table_,
+            self.n_one_hot_,
+            (self.leaf_indptr_, self.leaf_indices_, self.leaf_values_),
             votes,
         )
         votes /= self.n_trees
@@ -173,8 +165,142 @@ class CompactForest(ClassifierMixin, BaseEstimator):
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
 
 
+class CompactForestBuilder:
+    """Adds fitted forests' trees one forest at a time, so a forest fitted in chunks keeps only
+    one chunk of scikit-learn trees in memory (a multi-output tree holds a value per node and
+    output: hundreds of times the compact form)."""
+
+    def __init__(self, first: Any, output_names: Any = None) -> None:
+        self.leaves = _LeafTable.for_forest(first)
+        self.first_classes = first.classes_
+        single = getattr(first, "n_outputs_", 1) == 1
+        names = first.classes_ if single else output_names
+        self.classes = np.asarray(names if names is not None else np.arange(first.n_outputs_))
+        self.n_features_in = first.n_features_in_
+        self.features: list[np.ndarray] = []
+        self.thresholds: list[np.ndarray] = []
+        self.children: list[np.ndarray] = []
+        self.roots: list[int] = []
+        self.offset = 0
+
+    def add(self, forest: Any) -> None:
+        if not _same_classes(self.first_classes, forest.classes_):
+            raise ValueError("the forests to join were fitted on different classes")
+        for estimator in forest.estimators_:
+            feature, threshold, child = _flatten_tree(estimator.tree_, self.offset, self.leaves)
+            self.roots.append(self.offset)
+            self.offset += len(feature)
+            self.features.append(feature)
+            self.thresholds.append(threshold)
+            self.children.append(child)
+
+    def build(self) -> CompactForest:
+        compact = CompactForest()
+        compact._set_nodes(
+            np.concatenate(self.features), np.concatenate(self.thresholds), self.children
+        )
+        compact.roots_ = np.asarray(self.roots, dtype=np.int32)
+        compact.n_one_hot_ = self.leaves.n_one_hot
+        compact.leaf_indptr_, compact.leaf_indices_, compact.leaf_values_ = self.leaves.arrays()
+        compact.classes_ = self.classes
+        compact.n_features_in_ = self.n_features_in
+        return compact
+
+
+def _same_classes(first: Any, other: Any) -> bool:
+    """Whether two forests have the same classes (per output, for multi-output forests)."""
+    if isinstance(first, list) or isinstance(other, list):
+        return (
+            isinstance(first, list)
+            and isinstance(other, list)
+            and len(first) == len(other)
+            and all(np.array_equal(a, b) for a, b in zip(first, other, strict=True))
+        )
+    return bool(np.array_equal(first, other))
+
+
+class _LeafTable:
+    """Distinct leaf distributions as sparse rows, each stored once. A single-output forest's
+    first `n_one_hot` rows are the pure leaves (one class), not stored."""
+
+    def __init__(self, n_one_hot: int, distributions: Any) -> None:
+        self.n_one_hot = n_one_hot
+        self.distributions = distributions
+        self.rows: dict[bytes, int] = {}
+        self.indices: list[np.ndarray] = []
+        self.values: list[np.ndarray] = []
+
+    @classmethod
+    def for_forest(cls, forest: Any) -> _LeafTable:
+        if getattr(forest, "n_outputs_", 1) == 1:
+            return cls(len(forest.classes_), _class_distributions)
+        positive = [_positive_index(classes) for classes in forest.classes_]
+        sizes = [len(classes) for classes in forest.classes_]
+        return cls(0, lambda values: _positive_probabilities(values, positive, sizes))
+
+    def rows_of(self, values: np.ndarray) -> np.ndarray:
+        """Row (counting the one-hot rows) of each leaf's distribution."""
+        distributions = self.distributions(values)
+        rows = np.argmax(distributions, axis=1)
+        mixed = np.count_nonzero(distributions, axis=1) > 1
+        if not self.n_one_hot:
+            mixed[:] = True
+        if not mixed.any():
+            return rows
+        distinct, which = np.unique(distributions[mixed], axis=0, return_inverse=True)
+        rows[mixed] = np.asarray([self.row_of(d) for d in distinct])[which.ravel()]
+        return rows
+
+    def row_of(self, distribution: np.ndarray) -> int:
+        indices = np.flatnonzero(distribution).astype(np.int32)
+        row_values = distribution[indices]
+        key = indices.tobytes() + row_values.tobytes()
+        row = self.rows.get(key)
+        if row is None:
+            row = self.rows[key] = self.n_one_hot + len(self.indices)
+            self.indices.append(indices)
+            self.values.append(row_values)
+        return row
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        lengths = [len(indices) for indices in self.indices]
+        indptr = np.zeros(len(lengths) + 1, dtype=np.int64)
+        indptr[1:] = np.cumsum(lengths)
+        empty_i, empty_v = np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.float64)
+        indices = np.concatenate(self.indices) if self.indices else empty_i
+        values = np.concatenate(self.values) if self.values else empty_v
+        return indptr, indices.astype(np.int32), values.astype(np.float64)
+
+
+def _class_distributions(values: np.ndarray) -> np.ndarray:
+    """A single-output tree's leaf values as class shares (what its predict_proba returns)."""
+    single = values[:, 0, :]
+    return single / single.sum(axis=1, keepdims=True)
+
+
+def _positive_index(classes: np.ndarray) -> int:
+    """Column of the class 1 (or True) among an output's classes; -1 when never seen."""
+    hits = np.flatnonzero(np.asarray(classes) == 1)
+    return int(hits[0]) if hits.size else -1
+
+
+def _positive_probabilities(
+    values: np.ndarray, positive: list[int], sizes: list[int]
+) -> np.ndarray:
+    """A multi-output tree's leaf values as the probability of 1 per output, computed as
+    scikit-learn's predict_proba does (each output's classes normalised, a zero total kept)."""
+    out = np.zeros((values.shape[0], len(positive)), dtype=np.float64)
+    for k, (column, size) in enumerate(zip(positive, sizes, strict=True)):
+        if column < 0:
+            continue
+        total = values[:, k, :size].sum(axis=1)
+        total[total == 0.0] = 1.0
+        out[:, k] = values[:, k, column] / total
+    return out
+
+
 def _flatten_tree(
-    tree: Any, offset: int, table: list[np.ndarray], table_rows: dict[bytes, int]
+    tree: Any, offset: int, leaves: _LeafTable
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One tree's nodes in breadth-first order with adjacent children, as global indices."""
     left, right = tree.children_left, tree.children_right
@@ -190,25 +316,9 @@ def _flatten_tree(
     is_inner = left[order] >= 0
     child = np.empty(len(order), dtype=np.int64)
     child[is_inner] = offset + new_index[left[order][is_inner]]
-    child[~is_inner] = -_table_rows(tree.value[order[~is_inner], 0, :], table, table_rows) - 1
+    child[~is_inner] = -leaves.rows_of(tree.value[order[~is_inner]]) - 1
     feature = tree.feature[order].astype(np.int32)
     return feature, _round_down_to_float32(tree.threshold[order]), child.astype(np.int32)
-
-
-def _table_rows(
-    values: np.ndarray, table: list[np.ndarray], table_rows: dict[bytes, int]
-) -> np.ndarray:
-    """Row in `table` for each leaf's class distribution; pure leaves use the one-hot rows."""
-    distributions = values / values.sum(axis=1, keepdims=True)
-    rows = np.argmax(distributions, axis=1)
-    for i in np.flatnonzero(np.count_nonzero(distributions, axis=1) > 1):
-        key = distributions[i].tobytes()
-        row = table_rows.get(key)
-        if row is None:
-            row = table_rows[key] = len(table)
-            table.append(distributions[i])
-        rows[i] = row
-    return rows
 
 
 def _round_down_to_float32(threshold: np.ndarray) -> np.ndarray:

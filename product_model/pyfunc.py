@@ -22,6 +22,7 @@ import pandas as pd
 from mlflow.pyfunc import PythonModel
 
 from product_model.contract import InputContract
+from product_model.tags import PATH, TagDecoder
 
 PIPELINE_ARTIFACT = "pipeline"
 METADATA_ARTIFACT = "metadata"
@@ -58,6 +59,16 @@ class ProductClassifierModel(PythonModel):
         self.contract = InputContract.from_dict(self.metadata["contract"])
         self.input_fields: list[str] = list(self.contract.names)
         self.profile: dict[str, Any] | None = self.metadata.get("profile")
+        self.decoder = TagDecoder.from_contract(self.metadata["contract"])
+
+    @property
+    def task(self) -> str:
+        return self.contract.task
+
+    def answers(self, proba: np.ndarray) -> list[list[tuple[str, float]]] | None:
+        """Per product, the tags above their thresholds (multilabel) or the path's levels with
+        their probabilities (path); None for a single-label model."""
+        return None if self.decoder is None else self.decoder.answers(proba)
 
     def oov_shares(self, products: list[dict[str, Any]] | pd.DataFrame) -> np.ndarray:
         """Per product, the share of its text tokens the model's vocabulary does not know."""
@@ -77,7 +88,7 @@ class ProductClassifierModel(PythonModel):
         frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
         proba = self.predict_proba(self.contract.coerce_frame(frame))
         ranked = top_k_labels(proba, self.classes, top_k)
-        return pd.DataFrame(
+        answer = pd.DataFrame(
             {
                 "label": [row[0][0] for row in ranked],
                 "probability": [row[0][1] for row in ranked],
@@ -85,3 +96,22 @@ class ProductClassifierModel(PythonModel):
                 "top_probabilities": [[p for _, p in row] for row in ranked],
             }
         )
+        chosen = self.answers(proba)
+        if chosen is None or self.decoder is None:
+            return answer
+        return with_answers(answer, chosen, self.task, self.decoder.separator)
+
+
+def with_answers(
+    answer: pd.DataFrame, chosen: list[list[tuple[str, float]]], task: str, separator: str
+) -> pd.DataFrame:
+    """The frame of a multilabel model (plus `tags`, `tag_probabilities`) or of a path model
+    (`label` is the whole path, `probability` its deepest level's; plus `path`,
+    `path_probabilities`)."""
+    names = [[name for name, _ in row] for row in chosen]
+    probabilities = [[p for _, p in row] for row in chosen]
+    if task == PATH:
+        answer["label"] = [separator.join(row) for row in names]
+        answer["probability"] = [row[-1] for row in probabilities]
+        return answer.assign(path=names, path_probabilities=probabilities)
+    return answer.assign(tags=names, tag_probabilities=probabilities)

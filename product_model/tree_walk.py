@@ -29,13 +29,18 @@ WALKS_IN_FLIGHT = 8
 # One function rather than several small ones: each numba function is compiled on its own, and the
 # compilation is paid at start-up.
 @njit(nogil=True)
-def forest_votes(indptr, indices, data, local_of_column, n_used, nodes, nodes_f, roots, table, out):
-    """Add up, into `out` (rows x classes, zeros), the leaf distributions of every tree.
+def forest_votes(
+    indptr, indices, data, local_of_column, n_used, nodes, nodes_f, roots, n_one_hot, leaves, out
+):
+    """Add up, into `out` (rows x outputs, zeros), the leaf distributions of every tree.
 
-    `local_of_column[c]` is input column c's index among the used features, or -1. Rows of `table`
-    below the number of classes are one-hot (pure leaves): they add 1 to one class.
+    `local_of_column[c]` is input column c's index among the used features, or -1. Leaf rows below
+    `n_one_hot` are one-hot (pure leaves of a single-output forest): they add 1 to one column.
+    Leaf row r >= `n_one_hot` adds `leaves = (indptr, indices, values)` row r - n_one_hot, sparse:
+    a multi-output leaf holds a few non-zero tag probabilities among hundreds of tags.
     """
-    n_trees, n_classes = roots.size, table.shape[1]
+    leaf_indptr, leaf_indices, leaf_values = leaves
+    n_trees = roots.size
     dense = np.zeros(n_used, dtype=np.float32)
     at = np.empty(WALKS_IN_FLIGHT, dtype=np.int64)
     width = local_of_column.size
@@ -58,11 +63,12 @@ def forest_votes(indptr, indices, data, local_of_column, n_used, nodes, nodes_f,
                     slot += 1
                     continue
                 row = -child - 1
-                if row < n_classes:
+                if row < n_one_hot:
                     out[i, row] += 1.0
                 else:
-                    for k in range(n_classes):
-                        out[i, k] += table[row, k]
+                    row -= n_one_hot
+                    for k in range(leaf_indptr[row], leaf_indptr[row + 1]):
+                        out[i, leaf_indices[k]] += leaf_values[k]
                 if next_tree < n_trees:
                     at[slot] = roots[next_tree]
                     next_tree += 1

@@ -107,14 +107,20 @@ def top_k_param(params: Mapping[str, Any], default: int) -> int:
 def mlflow_predictions(predictions: list[dict[str, Any]]) -> dict[str, Any]:
     """The answer `mlflow models serve` gives for this model: the pyfunc's output frame as
     records under `predictions`."""
-    return {
-        "predictions": [
-            {
-                "label": p["label"],
-                "probability": p["probability"],
-                "top_labels": [entry["label"] for entry in p["top_k"]],
-                "top_probabilities": [entry["probability"] for entry in p["top_k"]],
-            }
-            for p in predictions
-        ]
+    return {"predictions": [mlflow_prediction(p) for p in predictions]}
+
+
+def mlflow_prediction(prediction: dict[str, Any]) -> dict[str, Any]:
+    """One row of the pyfunc's frame: a multilabel model adds `tags` and `tag_probabilities`,
+    a path model `path` and `path_probabilities` (see `product_model.pyfunc`)."""
+    row = {
+        "label": prediction["label"],
+        "probability": prediction["probability"],
+        "top_labels": [entry["label"] for entry in prediction["top_k"]],
+        "top_probabilities": [entry["probability"] for entry in prediction["top_k"]],
     }
+    for key in ("tags", "path"):
+        if key in prediction:
+            row[key] = [entry["label"] for entry in prediction[key]]
+            row[f"{key.rstrip('s')}_probabilities"] = [e["probability"] for e in prediction[key]]
+    return row

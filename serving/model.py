@@ -79,6 +79,18 @@ class ServedModel:
         """Class probabilities, one row per product, columns in the order of `classes`."""
         return np.asarray(self.predictor.predict_proba(products), dtype=np.float64)
 
+    def answers(self, proba: np.ndarray) -> list[list[tuple[str, float]]] | None:
+        """A multilabel model's tags above their thresholds, or a path model's levels, per
+        product (see the model's `product_model.tags`); None for a single-label model."""
+        if self.contract.task == "single_label" or not hasattr(self.predictor, "answers"):
+            return None
+        return list(self.predictor.answers(proba))
+
+    @property
+    def path_separator(self) -> str:
+        decoder = getattr(self.predictor, "decoder", None)
+        return str(getattr(decoder, "separator", " > "))
+
 
 class ModelLocator:
     """Answers which model the settings ask for: the alias's version, a pinned one, or a folder."""

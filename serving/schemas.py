@@ -39,9 +39,23 @@ class LabelScore(BaseModel):
 
 
 class Prediction(BaseModel):
-    label: str = Field(..., description="Most probable category.")
-    probability: float = Field(..., description="Its probability.")
+    label: str = Field(
+        ...,
+        description="Most probable category (multilabel: most probable tag; path: the whole "
+        "predicted path, levels joined by ' > ').",
+    )
+    probability: float = Field(..., description="Its probability (path: its deepest level's).")
     top_k: list[LabelScore] = Field(..., description="The top-k labels, most probable first.")
+    tags: list[LabelScore] | None = Field(
+        None,
+        description="Multilabel models only: every tag whose probability reaches its threshold "
+        "(at least the most probable), most probable first.",
+    )
+    path: list[LabelScore] | None = Field(
+        None,
+        description="Path models only: the predicted category path, most general level first, "
+        "each level with its probability; a level is only answered under its parent.",
+    )
 
 
 class PredictResponse(BaseModel):

@@ -215,28 +215,40 @@ class PredictionService:
         answers: dict[int, _Answer] = {}
         for model in {id(job.model): job.model for job in jobs}.values():
             mine = [(i, job) for i, job in enumerate(jobs) if job.model is model]
-            ranked = self._rank(model, [job for _, job in mine])
-            for (i, job), rows in zip(mine, ranked, strict=True):
-                answers[i] = [as_prediction(row[: job.top_k]) for row in rows]
+            ranked, extras = self._rank(model, [job for _, job in mine])
+            for (i, job), rows, more in zip(mine, ranked, extras, strict=True):
+                answers[i] = [
+                    as_prediction(row[: job.top_k]) | extra
+                    for row, extra in zip(rows, more, strict=True)
+                ]
         return [answers[i] for i in range(len(jobs))]
 
-    def _rank(self, model: ServedModel, jobs: list[_Job]) -> list[list[list[dict[str, Any]]]]:
-        """For each job, its products' labels ranked by probability (the largest top_k asked)."""
+    def _rank(
+        self, model: ServedModel, jobs: list[_Job]
+    ) -> tuple[list[list[list[dict[str, Any]]]], list[list[dict[str, Any]]]]:
+        """For each job, its products' labels ranked by probability (the largest top_k asked),
+        and what a multilabel or path model adds to each answer (`task_answer`)."""
         rows = [product for job in jobs for product in job.products]
         proba = model.predict_proba(rows)
         k = min(max(job.top_k for job in jobs), proba.shape[1])
         order = np.argsort(-proba, axis=1, kind="stable")[:, :k]
         ranked = ranked_labels(proba, order, model.classes)
+        chosen = model.answers(proba)
+        extras = [task_answer(model, row) for row in chosen] if chosen else [{} for _ in rows]
         self.metrics.observe_batch(len(rows))
-        self.metrics.observe_predictions(
-            (row[0]["label"] for row in ranked), (row[0]["probability"] for row in ranked)
-        )
+        if chosen is None:
+            self.metrics.observe_predictions(
+                (row[0]["label"] for row in ranked), (row[0]["probability"] for row in ranked)
+            )
+        else:
+            self.metrics.observe_predictions(*answered_classes(model, chosen))
         self.metrics.drift.observe(model, rows, ranked)
-        per_job, start = [], 0
+        per_job, more, start = [], [], 0
         for job in jobs:
             per_job.append(ranked[start : start + len(job.products)])
+            more.append(extras[start : start + len(job.products)])
             start += len(job.products)
-        return per_job
+        return per_job, more
 
 
 def ranked_labels(
@@ -252,6 +264,32 @@ def ranked_labels(
         ]
         for row_l, row_p in zip(labels.tolist(), scores.tolist(), strict=True)
     ]
+
+
+def task_answer(model: ServedModel, chosen: list[tuple[str, float]]) -> dict[str, Any]:
+    """A multilabel answer's `tags` (above their thresholds), or a path answer: `label` the
+    whole path, `probability` its deepest level's, `path` each level with its probability."""
+    scored = [{"label": name, "probability": round(p, 6)} for name, p in chosen]
+    if model.contract.task == "path":
+        path = model.path_separator.join(name for name, _ in chosen)
+        return {"label": path, "probability": scored[-1]["probability"], "path": scored}
+    return {"tags": scored}
+
+
+def answered_classes(
+    model: ServedModel, chosen: list[list[tuple[str, float]]]
+) -> tuple[list[str], list[float]]:
+    """The model's own classes answered (each tag, or each node of a path: bounded by the
+    model's tag set) and each product's confidence (its top tag, or its path's deepest level)."""
+    if model.contract.task == "path":
+        separator = model.path_separator
+        labels = [
+            separator.join(name for name, _ in row[: depth + 1])
+            for row in chosen
+            for depth in range(len(row))
+        ]
+        return labels, [row[-1][1] for row in chosen]
+    return [name for row in chosen for name, _ in row], [row[0][1] for row in chosen]
 
 
 def as_prediction(top: list[dict[str, Any]]) -> dict[str, Any]:

@@ -33,6 +33,19 @@ OUTPUTS = (
     ("top_probabilities", "FP32", 2),
 )
 OUTPUT_NAMES = tuple(name for name, _, _ in OUTPUTS)
+# What multilabel and path models add: per product, the tags answered (or the path's levels),
+# padded with "" and 0 to the longest answer of the request (tensors are rectangular).
+TASK_OUTPUTS = {
+    "multilabel": (("tags", "BYTES", 2), ("tag_probabilities", "FP32", 2)),
+    "path": (("path", "BYTES", 2), ("path_probabilities", "FP32", 2)),
+}
+
+
+def outputs_of(task: str) -> tuple[tuple[str, str, int], ...]:
+    """The outputs a model of this task gives."""
+    return OUTPUTS + TASK_OUTPUTS.get(task, ())
+
+
 _PRODUCT_FIELD = re.compile(r"products\[(\d+)\](?:\.(.+))?")
 
 
@@ -71,7 +84,7 @@ def model_metadata(name: str, version: str, contract: RequestContract) -> dict[s
         ],
         "outputs": [
             {"name": out, "datatype": datatype, "shape": [-1] * dims}
-            for out, datatype, dims in OUTPUTS
+            for out, datatype, dims in outputs_of(contract.task)
         ],
     }
 
@@ -92,7 +105,11 @@ def parse_infer_request(
         request_id(header.get("id")),
         products_of(tensors),
         top_k_of(parameters, default_top_k),
-        requested_outputs(header.get("outputs"), parameters.get("binary_data_output", False)),
+        requested_outputs(
+            header.get("outputs"),
+            parameters.get("binary_data_output", False),
+            tuple(name for name, _, _ in outputs_of(contract.task)),
+        ),
     )
 
 
@@ -179,20 +196,24 @@ def top_k_of(parameters: Mapping[str, Any], default: int) -> int:
     return value
 
 
-def requested_outputs(specs: Any, binary_default: Any) -> tuple[RequestedOutput, ...]:
+def requested_outputs(
+    specs: Any, binary_default: Any, names: tuple[str, ...] = OUTPUT_NAMES
+) -> tuple[RequestedOutput, ...]:
     if not isinstance(binary_default, bool):
         raise BadRequestError("parameter `binary_data_output` must be true or false")
     if specs is None:
-        return tuple(RequestedOutput(name, binary_default) for name in OUTPUT_NAMES)
+        return tuple(RequestedOutput(name, binary_default) for name in names)
     if not isinstance(specs, list):
         raise BadRequestError("`outputs` must be a list of objects with a `name`")
-    return tuple(requested_output(spec, binary_default) for spec in specs)
+    return tuple(requested_output(spec, binary_default, names) for spec in specs)
 
 
-def requested_output(spec: Any, binary_default: bool) -> RequestedOutput:
+def requested_output(
+    spec: Any, binary_default: bool, names: tuple[str, ...] = OUTPUT_NAMES
+) -> RequestedOutput:
     name = spec.get("name") if isinstance(spec, Mapping) else None
-    if name not in OUTPUT_NAMES:
-        raise BadRequestError(f"unknown output {name!r}: the outputs are {', '.join(OUTPUT_NAMES)}")
+    if name not in names:
+        raise BadRequestError(f"unknown output {name!r}: the outputs are {', '.join(names)}")
     parameters = spec.get("parameters") or {}
     if not isinstance(parameters, Mapping):
         raise BadRequestError(f"output '{name}': parameters must be an object")
@@ -240,6 +261,24 @@ def output_columns(predictions: list[Any]) -> dict[str, tuple[str, list[int], li
             [rows, k],
             [e["probability"] for p in predictions for e in p["top_k"]],
         ),
+    } | task_columns(predictions)
+
+
+def task_columns(predictions: list[Any]) -> dict[str, tuple[str, list[int], list[Any]]]:
+    """The tags (or path levels) of each product, padded to the longest answer."""
+    key = next((k for k in ("tags", "path") if predictions and k in predictions[0]), None)
+    if key is None:
+        return {}
+    width = max(len(p[key]) for p in predictions)
+    padded = [
+        p[key] + [{"label": "", "probability": 0.0}] * (width - len(p[key])) for p in predictions
+    ]
+    shape = [len(predictions), width]
+    names = [e["label"] for row in padded for e in row]
+    probabilities = [e["probability"] for row in padded for e in row]
+    return {
+        key: ("BYTES", shape, names),
+        f"{key.rstrip('s')}_probabilities": ("FP32", shape, probabilities),
     }
 
 

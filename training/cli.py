@@ -115,14 +115,34 @@ def print_summary(result: Any) -> None:
         f"  run id:          {result.run_id}",
         f"  model:           {result.model_uri}",
         f"  version:         {result.model_version}",
-        f"  accuracy:        {metrics['accuracy']:.4f}",
-        f"  macro-F1:        {metrics['f1_macro']:.4f}",
-        f"  weighted-F1:     {metrics['f1_weighted']:.4f}",
-        f"  ROC-AUC (OvR):   {metrics['roc_auc_ovr_macro']:.4f}",
+        *score_lines(metrics),
         f"  champion F1:     {'-' if result.champion_f1 is None else f'{result.champion_f1:.4f}'}",
         f"  promoted:        {'yes' if result.promoted else 'no'} ({result.decision})",
     ]
     print("\n".join(lines), flush=True)
+
+
+SCORE_LINES = {  # the first of these a run has decides which scores its summary shows
+    "accuracy": (
+        ("accuracy", "accuracy"),
+        ("macro-F1", "f1_macro"),
+        ("weighted-F1", "f1_weighted"),
+        ("ROC-AUC (OvR)", "roc_auc_ovr_macro"),
+    ),
+    "f1_samples": (
+        ("micro-F1", "f1_micro"),
+        ("macro-F1", "f1_macro"),
+        ("samples-F1", "f1_samples"),
+        ("Hamming loss", "hamming_loss"),
+        ("subset accuracy", "subset_accuracy"),
+    ),
+}
+
+
+def score_lines(metrics: dict[str, float]) -> list[str]:
+    """The summary's score lines: single-label scores, or multi-label ones."""
+    shown = SCORE_LINES["accuracy" if "accuracy" in metrics else "f1_samples"]
+    return [f"  {name + ':':<17}{metrics.get(key, float('nan')):.4f}" for name, key in shown]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -15,7 +15,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BeforeValidator, Field, PlainSerializer, ValidationError, field_validator
+from pydantic import (
+    BeforeValidator,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     InitSettingsSource,
@@ -172,6 +179,41 @@ class TrainConfig(BaseSettings):
     )
     other_label: str = Field("other", description="label for folded small classes")
 
+    # --- task: one label, several tags, or a category path (see training/tag_catalog.py)
+    task: Literal["single_label", "multilabel", "path"] = Field(
+        "single_label",
+        description="single_label: one category per product; multilabel: every tag that "
+        "applies (the label column holds a list, or a string split by --label-separator); path: "
+        "a category path, most general level first, answered as one consistent path",
+    )
+    label_separator: str | None = Field(
+        None,
+        description="multilabel/path: split a text label into tags or levels at this separator "
+        "(for CSV, e.g. '|' or ' > '); lists in JSON lines or Parquet need none",
+    )
+    min_tag_count: int = Field(
+        20,
+        ge=2,
+        description="multilabel/path: tags (or path nodes) on fewer products are dropped, with a "
+        "warning that counts them",
+    )
+    tag_weighting: Literal["none", "rare_tags"] = Field(
+        "rare_tags",
+        description="multilabel/path, what plays SMOTE's role: rare_tags weighs each training "
+        "product by the rarity of its rarest tag; none: plain rows (per-tag thresholds remain)",
+    )
+    trees_per_chunk: int = Field(
+        10,
+        ge=1,
+        description="multilabel/path: trees fitted at a time; each chunk is compacted before the "
+        "next (a multi-output scikit-learn tree holds a value per node and tag)",
+    )
+    gate_metric: Literal["f1_macro", "f1_micro", "f1_samples"] | None = Field(
+        None,
+        description="metric the champion gate compares; none: the task's own (single_label "
+        "f1_macro, multilabel f1_micro, path f1_samples); single_label supports f1_macro only",
+    )
+
     # --- split and evaluation
     test_size: float = Field(
         0.2,
@@ -267,6 +309,23 @@ class TrainConfig(BaseSettings):
         60.0, gt=0, description="how long each MLflow call of the run retries a failing server"
     )
 
+    @model_validator(mode="after")
+    def _task_options_fit(self) -> TrainConfig:
+        if self.task == "single_label" and self.gate_metric not in (None, "f1_macro"):
+            raise ValueError("--gate-metric: a single_label model is compared on f1_macro only")
+        if self.task != "single_label" and not self.compact:
+            raise ValueError(
+                f"--task {self.task} needs the compact forest (--compact): it is fitted in "
+                "chunks that are compacted one by one"
+            )
+        return self
+
+    @property
+    def task_gate_metric(self) -> str:
+        """The metric the gate compares for this task."""
+        defaults = {"single_label": "f1_macro", "multilabel": "f1_micro", "path": "f1_samples"}
+        return self.gate_metric or defaults[self.task]
+
     @field_validator("id_column")
     @classmethod
     def _blank_is_none(cls, value: str | None) -> str | None:
@@ -329,7 +388,7 @@ def describe_problems(error: ValidationError, source: str) -> str:
     problems = "; ".join(
         f"{item['loc'][0]} (--{str(item['loc'][0]).replace('_', '-')}): {item['msg']}"
         if item["loc"]
-        else item["msg"]
+        else str(item["msg"]).removeprefix("Value error, ")
         for item in error.errors()
     )
     return f"invalid {source}: {problems}"

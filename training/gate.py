@@ -46,6 +46,7 @@ class ChampionScores:
     version: str
     split: SplitDefinition | None
     labels: np.ndarray
+    tag_sets: list[list[str]] | None = None  # what a multilabel or path champion answered
 
 
 def decide(
@@ -55,6 +56,7 @@ def decide(
     min_rows: int,
     force: bool,
     champion_version: str | None,
+    metric: str = "macro-F1",
 ) -> GateDecision:
     """Promote when there is no champion, when forced, or when the challenger's macro-F1 on at
     least `min_rows` rows held out by both models is at least the champion's."""
@@ -73,9 +75,9 @@ def decide(
         return GateDecision(False, reason, challenger_f1, champion_f1, compared_rows)
     on = f"on {compared_rows} rows held out by both"
     if challenger_f1 >= champion_f1:
-        reason = f"macro-F1 {challenger_f1:.4f} >= {old}'s {champion_f1:.4f} {on}"
+        reason = f"{metric} {challenger_f1:.4f} >= {old}'s {champion_f1:.4f} {on}"
         return GateDecision(True, reason, challenger_f1, champion_f1, compared_rows)
-    reason = f"macro-F1 {challenger_f1:.4f} < {old}'s {champion_f1:.4f} {on}; {old} kept"
+    reason = f"{metric} {challenger_f1:.4f} < {old}'s {champion_f1:.4f} {on}; {old} kept"
     return GateDecision(False, reason, challenger_f1, champion_f1, compared_rows)
 
 
@@ -122,4 +124,5 @@ def score_champion(tracking_uri: str, model_uri: str, version: str, rows: pd.Dat
             raise RuntimeError(done.stderr.strip().splitlines()[-1] if done.stderr else "failed")
         answer = json.loads(answer_path.read_text("utf-8"))
     split = SplitDefinition.from_dict(answer["split"]) if answer.get("split") else None
-    return ChampionScores(version, split, np.asarray(answer["labels"], dtype=object))
+    labels = np.asarray(answer["labels"], dtype=object)
+    return ChampionScores(version, split, labels, answer.get("tag_sets"))

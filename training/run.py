@@ -99,6 +99,10 @@ def split_catalog(
 
 def train(config: TrainConfig) -> TrainResult:
     """Run one training and return what was registered and decided."""
+    if config.task != "single_label":
+        from training.tag_run import train_tags
+
+        return train_tags(config)
     timings: dict[str, float] = {}
     with stage("loading the catalog", timings):
         catalog = load_catalog(config)
@@ -174,7 +178,7 @@ class TrainingRun:
             version = registry.register(
                 self.client, model_uri, run_id, self.config.model_name, self.policy
             )
-        labels = served.classes_[np.argmax(evaluation.proba, axis=1)]
+        labels = self.predicted(served, evaluation)
         with stage("comparing with the champion", self.timings):
             decision = self.judge(holdout, labels)
         self.log_decision(decision, str(version.version))
@@ -189,6 +193,10 @@ class TrainingRun:
             metrics,
             decision.champion_f1,
         )
+
+    def predicted(self, served: Any, evaluation: Evaluation) -> Any:
+        """The model's answers on the holdout, as the gate compares them."""
+        return served.classes_[np.argmax(evaluation.proba, axis=1)]
 
     def log_inputs(self, train_rows: pd.DataFrame, holdout: pd.DataFrame) -> None:
         self.writer.params({k: str(v) for k, v in self.config.model_dump().items()})
@@ -276,9 +284,10 @@ class TrainingRun:
                 "model.version": version,
             }
         )
+        metric = self.config.task_gate_metric  # f1_macro for single-label models
         scores = {
-            "champion_f1_macro_rescored": decision.champion_f1,
-            "challenger_f1_macro_on_shared_holdout": decision.challenger_f1,
+            f"champion_{metric}_rescored": decision.champion_f1,
+            f"challenger_{metric}_on_shared_holdout": decision.challenger_f1,
         }
         self.writer.metrics({k: v for k, v in scores.items() if v is not None})
 

@@ -38,3 +38,42 @@ def test_columns_are_checked_before_scoring() -> None:
         check_columns(["asin", "brand"], INPUTS, "c.jsonl")
     with pytest.raises(ConfigError, match="--id-column"):
         check_columns(["title"], ModelInputs(("title",), ("title",), None), "c.jsonl")
+
+
+class TagPyfunc:
+    """Answers like a multilabel model's pyfunc: one row per product, with its tags."""
+
+    def predict(self, frame: pd.DataFrame, params: dict) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "label": ["x"] * len(frame),
+                "probability": [0.8] * len(frame),
+                "top_labels": [["x", "y"]] * len(frame),
+                "top_probabilities": [[0.8, 0.3]] * len(frame),
+                "tags": [["x"]] * len(frame),
+                "tag_probabilities": [[0.8]] * len(frame),
+            }
+        )
+
+
+def test_a_multilabel_model_adds_its_tag_columns(tmp_path) -> None:
+    import pyarrow.parquet as pq
+
+    from batch.model import ModelRef, ScoringModel
+    from batch.scoring import OUTPUT_COLUMNS, output_schema, score_chunk
+    from batch.writers import open_writer
+
+    model = ScoringModel(ModelRef("u", "m", "1"), INPUTS, TagPyfunc(), ("x", "y"), "multilabel")
+    frame = pd.DataFrame({"asin": ["a", "b"], "title": ["A game", ""]})
+    scored = score_chunk(model, frame, 2)
+    assert scored["tags"].tolist() == [["x"], []]  # the row without text gets none
+    assert list(output_schema("single_label").names) == list(OUTPUT_COLUMNS)
+    schema = output_schema("multilabel")
+    assert list(scored.columns) == list(schema.names)
+    writer = open_writer("parquet", tmp_path / "out.parquet", schema)
+    writer.write(scored)
+    writer.close()
+    assert pq.read_table(tmp_path / "out.parquet").column("tag_probabilities").to_pylist() == [
+        [0.8],
+        [],
+    ]

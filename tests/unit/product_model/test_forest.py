@@ -96,6 +96,50 @@ def test_empty_batch_gives_no_rows(data) -> None:
     assert compact.predict_proba(X[:0]).shape == (0, 7)
 
 
+@pytest.fixture(scope="module")
+def tag_data(data) -> tuple[sparse.csr_matrix, np.ndarray]:
+    """A 0/1 label matrix of 6 tags, one of them never set and one always set."""
+    X, y = data
+    codes = np.searchsorted(np.array(list("abcdefg")), y)
+    rng = np.random.default_rng(5)
+    tags = np.column_stack(
+        [codes % 2, codes < 3, (codes + rng.integers(0, 2, len(codes))) % 3 == 0, codes == 6]
+    ).astype(int)
+    never, always = np.zeros(len(codes), dtype=int), np.ones(len(codes), dtype=int)
+    return X, np.column_stack([tags, never, always])
+
+
+@pytest.mark.parametrize("kind", [RandomForestClassifier, ExtraTreesClassifier])
+@pytest.mark.parametrize("leaf", [1, 4])
+def test_multi_output_same_probabilities_as_stock_forest(tag_data, kind, leaf) -> None:
+    X, Y = tag_data
+    forest = kind(n_estimators=20, min_samples_leaf=leaf, random_state=0).fit(X[:900], Y[:900])
+    names = [f"tag{k}" for k in range(Y.shape[1])]
+    compact = CompactForest.from_forest(forest, names)
+    for rows in (X[900:], X[900:901]):
+        stock = np.column_stack(
+            [
+                p[:, list(c).index(1)] if 1 in c else np.zeros(p.shape[0])
+                for p, c in zip(forest.predict_proba(rows), forest.classes_, strict=True)
+            ]
+        )
+        assert np.abs(compact.predict_proba(rows) - stock).max() < 1e-9
+    assert list(compact.classes_) == names
+    restored = pickle.loads(pickle.dumps(compact))
+    assert np.array_equal(restored.predict_proba(X), compact.predict_proba(X))
+
+
+def test_forests_fitted_in_chunks_are_one_forest(tag_data) -> None:
+    X, Y = tag_data
+    chunks = [RandomForestClassifier(10, random_state=s).fit(X[:900], Y[:900]) for s in (1, 2)]
+    merged = CompactForest.from_forests(chunks, list("abcdef"))
+    each = [
+        CompactForest.from_forest(chunk, list("abcdef")).predict_proba(X[900:]) for chunk in chunks
+    ]
+    assert merged.n_trees == 20
+    assert np.abs(merged.predict_proba(X[900:]) - (each[0] + each[1]) / 2).max() < 1e-12
+
+
 def test_forests_joined_are_the_mean_of_all_their_trees(data) -> None:
     """Training fits the forest in chunks; joined, every tree weighs the same."""
     X, y = data

@@ -1,0 +1,174 @@
+"""Catalogs whose label is a set of tags (`--task multilabel`) or a category path (`--task path`).
+
+The label column holds a list (JSON lines, Parquet) or a string split at `--label-separator`
+(CSV). A path's levels, most general first, become its nodes named by their full path
+(`A`, `A > B`, `A > B > C`), so a path model is a multi-label model over the category tree. Tags
+(or nodes) on fewer than `--min-tag-count` products are dropped with a warning that counts them,
+and products left without any tag are dropped. The label column is removed from the rows once
+read: it can never also be an input.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from product_model.features import as_text
+from product_model.tags import PATH, PATH_SEPARATOR, path_nodes
+from training.catalog import (
+    Catalog,
+    bundled_sample,
+    check_columns,
+    file_sha256,
+    parse_numeric_columns,
+    read_catalog_file,
+)
+from training.config import TrainConfig
+from training.errors import DataError
+from training.split import SplitDefinition, holdout_split
+
+log = logging.getLogger(__name__)
+_SPACES = re.compile(r"\s+")
+Tags = tuple[str, ...]
+
+
+def parse_tags(value: Any, separator: str | None) -> Tags:
+    """One label cell as tags (or levels) in their order, trimmed, blanks and repeats removed."""
+    if value is None or (isinstance(value, float) and value != value):
+        items: list[Any] = []
+    elif isinstance(value, str):
+        items = value.split(separator) if separator else [value]
+    elif isinstance(value, list | tuple | np.ndarray):
+        items = list(value)
+    else:
+        items = [value]
+    cleaned = (_SPACES.sub(" ", as_text(item)).strip() for item in items)
+    return tuple(dict.fromkeys(item for item in cleaned if item))
+
+
+def label_sets(values: pd.Series, config: TrainConfig) -> pd.Series:
+    """Each row's tags; for a path task, the nodes of its path."""
+    tags = values.map(lambda value: parse_tags(value, config.label_separator))
+    if config.task == PATH:
+        return tags.map(lambda levels: tuple(path_nodes(levels, PATH_SEPARATOR)))
+    return tags
+
+
+def drop_rare_tags(labels: pd.Series, min_count: int) -> tuple[pd.Series, dict[str, int]]:
+    """Labels without the tags on fewer than `min_count` rows; counts of what went."""
+    counts = Counter(tag for tags in labels for tag in tags)
+    rare = {tag for tag, n in counts.items() if n < min_count}
+    kept = labels.map(lambda tags: tuple(t for t in tags if t not in rare))
+    dropped = {
+        "dropped_rare_tags": len(rare),
+        "dropped_rare_tag_uses": sum(counts[t] for t in rare),
+    }
+    if rare:
+        log.warning(
+            "dropped %d tag(s) found on fewer than %d products (%d uses; --min-tag-count), e.g. %s",
+            len(rare),
+            min_count,
+            dropped["dropped_rare_tag_uses"],
+            ", ".join(sorted(rare)[:5]),
+        )
+    return kept, dropped
+
+
+def clean_tag_catalog(
+    frame: pd.DataFrame, config: TrainConfig
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Rows with text, their tags in `label`, no duplicate, no rare tag; the label column gone."""
+    counts = {"rows_read": len(frame), "malformed_lines": frame.attrs.get("malformed_lines", 0)}
+    labels = label_sets(frame[config.label_column], config)
+    text_columns = [c for c in config.text_columns if c in frame.columns]
+    text = frame[text_columns].map(as_text).agg(" ".join, axis=1).str.strip()
+    frame = frame.drop(columns=[config.label_column]).assign(label=labels)
+    no_label, no_text = labels.map(len) == 0, text == ""
+    counts["dropped_no_label"] = int(no_label.sum())
+    counts["dropped_no_text"] = int((no_text & ~no_label).sum())
+    frame, text = frame[~no_label & ~no_text], text[~no_label & ~no_text]
+    if config.id_column and config.id_column in frame.columns:
+        duplicated = (
+            frame[config.id_column]
+            .map(as_text)
+            .str.strip()
+            .pipe(lambda ids: ids.duplicated() & (ids != ""))
+        )
+    else:
+        duplicated = text.str.casefold().str.replace(_SPACES, " ", regex=True).duplicated()
+    counts["dropped_duplicates"] = int(duplicated.sum())
+    frame = frame[~duplicated]
+    kept, dropped = drop_rare_tags(frame["label"], config.min_tag_count)
+    frame = frame.assign(label=kept)
+    counts |= dropped
+    counts["dropped_no_tag_left"] = int((kept.map(len) == 0).sum())
+    frame = frame[kept.map(len) > 0]
+    counts["rows_kept"] = len(frame)
+    counts["classes"] = len({tag for tags in frame["label"] for tag in tags})
+    return frame.reset_index(drop=True), counts
+
+
+def load_tag_catalog(config: TrainConfig) -> Catalog:
+    """Read, check and clean a multi-label or path catalog; `label` holds tuples of tags."""
+    path = Path(config.data) if config.data else bundled_sample()
+    raw = read_catalog_file(path, config)
+    check_columns(raw, config, path)
+    counts = parse_numeric_columns(raw, config, path)
+    if config.label_column in (*config.text_columns, *config.token_columns, config.id_column):
+        log.info("the label column '%s' is not used as an input", config.label_column)
+    frame, cleaned = clean_tag_catalog(raw, config)
+    counts |= cleaned
+    if counts["classes"] < 2:
+        raise DataError(
+            f"{path}: after cleaning, {counts['rows_kept']} rows carry {counts['classes']} "
+            f"tag(s) on at least {config.min_tag_count} products (--min-tag-count); "
+            f"{config.task} training needs 2 or more (is '{config.label_column}' a list, or does "
+            "it need --label-separator?)"
+        )
+    return Catalog(frame, str(path), file_sha256(path), counts)
+
+
+def split_tag_catalog(
+    catalog: Catalog, definition: SplitDefinition
+) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    """Training rows, holdout rows, and the tags the model learns: those on 2+ training rows
+    (others are dropped from both sides, with a warning)."""
+    train, holdout = holdout_split(catalog.frame, definition)
+    counts = Counter(tag for tags in train["label"] for tag in tags)
+    tags = sorted(tag for tag, n in counts.items() if n >= 2)
+    missing = sorted({t for tags_ in catalog.frame["label"] for t in tags_} - set(tags))
+    if missing:
+        log.warning(
+            "tags on fewer than 2 training rows after the holdout split are dropped: %s",
+            ", ".join(missing[:20]),
+        )
+        known = set(tags)
+        train = train.assign(label=train["label"].map(lambda t: tuple(x for x in t if x in known)))
+        holdout = holdout.assign(
+            label=holdout["label"].map(lambda t: tuple(x for x in t if x in known))
+        )
+        train, holdout = train[train["label"].map(len) > 0], holdout[holdout["label"].map(len) > 0]
+    if len(tags) < 2 or holdout.empty:
+        raise DataError(
+            f"{catalog.source}: after the holdout split, {len(train)} training rows with "
+            f"{len(tags)} tag(s) and {len(holdout)} holdout rows remain; training needs 2+ tags "
+            "and a holdout (more rows, or another --test-size)"
+        )
+    return train, holdout, tags
+
+
+def indicator_matrix(labels: pd.Series, tags: list[str]) -> np.ndarray:
+    """The 0/1 matrix of rows x tags (tags not in `tags` are ignored)."""
+    column = {tag: j for j, tag in enumerate(tags)}
+    matrix = np.zeros((len(labels), len(tags)), dtype=np.uint8)
+    for i, row in enumerate(labels):
+        for tag in row:
+            if tag in column:
+                matrix[i, column[tag]] = 1
+    return matrix
