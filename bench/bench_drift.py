@@ -41,6 +41,7 @@ REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"
 SHARED = Path("/work/shared/data/apt-catalog.jsonl.gz")
 MODEL = "drift-bench"
+BEFORE_DRIFT = "bdc680f^1"  # main just before drift monitoring was merged
 
 
 def main() -> None:
@@ -73,6 +74,11 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--window", type=int, default=2000, help="DRIFT_WINDOW_SIZE")
     parser.add_argument("--latency-requests", type=int, default=300, help="per round")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--baseline",
+        default=BEFORE_DRIFT,
+        help="git revision whose server has no drift monitoring (default: main before it landed)",
+    )
     return parser.parse_args()
 
 
@@ -213,13 +219,13 @@ def compare_latency(
     scraped every second on both (the drift work happens on scrape)."""
     baseline_code = work / "baseline"
     subprocess.run(
-        ["git", "-C", str(REPO), "worktree", "add", "--detach", str(baseline_code), "main"],
+        ["git", "-C", str(REPO), "worktree", "add", "--detach", str(baseline_code), args.baseline],
         check=True,
         capture_output=True,
     )
     baseline = start_server(baseline_code, tracking, args, work / "baseline.log")
     assert "prediction_drift_score" not in baseline.metrics(), "the baseline runs this branch"
-    servers = {"this branch (drift)": drift_server, "main (no drift)": baseline}
+    servers = {"this code (drift)": drift_server, f"{args.baseline} (no drift)": baseline}
     stop = threading.Event()
     scraper = threading.Thread(target=scrape_every_second, args=(servers.values(), stop))
     scraper.start()
@@ -239,7 +245,8 @@ def compare_latency(
             capture_output=True,
         )
     medians = {name: statistics.median(values) for name, values in p50s.items()}
-    ratio = medians["this branch (drift)"] / medians["main (no drift)"]
+    drift, baseline_p50 = medians.values()
+    ratio = drift / baseline_p50
     return {"p50_ms_per_round": p50s, "p50_ms": medians, "ratio": ratio}
 
 

@@ -64,7 +64,9 @@ def time_to_ready(uri: str, name: str, scratch: Path) -> float:
     }
     serve = Path(sys.executable).parent / "product-serve"
     began = time.perf_counter()
-    process = subprocess.Popen([str(serve)], env=env, stdout=subprocess.DEVNULL, cwd=scratch)
+    process = subprocess.Popen(
+        [str(serve)], env=env, stdout=subprocess.DEVNULL, cwd=scratch, start_new_session=True
+    )
     try:
         wait_for_http(f"http://127.0.0.1:{port}/readyz", 300, process)
         return time.perf_counter() - began

@@ -1,7 +1,8 @@
 """The MLflow pyfunc model that wraps the fitted pipeline.
 
-Trust boundary: the fitted pipeline is stored with joblib (pickle), because skops would have to
-be told to trust every custom type in it (the text cleaner, the featurizer, the compact forest).
+Trust boundary: the fitted pipeline is stored as a zlib-compressed pickle, because skops would
+have to be told to trust every custom type in it (the text cleaner, the featurizer, the compact
+forest).
 Loading a pickle runs code, so only load models from a registry that only your training Jobs
 write to; the Kubernetes manifests give write access to MLflow to the training Job alone.
 
@@ -13,6 +14,8 @@ imbalanced-learn, nltk, pandas.
 from __future__ import annotations
 
 import json
+import pickle
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +28,21 @@ from product_model.contract import InputContract
 from product_model.tags import PATH, TagDecoder
 
 PIPELINE_ARTIFACT = "pipeline"
+PIPELINE_FILE = "pipeline.pickle.zlib"
+
+
+def save_pipeline(pipeline: Any, path: Path) -> None:
+    """A pickle (protocol 5), zlib level 3: as small as joblib's compressed file, and loaded by
+    the C unpickler, about three times faster than joblib's Python one."""
+    path.write_bytes(zlib.compress(pickle.dumps(pipeline, protocol=5), 3))
+
+
+def load_pipeline(path: Path) -> Any:
+    if path.suffix == ".joblib":  # written by save_pipeline's joblib predecessor
+        return joblib.load(path)
+    return pickle.loads(zlib.decompress(path.read_bytes()))
+
+
 METADATA_ARTIFACT = "metadata"
 DEFAULT_TOP_K = 3
 
@@ -53,7 +71,7 @@ class ProductClassifierModel(PythonModel):
         )
 
     def load(self, pipeline_path: Path, metadata_path: Path) -> None:
-        self.pipeline = joblib.load(pipeline_path)
+        self.pipeline = load_pipeline(pipeline_path)
         self.metadata: dict[str, Any] = json.loads(metadata_path.read_text("utf-8"))
         self.classes = np.asarray(self.pipeline.classes_)
         self.contract = InputContract.from_dict(self.metadata["contract"])

@@ -16,7 +16,6 @@ from importlib import metadata as package_metadata
 from pathlib import Path
 from typing import Any
 
-import joblib
 import mlflow
 import pandas as pd
 from mlflow.entities.model_registry import ModelVersion
@@ -31,7 +30,9 @@ from product_model.pyfunc import (
     DEFAULT_TOP_K,
     METADATA_ARTIFACT,
     PIPELINE_ARTIFACT,
+    PIPELINE_FILE,
     ProductClassifierModel,
+    save_pipeline,
 )
 from training.errors import TrackingRefusedError
 from training.retries import DEFAULT_POLICY, RetryPolicy
@@ -95,8 +96,8 @@ def log_model(
     new MLflow model (an attempt that failed leaves its own, which nothing registers)."""
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
-        pipeline_path = folder / "pipeline.joblib"
-        joblib.dump(pipeline, pipeline_path, compress=("zlib", 3))
+        pipeline_path = folder / PIPELINE_FILE
+        save_pipeline(pipeline, pipeline_path)
         metadata_path = folder / "metadata.json"
         metadata_path.write_text(json.dumps(model_metadata, indent=1, default=str))
         wrapper = ProductClassifierModel()
