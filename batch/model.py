@@ -7,6 +7,10 @@ has one, else from its MLflow signature, with training's default text and id col
 
 from __future__ import annotations
 
+import importlib
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -103,7 +107,8 @@ def load(ref: ModelRef, id_column: str | None) -> ScoringModel:
     from training.tracking import as_tracking_error
 
     try:
-        pyfunc = mlflow.pyfunc.load_model(ref.uri)
+        with own_model_code():
+            pyfunc = mlflow.pyfunc.load_model(ref.uri)
     except MlflowException as error:
         raise as_tracking_error(error, f"--model {ref.uri}") from None
     except Exception as error:  # a broken model folder raises many types
@@ -116,6 +121,37 @@ def load(ref: ModelRef, id_column: str | None) -> ScoringModel:
     classes = tuple(str(c) for c in getattr(wrapper, "classes", ()))
     task = str((metadata.get("contract") or {}).get("task", "single_label"))
     return ScoringModel(ModelRef(ref.uri, name, version), inputs, pyfunc, classes, task)
+
+
+# Top-level packages a model's code folder may hold (`training` in the 0.1.x layout).
+MODEL_CODE_PACKAGES = ("product_model", "training")
+
+
+@contextmanager
+def own_model_code() -> Iterator[None]:
+    """The model's pickles resolve its packages from its own code folder (which MLflow puts on
+    `sys.path`), not from this process's copies, imported by `training` before the load: a model
+    saved by another version of the code loads as it was saved. Afterwards `sys.path` and
+    `sys.modules` are as before; the model keeps references to its own modules. (The serving app
+    does the same in `serving.loading`, which the batch image does not install.)"""
+    path_before = list(sys.path)
+    ours = _take_modules()
+    importlib.invalidate_caches()
+    try:
+        yield
+    finally:
+        sys.path[:] = path_before
+        _take_modules()
+        sys.modules.update(ours)
+
+
+def _take_modules() -> dict[str, Any]:
+    names = [
+        name
+        for name in list(sys.modules)
+        if any(name == top or name.startswith(top + ".") for top in MODEL_CODE_PACKAGES)
+    ]
+    return {name: sys.modules.pop(name) for name in names}
 
 
 def _signature_names(pyfunc: Any) -> list[str]:

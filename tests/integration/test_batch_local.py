@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -195,3 +196,20 @@ def test_sigterm_exits_130_and_leaves_nothing(
     assert process.returncode == 130, err.decode()
     assert b"interrupted" in err and b"Traceback" not in err
     assert leftovers(tmp_path, "labels") == []
+
+
+def test_a_model_saved_by_an_earlier_version_scores_with_its_own_code(
+    catalog: Path, tmp_path: Path
+) -> None:
+    """The 0.1 model's pickles name `training.*` classes of that release: they must come from the
+    model's own code folder, not from the `training` this process has imported."""
+    legacy = Path(__file__).parents[1] / "fixtures" / "legacy-model-0.1"
+    folder = shutil.copytree(legacy, tmp_path / "legacy")  # loading may write beside the model
+    output = tmp_path / "labels.csv"
+    assert classify("--model", str(folder), "--data", str(catalog), "--output", str(output)) == 0
+    out = pd.read_csv(output, keep_default_na=False, dtype={"product_id": str})
+    assert out["product_id"].tolist() == [r["asin"] for r in catalog_records(ROWS)]
+    labelled = out[out["reason"] == ""]
+    assert len(labelled) == len(out) - len(NO_TEXT_IDS)
+    assert (labelled["label"] != "").all()
+    assert pd.to_numeric(labelled["probability"]).between(0, 1).all()
