@@ -10,6 +10,7 @@ Amazon 2018 field names only, and get the roles those fields always had.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -82,7 +83,10 @@ class RequestContract:
         types, other fields allowed and ignored, a non-empty text field required."""
         properties = {f.name: value_schema(f.type, max_chars) for f in self.fields}
         needs_text = [
-            {"required": [name], "properties": {name: {"minLength": 1, "minItems": 1}}}
+            {
+                "required": [name],
+                "properties": {name: {"not": {"type": "null"}, "minLength": 1, "minItems": 1}},
+            }
             for name in self.text_fields
         ]
         return {"type": "object", "properties": properties, "anyOf": needs_text}
@@ -191,14 +195,15 @@ def _tokens(value: Any) -> Any:
     return INVALID
 
 
+NUMERIC_STRING = r"^\s*-?\d+(\.\d+)?\s*$"
+"""A number written as a string: digits, an optional sign and decimals (the OpenAPI pattern)."""
+
+
 def _number(value: Any) -> Any:
     if _is_number(value):
         return float(value)
-    if isinstance(value, str):
-        try:
-            number = float(value.strip())
-        except ValueError:
-            return INVALID
+    if isinstance(value, str) and re.match(NUMERIC_STRING, value):
+        number = float(value)
         return number if math.isfinite(number) else INVALID
     return INVALID
 
@@ -225,21 +230,23 @@ TYPE_NAMES = {
 
 
 def value_schema(value_type: str, max_chars: int) -> dict[str, Any]:
-    """The JSON Schema of one field's values, for a contract type."""
+    """The JSON Schema of one field's values, for a contract type; null is a missing value."""
     string = {"type": "string", "maxLength": max_chars}
     number = {"type": "number"}
     strings = {"type": "array", "items": string, "maxItems": 50}
+    missing = {"type": "null"}
     if value_type == "string":
-        return string
+        return {"anyOf": [string, missing]}
     if value_type == "text":
-        return {"anyOf": [string, strings]}
+        return {"anyOf": [string, strings, missing]}
     if value_type == "number":
-        return {"anyOf": [number, {"type": "string", "pattern": r"^\s*-?\d+(\.\d+)?\s*$"}]}
+        return {"anyOf": [number, {"type": "string", "pattern": NUMERIC_STRING}, missing]}
     if value_type == "price":
-        return {"anyOf": [{"type": "number", "minimum": 0}, string]}
+        return {"anyOf": [{"type": "number", "minimum": 0}, string, missing]}
     scalars = {"anyOf": [string, number]}
-    pairs = {"type": "object", "additionalProperties": {"anyOf": [string, number]}}
-    return {"anyOf": [string, number, {"type": "array", "items": scalars}, pairs]}
+    pair_value = {"anyOf": [string, number, {"type": "boolean"}, missing]}
+    pairs = {"type": "object", "additionalProperties": pair_value}
+    return {"anyOf": [string, number, {"type": "array", "items": scalars}, pairs, missing]}
 
 
 def field_chars(value: Any) -> int:
