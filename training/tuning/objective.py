@@ -97,10 +97,10 @@ def trial_run(parent: ParentRun, trial: optuna.Trial, params: dict[str, Any]) ->
         },
     )
     run_id = run.info.run_id
-    trial.set_user_attr(MLFLOW_RUN, run_id)
-    parent.client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
     status, state = "FAILED", "FAIL"
-    try:
+    try:  # from here on, an interrupt (SIGTERM) ends the run as KILLED, never leaves it RUNNING
+        trial.set_user_attr(MLFLOW_RUN, run_id)
+        parent.client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
         yield run_id
         status, state = "FINISHED", "COMPLETE"
     except optuna.TrialPruned:
