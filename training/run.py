@@ -221,7 +221,7 @@ class TrainingRun:
         metrics: dict[str, float] = {}
         if self.config.compare_without_smote and self.config.smote:
             metrics |= compare_without_smote(
-                self.config, self.writer, train_rows, holdout, self.timings
+                self.config, self.policy, self.client, train_rows, holdout, self.timings
             )
         if self.config.cv_folds > 1:
             with stage(f"{self.config.cv_folds}-fold cross-validation", self.timings):
@@ -346,15 +346,27 @@ def cross_validate(config: TrainConfig, train: pd.DataFrame) -> dict[str, float]
 
 def compare_without_smote(
     config: TrainConfig,
-    writer: RunWriter,
+    policy: RetryPolicy,
+    client: MlflowClient,
     train: pd.DataFrame,
     test: pd.DataFrame,
     timings: dict[str, float],
 ) -> dict[str, float]:
-    with mlflow.start_run(run_name="without-smote", nested=True):
+    """The same training without SMOTE, in a nested run (created and ended with retries)."""
+    parent = mlflow.active_run()
+    assert parent is not None, "called inside the training run"
+    run_id = tracking.start_run_once(
+        policy, client, parent.info.experiment_id, "without-smote", parent.info.run_id
+    )
+    writer = RunWriter(policy)
+    try:
         writer.params({"smote": False})
         _, evaluation, _ = fit_and_evaluate(config, train, test, smote=False, timings=timings)
         writer.metrics(evaluation.metrics)
+    except BaseException:
+        tracking.end_failed_run(policy, client, run_id)
+        raise
+    tracking.end_run(policy, client, run_id, "FINISHED")
     return {f"no_smote_{k}": v for k, v in evaluation.metrics.items()}
 
 

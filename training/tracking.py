@@ -14,6 +14,7 @@ from typing import Any
 
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from training.errors import TrackingError, TrackingRefusedError
 from training.retries import RetryPolicy, is_transient
@@ -78,11 +79,18 @@ def connect(tracking_uri: str, policy: RetryPolicy | None = None) -> MlflowClien
 
 
 def start_run_once(
-    policy: RetryPolicy, client: MlflowClient, experiment_id: str, run_name: str | None
+    policy: RetryPolicy,
+    client: MlflowClient,
+    experiment_id: str,
+    run_name: str | None,
+    parent_run_id: str | None = None,
 ) -> str:
     """Create the run (retried: a retry finds the run a cut answer had already created, by a token
-    tag) and make it the active run of this process. Returns its id."""
+    tag) and make it the active run of this process, nested in `parent_run_id` if given (the
+    active run). Returns its id."""
     tags = owner_tags() | {RUN_TOKEN_TAG: uuid.uuid4().hex}
+    if parent_run_id:
+        tags[MLFLOW_PARENT_RUN_ID] = parent_run_id
 
     def find_or_create() -> str:
         found = client.search_runs(
@@ -95,7 +103,7 @@ def start_run_once(
     import mlflow
 
     run_id = policy.call("starting the run", find_or_create)
-    policy.call("starting the run", mlflow.start_run, run_id=run_id)
+    policy.call("starting the run", mlflow.start_run, run_id=run_id, nested=bool(parent_run_id))
     return run_id
 
 

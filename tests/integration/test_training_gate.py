@@ -109,6 +109,12 @@ def test_logged_run_has_everything_a_reviewer_needs(store, small_catalog) -> Non
         "evaluation/class_distribution.json",
     } <= names
     assert len(run.inputs.dataset_inputs) == 2
+    nested = MlflowClient().search_runs(
+        [run.info.experiment_id], f"tags.`mlflow.parentRunId` = '{result.run_id}'"
+    )
+    assert [(r.info.run_name, r.info.status) for r in nested] == [("without-smote", "FINISHED")]
+    assert nested[0].data.params["smote"] == "False"
+    assert nested[0].data.metrics["f1_macro"] == run.data.metrics["no_smote_f1_macro"]
     model = mlflow.pyfunc.load_model("models:/gate-test@champion")
     assert model.metadata.signature is not None
     assert model.metadata.saved_input_example_info is not None
