@@ -243,7 +243,8 @@ class TrainingRun:
     def metadata(self, evaluation: Evaluation, run_id: str) -> dict[str, Any]:
         return model_metadata(self.config, self.catalog, self.split, evaluation, run_id)
 
-    def judge(self, holdout: pd.DataFrame, labels: np.ndarray) -> gate.GateDecision:
+    def judge(self, holdout: pd.DataFrame, labels: Any) -> gate.GateDecision:
+        """Re-score the champion on `holdout` and compare it with this model's `labels`."""
         config = self.config
         champion = self.policy.call(
             "reading the champion", registry.current_champion, self.client, config.model_name
@@ -264,12 +265,14 @@ class TrainingRun:
             except Exception as error:  # a broken artifact or a champion of another schema
                 log.warning("could not re-score champion v%s: %s", champion.version, error)
                 scores = gate.ChampionScores(str(champion.version), None, np.array([]))
+        return self.challenge(scores, holdout.reset_index(drop=True), labels)
+
+    def challenge(
+        self, champion: gate.ChampionScores | None, holdout: pd.DataFrame, labels: Any
+    ) -> gate.GateDecision:
+        """The gate's rule for this task: macro-F1 of single labels."""
         return gate.challenge(
-            scores,
-            holdout.reset_index(drop=True),
-            labels,
-            config.gate_min_rows,
-            config.force_promote,
+            champion, holdout, labels, self.config.gate_min_rows, self.config.force_promote
         )
 
     def log_decision(self, decision: gate.GateDecision, version: str) -> None:

@@ -16,7 +16,7 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 
 from product_model.tags import PATH, TagDecoder
-from training import gate, registry, tracking
+from training import gate, tracking
 from training.config import TrainConfig
 from training.evaluate import Evaluation
 from training.pipeline import model_input
@@ -137,30 +137,10 @@ class TagTrainingRun(TrainingRun):
         assert self.decoder is not None
         return self.decoder.label_sets(evaluation.proba)
 
-    def judge(self, holdout: pd.DataFrame, labels: Any) -> gate.GateDecision:
-        config = self.config
-        champion = self.policy.call(
-            "reading the champion", registry.current_champion, self.client, config.model_name
-        )
-        scores = None
-        if champion is not None:
-            uri = f"models:/{config.model_name}/{champion.version}"
-            rows = holdout.drop(columns=["label"]).reset_index(drop=True)
-            try:
-                scores = self.policy.call(
-                    f"re-scoring champion v{champion.version}",
-                    gate.score_champion,
-                    self.tracking_uri,
-                    uri,
-                    str(champion.version),
-                    rows,
-                )
-            except Exception as error:  # a broken artifact or a champion of another schema
-                log.warning("could not re-score champion v%s: %s", champion.version, error)
-                scores = gate.ChampionScores(str(champion.version), None, np.array([]))
-        return challenge_tags(
-            scores, holdout.reset_index(drop=True), labels, config.task_gate_metric, config
-        )
+    def challenge(
+        self, champion: gate.ChampionScores | None, holdout: pd.DataFrame, labels: Any
+    ) -> gate.GateDecision:
+        return challenge_tags(champion, holdout, labels, self.config.task_gate_metric, self.config)
 
 
 def challenge_tags(
