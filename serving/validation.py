@@ -13,9 +13,11 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from serving.errors import InvalidInputError
+from serving.plain_values import PLAIN_CHECKS, SLOW, PlainCheck
 
 # The roles and types of the Amazon 2018 fields, for models registered before contracts.
 LEGACY_FIELDS = {
@@ -67,13 +69,18 @@ class RequestContract:
         legacy = [n for n in names if n in LEGACY_FIELDS]
         return cls(tuple(InputField(n, *LEGACY_FIELDS[n]) for n in legacy))
 
-    @property
+    @cached_property
     def names(self) -> tuple[str, ...]:
         return tuple(f.name for f in self.fields)
 
-    @property
+    @cached_property
     def text_fields(self) -> tuple[str, ...]:
         return tuple(f.name for f in self.fields if f.role == "text")
+
+    @cached_property
+    def checks(self) -> dict[str, tuple[InputField, PlainCheck | None]]:
+        """Each field by name, with its fast check for plain values (`serving.plain_values`)."""
+        return {f.name: (f, PLAIN_CHECKS.get(f.type)) for f in self.fields}
 
     def describe(self) -> list[dict[str, str]]:
         return [{"name": f.name, "role": f.role, "type": f.type} for f in self.fields]
@@ -128,13 +135,19 @@ def check_products(
 def check_product(
     product: Any, contract: RequestContract, limits: Limits, where: str
 ) -> dict[str, Any]:
-    if not isinstance(product, Mapping):
+    if type(product) is not dict and not isinstance(product, Mapping):
         raise InvalidInputError("a product must be a JSON object of field: value", field=where)
-    known = {f.name: f for f in contract.fields}
+    checks, max_chars = contract.checks, limits.max_text_chars
     clean: dict[str, Any] = {}
     for name, value in product.items():
-        if name in known and value is not None:
-            clean[name] = check_value(value, known[name], limits, f"{where}.{name}")
+        known = checks.get(name)
+        if known is None or value is None:
+            continue
+        field, plain_check = known
+        parsed = SLOW if plain_check is None else plain_check(value, max_chars)
+        if parsed is SLOW:
+            parsed = check_value(value, field, limits, f"{where}.{name}")
+        clean[name] = parsed
     if not any(has_text(clean.get(name)) for name in contract.text_fields):
         raise InvalidInputError(missing_text_message(product, contract), field=where)
     return clean
@@ -261,7 +274,7 @@ def field_chars(value: Any) -> int:
 
 
 def has_text(value: Any) -> bool:
-    if isinstance(value, str):
+    if type(value) is str or isinstance(value, str):
         return bool(value.strip())
     if isinstance(value, Sequence):
         return any(has_text(item) for item in value)
