@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -13,9 +13,11 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from serving.api_v2 import ProtocolErrors, v2_router
+from serving.direct import DirectRoute
 from serving.errors import (
     BadRequestError,
     InvalidInputError,
@@ -95,15 +97,20 @@ def create_app(
     app.state.settings = settings
     app.openapi = lambda: model_openapi(app, service, settings)  # type: ignore[method-assign]
     _add_probe_routes(app, service, metrics)
-    _add_model_routes(app, service, settings)
+    answer_predict = _add_model_routes(app, service, settings)
     app.include_router(v2_router(service, settings, log_rejected))
     _add_error_handlers(app)
+    # The hot route skips Starlette's routing (see serving.direct); tests may clear this.
+    app.state.direct_routes = {
+        "/v1/predict": DirectRoute(post_route(app, "/v1/predict"), answer_predict, render_known)
+    }
     app.add_middleware(
         RequestMiddleware,
         metrics=metrics,
         routes=app.router.routes,
         max_body_bytes=settings.max_body_bytes,
         traffic=service.traffic,
+        direct=app.state.direct_routes,
     )
     app.add_middleware(ProtocolErrors)  # outermost: /v2 errors in the protocol's form
     return app
@@ -160,7 +167,26 @@ def _add_probe_routes(app: FastAPI, service: PredictionService, metrics: Serving
         return Response(payload, media_type=content_type)
 
 
-def _add_model_routes(app: FastAPI, service: PredictionService, settings: Settings) -> None:
+def _add_model_routes(
+    app: FastAPI, service: PredictionService, settings: Settings
+) -> Callable[[PredictRequest], Awaitable[Response]]:
+    """Register the model's routes; the answer of /v1/predict for a validated body."""
+
+    async def answer_predict(body: PredictRequest) -> Response:
+        products = body.products
+        try:
+            result = await service.predict(products, body.top_k)
+        except InvalidInputError as error:
+            log_rejected(error, products, settings.log_product_text)
+            raise
+        answer = {
+            "request_id": request_id_var.get(),
+            "model_name": result.model.name,
+            "model_version": result.model.version,
+            "predictions": result.predictions,
+        }
+        return Response(json.dumps(answer, ensure_ascii=False), media_type=JSON)
+
     @app.post(
         "/v1/predict",
         response_model=PredictResponse,
@@ -175,19 +201,7 @@ def _add_model_routes(app: FastAPI, service: PredictionService, settings: Settin
         ),
     )
     async def predict(body: PredictRequest) -> Response:
-        products = body.products
-        try:
-            result = await service.predict(products, body.top_k)
-        except InvalidInputError as error:
-            log_rejected(error, products, settings.log_product_text)
-            raise
-        answer = {
-            "request_id": request_id_var.get(),
-            "model_name": result.model.name,
-            "model_version": result.model.version,
-            "predictions": result.predictions,
-        }
-        return Response(json.dumps(answer, ensure_ascii=False), media_type=JSON)
+        return await answer_predict(body)
 
     @app.post(
         "/invocations",
@@ -237,6 +251,8 @@ def _add_model_routes(app: FastAPI, service: PredictionService, settings: Settin
         card = service.model_card() | {"server_version": app_version()}
         return Response(json.dumps(card, ensure_ascii=False), media_type=JSON)
 
+    return answer_predict
+
 
 def _add_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ServingError, _serving_error)  # type: ignore[arg-type]
@@ -254,11 +270,30 @@ def render(error: ServingError, headers: Mapping[str, str] | None = None) -> Res
     )
 
 
+def post_route(app: FastAPI, path: str) -> APIRoute:
+    return next(
+        route
+        for route in app.router.routes
+        if isinstance(route, APIRoute) and route.path == path and "POST" in (route.methods or ())
+    )
+
+
+async def render_known(error: Exception) -> Response:
+    """What the exception handlers answer for `error`, outside Starlette's exception handling."""
+    if isinstance(error, ServingError):
+        return render(error)
+    if isinstance(error, RequestValidationError):
+        return await _validation_error(None, error)
+    if isinstance(error, StarletteHTTPException):
+        return await _http_error(None, error)
+    raise error
+
+
 async def _serving_error(_: Request, error: ServingError) -> Response:
     return render(error)
 
 
-async def _validation_error(_: Request, error: RequestValidationError) -> Response:
+async def _validation_error(_: Request | None, error: RequestValidationError) -> Response:
     """Pydantic's errors as one message naming the first offending field."""
     problems = error.errors()
     first = problems[0]
@@ -274,7 +309,7 @@ async def _validation_error(_: Request, error: RequestValidationError) -> Respon
     return render(InvalidInputError(message, field=field))
 
 
-async def _http_error(_: Request, error: StarletteHTTPException) -> Response:
+async def _http_error(_: Request | None, error: StarletteHTTPException) -> Response:
     """Starlette's own errors (unknown path, wrong method, unreadable body) in our format."""
     serving_error: ServingError
     if error.status_code == 404:

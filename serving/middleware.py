@@ -9,12 +9,13 @@ import logging
 import random
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from serving.batching import Traffic
+from serving.direct import DirectRoute
 from serving.errors import (
     InternalError,
     ModelNotReadyError,
@@ -47,8 +48,10 @@ class RequestMiddleware:
         routes: Sequence[BaseRoute],
         max_body_bytes: int,
         traffic: Traffic | None = None,
+        direct: Mapping[str, DirectRoute] | None = None,
     ) -> None:
         self.app = app
+        self.direct = direct if direct is not None else {}
         self.metrics = metrics
         self.routes = routes
         self.max_body_bytes = max_body_bytes
@@ -81,6 +84,10 @@ class RequestMiddleware:
                 check_content_type(scope)
                 body = await self._read_limited_body(scope, receive)
                 receive, watcher = watch_client(body, receive, exchange.began_loop)
+                direct = self.direct.get(scope["path"]) if scope["method"] == "POST" else None
+                if direct is not None and body["type"] == "http.request":
+                    await direct(scope, body["body"], receive, exchange.send)
+                    return
             await self.app(scope, receive, exchange.send)
         except ServingError as exc:
             await exchange.send_error(exc)
