@@ -134,17 +134,18 @@ class RequestMiddleware:
         seconds = time.perf_counter() - exchange.began
         method = scope["method"] if scope["method"] in KNOWN_METHODS else OTHER_METHOD
         self.metrics.observe_request(route, method, exchange.status, seconds)
-        access_log.info(
-            "%s %s %d",
-            method,
-            scope["path"],
-            exchange.status,
-            extra={
-                "request_id": exchange.request_id,
-                "route": route,
-                "status": exchange.status,
-                "duration_ms": round(seconds * 1000, 3),
-            },
+        if not access_log.isEnabledFor(logging.INFO):
+            return
+        extra = {
+            "request_id": exchange.request_id,
+            "route": route,
+            "status": exchange.status,
+            "duration_ms": round(seconds * 1000, 3),
+        }
+        # `Logger.info` would also look up the caller's file and line, which no line shows.
+        fields = ("%s %s %d", (method, scope["path"], exchange.status), None)
+        access_log.handle(
+            access_log.makeRecord(access_log.name, logging.INFO, "", 0, *fields, extra=extra)
         )
 
 
