@@ -11,6 +11,10 @@ that posts real catalog products): single-product requests at concurrency 1, 8 a
 of 100 (the ceiling) and each server's time from start to ready. Prints medians over the repeats
 side by side and writes bench/results/serving.json. Needs Debian's wrk (`apt-get install wrk`).
 
+`--compare-with DIR` adds this server as another checkout has it (DIR holds its `serving` package,
+e.g. `git archive <commit> serving | tar -x -C DIR`), run in turn with the others in each repeat, so
+a change is measured against the code before it on the same busy machine.
+
 The third server is BentoML with adaptive batching (bench/bentoml_service.py), run from its own
 virtual environment (`make bench-bentoml-venv`, then `--bentoml-python .venv-bentoml/bin/python`);
 without --bentoml-python it is left out.
@@ -55,9 +59,14 @@ class Server:
     path: str
     ready_path: str
     body_key: str
+    source: str | None = None  # this server from another checkout (--compare-with)
+
+    @property
+    def is_ours(self) -> bool:
+        return self.name == "this server" or self.source is not None
 
     def command(self, model: str, alias_uri: str, port: int) -> list[str]:
-        if self.name == "this server":
+        if self.is_ours:
             return [sys.executable, "-m", "serving"]
         if self.name == BENTOML_NAME:
             return [
@@ -73,8 +82,10 @@ class Server:
     def environment(self, tracking_uri: str, model: str, port: int) -> dict[str, str]:
         env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri}
         env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"  # mlflow execs `uvicorn`
-        if self.name == "this server":
+        if self.is_ours:
             env |= {"MODEL_NAME": model, "HOST": "127.0.0.1", "PORT": str(port), "WORKERS": "1"}
+        if self.source is not None:
+            env["PYTHONPATH"] = self.source
         if self.name == BENTOML_NAME:  # a local copy: mlflow-skinny cannot read a SQLite registry
             env |= {"BENCH_MODEL_URI": BENTOML_MODEL[0], "PYTHONPATH": str(REPO)}
         return env
@@ -84,6 +95,7 @@ OURS = Server("this server", "/v1/predict", "/readyz", "products")
 MLFLOW = Server("mlflow models serve", "/invocations", "/ping", "dataframe_records")
 BENTOML_NAME = "bentoml (adaptive batching)"
 BENTOML = Server(BENTOML_NAME, "/predict", "/readyz", "products")
+BEFORE_NAME = "this server, before"
 BENTOML_PYTHON: list[str] = []  # set from --bentoml-python
 BENTOML_MODEL: list[str] = []  # the champion downloaded to a folder, for BentoML
 
@@ -104,6 +116,11 @@ def main() -> None:
     ceiling = measure_ceiling(tracking_uri, args.model_name, products, args.repeats)
     print(f"in-process ceiling: {statistics.median(ceiling):.0f} rows/s", flush=True)
     servers = [OURS, MLFLOW]
+    if args.compare_with:
+        before = Server(BEFORE_NAME, OURS.path, OURS.ready_path, OURS.body_key, args.compare_with)
+        servers.insert(0, before)
+        for shape in ("single", "batch"):
+            scripts[(BEFORE_NAME, shape)] = scripts[(OURS.name, shape)]
     if args.bentoml_python:
         BENTOML_PYTHON.append(str(Path(args.bentoml_python).absolute()))
         BENTOML_MODEL.append(download_champion(tracking_uri, args.model_name, workdir))
@@ -143,6 +160,9 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--workdir", help="folder for the store, scripts and logs (default: tmp)")
     parser.add_argument("--output", default=str(RESULTS / "serving.json"))
     parser.add_argument("--bentoml-python", help="python of a venv with BentoML (third server)")
+    parser.add_argument(
+        "--compare-with", help="also run this server from the `serving` package in this folder"
+    )
     return parser.parse_args()
 
 
@@ -338,6 +358,12 @@ def summarize(
         bento = servers[BENTOML_NAME]["single_c32"]
         figures["rps_ratio_c32_vs_bentoml"] = ours["single_c32"]["rps"] / bento["rps"]
         figures["p99_ratio_c32_vs_bentoml"] = ours["single_c32"]["p99_ms"] / bento["p99_ms"]
+    if BEFORE_NAME in servers:
+        before = servers[BEFORE_NAME]
+        figures["rps_ratio_c32_vs_before"] = ours["single_c32"]["rps"] / before["single_c32"]["rps"]
+        figures["batch_share_of_ceiling_before"] = (
+            before[batch_key]["rps"] * BATCH_ROWS / ceiling_rows
+        )
     targets = {
         "rps_ratio_c32": (">=", 10.0),
         "p99_ratio_c32": ("<=", 0.1),
