@@ -5,27 +5,21 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
 from fastapi.routing import APIRoute
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from serving.api_v2 import ProtocolErrors, v2_router
 from serving.direct import DirectRoute
+from serving.error_handlers import add_error_handlers, render_known
 from serving.errors import (
-    BadRequestError,
     InvalidInputError,
-    MethodNotAllowedError,
-    NotFoundError,
-    ServingError,
     UnsupportedMediaTypeError,
-    error_body,
 )
 from serving.invocations import (
     mlflow_predictions,
@@ -99,7 +93,7 @@ def create_app(
     _add_probe_routes(app, service, metrics)
     answer_predict = _add_model_routes(app, service, settings)
     app.include_router(v2_router(service, settings, log_rejected))
-    _add_error_handlers(app)
+    add_error_handlers(app)
     # The hot route skips Starlette's routing (see serving.direct); tests may clear this.
     app.state.direct_routes = {
         "/v1/predict": DirectRoute(post_route(app, "/v1/predict"), answer_predict, render_known)
@@ -254,89 +248,12 @@ def _add_model_routes(
     return answer_predict
 
 
-def _add_error_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(ServingError, _serving_error)  # type: ignore[arg-type]
-    app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
-    app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
-
-
-def render(error: ServingError, headers: Mapping[str, str] | None = None) -> Response:
-    """The one rendering of every error the server answers on purpose."""
-    return Response(
-        error_body(error, request_id_var.get() or ""),
-        status_code=error.status_code,
-        headers=headers,
-        media_type=JSON,
-    )
-
-
 def post_route(app: FastAPI, path: str) -> APIRoute:
     return next(
         route
         for route in app.router.routes
         if isinstance(route, APIRoute) and route.path == path and "POST" in (route.methods or ())
     )
-
-
-async def render_known(error: Exception) -> Response:
-    """What the exception handlers answer for `error`, outside Starlette's exception handling."""
-    if isinstance(error, ServingError):
-        return render(error)
-    if isinstance(error, RequestValidationError):
-        return await _validation_error(None, error)
-    if isinstance(error, StarletteHTTPException):
-        return await _http_error(None, error)
-    raise error
-
-
-async def _serving_error(_: Request, error: ServingError) -> Response:
-    return render(error)
-
-
-async def _validation_error(_: Request | None, error: RequestValidationError) -> Response:
-    """Pydantic's errors as one message naming the first offending field."""
-    problems = error.errors()
-    first = problems[0]
-    if first.get("type") == "json_invalid":
-        reason = first.get("ctx", {}).get("error", "cannot parse")
-        return render(InvalidInputError(f"invalid JSON: {reason}", field="body"))
-    field = field_path(first.get("loc", ()))
-    same_field = [p for p in problems if field_path(p.get("loc", ())) == field]
-    message = " or ".join(dict.fromkeys(str(p.get("msg", "invalid")) for p in same_field))
-    others = len(problems) - len(same_field)
-    if others:
-        message += f" (and {others} more problem{'s' if others > 1 else ''})"
-    return render(InvalidInputError(message, field=field))
-
-
-async def _http_error(_: Request | None, error: StarletteHTTPException) -> Response:
-    """Starlette's own errors (unknown path, wrong method, unreadable body) in our format."""
-    serving_error: ServingError
-    if error.status_code == 404:
-        serving_error = NotFoundError("no such resource")
-    elif error.status_code == 405:
-        serving_error = MethodNotAllowedError("method not allowed")
-    elif error.status_code == 400:  # FastAPI could not decode the body (not UTF-8, ...)
-        serving_error = InvalidInputError("invalid JSON: the body cannot be decoded", field="body")
-    else:
-        serving_error = BadRequestError(str(error.detail), status_code=error.status_code)
-    return render(serving_error, headers=error.headers)
-
-
-def field_path(loc: Any) -> str:
-    """("body", "products", 2, "title", "str") → "products[2].title": the request field, without
-    pydantic's union-member tags or positions inside a field's own list."""
-    parts = list(loc)
-    if parts and parts[0] == "body":
-        parts = parts[1:]
-    if parts and parts[0] == "products":
-        parts = parts[:3]  # products, index, field name
-    elif parts:
-        parts = parts[:1]
-    path = ""
-    for part in parts:
-        path += f"[{part}]" if isinstance(part, int) else f".{part}" if path else str(part)
-    return path or "body"
 
 
 def log_rejected(error: InvalidInputError, products: list[dict[str, Any]], with_text: bool) -> None:
