@@ -184,7 +184,10 @@ def build_pipeline(config: TrainConfig, y_train: np.ndarray, smote: bool | None 
     elif config.select_k_best:
         steps.append(("select", SelectKBest(chi2, k=config.select_k_best)))
     if config.linear_scores:
-        steps.append(("scores", LinearScores(random_state=config.seed, linear_only=linear_chars)))
+        scores = LinearScores(
+            random_state=config.seed, linear_only=linear_chars, n_jobs=config.n_jobs
+        )
+        steps.append(("scores", scores))
     if config.smote if smote is None else smote:
         smallest = min(Counter(y_train).values())
         steps.append(("smote", build_sampler(config, smallest)))
