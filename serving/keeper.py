@@ -21,6 +21,7 @@ from serving.loading import short
 from serving.metrics import ServingMetrics
 from serving.model import ModelLocator, ModelRef, ServedModel
 from serving.settings import Settings
+from serving.startup import resume_garbage_collection
 from serving.threads import DaemonThreadExecutor
 
 log = logging.getLogger(__name__)
@@ -90,18 +91,22 @@ class ModelKeeper:
     async def _keep_current(self) -> None:
         attempt = 0
         while not await self.refresh():
-            self.first_attempt.set()
+            self._first_attempt_ended()
             delay = RETRY_DELAYS[min(attempt, len(RETRY_DELAYS) - 1)]
             attempt += 1
             log.info("retrying model load", extra={"delay_seconds": delay, "attempt": attempt})
             await asyncio.sleep(delay)
-        self.first_attempt.set()
+        self._first_attempt_ended()
         interval = self.settings.reload_interval_seconds
         if interval <= 0 or not self.locator.can_change:
             return
         while True:
             await asyncio.sleep(interval)
             await self.refresh()
+
+    def _first_attempt_ended(self) -> None:
+        resume_garbage_collection()  # paused by serving.__main__ for a faster start
+        self.first_attempt.set()
 
     async def refresh(self) -> bool:
         """Serve the model the settings point to now. True if that model is being served
@@ -150,6 +155,7 @@ class ModelKeeper:
         previous, self.model = self.model, model  # one assignment: requests see old or new
         self.failure = None
         self.after_swap()
+        self._loader.submit(compile_fast_path, model)
         self._loader.submit(settle_heap)
         if previous is not None:
             self.metrics.model_retired(identity(previous.ref))
@@ -190,6 +196,26 @@ class ModelKeeper:
 
 def identity(ref: ModelRef) -> tuple[str, str, str]:
     return ref.name, ref.version, ref.alias or ""
+
+
+def compile_fast_path(model: ServedModel) -> None:
+    """Compile the served model's fast forest walk in the background; if that fails, the model
+    keeps answering (the same probabilities) with its NumPy walk, only slower."""
+    started = time.perf_counter()
+    try:
+        compiled = model.compile_fast_path()
+    except Exception as exc:
+        log.warning(
+            "forest walk not compiled: answering with the NumPy walk",
+            extra={"model_version": model.ref.version, "detail": short(exc)},
+        )
+        return
+    if compiled:
+        seconds = round(time.perf_counter() - started, 3)
+        log.info(
+            "forest walk compiled",
+            extra={"model_version": model.ref.version, "compile_seconds": seconds},
+        )
 
 
 def settle_heap() -> None:

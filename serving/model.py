@@ -49,8 +49,13 @@ class ServedModel:
     def load(cls, ref: ModelRef) -> ServedModel:
         """Load `ref` with MLflow and run a warm-up prediction; `ModelLoadError` on failure.
         The warm-up runs after the downloaded folder is gone: a model that still needed a file
-        from it fails here, not on a client's request."""
+        from it fails here, not on a client's request. A model that can answer before its
+        forest walk is compiled does so (see `compile_fast_path`); older models compile it in
+        the warm-up."""
         wrapper = load_python_model(ref.uri)
+        answer_before_compiled = getattr(wrapper, "answer_before_compiled", None)
+        if answer_before_compiled is not None:
+            answer_before_compiled()
         if not hasattr(wrapper, "predict_proba") or not hasattr(wrapper, "classes"):
             raise ModelLoadError(LOAD_ERROR, f"{ref.uri} is not a product classifier")
         metadata = getattr(wrapper, "metadata", None) or {}
@@ -74,6 +79,16 @@ class ServedModel:
             raise ModelLoadError(
                 LOAD_ERROR, f"warm-up gave probabilities of shape {proba.shape}, not {expected}"
             )
+
+    def compile_fast_path(self) -> bool:
+        """Compile the model's fast forest walk (about a second of CPU, run once the model is
+        served); until then it answers with an exact NumPy walk, the same probabilities bit for
+        bit. False if the model has nothing to compile (older models compiled it in the warm-up)."""
+        compile_walk = getattr(self.predictor, "compile_walk", None)
+        if compile_walk is None:
+            return False
+        compile_walk()
+        return True
 
     def predict_proba(self, products: list[dict[str, Any]]) -> np.ndarray:
         """Class probabilities, one row per product, columns in the order of `classes`."""
