@@ -21,7 +21,7 @@ from serving.loading import short
 from serving.metrics import ServingMetrics
 from serving.model import ModelLocator, ModelRef, ServedModel
 from serving.settings import Settings
-from serving.startup import resume_garbage_collection
+from serving.startup import resume_full_collections
 from serving.threads import DaemonThreadExecutor
 
 log = logging.getLogger(__name__)
@@ -91,22 +91,19 @@ class ModelKeeper:
     async def _keep_current(self) -> None:
         attempt = 0
         while not await self.refresh():
-            self._first_attempt_ended()
+            resume_full_collections()  # postponed for start-up; settle_heap resumes them on success
+            self.first_attempt.set()
             delay = RETRY_DELAYS[min(attempt, len(RETRY_DELAYS) - 1)]
             attempt += 1
             log.info("retrying model load", extra={"delay_seconds": delay, "attempt": attempt})
             await asyncio.sleep(delay)
-        self._first_attempt_ended()
+        self.first_attempt.set()
         interval = self.settings.reload_interval_seconds
         if interval <= 0 or not self.locator.can_change:
             return
         while True:
             await asyncio.sleep(interval)
             await self.refresh()
-
-    def _first_attempt_ended(self) -> None:
-        resume_garbage_collection()  # paused by serving.__main__ for a faster start
-        self.first_attempt.set()
 
     async def refresh(self) -> bool:
         """Serve the model the settings point to now. True if that model is being served
@@ -155,8 +152,9 @@ class ModelKeeper:
         previous, self.model = self.model, model  # one assignment: requests see old or new
         self.failure = None
         self.after_swap()
-        self._loader.submit(compile_fast_path, model)
         self._loader.submit(settle_heap)
+        self._loader.submit(compile_fast_path, model)
+        self._loader.submit(model.saved_environment.warn_of_mismatches)
         if previous is not None:
             self.metrics.model_retired(identity(previous.ref))
         classes = [str(label) for label in model.classes]
@@ -211,6 +209,10 @@ def compile_fast_path(model: ServedModel) -> None:
         )
         return
     if compiled:
+        # numba's compiled code and type caches live as long as the process: out of the
+        # collector's reach too, after a young collection (cheap) frees the compiler's garbage.
+        gc.collect(1)
+        gc.freeze()
         seconds = round(time.perf_counter() - started, 3)
         log.info(
             "forest walk compiled",
@@ -226,3 +228,4 @@ def settle_heap() -> None:
     gc.unfreeze()
     gc.collect()
     gc.freeze()
+    resume_full_collections()  # paused for start-up: from here on it sees only new objects

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from serving.errors import ARTIFACT_MISSING, LOAD_ERROR, REGISTRY_MISS, UNREACHABLE, ModelLoadError
-from serving.loading import load_python_model, looks_unreachable, short
+from serving.loading import SavedEnvironment, load_python_model, looks_unreachable, short
 from serving.settings import Settings
 from serving.validation import RequestContract
 
@@ -44,6 +44,7 @@ class ServedModel:
     predictor: Any = field(repr=False)
     contract: RequestContract = field(default_factory=lambda: RequestContract.from_metadata({}))
     loaded_at: float = 0.0
+    saved_environment: SavedEnvironment = field(default_factory=SavedEnvironment, repr=False)
 
     @classmethod
     def load(cls, ref: ModelRef) -> ServedModel:
@@ -52,7 +53,7 @@ class ServedModel:
         from it fails here, not on a client's request. A model that can answer before its
         forest walk is compiled does so (see `compile_fast_path`); older models compile it in
         the warm-up."""
-        wrapper = load_python_model(ref.uri)
+        wrapper, saved_environment = load_python_model(ref.uri)
         answer_before_compiled = getattr(wrapper, "answer_before_compiled", None)
         if answer_before_compiled is not None:
             answer_before_compiled()
@@ -63,6 +64,7 @@ class ServedModel:
         if not contract.text_fields:
             raise ModelLoadError(LOAD_ERROR, f"{ref.uri} declares no text field to classify by")
         model = cls(ref, np.asarray(wrapper.classes), scalar_metrics(metadata), wrapper, contract)
+        model.saved_environment = saved_environment
         model.warm_up()
         model.loaded_at = time.time()
         return model

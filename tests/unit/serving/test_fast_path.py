@@ -87,27 +87,28 @@ def test_a_walk_that_fails_to_compile_leaves_the_model_serving(served_model, cap
 
 
 @pytest.mark.parametrize("model_name", ["tiny-classifier", "no-such-model"])
-def test_garbage_collection_comes_back_after_the_first_attempt(
+def test_full_collections_come_back_after_the_first_attempt(
     make_service: Callable[..., PredictionService], model_name: str
 ) -> None:
     """Whether the first load succeeds or fails (and is retried later)."""
     service = make_service(model_name=model_name)
-    startup.pause_garbage_collection()
+    before = gc.get_threshold()
+    startup.postpone_full_collections()
     try:
-        assert not gc.isenabled()
+        assert gc.get_threshold()[2] == startup.NEVER
 
         async def scenario() -> None:
             await service.start()
             try:
                 await asyncio.wait_for(service.first_attempt_done(), 60)
+                await until(lambda: gc.get_threshold() == before)
             finally:
                 await service.stop()
 
         asyncio.run(scenario())
-        assert gc.isenabled()
     finally:
-        startup.resume_garbage_collection()
-        gc.enable()
+        startup.resume_full_collections()
+    assert gc.get_threshold() == before
 
 
 async def until(condition: Callable[[], bool], timeout: float = 60) -> None:
