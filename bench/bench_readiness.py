@@ -29,11 +29,13 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from bench.full_model import REPO, default_catalog, full_catalog_model, write_results
-from tests.support import free_port, stop_process
+from tests.support import free_port, start_mlflow_server, stop_process, wait_for_http
 
 SAMPLE = REPO / "training" / "data" / "sample_catalog.jsonl.gz"
 TARGETS = {"sample": 3.0, "full": 5.0}
@@ -52,11 +54,15 @@ def register_sample(uri: str, scratch: Path) -> None:
 
 
 def register_folder(uri: str, folder: Path, name: str) -> None:
+    """Upload the model folder into the store (through the server, if `uri` is one), register it
+    and make it champion."""
     import mlflow
     from mlflow import MlflowClient
 
     mlflow.set_tracking_uri(uri)
-    version = mlflow.register_model(str(folder), name)
+    with mlflow.start_run() as run:
+        mlflow.log_artifacts(str(folder), "model")
+    version = mlflow.register_model(f"runs:/{run.info.run_id}/model", name)
     MlflowClient(uri).set_registered_model_alias(name, "champion", version.version)
 
 
@@ -150,6 +156,21 @@ def summary(name: str, starts: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+@contextmanager
+def tracking_store(scratch: Path, args: argparse.Namespace) -> Iterator[str]:
+    """A fresh SQLite store, or an `mlflow server` on it (stopped on the way out)."""
+    if not args.mlflow_server:
+        yield f"sqlite:///{scratch}/mlflow.db"
+        return
+    port = free_port()
+    server = start_mlflow_server(scratch / "server", port)
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/health", 120, server)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop_process(server)
+
+
 def parse_arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--catalog", type=Path, default=default_catalog())
@@ -162,6 +183,12 @@ def parse_arguments() -> argparse.Namespace:
         "only read, and it must carry code the baseline can load if --baseline-code is given",
     )
     parser.add_argument(
+        "--mlflow-server",
+        action="store_true",
+        help="register into an `mlflow server` on loopback and serve from it over HTTP, as a "
+        "deployed server does (the serving image has mlflow-skinny: no SQLite store)",
+    )
+    parser.add_argument(
         "--baseline-code",
         type=Path,
         help="a checkout of the commit to compare with (git worktree add --detach DIR main)",
@@ -172,9 +199,8 @@ def parse_arguments() -> argparse.Namespace:
 def main() -> None:
     args = parse_arguments()
     report: dict[str, dict[str, Any]] = {}
-    with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory() as folder, tracking_store(Path(folder), args) as uri:
         scratch = Path(folder)
-        uri = f"sqlite:///{scratch}/mlflow.db"
         register_sample(uri, scratch)
         models = {"sample": (uri, "sample")}
         if args.full_tracking_uri:
@@ -195,7 +221,9 @@ def main() -> None:
             for variant, runs in starts.items():
                 report[variant] = summary(variant, runs)
                 print_summary(variant, report[variant])
-    write_results("readiness", {"cpus": os.cpu_count(), "models": report})
+    store = "mlflow server over HTTP" if args.mlflow_server else "SQLite file"
+    name = "readiness-mlflow-server" if args.mlflow_server else "readiness"
+    write_results(name, {"cpus": os.cpu_count(), "store": store, "models": report})
 
 
 def print_summary(name: str, figures: dict[str, Any]) -> None:

@@ -4,6 +4,10 @@ A version that failed to load (missing or broken files) is not downloaded again 
 moves or FAILED_LOAD_RETRY_SECONDS pass; the failure stays visible until then (metrics, logs,
 /v1/model) while the previous model, if any, keeps serving. Loading runs on a daemon thread, so a
 load stuck on an unresponsive MLflow never holds the process at shutdown.
+
+The first model serves as soon as it can answer: its forest walk is compiled in the background,
+and the exact NumPy walk answers until then. A model swapped in later is compiled before it takes
+traffic, as the model it replaces was.
 """
 
 from __future__ import annotations
@@ -139,8 +143,13 @@ class ModelKeeper:
         return time.time() - failure.at < self.settings.failed_load_retry_seconds
 
     def _timed_load(self, ref: ModelRef) -> tuple[ServedModel, float]:
+        """Load `ref`; when another model serves meanwhile (a hot swap), the new one also compiles
+        its forest walk before it takes traffic. The first model answers at once instead, with the
+        NumPy walk, and compiles once served (see `_swap`)."""
         started = time.perf_counter()
         model = self.load_model(ref)
+        if self.model is not None:
+            compile_fast_path(model)
         return model, time.perf_counter() - started
 
     def _want(self, ref: ModelRef) -> None:
@@ -153,7 +162,8 @@ class ModelKeeper:
         self.failure = None
         self.after_swap()
         self._loader.submit(settle_heap)
-        self._loader.submit(compile_fast_path, model)
+        if previous is None:  # a hot-swapped model compiled before the swap
+            self._loader.submit(compile_fast_path, model)
         self._loader.submit(model.saved_environment.warn_of_mismatches)
         if previous is not None:
             self.metrics.model_retired(identity(previous.ref))

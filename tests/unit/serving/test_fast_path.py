@@ -7,6 +7,7 @@ import asyncio
 import dataclasses
 import gc
 import logging
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -70,6 +71,35 @@ def test_the_keeper_compiles_the_walk_once_the_model_serves(
     first, later = asyncio.run(scenario())
     assert first.predictions == later.predictions
     assert any(record.message == "forest walk compiled" for record in caplog.records)
+
+
+def test_a_model_swapped_in_is_compiled_before_it_takes_traffic(
+    make_settings: Callable[..., Any], metrics: Any, tiny_registry: Any
+) -> None:
+    mlflow.set_tracking_uri(tiny_registry.tracking_uri)
+    client = mlflow.MlflowClient(tiny_registry.tracking_uri)
+    name = f"swap-{uuid.uuid4().hex[:8]}"
+
+    def register_version() -> None:
+        version = mlflow.register_model(tiny_registry.logged_model_uri, name).version
+        client.set_registered_model_alias(name, "champion", version)
+
+    register_version()
+    settings = make_settings(model_name=name)
+    service = PredictionService(settings, metrics, ModelLocator(settings))
+
+    async def scenario() -> None:
+        await service.start()
+        try:
+            await until(lambda: service.readiness().ready)
+            register_version()
+            assert await service.refresh()
+            assert service.model.ref.version == "2"
+            assert walk_is_compiled(service.model)
+        finally:
+            await service.stop()
+
+    asyncio.run(scenario())
 
 
 def test_a_walk_that_fails_to_compile_leaves_the_model_serving(served_model, caplog) -> None:
