@@ -13,18 +13,34 @@ from typing import Any
 
 import numpy as np
 
+ROWS_AT_ONCE = 256  # bounds the dense copy of the used features (rows x used features)
+
 
 def numpy_forest_votes(
     indptr, indices, data, local_of_column, n_used, nodes, nodes_f, roots, n_one_hot, leaves, out
 ) -> None:
     """Add up, into `out` (rows x outputs, zeros), the leaf distributions of every tree (see
     `tree_walk.forest_votes` for the arguments)."""
-    dense = _dense_used(indptr, indices, data, local_of_column, n_used)
-    leaf_rows = _leaf_rows(dense, nodes, nodes_f, roots)
+    for start in range(0, indptr.size - 1, ROWS_AT_ONCE):
+        stop = min(start + ROWS_AT_ONCE, indptr.size - 1)
+        first, last = indptr[start], indptr[stop]
+        dense = _dense_used(
+            indptr[start : stop + 1] - first,
+            indices[first:last],
+            data[first:last],
+            local_of_column,
+            n_used,
+        )
+        _add_votes(out[start:stop], _leaf_rows(dense, nodes, nodes_f, roots), n_one_hot, leaves)
+
+
+def _add_votes(out: np.ndarray, leaf_rows: np.ndarray, n_one_hot: int, leaves: Any) -> None:
+    """Add the leaves reached (rows x trees) to `out`, tree after tree."""
     if (leaf_rows < n_one_hot).all():  # only one-hot leaves: whole counts, exact in any order
-        _add_one_hot(out, leaf_rows.ravel(), np.repeat(np.arange(len(dense)), roots.size))
+        rows = np.repeat(np.arange(leaf_rows.shape[0]), leaf_rows.shape[1])
+        _add_one_hot(out, leaf_rows.ravel(), rows)
         return
-    for tree in range(roots.size):
+    for tree in range(leaf_rows.shape[1]):
         _add_leaves(out, leaf_rows[:, tree], n_one_hot, leaves)
 
 
