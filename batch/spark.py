@@ -7,6 +7,8 @@ it is not installed (MLflow issues #9196, #6450); the model's columns are passed
 the pyfunc receives a DataFrame with the catalog's column names; Spark turns JSON objects into
 structs holding every key seen in the file, which are turned back into what the model makes of a
 dict (`key=value` tokens, or `key value` text) so that both engines give the same predictions.
+Multilabel and path models return their tags (or path levels) through the same UDF, as two more
+struct fields, decoded by the model itself: the output has the local engine's columns.
 """
 
 from __future__ import annotations
@@ -23,16 +25,29 @@ from typing import Any
 from batch import readers, writers
 from batch.config import BatchConfig
 from batch.model import ScoringModel
-from batch.scoring import OUTPUT_COLUMNS, check_columns, no_text_reason
+from batch.scoring import TASK_COLUMNS, check_columns, no_text_reason, output_schema
+from batch.spark_output import HadoopPaths, count_output, write_atomically
 from batch.summary import Summary
 from training.catalog import detect_format
 from training.errors import ConfigError, DataError
 
 CORRUPT = "_corrupt_record"
 _SHIPPED_CODE: set[tuple[str, str]] = set()
-RESULT_TYPE = (
-    "label string, probability double, top_labels array<string>, top_probabilities array<double>"
-)
+# The UDF's struct: the output's label and probability, then its list columns.
+SCALAR_TYPES = "label string, probability double"
+LIST_TYPES = ("array<string>", "array<double>")
+
+
+def list_columns(task: str) -> list[tuple[str, str]]:
+    """The output's list columns and their Spark types: top-k, then a multilabel (or path)
+    model's tags (or path levels) and their probabilities, as `scoring.TASK_COLUMNS` names them."""
+    names = ["top_labels", "top_probabilities", *TASK_COLUMNS.get(task, ())]
+    return [(name, LIST_TYPES[at % 2]) for at, name in enumerate(names)]
+
+
+def result_type(task: str) -> str:
+    """What the model's UDF returns, for a model of this task."""
+    return ", ".join([SCALAR_TYPES, *(f"{name} {kind}" for name, kind in list_columns(task))])
 
 
 def start_session(config: BatchConfig) -> tuple[Any, bool]:
@@ -169,20 +184,21 @@ def scored_frame(spark: Any, frame: Any, model: ScoringModel, udf: Any) -> Any:
         "_prediction", udf(F.struct(*[F.col(c) for c in columns]))
     )
     ok, p = F.col("_usable"), F.col("_prediction")
+    lists = [
+        F.when(ok, p[name]).otherwise(F.array().cast(kind)).alias(name)
+        for name, kind in list_columns(model.task)
+    ]
     return predicted.select(
         F.col(str(inputs.id_column)).alias("product_id"),
         F.when(ok, p["label"]).otherwise(F.lit("")).alias("label"),
         F.when(ok, p["probability"]).alias("probability"),
-        F.when(ok, p["top_labels"]).otherwise(F.array().cast("array<string>")).alias("top_labels"),
-        F.when(ok, p["top_probabilities"])
-        .otherwise(F.array().cast("array<double>"))
-        .alias("top_probabilities"),
+        *lists,
         F.when(ok, F.lit(None).cast("string"))
         .otherwise(F.lit(no_text_reason(inputs)))
         .alias("reason"),
         F.lit(model.ref.name).alias("model_name"),
         F.lit(model.ref.version).alias("model_version"),
-    ).select(*OUTPUT_COLUMNS)
+    ).select(*output_schema(model.task).names)
 
 
 def model_udf(spark: Any, model: ScoringModel, top_k: int, scratch: Path) -> Any:
@@ -197,7 +213,7 @@ def model_udf(spark: Any, model: ScoringModel, top_k: int, scratch: Path) -> Any
     return mlflow.pyfunc.spark_udf(
         spark,
         str(local),
-        result_type=RESULT_TYPE,
+        result_type=result_type(model.task),
         env_manager="local",
         params={"top_k": top_k},
     )
@@ -218,78 +234,8 @@ def ship_code(spark: Any, code: Path, scratch: Path) -> None:
     _SHIPPED_CODE.add(key)
 
 
-class HadoopPaths:
-    """Existence, rename and delete through Hadoop's FileSystem: local paths, HDFS, S3 alike."""
-
-    def __init__(self, spark: Any) -> None:
-        self._jvm = spark.sparkContext._jvm
-        self._conf = spark.sparkContext._jsc.hadoopConfiguration()
-
-    def _path(self, name: str) -> tuple[Any, Any]:
-        path = self._jvm.org.apache.hadoop.fs.Path(name)
-        return path.getFileSystem(self._conf), path
-
-    def exists(self, name: str) -> bool:
-        fs, path = self._path(name)
-        return bool(fs.exists(path))
-
-    def delete(self, name: str) -> None:
-        fs, path = self._path(name)
-        fs.delete(path, True)
-
-    def rename(self, source: str, target: str) -> None:
-        fs, path = self._path(source)
-        if not fs.rename(path, self._path(target)[1]):
-            raise OSError(f"cannot rename {source} to {target}")
-
-
-def _sibling(output: str, prefix: str) -> str:
-    head, _, name = output.rstrip("/").rpartition("/")
-    hidden = f"{prefix}{name}.partial-{os.getpid()}"
-    return f"{head}/{hidden}" if head else hidden
-
-
-def write_atomically(spark: Any, frame: Any, output: str, overwrite: bool) -> None:
-    """Write Parquet to a hidden folder beside `output`, then rename it into place."""
-    paths = HadoopPaths(spark)
-    temporary = _sibling(output, ".")
-    paths.delete(temporary)
-    try:
-        frame.write.mode("errorifexists").parquet(temporary)
-        if paths.exists(output):
-            aside = _sibling(output, ".old-")
-            paths.rename(output, aside)
-            paths.rename(temporary, output)
-            paths.delete(aside)
-        else:
-            paths.rename(temporary, output)
-    except BaseException:
-        # An interrupt stops only this Python side: stop the job before removing its files.
-        spark.sparkContext.cancelAllJobs()
-        paths.delete(temporary)
-        raise
-
-
-def count_output(spark: Any, output: str, summary: Summary) -> None:
-    """Rows, rows without text and label counts, read back from the written output."""
-    from pyspark.sql import functions as F  # noqa: N812  Spark's own spelling
-
-    written = spark.read.parquet(output)
-    for row in written.groupBy("label", F.col("reason").isNull().alias("ok")).count().collect():
-        summary.rows += int(row["count"])
-        if row["ok"]:
-            summary.labels[row["label"]] = int(row["count"])
-        else:
-            summary.no_text += int(row["count"])
-
-
 def run_spark(config: BatchConfig, model: ScoringModel) -> Summary:
     """Score `config.data` into the Parquet folder `config.output` with Spark."""
-    if model.task != "single_label":
-        raise ConfigError(
-            f"--model {model.ref.uri} is a {model.task} model; the Spark engine scores "
-            "single_label models only: use --engine local"
-        )
     if "://" not in config.output:
         writers.check_output(Path(config.output), config.overwrite)
     spark, created = start_session(config)

@@ -1,10 +1,13 @@
 """`product-classify --engine spark` on a real PySpark in local[2] mode (Java from Debian's
 default-jre-headless): the same predictions as the local engine on every row, the same output
-schema, nothing left behind on failure, and clear errors for bad input. One Spark session serves
-the whole module (the CLI reuses an active session), to keep the module's time low."""
+schema, nothing left behind on failure, and clear errors for bad input; for a multilabel (tag)
+model and a category-path model too, whose outputs carry the same tag or path columns from both
+engines. One Spark session serves the whole module (the CLI reuses an active session), to keep the
+module's time low."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -16,8 +19,10 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from batch.scoring import OUTPUT_COLUMNS, output_schema
 from tests.integration.batch_catalog import NO_TEXT_IDS, classify, leftovers, write_catalog
-from tests.support import Registry
+from tests.integration.test_multilabel import write_path_catalog
+from tests.support import Registry, train_tiny
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("mlflow_uri_restored")]
 ROWS = 300
@@ -55,16 +60,20 @@ def model_args(registry: Registry) -> list[str]:
     ]
 
 
-@pytest.fixture(scope="module")
-def both_engines(
-    spark: Any, registry: Registry, catalog: Path, tmp_path_factory: pytest.TempPathFactory
-) -> tuple[Path, Path]:
-    folder = tmp_path_factory.mktemp("engines")
+def score_with_both(registry: Registry, catalog: Path, folder: Path) -> tuple[Path, Path]:
+    """The catalog scored by the local engine and by Spark: (local file, Spark folder)."""
     local, distributed = folder / "local.parquet", folder / "spark.parquet"
     args = [*model_args(registry), "--data", str(catalog)]
     assert classify(*args, "--output", str(local)) == 0
     assert classify(*args, "--output", str(distributed), "--engine", "spark") == 0
     return local, distributed
+
+
+@pytest.fixture(scope="module")
+def both_engines(
+    spark: Any, registry: Registry, catalog: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, Path]:
+    return score_with_both(registry, catalog, tmp_path_factory.mktemp("engines"))
 
 
 def test_both_engines_give_the_same_predictions_on_every_row(
@@ -84,6 +93,12 @@ def test_both_engines_give_the_same_predictions_on_every_row(
 
 def test_both_engines_write_the_same_schema(both_engines: tuple[Path, Path]) -> None:
     local, distributed = both_engines
+    assert distributed.is_dir() and list(distributed.glob("part-*.parquet"))
+    assert_same_schema(local, distributed)
+    assert pq.ParquetDataset(distributed).schema.names == list(OUTPUT_COLUMNS)  # no tag columns
+
+
+def assert_same_schema(local: Path, distributed: Path) -> None:
     assert distributed.is_dir() and list(distributed.glob("part-*.parquet"))
     local_schema = pq.read_schema(local)
     spark_schema = pq.ParquetDataset(distributed).schema
@@ -127,3 +142,87 @@ def test_bad_input_exits_3_with_a_clear_message(
     assert classify(*spark_args, "--data", str(tmp_path / "missing.jsonl.gz")) == 3
     assert "no such file" in capsys.readouterr().err
     assert leftovers(tmp_path, "labels") == []
+
+
+def assert_same_rows(local_path: Path, spark_path: Path) -> pd.DataFrame:
+    """Every column equal row by row (probabilities to float precision); the local output."""
+    local, distributed = (
+        pd.read_parquet(p).set_index("product_id") for p in (local_path, spark_path)
+    )
+    assert distributed.index.is_unique and sorted(distributed.index) == sorted(local.index)
+    distributed = distributed.loc[local.index]
+    for column in local.columns:
+        expected, actual = local[column].tolist(), distributed[column].tolist()
+        if column.endswith("probabilities"):
+            assert [list(v) for v in actual] == [pytest.approx(list(v)) for v in expected], column
+        elif column == "probability":
+            assert pd.Series(actual).fillna(-1).tolist() == pytest.approx(
+                pd.Series(expected).fillna(-1).tolist()
+            )
+        elif column.startswith(("top_", "tag", "path")):
+            assert [list(v) for v in actual] == [list(v) for v in expected], column
+        else:
+            assert pd.Series(actual).fillna("").tolist() == pd.Series(expected).fillna("").tolist()
+    return local
+
+
+TAG_TRAINING: dict[str, Any] = {"task": "multilabel", "label_column": "category"}
+TAG_TRAINING |= {"min_tag_count": 10, "select_k_best": 0}
+
+
+@pytest.fixture(scope="module")
+def tag_engines(
+    spark: Any, registry: Registry, catalog: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, Path]:
+    """A tag model (the sample's Debian tags) scored on the module's catalog by both engines."""
+    root = tmp_path_factory.mktemp("tag-model")
+    tags = train_tiny(registry.tracking_uri, "batch-spark-tags", root, **TAG_TRAINING)
+    return score_with_both(tags, catalog, root)
+
+
+def test_a_tag_model_gives_the_same_output_from_both_engines(
+    tag_engines: tuple[Path, Path],
+) -> None:
+    assert_same_schema(*tag_engines)
+    local = assert_same_rows(*tag_engines)
+    assert ["product_id", *local.columns] == output_schema("multilabel").names
+    scored = local[local["reason"].isna()]
+    assert scored["tags"].map(len).min() >= 1 and scored["tags"].map(len).max() >= 2
+    falling = scored["tag_probabilities"].map(lambda p: list(p) == sorted(p, reverse=True))
+    assert falling.all()
+    assert (local.loc[list(NO_TEXT_IDS), "tags"].map(len) == 0).all()
+
+
+PATH_TRAINING: dict[str, Any] = {"task": "path", "label_column": "category", "min_tag_count": 5}
+PATH_TRAINING |= {"text_columns": ["title"], "token_columns": [], "id_column": "sku"}
+PATH_TRAINING |= {"amazon_counts": False, "min_df": 1, "select_k_best": 0}
+BLANK_PATH_ROWS = [{"sku": "no-title-1", "title": ""}, {"sku": "no-title-2", "title": "  "}]
+
+
+@pytest.fixture(scope="module")
+def path_engines(
+    spark: Any, registry: Registry, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, Path]:
+    """A category-path model trained on a small synthetic catalog, which both engines score
+    again with two rows without a title."""
+    root = tmp_path_factory.mktemp("path-model")
+    training = write_path_catalog(root / "paths.jsonl", count=240)
+    model = train_tiny(
+        registry.tracking_uri, "batch-spark-paths", root, data=str(training), **PATH_TRAINING
+    )
+    scoring = root / "paths-to-score.jsonl"
+    lines = [json.dumps(row) for row in BLANK_PATH_ROWS]
+    scoring.write_text(training.read_text() + "\n".join(lines) + "\n")
+    return score_with_both(model, scoring, root)
+
+
+def test_a_path_model_gives_the_same_output_from_both_engines(
+    path_engines: tuple[Path, Path],
+) -> None:
+    assert_same_schema(*path_engines)
+    local = assert_same_rows(*path_engines)
+    assert ["product_id", *local.columns] == output_schema("path").names
+    scored = local[local["reason"].isna()]
+    assert (scored["label"] == scored["path"].map(" > ".join)).all()
+    assert scored["path"].map(len).max() == 3
+    assert (local.loc[[r["sku"] for r in BLANK_PATH_ROWS], "path"].map(len) == 0).all()

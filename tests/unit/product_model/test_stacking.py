@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 from scipy import sparse
 from sklearn.datasets import make_classification
@@ -57,3 +59,15 @@ def test_a_class_rarer_than_the_folds_and_two_classes() -> None:
     assert two.shape == (60, 32)
     assert np.allclose(scores.transform(X2)[:, 30].toarray(), 0.0)  # first class keeps FLOOR
     assert FLOOR < 0
+
+
+def test_saved_without_the_derived_weights_and_scores_the_same_after_loading() -> None:
+    X, y = data()
+    scores = LinearScores(random_state=0).fit(X, y)
+    before = scores.transform(X[:7]).toarray()
+    expected = np.clip(X[:7] @ scores.coef_.T + scores.intercept_, FLOOR, None) - FLOOR
+    assert np.allclose(before[:, 30:], expected, atol=1e-6)
+    assert "weights_" in scores.__dict__  # made by the first transform
+    loaded = pickle.loads(pickle.dumps(scores))
+    assert "weights_" not in loaded.__dict__
+    assert np.array_equal(loaded.transform(X[:7]).toarray(), before)
