@@ -4,6 +4,7 @@
     .venv/bin/python -m bench.bench_readiness --skip-full     # the sample model only
     git worktree add --detach /tmp/base main                  # then, before/after in one run:
     .venv/bin/python -m bench.bench_readiness --baseline-code /tmp/base
+    .venv/bin/python -m bench.bench_readiness --mlflow-server     # through HTTP, as deployed
 
 Registers the sample model (`product-train` on the bundled sample, the quick start's model) and
 the full-catalog model (see bench/full_model.py) in a fresh SQLite store, then starts the server
@@ -13,7 +14,7 @@ while the forest walk compiles in the background). With --baseline-code, every m
 served by that checkout's `serving`, from a copy of the model carrying that checkout's
 `product_model` (the same trees), the two starts alternating so that both see the same load.
 Targets (issue 13): 3 s for the sample model, 5 s for the full-catalog model.
-Writes bench/results/readiness.json.
+Writes bench/results/readiness.json (readiness-mlflow-server.json with --mlflow-server).
 """
 
 from __future__ import annotations
