@@ -25,10 +25,20 @@ features stay non-negative like the TF-IDF ones."""
 
 
 class LinearScores(TransformerMixin, BaseEstimator):
-    def __init__(self, C: float = 1.0, folds: int = 3, random_state: int | None = None) -> None:
+    """Appends one linear score per class. The last `linear_only` input columns (the featurizer's
+    `linear_chars` block) feed the linear model only and are not passed on."""
+
+    def __init__(
+        self,
+        C: float = 1.0,
+        folds: int = 3,
+        random_state: int | None = None,
+        linear_only: int = 0,
+    ) -> None:
         self.C = C
         self.folds = folds
         self.random_state = random_state
+        self.linear_only = linear_only
 
     def _linear(self) -> LinearSVC:
         return LinearSVC(C=self.C, class_weight="balanced")
@@ -54,10 +64,12 @@ class LinearScores(TransformerMixin, BaseEstimator):
         self.coef_, self.intercept_ = self._fit_all(X, y)
         if folds < 2:  # too few rows to hold any out: in-sample scores
             scores = self._scores(X)
-        return _with_scores(X, scores)
+        return _with_scores(self._passed_on(X), scores)
 
     def _fit_all(self, X: Any, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        coef = np.zeros((len(self.classes_), X.shape[1]), dtype=np.float32)
+        # float16: the weights of tens of thousands of words and character n-grams per class are
+        # most of this step's size in the saved model; scores stay float32 sums.
+        coef = np.zeros((len(self.classes_), X.shape[1]), dtype=np.float16)
         intercept = np.full(len(self.classes_), FLOOR, dtype=np.float32)
         if len(self.classes_) > 1:
             model = self._linear().fit(X, y)
@@ -85,7 +97,7 @@ class LinearScores(TransformerMixin, BaseEstimator):
         58 classes by 20,000 words) on every product, which cost more than the product itself."""
         weights = self.__dict__.get("weights_")
         if weights is None:
-            weights = self.weights_ = np.ascontiguousarray(self.coef_.T)
+            weights = self.weights_ = np.ascontiguousarray(self.coef_.T, dtype=np.float32)
         return weights
 
     def __getstate__(self) -> dict[str, Any]:
@@ -94,7 +106,11 @@ class LinearScores(TransformerMixin, BaseEstimator):
         return state
 
     def transform(self, X: Any) -> sparse.csr_matrix:
-        return _with_scores(X, self._scores(X))
+        return _with_scores(self._passed_on(X), self._scores(X))
+
+    def _passed_on(self, X: Any) -> Any:
+        kept = X.shape[1] - getattr(self, "linear_only", 0)
+        return X[:, :kept] if kept < X.shape[1] else X
 
 
 def _rows(model: LinearSVC, classes: np.ndarray) -> np.ndarray:
