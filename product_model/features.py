@@ -158,7 +158,12 @@ def _records(products: Any) -> list[Record]:
 
 class ProductFeaturizer(TransformerMixin, BaseEstimator):
     """TF-IDF per text field, tokens for brand/category/related products/details, character n-grams
-    of the product id, and scaled numeric features, stacked into one sparse float32 matrix."""
+    of the product id, and scaled numeric features, stacked into one sparse float32 matrix.
+
+    `linear_chars` > 0 appends one more block, last: character 2-5-grams of all text fields, for
+    the linear class scores only (`product_model.stacking`). It always has exactly that many
+    columns, the unused ones empty, so the steps after this one know where it starts.
+    """
 
     def __init__(
         self,
@@ -168,6 +173,7 @@ class ProductFeaturizer(TransformerMixin, BaseEstimator):
         id_ngram_range: tuple[int, int] = (2, 5),
         min_df: int = 2,
         stemmer: str | None = "english",
+        linear_chars: int = 0,
     ) -> None:
         self.spec = spec
         self.text_max_features = text_max_features
@@ -175,6 +181,7 @@ class ProductFeaturizer(TransformerMixin, BaseEstimator):
         self.id_ngram_range = id_ngram_range
         self.min_df = min_df
         self.stemmer = stemmer
+        self.linear_chars = linear_chars
 
     def _blocks(self, records: Sequence[Record]) -> dict[str, Any]:
         spec = self.spec or FeatureSpec()
@@ -190,6 +197,11 @@ class ProductFeaturizer(TransformerMixin, BaseEstimator):
         if spec.id_column:
             blocks["id"] = [as_text(r.get(spec.id_column)).lower() for r in records]
         blocks["numeric"] = self._numeric(records, spec)
+        if getattr(self, "linear_chars", 0):
+            blocks["linear_chars"] = [
+                " ".join(as_text(r.get(col))[:CHAR_NGRAM_CHARS] for col in spec.text_columns)
+                for r in records
+            ]
         return blocks
 
     @staticmethod
@@ -249,6 +261,9 @@ class ProductFeaturizer(TransformerMixin, BaseEstimator):
                 self.scaler_ = MinMaxScaler(clip=True).fit(docs) if docs.shape[1] else None
                 parts.append(self._scaled(docs))
                 continue
+            if name == "linear_chars":
+                parts.append(self._fit_linear_chars(docs))
+                continue
             vectorizer = self._vectorizer(name)
             try:
                 parts.append(vectorizer.fit_transform(docs))
@@ -265,7 +280,32 @@ class ProductFeaturizer(TransformerMixin, BaseEstimator):
             for name, vectorizer in self.vectorizers_.items()
         ]
         parts.append(self._scaled(blocks["numeric"]))
+        if "linear_chars" in blocks:
+            parts.append(self._linear_chars(blocks["linear_chars"]))
         return sparse.hstack(parts, format="csr", dtype=np.float32)
+
+    def _fit_linear_chars(self, docs: list[str]) -> sparse.csr_matrix:
+        self.linear_chars_: TfidfVectorizer | None = TfidfVectorizer(
+            analyzer="char_wb",
+            ngram_range=(2, 5),
+            max_features=self.linear_chars,
+            min_df=self.min_df,
+            sublinear_tf=True,
+            dtype=np.float32,
+        )
+        try:
+            self.linear_chars_.fit(docs)
+        except ValueError:  # no text anywhere: the block stays empty
+            self.linear_chars_ = None
+        return self._linear_chars(docs)
+
+    def _linear_chars(self, docs: list[str]) -> sparse.csr_matrix:
+        """The block padded to `linear_chars` columns."""
+        if self.linear_chars_ is None:
+            return sparse.csr_matrix((len(docs), self.linear_chars), dtype=np.float32)
+        block = tfidf_transform(self.linear_chars_, docs)
+        block.resize((len(docs), self.linear_chars))
+        return block
 
     def _scaled(self, numeric: np.ndarray) -> sparse.csr_matrix:
         """Numeric features scaled to [0, 1]; no columns (a text-only model) stay no columns."""
@@ -279,7 +319,13 @@ class ProductFeaturizer(TransformerMixin, BaseEstimator):
             for block, vectorizer in self.vectorizers_.items()
             for term in vectorizer.get_feature_names_out()
         ]
-        return np.asarray(names + [f"numeric[{i}]" for i in range(n_numeric)], dtype=object)
+        names += [f"numeric[{i}]" for i in range(n_numeric)]
+        if getattr(self, "linear_chars", 0):
+            chars = self.linear_chars_
+            terms = list(chars.get_feature_names_out()) if chars is not None else []
+            terms += [""] * (self.linear_chars - len(terms))
+            names += [f"linear_chars={term}" for term in terms]
+        return np.asarray(names, dtype=object)
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         return self.feature_names_

@@ -12,7 +12,10 @@ one-hot rows of a small table. `CompactForest` stores 12 bytes per node:
   every sample takes the same path as in the original tree.
 
 Prediction walks the trees in compiled code (`tree_walk`, numba), one row at a time, reading the
-sparse inputs directly: a row costs tens of microseconds, a few times less than scikit-learn.
+sparse inputs directly: a row costs tens of microseconds, a few times less than scikit-learn. The
+walk is compiled at the first prediction, unless `answer_before_compiled()` was called: then
+predictions take the exact NumPy walk (`numpy_walk`, same probabilities bit for bit) until
+`compile_walk()` has run, which a server does in the background once it is ready.
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ import numpy as np
 from scipy import sparse
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-from product_model.tree_walk import forest_votes
+from product_model.numpy_walk import numpy_forest_votes
+from product_model.tree_walk import compiled_forest_votes, walk_is_compiled
 
 
 class CompactForest(ClassifierMixin, BaseEstimator):
@@ -110,7 +114,7 @@ class CompactForest(ClassifierMixin, BaseEstimator):
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(super().__getstate__())  # a copy: it can be the object's own __dict__
-        for derived in ("_local_of_column", "_nodes"):
+        for derived in ("_local_of_column", "_nodes", "_numpy_until_compiled"):
             state.pop(derived, None)
         return state
 
@@ -141,11 +145,29 @@ class CompactForest(ClassifierMixin, BaseEstimator):
             self._local_of_column = local
         return local
 
+    def answer_before_compiled(self) -> None:
+        """Predict with the exact NumPy walk until `compile_walk()` has compiled the fast one,
+        instead of compiling it (about a second) at the first prediction."""
+        self._numpy_until_compiled = True
+
+    def compile_walk(self) -> None:
+        """Compile the numba walk now, with this forest's argument types (nothing is walked)."""
+        empty = sparse.csr_matrix((0, 1), dtype=np.float32)
+        compiled_forest_votes()(*self._walk_arguments(_csr_float32(empty)))
+
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities (single output), or the probability of 1 per output."""
-        rows = _csr_float32(X)
+        arguments = self._walk_arguments(_csr_float32(X))
+        use_numpy = getattr(self, "_numpy_until_compiled", False) and not walk_is_compiled()
+        (numpy_forest_votes if use_numpy else compiled_forest_votes())(*arguments)
+        votes = arguments[-1]
+        votes /= self.n_trees
+        return votes
+
+    def _walk_arguments(self, rows: sparse.csr_matrix) -> tuple[Any, ...]:
+        """What both walks take, ending with the zeroed votes (rows x outputs) they add to."""
         votes = np.zeros((rows.shape[0], len(self.classes_)), dtype=np.float64)
-        forest_votes(
+        return (
             rows.indptr.astype(np.int64, copy=False),
             rows.indices.astype(np.int64, copy=False),
             rows.data,
@@ -158,8 +180,6 @@ class CompactForest(ClassifierMixin, BaseEstimator):
             (self.leaf_indptr_, self.leaf_indices_, self.leaf_values_),
             votes,
         )
-        votes /= self.n_trees
-        return votes
 
     def predict(self, X: Any) -> np.ndarray:
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]

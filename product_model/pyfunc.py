@@ -25,6 +25,7 @@ import pandas as pd
 from mlflow.pyfunc import PythonModel
 
 from product_model.contract import InputContract
+from product_model.forest import CompactForest
 from product_model.tags import PATH, TagDecoder
 
 PIPELINE_ARTIFACT = "pipeline"
@@ -91,6 +92,23 @@ class ProductClassifierModel(PythonModel):
     def oov_shares(self, products: list[dict[str, Any]] | pd.DataFrame) -> np.ndarray:
         """Per product, the share of its text tokens the model's vocabulary does not know."""
         return np.asarray(self.pipeline.named_steps["features"].oov_shares(products))
+
+    def answer_before_compiled(self) -> None:
+        """Predict with the forest's exact NumPy walk until `compile_walk()` has run, instead of
+        compiling the fast walk at the first prediction (a server answers sooner)."""
+        forest = self._compact_forest()
+        if forest is not None:
+            forest.answer_before_compiled()
+
+    def compile_walk(self) -> None:
+        """Compile the forest's fast walk now (no-op for a stock scikit-learn forest)."""
+        forest = self._compact_forest()
+        if forest is not None:
+            forest.compile_walk()
+
+    def _compact_forest(self) -> CompactForest | None:
+        final = self.pipeline.steps[-1][1]
+        return final if isinstance(final, CompactForest) else None
 
     def predict_proba(self, products: list[dict[str, Any]] | pd.DataFrame) -> np.ndarray:
         """Class probabilities, one row per product, columns in the order of `self.classes`."""

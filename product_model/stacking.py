@@ -18,6 +18,7 @@ from scipy import sparse
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.model_selection import StratifiedKFold
 from sklearn.svm import LinearSVC
+from sklearn.utils.parallel import Parallel, delayed
 
 FLOOR = -1.0
 """Scores below it say only "not this class"; clipped there and shifted to start at 0, so the
@@ -25,10 +26,22 @@ features stay non-negative like the TF-IDF ones."""
 
 
 class LinearScores(TransformerMixin, BaseEstimator):
-    def __init__(self, C: float = 1.0, folds: int = 3, random_state: int | None = None) -> None:
+    """Appends one linear score per class. The last `linear_only` input columns (the featurizer's
+    `linear_chars` block) feed the linear model only and are not passed on."""
+
+    def __init__(
+        self,
+        C: float = 1.0,
+        folds: int = 3,
+        random_state: int | None = None,
+        linear_only: int = 0,
+        n_jobs: int | None = None,
+    ) -> None:
         self.C = C
         self.folds = folds
         self.random_state = random_state
+        self.linear_only = linear_only
+        self.n_jobs = n_jobs
 
     def _linear(self) -> LinearSVC:
         return LinearSVC(C=self.C, class_weight="balanced")
@@ -47,17 +60,25 @@ class LinearScores(TransformerMixin, BaseEstimator):
             with warnings.catch_warnings():  # a class with fewer rows than folds: see below
                 warnings.simplefilter("ignore", UserWarning)
                 splits = list(split.split(np.zeros(len(y)), y))
-            # A class with fewer rows than folds is still scored out of fold, by models that saw
-            # none of its rows (FLOOR), as a new class would be.
-            for fitted_on, scored in splits:
-                scores[scored] = self._scores_by_class(X[fitted_on], y[fitted_on], X[scored])
-        self.coef_, self.intercept_ = self._fit_all(X, y)
+        else:
+            splits = []
+        # The folds' fits and the final one are independent: liblinear runs them in threads,
+        # without the GIL. A class with fewer rows than folds is still scored out of fold, by
+        # models that saw none of its rows (FLOOR), as a new class would be.
+        fits = [delayed(self._scores_by_class)(X, y, fit, scored) for fit, scored in splits]
+        *fold_scores, (self.coef_, self.intercept_) = Parallel(self.n_jobs, prefer="threads")(
+            [*fits, delayed(self._fit_all)(X, y)]
+        )
+        for (_, scored), block in zip(splits, fold_scores, strict=True):
+            scores[scored] = block
         if folds < 2:  # too few rows to hold any out: in-sample scores
             scores = self._scores(X)
-        return _with_scores(X, scores)
+        return _with_scores(self._passed_on(X), scores)
 
     def _fit_all(self, X: Any, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        coef = np.zeros((len(self.classes_), X.shape[1]), dtype=np.float32)
+        # float16: the weights of tens of thousands of words and character n-grams per class are
+        # most of this step's size in the saved model; scores stay float32 sums.
+        coef = np.zeros((len(self.classes_), X.shape[1]), dtype=np.float16)
         intercept = np.full(len(self.classes_), FLOOR, dtype=np.float32)
         if len(self.classes_) > 1:
             model = self._linear().fit(X, y)
@@ -65,9 +86,12 @@ class LinearScores(TransformerMixin, BaseEstimator):
             coef[rows], intercept[rows] = model.coef_, model.intercept_
         return coef, intercept
 
-    def _scores_by_class(self, X_fit: Any, y_fit: np.ndarray, X_score: Any) -> np.ndarray:
-        """Scores of a model fitted on some rows, in the columns of all classes (a class missing
-        from those rows scores FLOOR)."""
+    def _scores_by_class(
+        self, X: Any, y: np.ndarray, fitted_on: np.ndarray, scored: np.ndarray
+    ) -> np.ndarray:
+        """Scores of the rows `scored` by a model fitted on the rows `fitted_on`, in the columns
+        of all classes (a class missing from those rows scores FLOOR)."""
+        X_fit, y_fit, X_score = X[fitted_on], y[fitted_on], X[scored]
         scores = np.full((X_score.shape[0], len(self.classes_)), FLOOR)
         present = np.unique(y_fit)
         if len(present) > 1:
@@ -85,7 +109,7 @@ class LinearScores(TransformerMixin, BaseEstimator):
         58 classes by 20,000 words) on every product, which cost more than the product itself."""
         weights = self.__dict__.get("weights_")
         if weights is None:
-            weights = self.weights_ = np.ascontiguousarray(self.coef_.T)
+            weights = self.weights_ = np.ascontiguousarray(self.coef_.T, dtype=np.float32)
         return weights
 
     def __getstate__(self) -> dict[str, Any]:
@@ -94,7 +118,11 @@ class LinearScores(TransformerMixin, BaseEstimator):
         return state
 
     def transform(self, X: Any) -> sparse.csr_matrix:
-        return _with_scores(X, self._scores(X))
+        return _with_scores(self._passed_on(X), self._scores(X))
+
+    def _passed_on(self, X: Any) -> Any:
+        kept = X.shape[1] - getattr(self, "linear_only", 0)
+        return X[:, :kept] if kept < X.shape[1] else X
 
 
 def _rows(model: LinearSVC, classes: np.ndarray) -> np.ndarray:

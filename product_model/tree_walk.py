@@ -1,34 +1,59 @@
-"""The compact forest's inner loop, compiled by numba in memory at its first call.
+"""The compact forest's inner loop: compiled by numba in memory, or walked exactly with NumPy.
 
 One row at a time: the row's used features are scattered from the CSR input into a small dense
-float32 vector, then every tree is walked from its root to a leaf and the leaf's class
-distribution is added to the row's probabilities.
+float32 vector, then every tree is walked from its root to a leaf, and the leaves' distributions
+are added to the row's probabilities in tree order.
 
 A walk is a chain of dependent memory reads (each node says where the next one is), and a forest
 of millions of nodes does not fit in the CPU caches, so one walk at a time waits on memory at
 every step. The trees are therefore walked `WALKS_IN_FLIGHT` at a time, one step each in turn; a
 walk that reaches its leaf hands its slot to the next tree. The reads of different walks overlap,
-which makes the forest about three times faster than walking the trees one after the other.
+which makes the forest about three times faster than walking the trees one after the other. The
+leaves reached are remembered per tree and added up in tree order afterwards, so the sums are
+those of `numpy_forest_votes`, bit for bit.
 
 Nodes are packed as rows of three int32 (`feature`, `threshold` bits, `child`), so one read brings
 a whole node; `nodes_f` is the same memory seen as float32, to read the threshold.
 
-Nothing is written to disk (no `cache=True`), so the model loads on a read-only filesystem; the
-compilation (about a second of CPU) happens in the serving warm-up. `nogil=True` lets other Python
-threads run while a batch is walked.
+Nothing is written to disk (no `cache=True`), so the model loads on a read-only filesystem. numba
+is imported and the walk compiled (about a second of CPU) at `compiled_forest_votes()`'s first
+call; until then a server can answer with `numpy_forest_votes`, which takes the same paths and
+adds the same numbers in the same order. `nogil=True` lets other Python threads run while a batch
+is walked.
 """
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
-from numba import njit
 
 WALKS_IN_FLIGHT = 8
+
+_compiled: Any = None
+_creating = threading.Lock()
+
+
+def compiled_forest_votes() -> Callable[..., None]:
+    """`forest_votes` compiled by numba (imported here, compiled at the dispatcher's first call)."""
+    global _compiled
+    with _creating:
+        if _compiled is None:
+            from numba import njit
+
+            _compiled = njit(nogil=True)(forest_votes)
+    return _compiled
+
+
+def walk_is_compiled() -> bool:
+    """Whether calling `compiled_forest_votes()` would run machine code at once (no compile)."""
+    return _compiled is not None and bool(_compiled.signatures)
 
 
 # One function rather than several small ones: each numba function is compiled on its own, and the
 # compilation is paid at start-up.
-@njit(nogil=True)
 def forest_votes(
     indptr, indices, data, local_of_column, n_used, nodes, nodes_f, roots, n_one_hot, leaves, out
 ):
@@ -38,11 +63,14 @@ def forest_votes(
     `n_one_hot` are one-hot (pure leaves of a single-output forest): they add 1 to one column.
     Leaf row r >= `n_one_hot` adds `leaves = (indptr, indices, values)` row r - n_one_hot, sparse:
     a multi-output leaf holds a few non-zero tag probabilities among hundreds of tags.
+    Plain Python as written: run it through `compiled_forest_votes()`.
     """
     leaf_indptr, leaf_indices, leaf_values = leaves
     n_trees = roots.size
     dense = np.zeros(n_used, dtype=np.float32)
     at = np.empty(WALKS_IN_FLIGHT, dtype=np.int64)
+    tree_of = np.empty(WALKS_IN_FLIGHT, dtype=np.int64)
+    leaf_of_tree = np.empty(n_trees, dtype=np.int64)
     width = local_of_column.size
     for i in range(indptr.size - 1):
         for k in range(indptr[i], indptr[i + 1]):  # the row's used features into `dense`
@@ -52,6 +80,7 @@ def forest_votes(
         in_flight = min(WALKS_IN_FLIGHT, n_trees)
         for slot in range(in_flight):
             at[slot] = roots[slot]
+            tree_of[slot] = slot
         next_tree = in_flight
         while in_flight > 0:
             slot = 0
@@ -62,20 +91,24 @@ def forest_votes(
                     at[slot] = child + 1 if dense[nodes[node, 0]] > nodes_f[node, 1] else child
                     slot += 1
                     continue
-                row = -child - 1
-                if row < n_one_hot:
-                    out[i, row] += 1.0
-                else:
-                    row -= n_one_hot
-                    for k in range(leaf_indptr[row], leaf_indptr[row + 1]):
-                        out[i, leaf_indices[k]] += leaf_values[k]
+                leaf_of_tree[tree_of[slot]] = -child - 1
                 if next_tree < n_trees:
                     at[slot] = roots[next_tree]
+                    tree_of[slot] = next_tree
                     next_tree += 1
                     slot += 1
                 else:  # no tree left: the last walk in flight takes this slot
                     in_flight -= 1
                     at[slot] = at[in_flight]
+                    tree_of[slot] = tree_of[in_flight]
+        for t in range(n_trees):  # tree order: the same sums as numpy_forest_votes
+            row = leaf_of_tree[t]
+            if row < n_one_hot:
+                out[i, row] += 1.0
+            else:
+                row -= n_one_hot
+                for k in range(leaf_indptr[row], leaf_indptr[row + 1]):
+                    out[i, leaf_indices[k]] += leaf_values[k]
         for k in range(indptr[i], indptr[i + 1]):  # `dense` back to zeros
             column = indices[k]
             if column < width and local_of_column[column] >= 0:

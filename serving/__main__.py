@@ -19,6 +19,7 @@ from types import FrameType
 from pydantic import ValidationError
 
 from serving.settings import Settings, describe_settings_error
+from serving.startup import postpone_full_collections
 
 EXIT_BAD_SETTINGS = 2
 EXIT_START_FAILED = 1
@@ -36,6 +37,7 @@ LIBRARY_DEFAULTS = {
 
 
 def main(argv: list[str] | None = None) -> None:
+    postpone_full_collections()  # until the first model load attempt ends: see serving.startup
     parse_arguments(argv)
     try:
         settings = Settings()

@@ -4,6 +4,10 @@ A version that failed to load (missing or broken files) is not downloaded again 
 moves or FAILED_LOAD_RETRY_SECONDS pass; the failure stays visible until then (metrics, logs,
 /v1/model) while the previous model, if any, keeps serving. Loading runs on a daemon thread, so a
 load stuck on an unresponsive MLflow never holds the process at shutdown.
+
+The first model serves as soon as it can answer: its forest walk is compiled in the background,
+and the exact NumPy walk answers until then. A model swapped in later is compiled before it takes
+traffic, as the model it replaces was.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from serving.loading import short
 from serving.metrics import ServingMetrics
 from serving.model import ModelLocator, ModelRef, ServedModel
 from serving.settings import Settings
+from serving.startup import resume_full_collections
 from serving.threads import DaemonThreadExecutor
 
 log = logging.getLogger(__name__)
@@ -90,6 +95,7 @@ class ModelKeeper:
     async def _keep_current(self) -> None:
         attempt = 0
         while not await self.refresh():
+            resume_full_collections()  # postponed for start-up; settle_heap resumes them on success
             self.first_attempt.set()
             delay = RETRY_DELAYS[min(attempt, len(RETRY_DELAYS) - 1)]
             attempt += 1
@@ -137,8 +143,13 @@ class ModelKeeper:
         return time.time() - failure.at < self.settings.failed_load_retry_seconds
 
     def _timed_load(self, ref: ModelRef) -> tuple[ServedModel, float]:
+        """Load `ref`; when another model serves meanwhile (a hot swap), the new one also compiles
+        its forest walk before it takes traffic. The first model answers at once instead, with the
+        NumPy walk, and compiles once served (see `_swap`)."""
         started = time.perf_counter()
         model = self.load_model(ref)
+        if self.model is not None:
+            compile_fast_path(model)
         return model, time.perf_counter() - started
 
     def _want(self, ref: ModelRef) -> None:
@@ -151,6 +162,9 @@ class ModelKeeper:
         self.failure = None
         self.after_swap()
         self._loader.submit(settle_heap)
+        if previous is None:  # a hot-swapped model compiled before the swap
+            self._loader.submit(compile_fast_path, model)
+        self._loader.submit(model.saved_environment.warn_of_mismatches)
         if previous is not None:
             self.metrics.model_retired(identity(previous.ref))
         classes = [str(label) for label in model.classes]
@@ -192,6 +206,30 @@ def identity(ref: ModelRef) -> tuple[str, str, str]:
     return ref.name, ref.version, ref.alias or ""
 
 
+def compile_fast_path(model: ServedModel) -> None:
+    """Compile the served model's fast forest walk in the background; if that fails, the model
+    keeps answering (the same probabilities) with its NumPy walk, only slower."""
+    started = time.perf_counter()
+    try:
+        compiled = model.compile_fast_path()
+    except Exception as exc:
+        log.warning(
+            "forest walk not compiled: answering with the NumPy walk",
+            extra={"model_version": model.ref.version, "detail": short(exc)},
+        )
+        return
+    if compiled:
+        # numba's compiled code and type caches live as long as the process: out of the
+        # collector's reach too, after a young collection (cheap) frees the compiler's garbage.
+        gc.collect(1)
+        gc.freeze()
+        seconds = round(time.perf_counter() - started, 3)
+        log.info(
+            "forest walk compiled",
+            extra={"model_version": model.ref.version, "compile_seconds": seconds},
+        )
+
+
 def settle_heap() -> None:
     """Collect once, then freeze what survives (mostly the model's several hundred thousand
     objects) out of the cyclic garbage collector's reach: a full collection over them takes about
@@ -200,3 +238,4 @@ def settle_heap() -> None:
     gc.unfreeze()
     gc.collect()
     gc.freeze()
+    resume_full_collections()  # paused for start-up: from here on it sees only new objects

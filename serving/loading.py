@@ -11,12 +11,15 @@ loaded objects keep references to their own classes and functions).
 from __future__ import annotations
 
 import importlib
+import logging
+import platform
 import re
 import shutil
 import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,15 +32,52 @@ _MISSING_CODES = ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND")
 _UNREACHABLE_MARKERS = ("connection", "max retries", "timed out", "timeout", "unreachable")
 
 
-def load_python_model(uri: str) -> Any:
-    """The unwrapped pyfunc model at `uri`, loaded from a temporary copy that is then removed."""
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SavedEnvironment:
+    """What a model was saved with, checked against this process once the model serves (MLflow's
+    own check at load time reads every installed package's metadata: a third of a second)."""
+
+    requirements: tuple[str, ...] = ()
+    python_version: str | None = None
+
+    @classmethod
+    def read(cls, folder: Path, flavor: dict[str, Any]) -> SavedEnvironment:
+        path = folder / "requirements.txt"
+        lines = path.read_text("utf-8").splitlines() if path.is_file() else []
+        wanted = tuple(line.strip() for line in lines if line.strip()[:1] not in ("", "#", "-"))
+        return cls(wanted, flavor.get("python_version"))
+
+    def warn_of_mismatches(self) -> None:
+        """Log what this process lacks of the saved environment, as MLflow's load would."""
+        from mlflow.utils.requirements_utils import warn_dependency_requirement_mismatches
+
+        warn_dependency_requirement_mismatches(list(self.requirements))
+        running = platform.python_version()
+        if self.python_version and self.python_version.split(".")[:2] != running.split(".")[:2]:
+            log.warning(
+                "the model was saved with Python %s and runs on %s: it may not work",
+                self.python_version,
+                running,
+            )
+
+
+def load_python_model(uri: str) -> tuple[Any, SavedEnvironment]:
+    """The unwrapped pyfunc model at `uri`, loaded from a temporary copy that is then removed,
+    and the environment it was saved with."""
     import mlflow.pyfunc  # heavy: imported in the loading thread only
+    from mlflow.models import Model
 
     with temporary_folder() as folder:
         local = download(uri, folder)
         with own_model_code():
             try:
-                return mlflow.pyfunc.load_model(str(local)).unwrap_python_model()
+                flavor = Model.load(str(local)).flavors.get("python_function", {})
+                saved = SavedEnvironment.read(local, flavor)
+                model = mlflow.pyfunc.load_model(str(local), suppress_warnings=True)
+                return model.unwrap_python_model(), saved
             except Exception as exc:
                 raise ModelLoadError(LOAD_ERROR, short(exc)) from exc
 

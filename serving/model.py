@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from serving.errors import ARTIFACT_MISSING, LOAD_ERROR, REGISTRY_MISS, UNREACHABLE, ModelLoadError
-from serving.loading import load_python_model, looks_unreachable, short
+from serving.loading import SavedEnvironment, load_python_model, looks_unreachable, short
 from serving.settings import Settings
 from serving.validation import RequestContract
 
@@ -44,13 +44,19 @@ class ServedModel:
     predictor: Any = field(repr=False)
     contract: RequestContract = field(default_factory=lambda: RequestContract.from_metadata({}))
     loaded_at: float = 0.0
+    saved_environment: SavedEnvironment = field(default_factory=SavedEnvironment, repr=False)
 
     @classmethod
     def load(cls, ref: ModelRef) -> ServedModel:
         """Load `ref` with MLflow and run a warm-up prediction; `ModelLoadError` on failure.
         The warm-up runs after the downloaded folder is gone: a model that still needed a file
-        from it fails here, not on a client's request."""
-        wrapper = load_python_model(ref.uri)
+        from it fails here, not on a client's request. A model that can answer before its
+        forest walk is compiled does so (see `compile_fast_path`); older models compile it in
+        the warm-up."""
+        wrapper, saved_environment = load_python_model(ref.uri)
+        answer_before_compiled = getattr(wrapper, "answer_before_compiled", None)
+        if answer_before_compiled is not None:
+            answer_before_compiled()
         if not hasattr(wrapper, "predict_proba") or not hasattr(wrapper, "classes"):
             raise ModelLoadError(LOAD_ERROR, f"{ref.uri} is not a product classifier")
         metadata = getattr(wrapper, "metadata", None) or {}
@@ -58,6 +64,7 @@ class ServedModel:
         if not contract.text_fields:
             raise ModelLoadError(LOAD_ERROR, f"{ref.uri} declares no text field to classify by")
         model = cls(ref, np.asarray(wrapper.classes), scalar_metrics(metadata), wrapper, contract)
+        model.saved_environment = saved_environment
         model.warm_up()
         model.loaded_at = time.time()
         return model
@@ -74,6 +81,16 @@ class ServedModel:
             raise ModelLoadError(
                 LOAD_ERROR, f"warm-up gave probabilities of shape {proba.shape}, not {expected}"
             )
+
+    def compile_fast_path(self) -> bool:
+        """Compile the model's fast forest walk (about a second of CPU, run once the model is
+        served); until then it answers with an exact NumPy walk, the same probabilities bit for
+        bit. False if the model has nothing to compile (older models compiled it in the warm-up)."""
+        compile_walk = getattr(self.predictor, "compile_walk", None)
+        if compile_walk is None:
+            return False
+        compile_walk()
+        return True
 
     def predict_proba(self, products: list[dict[str, Any]]) -> np.ndarray:
         """Class probabilities, one row per product, columns in the order of `classes`."""

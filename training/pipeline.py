@@ -18,7 +18,7 @@ import pandas as pd
 from imblearn.over_sampling import SMOTE
 from imblearn.pipeline import Pipeline
 from scipy import sparse
-from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin, clone
 from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
 from sklearn.feature_selection import SelectKBest, chi2
 
@@ -139,8 +139,32 @@ class ChunkedCompactForest(ClassifierMixin, BaseEstimator):
         return self.compact_.predict(X)
 
 
+class SelectKBestThenTail(TransformerMixin, BaseEstimator):
+    """chi2's k best columns among all but the last `tail`, which are all kept (the featurizer's
+    block for the linear class scores only)."""
+
+    def __init__(self, k: int = 10, tail: int = 0) -> None:
+        self.k = k
+        self.tail = tail
+
+    def fit(self, X: Any, y: Any) -> SelectKBestThenTail:
+        head = X.shape[1] - self.tail
+        best = SelectKBest(chi2, k=min(self.k, head)).fit(X[:, :head], y)
+        self.columns_ = np.concatenate(
+            [best.get_support(indices=True), np.arange(head, X.shape[1])]
+        )
+        return self
+
+    def transform(self, X: Any) -> Any:
+        return X[:, self.columns_]
+
+    def get_support(self, indices: bool = False) -> np.ndarray:
+        return self.columns_
+
+
 def build_pipeline(config: TrainConfig, y_train: np.ndarray, smote: bool | None = None) -> Pipeline:
     """The unfitted pipeline for these training labels."""
+    linear_chars = config.resolved_linear_char_features() if config.linear_scores else 0
     steps: list[tuple[str, Any]] = [
         (
             "features",
@@ -151,13 +175,19 @@ def build_pipeline(config: TrainConfig, y_train: np.ndarray, smote: bool | None 
                 id_ngram_range=(config.id_ngram_min, config.id_ngram_max),
                 min_df=config.min_df,
                 stemmer=None if config.stemmer == "none" else config.stemmer,
+                linear_chars=linear_chars,
             ),
         )
     ]
-    if config.select_k_best:
+    if config.select_k_best and linear_chars:
+        steps.append(("select", SelectKBestThenTail(config.select_k_best, tail=linear_chars)))
+    elif config.select_k_best:
         steps.append(("select", SelectKBest(chi2, k=config.select_k_best)))
     if config.linear_scores:
-        steps.append(("scores", LinearScores(random_state=config.seed)))
+        scores = LinearScores(
+            random_state=config.seed, linear_only=linear_chars, n_jobs=config.n_jobs
+        )
+        steps.append(("scores", scores))
     if config.smote if smote is None else smote:
         smallest = min(Counter(y_train).values())
         steps.append(("smote", build_sampler(config, smallest)))

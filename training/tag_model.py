@@ -72,7 +72,8 @@ def best_thresholds(Y: np.ndarray, proba: np.ndarray) -> np.ndarray:
 def feature_steps(config: TrainConfig) -> Pipeline:
     """The single-label pipeline's features and chi2 selection, without linear class scores
     (fitted per class, not per tag), sampler or forest."""
-    steps = build_pipeline(config, np.array([]), smote=False).steps
+    words_only = config.model_copy(update={"linear_scores": False})
+    steps = build_pipeline(words_only, np.array([]), smote=False).steps
     return Pipeline([step for step in steps if step[0] in ("features", "select")])
 
 

@@ -83,3 +83,17 @@ def test_generic_numeric_columns_are_scaled_non_negative() -> None:
     featurizer = ProductFeaturizer(spec=spec, min_df=1)
     matrix = featurizer.fit_transform(rows).toarray()
     assert matrix.min() >= 0 and matrix.max() <= 1
+
+
+def test_linear_character_block_comes_last_and_has_its_fixed_width() -> None:
+    words = ProductFeaturizer(min_df=1)
+    with_chars = ProductFeaturizer(min_df=1, linear_chars=5000)
+    plain, padded = words.fit_transform(products()), with_chars.fit_transform(products())
+    assert padded.shape[1] == plain.shape[1] + 5000  # far fewer distinct n-grams: empty columns
+    assert np.array_equal(padded[:, : plain.shape[1]].toarray(), plain.toarray())
+    assert padded[:, plain.shape[1] :].nnz > 0
+    assert len(with_chars.get_feature_names_out()) == padded.shape[1]
+    again = with_chars.transform(pd.DataFrame(products()))
+    assert np.allclose(again.toarray(), padded.toarray())
+    blank = [{"title": "", "asin": "x"}, {"title": None, "asin": "y"}]
+    assert ProductFeaturizer(min_df=1, linear_chars=7).fit_transform(blank)[:, -7:].nnz == 0

@@ -71,3 +71,10 @@ def test_saved_without_the_derived_weights_and_scores_the_same_after_loading() -
     loaded = pickle.loads(pickle.dumps(scores))
     assert "weights_" not in loaded.__dict__
     assert np.array_equal(loaded.transform(X[:7]).toarray(), before)
+
+
+def test_fits_in_threads_give_the_same_scores_as_one_at_a_time() -> None:
+    X, y = data()
+    serial = LinearScores(random_state=1, n_jobs=1).fit_transform(X, y)
+    threads = LinearScores(random_state=1, n_jobs=2).fit_transform(X, y)
+    assert (serial != threads).nnz == 0

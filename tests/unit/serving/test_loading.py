@@ -3,6 +3,7 @@ sys.modules; and each model runs its own code, whatever was loaded before."""
 
 from __future__ import annotations
 
+import logging
 import sys
 import tempfile
 from pathlib import Path
@@ -11,6 +12,7 @@ import mlflow
 import pytest
 
 from serving.errors import ModelLoadError
+from serving.loading import SavedEnvironment
 from serving.model import ModelRef, ServedModel
 from tests.support import REPO, marked_model_copy
 
@@ -78,3 +80,16 @@ def test_a_corrupt_model_fails_as_a_load_error_and_leaves_nothing(
         load(broken)
     assert raised.value.kind == "load_error"
     assert list(scratch.iterdir()) == []
+
+
+def test_the_saved_environment_is_checked_once_serving(tmp_path: Path, caplog) -> None:
+    """MLflow's load-time check is skipped for speed; the same warnings come after the swap."""
+    (tmp_path / "requirements.txt").write_text(
+        "# written by MLflow\n-c constraints.txt\nscikit-learn==0.0.1\n\nnumpy\n"
+    )
+    saved = SavedEnvironment.read(tmp_path, {"python_version": "2.7.18"})
+    assert saved.requirements == ("scikit-learn==0.0.1", "numpy")
+    caplog.set_level(logging.WARNING)
+    saved.warn_of_mismatches()
+    assert "scikit-learn==0.0.1" in caplog.text
+    assert "Python 2.7.18" in caplog.text

@@ -136,3 +136,36 @@ def test_chunked_forest_has_every_tree_and_is_the_mean_of_its_chunks(train_frame
     assert np.abs(pipeline.predict_proba(X.head(40)) - expected).max() < 1e-9
     with pytest.raises(ValueError, match="compact=False"):
         for_serving(pipeline, compact=False)
+
+
+def test_text_only_models_read_character_ngrams_by_default() -> None:
+    text_only = config(token_columns=[], id_column="")
+    assert text_only.resolved_linear_char_features() == 50_000
+    assert config().resolved_linear_char_features() == 0  # Amazon-shaped: tokens and an id
+    assert config(linear_char_features=300).resolved_linear_char_features() == 300
+    assert (
+        config(
+            token_columns=[], id_column="", linear_char_features=0
+        ).resolved_linear_char_features()
+        == 0
+    )
+
+
+def test_character_ngrams_feed_the_linear_scores_and_not_the_forest(train_frame) -> None:
+    cfg = config(text_columns=["title"], token_columns=[], id_column="", linear_char_features=400)
+    y = train_frame["label"].to_numpy()
+    X = model_input(train_frame, cfg)
+    pipeline = build_pipeline(cfg, y).fit(X, y)
+    width = pipeline.named_steps["features"].transform(X.head(3)).shape[1]
+    select = pipeline.named_steps["select"]
+    assert list(select.get_support(indices=True)[-400:]) == list(range(width - 400, width))
+    words_only = build_pipeline(cfg.model_copy(update={"linear_char_features": 0}), y).fit(X, y)
+    with_chars = for_serving(pipeline, compact=True)[:-1].transform(X)
+    without = for_serving(words_only, compact=True)[:-1].transform(X)
+    # The forest sees the same words and one score per class either way; the scores differ.
+    assert with_chars.shape == without.shape
+    n = len(set(y))
+    assert (with_chars[:, :-n] != without[:, :-n]).nnz == 0
+    assert (with_chars[:, -n:] != without[:, -n:]).nnz > 0
+    served = for_serving(pipeline, compact=True)
+    assert np.abs(served.predict_proba(X) - pipeline.predict_proba(X)).max() < 1e-9
