@@ -1,4 +1,4 @@
-"""Summarize a py-spy raw profile per thread: each function's inclusive share of the thread's samples.
+"""Summarize a py-spy raw profile: per thread, each function's inclusive share of its samples.
 
     py-spy record -p PID -d 15 -r 250 --threads --gil --format raw -o profile.txt
     .venv/bin/python -m bench.pyspy_summary profile.txt --top 60 > summary.txt
