@@ -18,6 +18,7 @@ import pandas as pd
 from imblearn.over_sampling import SMOTE
 from imblearn.pipeline import Pipeline
 from scipy import sparse
+from sklearn import pipeline as sklearn_pipeline
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin, clone
 from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
 from sklearn.feature_selection import SelectKBest, chi2
@@ -205,14 +206,16 @@ def resampled_counts(pipeline: Pipeline, y_train: np.ndarray) -> dict[str, int]:
     return dict(counts)
 
 
-def for_serving(pipeline: Pipeline, compact: bool) -> Pipeline:
+def for_serving(pipeline: Pipeline, compact: bool) -> sklearn_pipeline.Pipeline:
     """The fitted pipeline as it is saved and served.
 
     - the sampler is dropped: it does nothing at predict time, after fit it holds training rows,
       and its strategy classes live here, in a module the saved model does not carry;
     - SelectKBest is replaced by its fixed column list (it re-sorts all scores on every call);
       with the compact forest and no linear scores, the selection is folded into the forest;
-    - optionally, the forest is converted to its compact, lossless form.
+    - optionally, the forest is converted to its compact, lossless form;
+    - it is scikit-learn's own Pipeline: without a sampler, nothing needs imbalanced-learn's, and
+      a server loading the model does not import imbalanced-learn (about 0.25 s of start-up).
     """
     named = dict(pipeline.steps)
     columns = named["select"].get_support(indices=True) if "select" in named else None
@@ -234,4 +237,4 @@ def for_serving(pipeline: Pipeline, compact: bool) -> Pipeline:
     if fold_selection:
         forest.select_columns(columns)
     steps.append(("forest", forest))
-    return Pipeline(steps)
+    return sklearn_pipeline.Pipeline(steps)

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 from imblearn.pipeline import Pipeline
 from scipy import sparse
+from sklearn import pipeline as sklearn_pipeline
 
 from product_model.forest import CompactForest, CompactForestBuilder
 from product_model.tags import TagDecoder
@@ -126,9 +127,9 @@ def fit_tag_model(config: TrainConfig, train: pd.DataFrame, tags: list[str], tas
     return TagModel(serving_pipeline(prefix, builder.build()), decoder, out_of_bag)
 
 
-def serving_pipeline(prefix: Pipeline, forest: CompactForest) -> Pipeline:
+def serving_pipeline(prefix: Pipeline, forest: CompactForest) -> sklearn_pipeline.Pipeline:
     """Features and the compact forest, the chi2 selection folded into the forest."""
     named = dict(prefix.steps)
     if "select" in named:
         forest.select_columns(named["select"].get_support(indices=True))
-    return Pipeline([("features", named["features"]), ("forest", forest)])
+    return sklearn_pipeline.Pipeline([("features", named["features"]), ("forest", forest)])
