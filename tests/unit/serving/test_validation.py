@@ -50,7 +50,9 @@ def test_csv_model_fields_by_their_own_names_and_numbers_parsed() -> None:
     assert clean == [{"Product Title": "Galaxy S21", "Weight (g)": 171.0, "product ID": "12345"}]
 
 
-@pytest.mark.parametrize("value", ["heavy", True, float("nan"), float("inf"), "1e999", [1], {}])
+@pytest.mark.parametrize(
+    "value", ["heavy", True, float("nan"), float("inf"), "1e999", [1], {}, 10**400]
+)
 def test_numeric_fields_take_numbers_or_numeric_strings_only(value) -> None:
     error = rejected([{"Product Title": "x", "Weight (g)": value}], CSV_MODEL)
     assert error.field == "products[0].Weight (g)" and "number" in error.message
@@ -104,3 +106,14 @@ def test_field_chars_counts_characters_not_bytes() -> None:
     assert field_chars(["ab", "c"]) == 3
     assert field_chars({"ab": "cd"}) == 4
     assert field_chars(12.5) == 0
+
+
+@pytest.mark.parametrize("field", ["details", "asin"])
+def test_an_integer_too_large_for_a_float_is_a_bad_value_not_a_crash(field) -> None:
+    """JSON allows integers of any size; Python's float() of one overflows."""
+    value = {"weight": 10**400} if field == "details" else 10**400
+    error = rejected([{"title": "x", field: value}])
+    assert error.field == f"products[0].{field}"
+    assert check_products(
+        [{"title": "x", field: 12345 if field == "asin" else {"w": 7}}], AMAZON, LIMITS
+    )
