@@ -6,6 +6,7 @@ The shared catalog is reduced to title + description (no id, no token columns, d
 normalised text removed), split by the platform's hash holdout (20%), and scored by
 - the default pipeline as a user runs it on such a catalog (`--id-column '' --token-columns ''`),
 - the same without the linear class scores (`--no-linear-scores`, the earlier default),
+- the same with linear scores on words only (`--linear-char-features 0`),
 - the same with character n-grams of the title (`--char-ngram-columns title`),
 - a linear SVM on TF-IDF word 1-2-grams plus character 2-5-grams of the same text.
 Prints macro-F1 and accuracy side by side; writes bench/results/text_only.json.
@@ -36,6 +37,7 @@ TEXT_ONLY = {"id_column": "", "token_columns": [], "text_columns": ["title", "de
 VARIANTS: dict[str, dict[str, Any]] = {
     "default pipeline": {},
     "default without linear scores": {"linear_scores": False},
+    "linear scores on words only": {"linear_char_features": 0},
     "default + title char n-grams": {"char_ngram_columns": ["title"]},
 }
 
