@@ -199,7 +199,9 @@ class TrainingRun:
         return served.classes_[np.argmax(evaluation.proba, axis=1)]
 
     def log_inputs(self, train_rows: pd.DataFrame, holdout: pd.DataFrame) -> None:
-        self.writer.params({k: str(v) for k, v in self.config.model_dump().items()})
+        params = self.config.model_dump()
+        params["linear_char_features"] = self.config.resolved_linear_char_features()  # not None
+        self.writer.params({k: str(v) for k, v in params.items()})
         self.writer.catalog(self.catalog, train_rows, holdout)
         if self.catalog.variants:
             groups = [dict(group.labels) for group in self.catalog.variants]

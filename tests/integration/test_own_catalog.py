@@ -152,6 +152,8 @@ def test_training_merged_the_variants(own_model: tuple[str, Path]) -> None:
     version = MlflowClient(url).get_model_version_by_alias(MODEL, "champion")
     run = MlflowClient(url).get_run(version.run_id)
     assert run.data.metrics["data_classes"] == 4
+    # a token column: the linear scores read words only, and the run says so (not "None")
+    assert run.data.params["linear_char_features"] == "0"
 
 
 def test_model_card_lists_the_catalogs_own_fields(served: ServingProcess) -> None:
