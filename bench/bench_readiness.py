@@ -40,7 +40,7 @@ from tests.support import free_port, start_mlflow_server, stop_process, wait_for
 
 SAMPLE = REPO / "training" / "data" / "sample_catalog.jsonl.gz"
 TARGETS = {"sample": 3.0, "full": 5.0}
-POLL_SECONDS = 0.02
+POLL_SECONDS = 0.02  # tests.support polls every 0.3 s by default: too coarse for seconds to ready
 FIRST_REQUESTS = 5
 PRODUCT = {"title": "Wireless optical mouse with USB receiver", "description": "2.4 GHz, 1600 dpi"}
 
@@ -109,27 +109,11 @@ def time_to_ready(uri: str, name: str, scratch: Path, code: Path | None) -> dict
         [str(serve)], env=env, stdout=subprocess.DEVNULL, cwd=scratch, start_new_session=True
     )
     try:
-        wait_until_ready(f"http://127.0.0.1:{port}/readyz", process)
+        wait_for_http(f"http://127.0.0.1:{port}/readyz", 300, process, poll=POLL_SECONDS)
         seconds = time.perf_counter() - began
         return {"seconds": seconds, "first_requests_ms": first_requests(port)}
     finally:
         stop_process(process)
-
-
-def wait_until_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 300) -> None:
-    """Poll every POLL_SECONDS (tests.support waits 0.3 s after a 503: too coarse here)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"product-serve exited with {process.returncode} before ready")
-        try:
-            with urllib.request.urlopen(url, timeout=5) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError):
-            pass
-        time.sleep(POLL_SECONDS)
-    raise TimeoutError(f"{url} not ready within {timeout} s")
 
 
 def first_requests(port: int) -> list[float]:

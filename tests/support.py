@@ -70,7 +70,10 @@ def write_jsonl_gz(path: Path, records: list[dict]) -> Path:
     return path
 
 
-def wait_for_http(url: str, timeout: float, process: subprocess.Popen | None = None) -> None:
+def wait_for_http(
+    url: str, timeout: float, process: subprocess.Popen | None = None, poll: float = 0.3
+) -> None:
+    """Return once `url` answers 200; poll every `poll` seconds while it refuses or errs."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
@@ -80,7 +83,7 @@ def wait_for_http(url: str, timeout: float, process: subprocess.Popen | None = N
                 if response.status == 200:
                     return
         except OSError:
-            time.sleep(0.3)
+            time.sleep(poll)
     raise TimeoutError(f"{url} did not answer within {timeout}s")
 
 
