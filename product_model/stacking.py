@@ -44,7 +44,10 @@ class LinearScores(TransformerMixin, BaseEstimator):
         self.n_jobs = n_jobs
 
     def _linear(self) -> LinearSVC:
-        return LinearSVC(C=self.C, class_weight="balanced")
+        # liblinear shuffles the rows: seeded here, or it draws from NumPy's global generator,
+        # and the same --seed would not give the same scores (nor, with fits in threads, the
+        # same draws in the same order).
+        return LinearSVC(C=self.C, class_weight="balanced", random_state=self.random_state)
 
     def fit(self, X: Any, y: Any) -> LinearScores:
         self.fit_transform(X, y)
