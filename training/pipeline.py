@@ -141,8 +141,8 @@ class ChunkedCompactForest(ClassifierMixin, BaseEstimator):
 
 
 class SelectKBestThenTail(TransformerMixin, BaseEstimator):
-    """chi2's k best columns among all but the last `tail`, which are all kept (the featurizer's
-    block for the linear class scores only)."""
+    """chi2's k best columns (scikit-learn's `SelectKBest`) among all but the last `tail`, which
+    are all kept: the featurizer's block for the linear class scores only (0: no such block)."""
 
     def __init__(self, k: int = 10, tail: int = 0) -> None:
         self.k = k
@@ -150,7 +150,7 @@ class SelectKBestThenTail(TransformerMixin, BaseEstimator):
 
     def fit(self, X: Any, y: Any) -> SelectKBestThenTail:
         head = X.shape[1] - self.tail
-        best = SelectKBest(chi2, k=min(self.k, head)).fit(X[:, :head], y)
+        best = SelectKBest(chi2, k=self.k).fit(X[:, :head] if self.tail else X, y)
         self.columns_ = np.concatenate(
             [best.get_support(indices=True), np.arange(head, X.shape[1])]
         )
@@ -180,10 +180,8 @@ def build_pipeline(config: TrainConfig, y_train: np.ndarray, smote: bool | None 
             ),
         )
     ]
-    if config.select_k_best and linear_chars:
+    if config.select_k_best:
         steps.append(("select", SelectKBestThenTail(config.select_k_best, tail=linear_chars)))
-    elif config.select_k_best:
-        steps.append(("select", SelectKBest(chi2, k=config.select_k_best)))
     if config.linear_scores:
         scores = LinearScores(
             random_state=config.seed, linear_only=linear_chars, n_jobs=config.n_jobs
