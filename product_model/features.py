@@ -239,6 +239,10 @@ class ProductFeaturizer(TransformerMixin, BaseEstimator):
             )
         if name == "tokens":
             return TfidfVectorizer(analyzer=_identity, **common)
+        if name == "linear_chars":
+            return TfidfVectorizer(
+                analyzer="char_wb", ngram_range=(2, 5), max_features=self.linear_chars, **common
+            )
         if name.startswith("chars:"):
             return TfidfVectorizer(
                 analyzer="char_wb",
@@ -285,14 +289,7 @@ class ProductFeaturizer(TransformerMixin, BaseEstimator):
         return sparse.hstack(parts, format="csr", dtype=np.float32)
 
     def _fit_linear_chars(self, docs: list[str]) -> sparse.csr_matrix:
-        self.linear_chars_: TfidfVectorizer | None = TfidfVectorizer(
-            analyzer="char_wb",
-            ngram_range=(2, 5),
-            max_features=self.linear_chars,
-            min_df=self.min_df,
-            sublinear_tf=True,
-            dtype=np.float32,
-        )
+        self.linear_chars_: TfidfVectorizer | None = self._vectorizer("linear_chars")
         try:
             self.linear_chars_.fit(docs)
         except ValueError:  # no text anywhere: the block stays empty
