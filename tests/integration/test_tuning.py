@@ -176,14 +176,17 @@ def test_rerunning_a_study_resumes_it_and_other_settings_are_refused(
     assert len(load(tmp_path, "resume").trials) == 3
 
 
-def _running_trial_pid(tmp_path: Path, study: str, deadline: float) -> tuple[int, int]:
-    """(trial number, worker pid) of the first trial seen fitting in a worker."""
+def _running_trial_pid(
+    tmp_path: Path, study: str, deadline: float, not_pids: tuple[int, ...] = ()
+) -> tuple[int, int]:
+    """(trial number, worker pid) of the first trial seen fitting in a worker (not `not_pids`)."""
     while time.monotonic() < deadline:
         try:
             for trial in load(tmp_path, study).get_trials(states=(TrialState.RUNNING,)):
                 # Once its MLflow run exists, the trial is fitting folds.
-                if "mlflow_run_id" in trial.user_attrs and trial.number > 0:
-                    return trial.number, int(trial.user_attrs["worker_pid"])
+                pid = int(trial.user_attrs.get("worker_pid", 0))
+                if "mlflow_run_id" in trial.user_attrs and trial.number > 0 and pid not in not_pids:
+                    return trial.number, pid
         except KeyError:  # the study does not exist yet
             pass
         time.sleep(0.2)
@@ -209,12 +212,39 @@ def test_a_worker_killed_mid_trial_loses_only_that_trial(
     assert "stopped (exit code -9); its trial is marked failed" in err
     study = load(tmp_path, "kill")
     killed = study.trials[number]
-    assert killed.state == TrialState.FAIL
-    assert len(study.get_trials(states=FINISHED)) >= 4  # the others made up for it
-    assert not study.get_trials(states=(TrialState.RUNNING,))
+    assert killed.state == TrialState.FAIL, err[-3000:]
+    assert len(study.get_trials(states=FINISHED)) >= 4, err[-3000:]  # the others made up for it
+    assert not study.get_trials(states=(TrialState.RUNNING,)), err[-3000:]
     run_id = killed.user_attrs["mlflow_run_id"]
     assert MlflowClient(tracking_uri=tracking_server).get_run(run_id).info.status == "KILLED"
     assert "tuning summary" in out
+
+
+def test_when_every_worker_dies_tuning_fails_saying_how_many_trials_were_not_run(
+    tmp_path: Path, small_catalog: Path, tracking_server: str
+) -> None:
+    command = tune_command(tmp_path, small_catalog, tracking_server, "dead", "--workers", "2")
+    command += ["--trials", "6"]
+    coordinator = subprocess.Popen(
+        command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        first, pid = _running_trial_pid(tmp_path, "dead", time.monotonic() + 180)
+        os.kill(pid, signal.SIGKILL)
+        second, other = _running_trial_pid(tmp_path, "dead", time.monotonic() + 180, (pid,))
+        os.kill(other, signal.SIGKILL)
+        _, err = coordinator.communicate(timeout=400)
+    finally:
+        if coordinator.poll() is None:
+            coordinator.kill()
+    assert coordinator.returncode == 1, err[-3000:]
+    study = load(tmp_path, "dead")
+    assert {study.trials[first].state, study.trials[second].state} == {TrialState.FAIL}
+    assert not study.get_trials(states=(TrialState.RUNNING,))
+    left = 6 - len(study.get_trials(states=FINISHED))
+    assert f"{left} of 6 trials were not run: worker(s) 0 (exit code -9), 1 (exit code -9)" in err
+    assert "rerun the same command to resume the study" in err
+    assert "Traceback" not in err
 
 
 def test_sigterm_marks_the_running_trial_failed_and_exits_130(

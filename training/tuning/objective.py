@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 BASELINE = "baseline"
 MLFLOW_RUN = "mlflow_run_id"
+WORKER_PID = "worker_pid"
 
 
 def holdout_split(catalog: Catalog, config: TrainConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -150,7 +151,7 @@ class Objective:
     def __call__(self, trial: optuna.Trial) -> float:
         started = time.perf_counter()
         trial.set_user_attr("worker", self.worker)
-        trial.set_user_attr("worker_pid", os.getpid())
+        trial.set_user_attr(WORKER_PID, os.getpid())
         params = self.params(trial)
         config = TrainConfig.model_validate(self.base.model_dump(mode="json") | params)
         with trial_run(self.parent, trial, params) as run_id:

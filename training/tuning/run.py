@@ -31,9 +31,10 @@ from optuna.trial import TrialState
 
 from training import tracking
 from training.config import TrainConfig
-from training.errors import TrainingError
+from training.errors import ConfigError, DataError, TrackingError, TrainingError
 from training.tuning.objective import (
     BASELINE,
+    WORKER_PID,
     Folds,
     Objective,
     ParentRun,
@@ -55,6 +56,8 @@ log = logging.getLogger(__name__)
 PARENT_RUN = "mlflow_parent_run_id"
 EXPERIMENT = "mlflow_experiment_id"
 # Options that say how or where to run, not what to train: not compared when a study resumes.
+# Exits whose cause the worker has already told its user; no trial of theirs was left running.
+USER_ERROR_CODES = (ConfigError.exit_code, DataError.exit_code, TrackingError.exit_code)
 RUN_OPTIONS = frozenset(
     {"tracking_uri", "run_name", "force_promote", "tracking_timeout_seconds", "n_jobs"}
 )
@@ -209,23 +212,64 @@ def _worker_command(base: TrainConfig, argv: list[str], index: int, workers: int
 
 
 def run_local_workers(base: TrainConfig, options: TuneOptions, argv: list[str]) -> None:
+    """Run W worker processes until all have stopped. A worker that dies (killed, crashed) has
+    its running trial failed at once, so that the others take its place in the budget."""
     processes = [
         subprocess.Popen(_worker_command(base, argv, index, options.workers))
         for index in range(options.workers)
     ]
+    codes: dict[int, int] = {}
+    study = None
     try:
-        codes = [process.wait() for process in processes]
+        while len(codes) < len(processes):
+            time.sleep(0.5)
+            for index, process in enumerate(processes):
+                code = process.poll()
+                if index in codes or code is None:
+                    continue
+                codes[index] = code
+                if code not in (0, *USER_ERROR_CODES):
+                    log.warning(
+                        "worker %d stopped (exit code %d); its trial is marked failed", index, code
+                    )
+                    study = _fail_trials_of(base, options, process.pid)
     except KeyboardInterrupt:
         _stop(processes)
         raise
-    user_errors = sorted({code for code in codes if code in (2, 3, 4)})
+    exit_codes = [codes[index] for index in range(len(processes))]
+    user_errors = sorted({code for code in exit_codes if code in USER_ERROR_CODES})
     if user_errors:
-        error = TrainingError(f"workers stopped with exit code(s) {codes}; see their messages")
+        error = TrainingError(f"workers stopped with exit code(s) {exit_codes}; see their messages")
         error.exit_code = user_errors[0]
         raise error
-    for index, code in enumerate(codes):
-        if code != 0:
-            log.warning("worker %d stopped (exit code %d); its trial is marked failed", index, code)
+    remaining = remaining_trials(study, options.trials) if study is not None else 0
+    if remaining:
+        dead = ", ".join(
+            f"{index} (exit code {code})" for index, code in sorted(codes.items()) if code
+        )
+        raise TrainingError(
+            f"{remaining} of {options.trials} trials were not run: worker(s) {dead} stopped and "
+            "no worker was left to run them; see their messages above, then rerun the same "
+            "command to resume the study"
+        )
+
+
+def _fail_trials_of(base: TrainConfig, options: TuneOptions, pid: int) -> optuna.Study:
+    """Mark the trials that a dead worker left running failed now (as its missed heartbeats
+    would once another worker looked) and end their MLflow runs as KILLED."""
+    client, _ = connect_mlflow(base)
+    end_run = end_stale_trial_run(client)
+    storage = open_storage(options.storage, options.heartbeat_seconds)
+    study = optuna.load_study(study_name=options.study_name, storage=storage)
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if trial.user_attrs.get(WORKER_PID) != pid:
+            continue
+        try:  # FrozenTrial has no public id; Optuna's own fail_stale_trials uses the same one
+            storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue  # another process failed it first
+        end_run(study, trial)
+    return study
 
 
 def _stop(processes: list[subprocess.Popen[bytes]]) -> None:

@@ -9,10 +9,15 @@ from typing import Any
 import optuna
 import pytest
 import yaml
+from optuna.trial import TrialState
 
+from tests.support import tracking_uri_restored
 from training.config import make_config, read_config_file
 from training.errors import ConfigError
+from training.tuning.objective import MLFLOW_RUN, WORKER_PID
 from training.tuning.report import OUTPUT_OPTIONS, collect_result, format_summary
+from training.tuning.run import TuneOptions, _fail_trials_of, connect_mlflow
+from training.tuning.space import SearchSpace
 from training.tuning.study import (
     READY,
     create_or_join,
@@ -112,3 +117,33 @@ def test_postgresql_urls_use_the_driver_the_images_ship() -> None:
 
     assert check_storage_url("postgresql://u@db:5432/x").drivername == "postgresql+psycopg2"
     assert check_storage_url("sqlite:///o.db").drivername == "sqlite"
+
+
+def test_trials_left_running_by_dead_workers_are_failed_and_their_runs_killed(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path}/optuna.db"
+    base = make_config({"tracking_uri": f"sqlite:///{tmp_path}/mlflow.db", "seed": 42})
+    options = TuneOptions(
+        space=SearchSpace.model_validate({}), trials=3, timeout=None, workers=2,
+        storage=url, study_name="s", folds=2, output=tmp_path / "best.yaml",
+    )  # fmt: skip
+    with tracking_uri_restored():
+        client, experiment_id = connect_mlflow(base)
+        study = create_or_join(open_storage(url), "s", SETTINGS, lambda study: None)
+        trials = {pid: study.ask() for pid in (111, 222)}  # 111 died; 222 still runs
+        for pid, trial in trials.items():
+            trial.set_user_attr(WORKER_PID, pid)
+            trial.set_user_attr(MLFLOW_RUN, client.create_run(experiment_id).info.run_id)
+        study.tell(study.ask(), 0.5)
+
+        left = _fail_trials_of(base, options, 111)
+
+        states = {
+            t.user_attrs[WORKER_PID]: t.state for t in left.trials if WORKER_PID in t.user_attrs
+        }
+        assert states == {111: TrialState.FAIL, 222: TrialState.RUNNING}
+        run = client.get_run(trials[111].user_attrs[MLFLOW_RUN])
+        assert run.info.status == "KILLED"
+        assert client.get_run(trials[222].user_attrs[MLFLOW_RUN]).info.status == "RUNNING"
+        assert remaining_trials(left, options.trials) == 1  # the failed trial's place is free
