@@ -1,11 +1,12 @@
 """A faster `TfidfVectorizer.transform` for the featurizer's word and token blocks, same matrix.
 
 scikit-learn counts terms with a Python loop that looks every term up in the vocabulary one at a
-time and builds word n-grams with another. Here the n-grams are joined by `map`, the terms of a
-document are counted by `collections.Counter` and intersected with the vocabulary as sets, all
-in C. The counts matrix is built exactly as scikit-learn builds it (float32, sorted indices) and
-weighted by the same NumPy and scikit-learn operations as `TfidfTransformer.transform`, in the
-same order, minus its input checks, so the result is identical;
+time and builds word n-grams with another. Here the n-grams are joined by `map`; a batch's terms
+are looked up by `map` and counted by NumPy (a few documents: by `collections.Counter`, each
+intersected with the vocabulary as sets), all in C. The counts matrix is built exactly as
+scikit-learn builds it (float32, sorted indices) and weighted by the same NumPy and scikit-learn
+operations as `TfidfTransformer.transform`, in the same order, minus its input checks, so the
+result is identical;
 `tests/unit/product_model/test_term_counts.py` compares both on real catalog text.
 
 Character n-grams inside words ("char_wb") are generated the same way, with slices instead of a
@@ -18,6 +19,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Callable, Sequence
+from itertools import chain, repeat
 from typing import Any
 
 import numpy as np
@@ -60,6 +62,18 @@ def term_counts(
     documents: Sequence[Sequence[str]], vocabulary: dict[str, int], dtype: Any
 ) -> sparse.csr_matrix:
     """Document-term counts of the terms in `vocabulary`, as scikit-learn's CountVectorizer."""
+    if len(documents) < FEW_DOCUMENTS:
+        return _counted_one_by_one(documents, vocabulary, dtype)
+    return _counted_together(documents, vocabulary, dtype)
+
+
+FEW_DOCUMENTS = 8  # below this, NumPy's fixed costs exceed its gain
+
+
+def _counted_one_by_one(
+    documents: Sequence[Sequence[str]], vocabulary: dict[str, int], dtype: Any
+) -> sparse.csr_matrix:
+    """Each document's terms counted by `Counter` and intersected with the vocabulary as sets."""
     indices: list[int] = []
     values: list[int] = []
     indptr = [0]
@@ -79,6 +93,32 @@ def term_counts(
         dtype=dtype,
     )
     matrix.sort_indices()
+    return matrix
+
+
+def _counted_together(
+    documents: Sequence[Sequence[str]], vocabulary: dict[str, int], dtype: Any
+) -> sparse.csr_matrix:
+    """All documents' terms looked up at once (-1: not in the vocabulary), then counted by
+    sorting (document, term) keys: the same matrix, with sorted indices, in a third of the time
+    for a batch."""
+    n_documents, width = len(documents), len(vocabulary)
+    lengths = np.fromiter(map(len, documents), dtype=np.int64, count=n_documents)
+    lookups = (map(vocabulary.get, terms, repeat(-1)) for terms in documents)
+    columns = np.fromiter(chain.from_iterable(lookups), dtype=np.int64, count=int(lengths.sum()))
+    rows = np.repeat(np.arange(n_documents, dtype=np.int64), lengths)
+    known = columns >= 0
+    keys, counts = np.unique(rows[known] * width + columns[known], return_counts=True)
+    rows = keys // width
+    matrix = sparse.csr_matrix(
+        (
+            counts.astype(dtype),
+            (keys - rows * width).astype(np.int32),
+            np.searchsorted(rows, np.arange(n_documents + 1)).astype(np.int32),
+        ),
+        shape=(n_documents, width),
+    )
+    matrix.has_sorted_indices = True  # keys were sorted by document, then term
     return matrix
 
 

@@ -30,6 +30,13 @@ _EMAIL = re.compile(r"\b\S+@\S+\.\w+\b")
 _WORD = regex.compile(
     r"[^\W_]+(?:[-+.'][^\W_]+)*\+*", regex.UNICODE | regex.MULTILINE | regex.DOTALL
 )
+# The same words in ASCII text (most product text): `re` finds them about twice as fast.
+_ASCII_WORD = re.compile(r"[A-Za-z0-9]+(?:[-+.'][A-Za-z0-9]+)*\+*")
+
+
+def words(text: str) -> list[str]:
+    """The words of `text`, as NLTK's RegexpTokenizer on the `_WORD` pattern finds them."""
+    return (_ASCII_WORD if text.isascii() else _WORD).findall(text)
 
 
 @cache
@@ -121,7 +128,7 @@ class TextCleaner:
         return self._snowball.stem(token) if self._snowball else token
 
     def __call__(self, text: str) -> list[str]:
-        kept = map(self._kept.__getitem__, _WORD.findall(normalize(text)))
+        kept = map(self._kept.__getitem__, words(normalize(text)))
         return [stem for stem in kept if stem is not None]
 
 

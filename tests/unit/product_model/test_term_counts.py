@@ -13,7 +13,13 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 
 from product_model import features
 from product_model.features import ProductFeaturizer
-from product_model.term_counts import char_wb_ngrams, tfidf_transform, word_ngrams
+from product_model.term_counts import (
+    _counted_one_by_one,
+    _counted_together,
+    char_wb_ngrams,
+    tfidf_transform,
+    word_ngrams,
+)
 
 SAMPLE = Path(__file__).resolve().parents[3] / "training/data/sample_catalog.jsonl.gz"
 
@@ -64,3 +70,20 @@ def test_ngram_helpers() -> None:
     assert word_ngrams(["a", "b", "c"], 2) == ["a", "b", "c", "a b", "b c"]
     assert char_wb_ngrams("ab", 2, 5) == [" a", "ab", "b ", " ab", "ab ", " ab "]
     assert char_wb_ngrams("x", 3, 5) == [" x "]
+
+
+@pytest.mark.parametrize("size", [0, 1, 7, 8, 100, 2000])
+def test_counting_a_batch_together_or_one_by_one_gives_the_same_counts(products, size) -> None:
+    vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), min_df=3)
+    vectorizer.fit(str(p.get("title", "")) for p in products[:3000])
+    analyze = vectorizer.build_analyzer()
+    documents = [analyze(str(p.get("title", ""))) for p in products[3000 : 3000 + size]]
+    documents[size // 2 : size // 2 + 1] = [[], ["zzzz"]][: min(size, 2)]  # empty, all unknown
+    for dtype in (np.float32, np.float64):
+        one_by_one = _counted_one_by_one(documents, vectorizer.vocabulary_, dtype)
+        together = _counted_together(documents, vectorizer.vocabulary_, dtype)
+        assert same_matrix(together, one_by_one)
+        assert together.has_sorted_indices and together.shape == (
+            len(documents),
+            len(vectorizer.vocabulary_),
+        )

@@ -6,7 +6,8 @@ import pickle
 
 import pytest
 
-from product_model.text import TextCleaner, normalize, stopwords
+from product_model import text
+from product_model.text import TextCleaner, normalize, stopwords, words
 
 
 def test_english_stemming_and_stop_words() -> None:
@@ -58,3 +59,16 @@ def test_stop_word_lists_ship_with_the_package() -> None:
 def test_unknown_stemmer_rejected() -> None:
     with pytest.raises(ValueError, match="stemmer"):
         TextCleaner("klingon")
+
+
+@pytest.mark.parametrize(
+    "sample",
+    [
+        "c++ utf-8 don't 3.5mm USB-C x--y a_b __init__ 10,000 +5 g++++ .net e.g. 'quoted'",
+        "end+ -start trailing- a.b.c 1/2 R&D 50%off ..dots.. x'y'z",
+        "café naïve 東京 हिन्दी c++ utf-8",  # not ASCII: the regex engine, as before
+    ],
+)
+def test_words_are_those_of_the_nltk_pattern(sample: str) -> None:
+    assert words(sample) == text._WORD.findall(sample)
+    assert words(sample.lower()) == text._WORD.findall(sample.lower())
