@@ -8,7 +8,8 @@ Fits the default pipeline once into --workdir (reused on later runs: a full-cata
 minutes) and saves it twice: as served (compact forest) and with the stock scikit-learn forest.
 The baseline's `product_model` is exported from git (`--baseline`, default the commit before this
 work) and loads the same saved pipeline: the saved form did not change. Each round then runs one
-process per contender (baseline, current, stock) in turn, so all three see the same machine load;
+process per contender (baseline, current, stock; current also held to one core, stock also with
+n_jobs=-1: see `contenders`) in turn, so all see the same machine load;
 figures are medians over rounds, in rows/s for a batch of 1,000 and ms for one product, as wall
 time and as the process's own CPU time (the machine is shared; CPU time is the steadier).
 Checks that the current probabilities equal stock scikit-learn's on the whole holdout, and
@@ -83,18 +84,31 @@ def export_baseline(ref: str, workdir: Path) -> Path:
     return target
 
 
-def run_worker(code_root: Path, pipeline: Path, holdout: Path, extra: list[str]) -> dict[str, Any]:
-    env = {**os.environ, "PYTHONPATH": str(code_root)}
+def run_worker(
+    code_root: Path,
+    pipeline: Path,
+    holdout: Path,
+    extra: list[str],
+    env: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    env = {**os.environ, "PYTHONPATH": str(code_root), **(env or {})}
     command = [sys.executable, str(WORKER), str(pipeline), str(holdout), *extra]
     done = subprocess.run(command, env=env, check=True, capture_output=True, text=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def contenders(workdir: Path, baseline: Path) -> dict[str, tuple[Path, Path]]:
+def contenders(workdir: Path, baseline: Path) -> dict[str, tuple[Path, Path, list[str], dict]]:
+    """label: (code, pipeline, worker options, environment). Today's code walks batches of 512
+    rows or more on every core; "one core" holds it to one (joblib's LOKY_MAX_CPU_COUNT), and
+    stock scikit-learn is measured with n_jobs=1 (its batch on one core, no per-call thread
+    start-up for one product) and with n_jobs=-1 (its batch on every core)."""
+    compact, stock = workdir / "compact.joblib", workdir / "stock.joblib"
     return {
-        "baseline": (baseline, workdir / "compact.joblib"),
-        "current": (ROOT, workdir / "compact.joblib"),
-        "stock scikit-learn": (ROOT, workdir / "stock.joblib"),
+        "baseline": (baseline, compact, [], {}),
+        "current": (ROOT, compact, [], {}),
+        "current, one core": (ROOT, compact, [], {"LOKY_MAX_CPU_COUNT": "1"}),
+        "stock scikit-learn": (ROOT, stock, [], {}),
+        "stock scikit-learn, n_jobs=-1": (ROOT, stock, ["--forest-jobs", "-1"], {}),
     }
 
 
@@ -102,14 +116,14 @@ def rounds(workdir: Path, baseline: Path, n_rounds: int, name: str) -> dict[str,
     runs: dict[str, list[dict[str, Any]]] = {}
     holdout = workdir / "holdout.pkl"
     for round_index in range(n_rounds):
-        for label, (code, pipeline) in contenders(workdir, baseline).items():
-            extra = []
-            if round_index == 0:
+        for label, (code, pipeline, options, env) in contenders(workdir, baseline).items():
+            extra = list(options)
+            if round_index == 0 and "," not in label:
                 slug = label.split()[0]
-                extra = ["--proba", str(workdir / f"proba-{slug}.npy")]
+                extra += ["--proba", str(workdir / f"proba-{slug}.npy")]
                 if slug != "stock":
                     extra += ["--profile", str(RESULTS / f"profile-{name}-{slug}.txt")]
-            runs.setdefault(label, []).append(run_worker(code, pipeline, holdout, extra))
+            runs.setdefault(label, []).append(run_worker(code, pipeline, holdout, extra, env))
             print(f"round {round_index + 1} {label}: {runs[label][-1]}", flush=True)
     return runs
 
@@ -124,7 +138,11 @@ def summarize(runs: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, floa
 
 def ratios(summary: dict[str, dict[str, float]]) -> dict[str, float]:
     now, before, stock = summary["current"], summary["baseline"], summary["stock scikit-learn"]
+    one_core, stock_all = summary["current, one core"], summary["stock scikit-learn, n_jobs=-1"]
     return {
+        "rows_per_s_vs_baseline_wall_one_core": one_core["rows_per_s_wall"]
+        / before["rows_per_s_wall"],
+        "rows_per_s_vs_stock_all_cores_wall": now["rows_per_s_wall"] / stock_all["rows_per_s_wall"],
         "rows_per_s_vs_baseline_wall": now["rows_per_s_wall"] / before["rows_per_s_wall"],
         "rows_per_s_vs_baseline_cpu": now["rows_per_s_cpu"] / before["rows_per_s_cpu"],
         "rows_per_s_vs_stock_wall": now["rows_per_s_wall"] / stock["rows_per_s_wall"],

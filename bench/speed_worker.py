@@ -69,10 +69,13 @@ def main() -> None:
     parser.add_argument("--single", type=int, default=200)
     parser.add_argument("--proba", type=Path)
     parser.add_argument("--profile", type=Path)
+    parser.add_argument("--forest-jobs", type=int, help="set the forest's n_jobs (stock only)")
     args = parser.parse_args()
 
     holdout = pd.read_pickle(args.holdout)
     pipeline = joblib.load(args.pipeline)
+    if args.forest_jobs is not None:
+        pipeline.steps[-1][1].set_params(n_jobs=args.forest_jobs)
     pipeline.predict_proba(holdout.head(1).to_dict("records"))
     import product_model
 

@@ -28,7 +28,7 @@ from scipy import sparse
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from product_model.numpy_walk import numpy_forest_votes
-from product_model.tree_walk import compiled_forest_votes, walk_is_compiled
+from product_model.tree_walk import compiled_forest_votes, walk_in_parts, walk_is_compiled
 
 
 class CompactForest(ClassifierMixin, BaseEstimator):
@@ -159,7 +159,10 @@ class CompactForest(ClassifierMixin, BaseEstimator):
         """Class probabilities (single output), or the probability of 1 per output."""
         arguments = self._walk_arguments(_csr_float32(X))
         use_numpy = getattr(self, "_numpy_until_compiled", False) and not walk_is_compiled()
-        (numpy_forest_votes if use_numpy else compiled_forest_votes())(*arguments)
+        if use_numpy:
+            numpy_forest_votes(*arguments)
+        else:
+            walk_in_parts(compiled_forest_votes(), arguments)
         votes = arguments[-1]
         votes /= self.n_trees
         return votes

@@ -19,18 +19,26 @@ Nothing is written to disk (no `cache=True`), so the model loads on a read-only 
 is imported and the walk compiled (about a second of CPU) at `compiled_forest_votes()`'s first
 call; until then a server can answer with `numpy_forest_votes`, which takes the same paths and
 adds the same numbers in the same order. `nogil=True` lets other Python threads run while a batch
-is walked.
+is walked, and lets `walk_in_parts` walk a large batch's rows on every core: rows are
+independent, so the sums are the same.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from itertools import pairwise
 from typing import Any
 
+import joblib
 import numpy as np
 
 WALKS_IN_FLIGHT = 8
+ROWS_PER_PART = 256  # a smaller batch is walked by the calling thread alone
+
+_parts_pool: ThreadPoolExecutor | None = None
 
 _compiled: Any = None
 _creating = threading.Lock()
@@ -45,6 +53,42 @@ def compiled_forest_votes() -> Callable[..., None]:
 
             _compiled = njit(nogil=True)(forest_votes)
     return _compiled
+
+
+def walk_in_parts(walk: Callable[..., None], arguments: tuple[Any, ...]) -> None:
+    """`walk(*arguments)`, its rows cut into one part per usable core (the process's CPU affinity
+    and cgroup quota, as joblib counts them) when the batch has `ROWS_PER_PART` rows per part;
+    the calling thread walks one part, a pool of threads the others."""
+    indptr, *middle, out = arguments
+    n_rows = indptr.size - 1
+    parts = min(joblib.cpu_count(), n_rows // ROWS_PER_PART) if n_rows >= 2 * ROWS_PER_PART else 1
+    if parts < 2:
+        walk(*arguments)
+        return
+    bounds = np.linspace(0, n_rows, parts + 1).astype(np.int64)
+    # indptr keeps absolute offsets into indices/data, so a slice of it is a valid part.
+    calls = [(indptr[lo : hi + 1], *middle, out[lo:hi]) for lo, hi in pairwise(bounds)]
+    waiting = [_pool().submit(walk, *call) for call in calls[1:]]
+    walk(*calls[0])
+    for part in waiting:
+        part.result()
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _parts_pool
+    with _creating:
+        if _parts_pool is None:
+            _parts_pool = ThreadPoolExecutor(max(1, joblib.cpu_count() - 1), "forest-walk")
+    return _parts_pool
+
+
+def _forget_pool_in_child() -> None:
+    """A forked child has none of the parent's threads: it makes its own pool when it needs one."""
+    global _parts_pool
+    _parts_pool = None
+
+
+os.register_at_fork(after_in_child=_forget_pool_in_child)
 
 
 def walk_is_compiled() -> bool:

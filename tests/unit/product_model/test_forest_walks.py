@@ -4,6 +4,7 @@ compiled walk's probabilities bit for bit, and nothing is compiled until asked f
 from __future__ import annotations
 
 import pickle
+import threading
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ from scipy import sparse
 from sklearn.datasets import make_classification
 from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
 
-from product_model import tree_walk
+from product_model import forest, tree_walk
 from product_model.forest import CompactForest
 
 
@@ -83,3 +84,29 @@ def test_waiting_is_not_saved_with_the_model(data, not_compiled) -> None:
     restored = pickle.loads(pickle.dumps(compact))
     restored.predict_proba(X[1000:1002])
     assert tree_walk.walk_is_compiled()
+
+
+@pytest.mark.parametrize("build", [single_output, multi_output, folded_columns])
+def test_a_large_batch_walked_in_parts_on_threads_gives_the_same_probabilities(
+    data, build, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    X, y = data
+    compact = build(X, y)
+    monkeypatch.setattr(tree_walk.joblib, "cpu_count", lambda: 1)
+    one_part = compact.predict_proba(X)
+    walk = tree_walk.compiled_forest_votes()
+    threads: list[str] = []
+
+    def walk_noting_the_thread(*arguments):
+        threads.append(threading.current_thread().name)
+        walk(*arguments)
+
+    monkeypatch.setattr(tree_walk.joblib, "cpu_count", lambda: 3)
+    monkeypatch.setattr(forest, "compiled_forest_votes", lambda: walk_noting_the_thread)
+    monkeypatch.setattr(tree_walk, "_parts_pool", None)
+    in_parts = compact.predict_proba(X)  # 1,500 rows: 3 parts of 500
+    assert np.array_equal(in_parts, one_part)
+    assert len(threads) == 3 and sum(name.startswith("forest-walk") for name in threads) == 2
+    threads.clear()
+    compact.predict_proba(X[:511])  # under two parts' worth of rows: the calling thread alone
+    assert threads == [threading.current_thread().name]
