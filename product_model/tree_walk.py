@@ -1,16 +1,21 @@
 """The compact forest's inner loop: compiled by numba in memory, or walked exactly with NumPy.
 
-One row at a time: the row's used features are scattered from the CSR input into a small dense
-float32 vector, then every tree is walked from its root to a leaf, and the leaves' distributions
-are added to the row's probabilities in tree order.
+Every tree is walked from its root to a leaf for every row, reading the row's used features from
+a small dense float32 copy, and each row's leaf distributions are added up in tree order.
 
 A walk is a chain of dependent memory reads (each node says where the next one is), and a forest
 of millions of nodes does not fit in the CPU caches, so one walk at a time waits on memory at
-every step. The trees are therefore walked `WALKS_IN_FLIGHT` at a time, one step each in turn; a
-walk that reaches its leaf hands its slot to the next tree. The reads of different walks overlap,
-which makes the forest about three times faster than walking the trees one after the other. The
-leaves reached are remembered per tree and added up in tree order afterwards, so the sums are
-those of `numpy_forest_votes`, bit for bit.
+every step. Several walks are therefore in flight, one step each in turn, so that their reads
+overlap:
+- a batch of `ROWS_IN_FLIGHT` rows or more is walked tree-major: a block of trees that fits in
+  cache (`TREE_BLOCK_BYTES`) is walked by each group of `ROWS_IN_FLIGHT` rows in turn, all the
+  group's walks of one tree in flight together, so a tree's nodes are read from memory once per
+  batch rather than once per row (2x faster than row-major on the full-catalog forest, 1.4x on
+  the sample's, for 1,000 rows);
+- fewer rows are walked row-major: one row's walks down `WALKS_IN_FLIGHT` trees in flight, a
+  finished walk taking the next tree (about three times faster than one walk at a time).
+Either way the leaves reached are remembered per row and tree and added up in tree order
+afterwards, so the sums are those of `numpy_forest_votes`, bit for bit.
 
 Nodes are packed as rows of three int32 (`feature`, `threshold` bits, `child`), so one read brings
 a whole node; `nodes_f` is the same memory seen as float32, to read the threshold.
@@ -35,7 +40,9 @@ from typing import Any
 import joblib
 import numpy as np
 
-WALKS_IN_FLIGHT = 8
+WALKS_IN_FLIGHT = 8  # row-major: one row's walks down this many trees at once
+ROWS_IN_FLIGHT = 32  # tree-major, from this many rows: walks of one tree by this many rows
+TREE_BLOCK_BYTES = 1 << 20  # tree-major: trees walked by every row group before the next ones
 ROWS_PER_PART = 256  # a smaller batch is walked by the calling thread alone
 
 _parts_pool: ThreadPoolExecutor | None = None
@@ -110,50 +117,110 @@ def forest_votes(
     Plain Python as written: run it through `compiled_forest_votes()`.
     """
     leaf_indptr, leaf_indices, leaf_values = leaves
-    n_trees = roots.size
-    dense = np.zeros(n_used, dtype=np.float32)
-    at = np.empty(WALKS_IN_FLIGHT, dtype=np.int64)
-    tree_of = np.empty(WALKS_IN_FLIGHT, dtype=np.int64)
-    leaf_of_tree = np.empty(n_trees, dtype=np.int64)
+    n_rows, n_trees = indptr.size - 1, roots.size
     width = local_of_column.size
-    for i in range(indptr.size - 1):
-        for k in range(indptr[i], indptr[i + 1]):  # the row's used features into `dense`
+    # Each row's used features, as (local feature, value) pairs.
+    pair_start = np.zeros(n_rows + 1, dtype=np.int64)
+    for i in range(n_rows):
+        used = 0
+        for k in range(indptr[i], indptr[i + 1]):
             column = indices[k]
             if column < width and local_of_column[column] >= 0:
-                dense[local_of_column[column]] = data[k]
-        in_flight = min(WALKS_IN_FLIGHT, n_trees)
-        for slot in range(in_flight):
-            at[slot] = roots[slot]
-            tree_of[slot] = slot
-        next_tree = in_flight
-        while in_flight > 0:
-            slot = 0
-            while slot < in_flight:
-                node = at[slot]
-                child = nodes[node, 2]
-                if child >= 0:  # inner node: one step down
-                    at[slot] = child + 1 if dense[nodes[node, 0]] > nodes_f[node, 1] else child
-                    slot += 1
-                    continue
-                leaf_of_tree[tree_of[slot]] = -child - 1
-                if next_tree < n_trees:
-                    at[slot] = roots[next_tree]
-                    tree_of[slot] = next_tree
-                    next_tree += 1
-                    slot += 1
-                else:  # no tree left: the last walk in flight takes this slot
-                    in_flight -= 1
-                    at[slot] = at[in_flight]
-                    tree_of[slot] = tree_of[in_flight]
-        for t in range(n_trees):  # tree order: the same sums as numpy_forest_votes
-            row = leaf_of_tree[t]
+                used += 1
+        pair_start[i + 1] = pair_start[i] + used
+    pair_feature = np.empty(pair_start[n_rows], dtype=np.int64)
+    pair_value = np.empty(pair_start[n_rows], dtype=np.float32)
+    for i in range(n_rows):
+        pair = pair_start[i]
+        for k in range(indptr[i], indptr[i + 1]):
+            column = indices[k]
+            if column < width and local_of_column[column] >= 0:
+                pair_feature[pair] = local_of_column[column]
+                pair_value[pair] = data[k]
+                pair += 1
+
+    leaf_of = np.empty((n_rows, n_trees), dtype=np.int64)  # the leaf each row reaches per tree
+    if n_rows >= ROWS_IN_FLIGHT:
+        # Tree-major: a block of trees, small enough to stay in cache, is walked by every group
+        # of ROWS_IN_FLIGHT rows in turn, the group's walks of one tree in flight together.
+        # `dense[f, r]`: feature f of the group's row r (the rows of a node share a cache line).
+        dense = np.zeros((n_used, ROWS_IN_FLIGHT), dtype=np.float32)
+        at = np.empty(ROWS_IN_FLIGHT, dtype=np.int64)
+        row_of = np.empty(ROWS_IN_FLIGHT, dtype=np.int64)
+        tree_bytes = max(1, nodes.shape[0] * 12 // max(1, n_trees))
+        trees_per_block = max(1, TREE_BLOCK_BYTES // tree_bytes)
+        for first_tree in range(0, n_trees, trees_per_block):
+            last_tree = min(first_tree + trees_per_block, n_trees)
+            for first_row in range(0, n_rows, ROWS_IN_FLIGHT):
+                n_group = min(ROWS_IN_FLIGHT, n_rows - first_row)
+                for r in range(n_group):
+                    for k in range(pair_start[first_row + r], pair_start[first_row + r + 1]):
+                        dense[pair_feature[k], r] = pair_value[k]
+                for t in range(first_tree, last_tree):
+                    for r in range(n_group):
+                        at[r] = roots[t]
+                        row_of[r] = r
+                    in_flight = n_group
+                    while in_flight > 0:
+                        slot = 0
+                        while slot < in_flight:
+                            node = at[slot]
+                            child = nodes[node, 2]
+                            if child >= 0:  # inner node: one step down
+                                value = dense[nodes[node, 0], row_of[slot]]
+                                at[slot] = child + 1 if value > nodes_f[node, 1] else child
+                                slot += 1
+                                continue
+                            leaf_of[first_row + row_of[slot], t] = -child - 1
+                            in_flight -= 1  # the last walk in flight takes this slot
+                            at[slot] = at[in_flight]
+                            row_of[slot] = row_of[in_flight]
+                for r in range(n_group):  # `dense` back to zeros
+                    for k in range(pair_start[first_row + r], pair_start[first_row + r + 1]):
+                        dense[pair_feature[k], r] = 0.0
+    else:
+        # Row-major: few rows share too little of the trees; one row's walks of
+        # WALKS_IN_FLIGHT trees are in flight together, and a finished walk takes the next tree.
+        row_dense = np.zeros(n_used, dtype=np.float32)
+        at = np.empty(WALKS_IN_FLIGHT, dtype=np.int64)
+        tree_of = np.empty(WALKS_IN_FLIGHT, dtype=np.int64)
+        for i in range(n_rows):
+            for k in range(pair_start[i], pair_start[i + 1]):
+                row_dense[pair_feature[k]] = pair_value[k]
+            in_flight = min(WALKS_IN_FLIGHT, n_trees)
+            for slot in range(in_flight):
+                at[slot] = roots[slot]
+                tree_of[slot] = slot
+            next_tree = in_flight
+            while in_flight > 0:
+                slot = 0
+                while slot < in_flight:
+                    node = at[slot]
+                    child = nodes[node, 2]
+                    if child >= 0:
+                        value = row_dense[nodes[node, 0]]
+                        at[slot] = child + 1 if value > nodes_f[node, 1] else child
+                        slot += 1
+                        continue
+                    leaf_of[i, tree_of[slot]] = -child - 1
+                    if next_tree < n_trees:
+                        at[slot] = roots[next_tree]
+                        tree_of[slot] = next_tree
+                        next_tree += 1
+                        slot += 1
+                    else:
+                        in_flight -= 1
+                        at[slot] = at[in_flight]
+                        tree_of[slot] = tree_of[in_flight]
+            for k in range(pair_start[i], pair_start[i + 1]):
+                row_dense[pair_feature[k]] = 0.0
+
+    for i in range(n_rows):  # tree order: the same sums as numpy_forest_votes
+        for t in range(n_trees):
+            row = leaf_of[i, t]
             if row < n_one_hot:
                 out[i, row] += 1.0
             else:
                 row -= n_one_hot
                 for k in range(leaf_indptr[row], leaf_indptr[row + 1]):
                     out[i, leaf_indices[k]] += leaf_values[k]
-        for k in range(indptr[i], indptr[i + 1]):  # `dense` back to zeros
-            column = indices[k]
-            if column < width and local_of_column[column] >= 0:
-                dense[local_of_column[column]] = 0.0
