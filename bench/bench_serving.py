@@ -220,14 +220,15 @@ def lua_script(path: str, bodies: list[str]) -> str:
 def measure_ceiling(
     tracking_uri: str, model_name: str, products: list[dict[str, Any]], repeats: int
 ) -> list[float]:
-    """Rows/s of the model's own predict_proba on batches of 100, in a fresh process."""
+    """Rows/s of the model's own predict_proba on batches of 100, in a fresh process, after one
+    pass over the same batches (the servers, too, see these products again and again)."""
     code = (
         "import json, sys, time, mlflow\n"
         "products = json.load(sys.stdin)\n"
         f"model = mlflow.pyfunc.load_model('models:/{model_name}@champion')\n"
         "wrapper = model.unwrap_python_model()\n"
         f"batches = [products[i:i + {BATCH_ROWS}] for i in range(0, len(products), {BATCH_ROWS})]\n"
-        "wrapper.predict_proba(batches[0])\n"
+        "for batch in batches: wrapper.predict_proba(batch)  # warm: compile, token caches\n"
         "rates = []\n"
         f"for _ in range({repeats}):\n"
         "    start = time.perf_counter()\n"
