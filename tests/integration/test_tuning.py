@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -176,6 +177,20 @@ def test_rerunning_a_study_resumes_it_and_other_settings_are_refused(
     assert len(load(tmp_path, "resume").trials) == 3
 
 
+@contextmanager
+def started(command: list[str], cwd: Path) -> Iterator[subprocess.Popen[str]]:
+    """The tuning command running in the background, its output captured; killed if the test
+    leaves before it ends."""
+    process = subprocess.Popen(
+        command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+
 def _running_trial_pid(
     tmp_path: Path, study: str, deadline: float, not_pids: tuple[int, ...] = ()
 ) -> tuple[int, int]:
@@ -198,16 +213,10 @@ def test_a_worker_killed_mid_trial_loses_only_that_trial(
 ) -> None:
     command = tune_command(tmp_path, small_catalog, tracking_server, "kill", "--workers", "2")
     command += ["--trials", "4", "--heartbeat-seconds", "1"]
-    coordinator = subprocess.Popen(
-        command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    try:
+    with started(command, tmp_path) as coordinator:
         number, pid = _running_trial_pid(tmp_path, "kill", time.monotonic() + 180)
         os.kill(pid, signal.SIGKILL)
         out, err = coordinator.communicate(timeout=400)
-    finally:
-        if coordinator.poll() is None:
-            coordinator.kill()
     assert coordinator.returncode == 0, err[-3000:]
     assert "stopped (exit code -9); its trial is marked failed" in err
     study = load(tmp_path, "kill")
@@ -225,18 +234,12 @@ def test_when_every_worker_dies_tuning_fails_saying_how_many_trials_were_not_run
 ) -> None:
     command = tune_command(tmp_path, small_catalog, tracking_server, "dead", "--workers", "2")
     command += ["--trials", "6"]
-    coordinator = subprocess.Popen(
-        command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    try:
+    with started(command, tmp_path) as coordinator:
         first, pid = _running_trial_pid(tmp_path, "dead", time.monotonic() + 180)
         os.kill(pid, signal.SIGKILL)
         second, other = _running_trial_pid(tmp_path, "dead", time.monotonic() + 180, (pid,))
         os.kill(other, signal.SIGKILL)
         _, err = coordinator.communicate(timeout=400)
-    finally:
-        if coordinator.poll() is None:
-            coordinator.kill()
     assert coordinator.returncode == 1, err[-3000:]
     study = load(tmp_path, "dead")
     assert {study.trials[first].state, study.trials[second].state} == {TrialState.FAIL}
@@ -251,17 +254,11 @@ def test_sigterm_marks_the_running_trial_failed_and_exits_130(
     tmp_path: Path, small_catalog: Path, tracking_server: str
 ) -> None:
     command = tune_command(tmp_path, small_catalog, tracking_server, "term", "--trials", "3")
-    tuner = subprocess.Popen(
-        command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    try:
+    with started(command, tmp_path) as tuner:
         number, pid = _running_trial_pid(tmp_path, "term", time.monotonic() + 180)
         assert pid == tuner.pid  # one worker runs in the tuning process itself
         tuner.send_signal(signal.SIGTERM)
         _, err = tuner.communicate(timeout=120)
-    finally:
-        if tuner.poll() is None:
-            tuner.kill()
     assert tuner.returncode == 130, err[-3000:]
     assert "interrupted; the running trial is marked failed" in err
     assert "Traceback" not in err, err[-3000:]
