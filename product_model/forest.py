@@ -11,8 +11,9 @@ one-hot rows of a small table. `CompactForest` stores 12 bytes per node:
   inputs, and for a float32 `x`, `x <= t` holds exactly when `x <= round_down_to_float32(t)`, so
   every sample takes the same path as in the original tree.
 
-Prediction walks the trees in compiled code (`tree_walk`, numba), one row at a time, reading the
-sparse inputs directly: a row costs tens of microseconds, a few times less than scikit-learn. The
+Prediction walks the trees in compiled code (`tree_walk`, numba), reading the sparse inputs
+directly, cache-sized blocks of trees at a time and large batches on every core: a row costs tens
+of microseconds, less than scikit-learn. The
 walk is compiled at the first prediction, unless `answer_before_compiled()` was called: then
 predictions take the exact NumPy walk (`numpy_walk`, same probabilities bit for bit) until
 `compile_walk()` has run, which a server does in the background once it is ready.

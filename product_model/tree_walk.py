@@ -142,7 +142,7 @@ def forest_votes(
     at = np.empty(WALKS_IN_FLIGHT, dtype=np.int64)
     row_of = np.empty(WALKS_IN_FLIGHT, dtype=np.int64)
     tree_of = np.empty(WALKS_IN_FLIGHT, dtype=np.int64)
-    tree_bytes = max(1, nodes.shape[0] * 12 // max(1, n_trees))
+    tree_bytes = max(1, nodes.nbytes // max(1, n_trees))
     trees_per_block = max(TREE_BLOCK_BYTES // tree_bytes, -(-WALKS_IN_FLIGHT // n_group_max), 1)
     for first_tree in range(0, n_trees, trees_per_block):
         n_block = min(trees_per_block, n_trees - first_tree)
