@@ -63,8 +63,14 @@ class ServedModel:
         contract = RequestContract.from_metadata(metadata)
         if not contract.text_fields:
             raise ModelLoadError(LOAD_ERROR, f"{ref.uri} declares no text field to classify by")
-        model = cls(ref, np.asarray(wrapper.classes), scalar_metrics(metadata), wrapper, contract)
-        model.saved_environment = saved_environment
+        model = cls(
+            ref,
+            np.asarray(wrapper.classes),
+            scalar_metrics(metadata),
+            wrapper,
+            contract,
+            saved_environment=saved_environment,
+        )
         model.warm_up()
         model.loaded_at = time.time()
         return model
