@@ -149,6 +149,7 @@ class SelectKBestThenTail(TransformerMixin, BaseEstimator):
         self.tail = tail
 
     def fit(self, X: Any, y: Any) -> SelectKBestThenTail:
+        self.n_features_in_ = X.shape[1]
         head = X.shape[1] - self.tail
         best = SelectKBest(chi2, k=self.k).fit(X[:, :head] if self.tail else X, y)
         self.columns_ = np.concatenate(
@@ -160,7 +161,12 @@ class SelectKBestThenTail(TransformerMixin, BaseEstimator):
         return X[:, self.columns_]
 
     def get_support(self, indices: bool = False) -> np.ndarray:
-        return self.columns_
+        """The kept columns, as `SelectKBest.get_support`: their indices, or a mask."""
+        if indices:
+            return self.columns_
+        mask = np.zeros(self.n_features_in_, dtype=bool)
+        mask[self.columns_] = True
+        return mask
 
 
 def build_pipeline(config: TrainConfig, y_train: np.ndarray, smote: bool | None = None) -> Pipeline:

@@ -161,6 +161,7 @@ def test_character_ngrams_feed_the_linear_scores_and_not_the_forest(train_frame)
     width = pipeline.named_steps["features"].transform(X.head(3)).shape[1]
     select = pipeline.named_steps["select"]
     assert list(select.get_support(indices=True)[-400:]) == list(range(width - 400, width))
+    assert np.flatnonzero(select.get_support()).tolist() == list(select.get_support(indices=True))
     words_only = build_pipeline(cfg.model_copy(update={"linear_char_features": 0}), y).fit(X, y)
     with_chars = for_serving(pipeline, compact=True)[:-1].transform(X)
     without = for_serving(words_only, compact=True)[:-1].transform(X)
