@@ -20,7 +20,6 @@ Writes bench/results/readiness.json (readiness-mlflow-server.json with --mlflow-
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import statistics
@@ -28,15 +27,19 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from bench.full_model import REPO, default_catalog, full_catalog_model, write_results
-from tests.support import free_port, start_mlflow_server, stop_process, wait_for_http
+from tests.support import (
+    free_port,
+    http_json,
+    start_mlflow_server,
+    stop_process,
+    wait_for_http,
+)
 
 SAMPLE = REPO / "training" / "data" / "sample_catalog.jsonl.gz"
 TARGETS = {"sample": 3.0, "full": 5.0}
@@ -117,16 +120,15 @@ def time_to_ready(uri: str, name: str, scratch: Path, code: Path | None) -> dict
 
 
 def first_requests(port: int) -> list[float]:
-    body = json.dumps({"products": [PRODUCT]}).encode()
     times = []
     for _ in range(FIRST_REQUESTS):
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/v1/predict", body, {"Content-Type": "application/json"}
-        )
         began = time.perf_counter()
-        with urllib.request.urlopen(request, timeout=30) as response:
-            response.read()
+        status, answer = http_json(
+            "POST", f"http://127.0.0.1:{port}/v1/predict", {"products": [PRODUCT]}
+        )
         times.append(round((time.perf_counter() - began) * 1000, 1))
+        if status != 200:
+            raise SystemExit(f"/v1/predict answered {status}: {answer}")
     return times
 
 
