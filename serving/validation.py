@@ -252,7 +252,9 @@ def value_schema(value_type: str, max_chars: int) -> dict[str, Any]:
     """The JSON Schema of one field's values, for a contract type; null is a missing value."""
     string = {"type": "string", "maxLength": max_chars}
     number = {"type": "number"}
-    strings = {"type": "array", "items": string, "maxItems": 50}
+    # No bound on the number of strings: the server bounds a field's characters (`field_chars`),
+    # and real descriptions run to over a thousand paragraphs.
+    strings = {"type": "array", "items": string}
     missing = {"type": "null"}
     if value_type == "string":
         return {"anyOf": [string, missing]}

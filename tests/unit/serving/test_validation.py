@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from serving.errors import InvalidInputError
-from serving.validation import Limits, RequestContract, check_products, field_chars
+from serving.validation import Limits, RequestContract, check_products, field_chars, value_schema
 
 LIMITS = Limits(max_products=3, max_text_chars=10)
 AMAZON = RequestContract.from_metadata(
@@ -94,6 +94,16 @@ def test_a_text_field_is_required(product) -> None:
 def test_text_length_per_field(product, field) -> None:
     error = rejected([product])
     assert error.field == field and "at most 10" in error.message
+
+
+def test_a_long_list_of_short_strings_is_bounded_by_characters_alone() -> None:
+    """The shared catalog has descriptions of up to 1,471 paragraphs: the server takes any number
+    within the field's characters, and the OpenAPI schema says the same (no `maxItems`)."""
+    many = [""] * 1_471 + ["a"]
+    check_products([{"title": "x", "description": many}], AMAZON, LIMITS)
+    schema = value_schema("text", LIMITS.max_text_chars)
+    arrays = [s for s in schema["anyOf"] if s.get("type") == "array"]
+    assert arrays == [{"type": "array", "items": {"type": "string", "maxLength": 10}}]
 
 
 @pytest.mark.parametrize("price", [False, -1, float("nan"), [1]])
