@@ -10,12 +10,12 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
 from typing import Any, NoReturn
 
 from batch.config import BatchConfig, make_config, parse_spark_conf
 from training.errors import TrainingError
+from training.interrupts import ignore_further_signals, raise_if_interrupted, stop_on_signals
 
 EXIT_INTERRUPTED = 130
 PROG = "product-classify"
@@ -76,10 +76,6 @@ def parse_config(argv: list[str] | None = None) -> tuple[BatchConfig, argparse.N
     return make_config(values), args
 
 
-def _interrupt(signum: int, _frame: Any) -> NoReturn:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def _fail(message: str, code: int) -> NoReturn:
     print(f"{PROG}: error: {message}", file=sys.stderr)
     sys.exit(code)
@@ -91,6 +87,7 @@ def score(config: BatchConfig) -> Any:
 
     ref = models.resolve(config.model, config.tracking_uri, config.tracking_timeout_seconds)
     loaded = models.load(ref, config.id_column)
+    raise_if_interrupted()
     if config.engine == "spark":
         from batch.spark import run_spark
 
@@ -111,12 +108,13 @@ def main(argv: list[str] | None = None) -> None:
         format="%(asctime)s %(levelname)s %(message)s",
         datefmt="%H:%M:%S",
     )
-    signal.signal(signal.SIGTERM, _interrupt)
+    stop_on_signals()
     try:
         summary = score(config)
     except TrainingError as error:
         _fail(str(error), error.exit_code)
     except KeyboardInterrupt:
+        ignore_further_signals()
         _fail(f"interrupted; nothing was written to {config.output}", EXIT_INTERRUPTED)
     except Exception as error:  # a bug or an environment fault: one line, details at debug
         logging.getLogger(__name__).debug("unexpected error", exc_info=True)

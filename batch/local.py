@@ -14,6 +14,7 @@ from batch.config import BatchConfig
 from batch.model import ScoringModel
 from batch.scoring import check_columns, output_schema, score_chunk
 from batch.summary import Summary
+from training.interrupts import raise_if_interrupted
 
 
 def run_local(config: BatchConfig, model: ScoringModel) -> Summary:
@@ -33,12 +34,14 @@ def run_local(config: BatchConfig, model: ScoringModel) -> Summary:
         writer = writers.open_writer(config.output_format, temporary, output_schema(model.task))
         try:
             for chunk in chunks:
+                raise_if_interrupted()
                 if summary.rows == 0:
                     check_columns(list(chunk.columns), model.inputs, source)
                 scored = score_chunk(model, chunk, config.top_k)
                 writer.write(scored)
                 _count(summary, scored, started)
                 bar.update(len(scored))
+            raise_if_interrupted()  # before the output is renamed into place
         finally:
             writer.close()
     summary.malformed_lines = counts.malformed_lines

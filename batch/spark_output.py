@@ -8,6 +8,7 @@ import os
 from typing import Any
 
 from batch.summary import Summary
+from training.interrupts import raise_if_interrupted
 
 
 class HadoopPaths:
@@ -48,6 +49,7 @@ def write_atomically(spark: Any, frame: Any, output: str, overwrite: bool) -> No
     paths.delete(temporary)
     try:
         frame.write.mode("errorifexists").parquet(temporary)
+        raise_if_interrupted()
         if paths.exists(output):
             aside = _sibling(output, ".old-")
             paths.rename(output, aside)

@@ -9,15 +9,15 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from pydantic_settings import CliSettingsSource, SettingsError
 
 from training.config import TrainConfig, make_config, read_config_file
 from training.errors import ConfigError, DataError, TrainingError
+from training.interrupts import ignore_further_signals, stop_on_signals
 from training.logs import configure_logging, quiet_registry
 
 EXIT_INTERRUPTED = 130
@@ -104,10 +104,6 @@ def check_inputs(config: TrainConfig) -> None:
     detect_format(path, config.format)
 
 
-def _interrupt(signum: int, _frame: Any) -> NoReturn:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def print_summary(result: Any) -> None:
     metrics = result.metrics
     lines = [
@@ -154,7 +150,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(error.exit_code)
     configure_logging(args.quiet)
     log.debug("options: %s", config.model_dump())
-    signal.signal(signal.SIGTERM, _interrupt)
+    stop_on_signals()
     from training.tracking import retry_settings
 
     # Every MLflow request of the run retries an unreachable server for the configured time.
@@ -169,6 +165,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"product-train: error: {error}", file=sys.stderr)
         sys.exit(error.exit_code)
     except KeyboardInterrupt:
+        ignore_further_signals()
         print(
             "product-train: interrupted; no alias was moved (a run it started is marked FAILED)",
             file=sys.stderr,

@@ -32,6 +32,7 @@ from training.catalog import Catalog, load_catalog
 from training.config import TrainConfig
 from training.errors import DataError
 from training.evaluate import Evaluation, evaluate, write_reports
+from training.interrupts import raise_if_interrupted
 from training.pipeline import (
     build_pipeline,
     feature_spec,
@@ -62,9 +63,11 @@ class TrainResult:
 @contextmanager
 def stage(name: str, timings: dict[str, float]) -> Iterator[None]:
     """Log the start and duration of a long step."""
+    raise_if_interrupted()
     log.info("%s ...", name)
     start = time.perf_counter()
     yield
+    raise_if_interrupted()
     timings[name] = time.perf_counter() - start
     log.info("%s done in %.1fs", name, timings[name])
 
@@ -182,6 +185,7 @@ class TrainingRun:
         with stage("comparing with the champion", self.timings):
             decision = self.judge(holdout, labels)
         self.log_decision(decision, str(version.version))
+        raise_if_interrupted()
         if decision.promote:
             registry.promote(self.client, self.config.model_name, str(version.version), self.policy)
         return TrainResult(

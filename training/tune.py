@@ -9,13 +9,13 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
 import warnings
 from pathlib import Path
 from typing import Any, NoReturn
 
 from training.errors import TrainingError
+from training.interrupts import ignore_further_signals, stop_on_signals
 
 EXIT_INTERRUPTED = 130
 
@@ -100,10 +100,6 @@ def parse(argv: list[str]) -> tuple[Any, argparse.Namespace, list[str]]:
     return (base, options), args, train_argv
 
 
-def _interrupt(signum: int, _frame: Any) -> NoReturn:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def _configure_logging(quiet: bool, index: int, role: str) -> None:
     level = os.environ.get("LOG_LEVEL", "WARNING" if quiet else "INFO").upper()
     prefix = f"worker {index} " if role == "worker" else ""
@@ -164,12 +160,13 @@ def main(argv: list[str] | None = None) -> None:
 
         print(default_space_path().read_text("utf-8"), end="")
         return
-    signal.signal(signal.SIGTERM, _interrupt)
+    stop_on_signals()
     try:
         run(argv)
     except TrainingError as error:
         _fail(str(error), error.exit_code)
     except KeyboardInterrupt:
+        ignore_further_signals()
         _fail(
             "interrupted; the running trial is marked failed, the others are kept: re-run with "
             "the same --study-name to resume",
