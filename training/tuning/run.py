@@ -45,6 +45,7 @@ from training.tuning.report import OUTPUT_OPTIONS, TuningResult, collect_result
 from training.tuning.space import SearchSpace
 from training.tuning.study import (
     create_or_join,
+    leave_enqueued_trials_to_worker_0,
     open_storage,
     redact,
     remaining_trials,
@@ -175,6 +176,7 @@ def run_trials(
     )
     objective = Objective(base, options.space, folds, parent, options.worker_index)
     deadline = time.monotonic() + (options.timeout or float("inf"))
+    leave_enqueued_trials_to_worker_0(study, options.storage, options.worker_index)
     while time.monotonic() < deadline:
         optuna.storages.fail_stale_trials(study)
         remaining = remaining_trials(study, options.trials)

