@@ -206,7 +206,7 @@ def leave_enqueued_trials_to_worker_0(
     it, both run it, and the second one's result is refused ("Cannot tell a COMPLETE trial"),
     which stops that worker. Measured: 27 of 30 simultaneous asks on SQLite took the same trial.
     """
-    if worker_index == 0 or not storage.startswith("sqlite"):
+    if worker_index == 0 or check_storage_url(storage).get_backend_name() != "sqlite":
         return
     deadline = time.monotonic() + timeout
     while study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
