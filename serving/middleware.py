@@ -78,12 +78,12 @@ class RequestMiddleware:
             request_id_var.reset(token)
 
     async def _answer(self, scope: Scope, receive: Receive, exchange: _Exchange) -> None:
-        watcher: asyncio.Task[None] | None = None
+        watchers: list[asyncio.Task[None]] = []
         try:
             if scope["method"] in BODY_METHODS:
                 check_content_type(scope)
                 body = await self._read_limited_body(scope, receive)
-                receive, watcher = watch_client(body, receive, exchange.began_loop)
+                receive = watch_client(body, receive, exchange.began_loop, watchers)
                 direct = self.direct.get(scope["path"]) if scope["method"] == "POST" else None
                 if direct is not None and body["type"] == "http.request":
                     await direct(scope, body["body"], receive, exchange.send)
@@ -103,8 +103,9 @@ class RequestMiddleware:
             if not exchange.started:
                 await exchange.send_error(InternalError())
         finally:
-            if watcher is not None:
+            for watcher in watchers:
                 watcher.cancel()
+            if scope["method"] in BODY_METHODS:
                 request_watch_var.set(None)
 
     async def _read_limited_body(self, scope: Scope, receive: Receive) -> Message:
@@ -198,13 +199,13 @@ def check_content_type(scope: Scope) -> None:
 
 
 def watch_client(
-    body: Message, receive: Receive, began: float
-) -> tuple[Receive, asyncio.Task[None]]:
-    """Once the body is read, the only message left is `http.disconnect`: a task waits for it
-    and sets the request's `RequestWatch.gone`, which the service checks between chunks. The
-    returned `receive` replays the body, then reports the disconnect."""
+    body: Message, receive: Receive, began: float, watchers: list[asyncio.Task[None]]
+) -> Receive:
+    """Once the body is read, the only message left is `http.disconnect`. The request's
+    `RequestWatch` (set for the service, which asks between chunks) starts, at the first
+    question, a task that waits for it and sets `gone`; the task is added to `watchers`, for the
+    caller to cancel. The returned `receive` replays the body, then reports the disconnect."""
     watch = RequestWatch(began)
-    request_watch_var.set(watch)
     pending = [body]
 
     async def wait_for_disconnect() -> None:
@@ -213,13 +214,19 @@ def watch_client(
             message = await receive()
         watch.gone.set()
 
+    def begin_watching() -> None:
+        watchers.append(asyncio.create_task(wait_for_disconnect()))
+
     async def replay() -> Message:
         if pending:
             return pending.pop(0)
+        watch.watch()
         await watch.gone.wait()
         return {"type": "http.disconnect"}
 
-    return replay, asyncio.create_task(wait_for_disconnect())
+    watch.begin_watching = begin_watching
+    request_watch_var.set(watch)
+    return replay
 
 
 def pick_request_id(scope: Scope) -> str:

@@ -169,6 +169,8 @@ class PredictionService:
         size = self.settings.batch_max_size
         predictions: list[dict[str, Any]] = []
         for start in range(0, len(rows), size):
+            if start and await watch.client_gone():
+                raise ClientGoneError("the client closed the connection")
             job = _Job(model, rows[start : start + size], top_k)
             predictions += await self._run_chunk(job, priority=start, watch=watch)
         if self.prediction_log is not None:  # opt in (PREDICTION_LOG)
@@ -177,8 +179,6 @@ class PredictionService:
         return PredictionResult(model.ref, predictions)
 
     async def _run_chunk(self, job: _Job, priority: int, watch: RequestWatch) -> _Answer:
-        if watch.client_gone:
-            raise ClientGoneError("the client closed the connection")
         timeout = self.settings.request_timeout_seconds
         if timeout <= 0:
             return await self._batcher.submit(job, len(job.products), priority)

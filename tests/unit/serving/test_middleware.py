@@ -12,8 +12,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from serving.api import create_app
 from serving.metrics import ServingMetrics
-from serving.middleware import RequestMiddleware, pick_request_id, route_template
+from serving.middleware import RequestMiddleware, pick_request_id, route_template, watch_client
 from serving.service import PredictionService
+from serving.watch import request_watch_var
 from tests.support import wait_until_ready
 
 PRODUCT = {"title": "Chess game for X11"}
@@ -251,3 +252,24 @@ def test_the_app_learns_that_the_client_left() -> None:
 
     asyncio.run(middleware(scope(), receive, send))
     assert seen == [True]
+
+
+def test_the_client_is_watched_only_once_the_service_asks() -> None:
+    """A request answered in one model call starts no watcher task; the first question starts
+    one and already sees a close that happened before it."""
+    messages = [{"type": "http.disconnect"}]
+
+    async def receive() -> dict:
+        return messages.pop(0)
+
+    async def scenario() -> None:
+        watchers: list[asyncio.Task[None]] = []
+        body = {"type": "http.request", "body": b"{}", "more_body": False}
+        watch_client(body, receive, 0.0, watchers)
+        watch = request_watch_var.get()
+        assert watch is not None and watchers == []
+        assert await watch.client_gone()
+        assert len(watchers) == 1 and await watch.client_gone()
+        assert len(watchers) == 1  # one watcher per request
+
+    asyncio.run(scenario())
