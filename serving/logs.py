@@ -62,5 +62,8 @@ def configure_logging(level: str) -> None:
         logger.handlers = []
         logger.propagate = True
     logging.getLogger("uvicorn.access").disabled = True  # our middleware writes the access log
+    # No line shows the thread or the process: skip looking them up for every record (the access
+    # log makes one per request).
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     logging.getLogger("alembic").setLevel(logging.WARNING)
     logging.captureWarnings(True)
