@@ -1,8 +1,13 @@
 """Micro-batching: concurrent requests share one model call.
 
 A model call on 32 rows costs far less than 32 calls on one row, so requests that arrive together
-are gathered (up to `max_size` rows) and run as one call on a single dedicated thread, off the
-event loop. While that call runs, new requests queue up and form the next batch.
+are gathered (up to `max_size` rows) and run as one call on a model thread, off the event loop.
+While that call runs, new requests queue up and form the next batch.
+
+With `calls` > 1, a full batch (`max_size` rows waiting) does not wait for the call under way: it
+starts at once on another model thread. The forest walk, about half of a large call, runs without
+the GIL, so two large calls overlap on two cores. Smaller batches still wait for the running call:
+they grow meanwhile, and one larger call costs less per row than two small ones side by side.
 
 A batch waits for company only when company is on its way: `Traffic` counts the HTTP requests in
 progress, and while some of them have not reached the batcher yet (their body is still being read
@@ -58,8 +63,9 @@ class _Job(Generic[Item, Result]):
 
 
 class MicroBatcher(Generic[Item, Result]):
-    """Runs `run_batch(items) -> results` (same length, same order) on `executor`, one call at a
-    time, for batches of jobs gathered from concurrent `submit` calls."""
+    """Runs `run_batch(items) -> results` (same length, same order) on `executor`, for batches of
+    jobs gathered from concurrent `submit` calls: one call at a time, or up to `calls` at a time
+    while full batches are waiting (`executor` needs that many threads)."""
 
     def __init__(
         self,
@@ -68,14 +74,21 @@ class MicroBatcher(Generic[Item, Result]):
         max_size: int,
         max_wait: float,
         traffic: Traffic | None = None,
+        calls: int = 1,
     ) -> None:
+        if calls < 1:
+            raise ValueError(f"calls must be at least 1, got {calls}")
         self.run_batch = run_batch
         self.executor = executor
         self.max_size = max_size
         self.max_wait = max_wait
         self.traffic = traffic
+        self.calls = calls
+        self._running: set[asyncio.Task[None]] = set()  # model calls under way
+        self._gathering = False  # a batch is being formed: every arrival matters
         self._unanswered = 0  # jobs submitted and not yet answered
         self._pending: list[_Job[Item, Result]] = []  # a heap: lowest priority, then oldest
+        self._pending_rows = 0
         self._sequence = itertools.count()
         self._arrived = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -84,13 +97,17 @@ class MicroBatcher(Generic[Item, Result]):
         self._task = asyncio.create_task(self._serve_forever(), name="micro-batcher")
 
     async def stop(self) -> None:
-        """Stop gathering; jobs still queued are answered with `ModelNotReadyError`."""
+        """Stop gathering; jobs still queued or in a call under way are answered with
+        `ModelNotReadyError` (such a call still finishes on its thread, unheard)."""
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
+        for call in list(self._running):
+            call.cancel()
+        await asyncio.gather(*self._running, return_exceptions=True)
         while self._pending:
-            job = heapq.heappop(self._pending)
+            job = self._pop()
             if not job.future.done():
                 job.future.set_exception(ModelNotReadyError("the server is shutting down"))
 
@@ -101,7 +118,9 @@ class MicroBatcher(Generic[Item, Result]):
         loop = asyncio.get_running_loop()
         job = _Job(priority, next(self._sequence), item, size, loop.time(), loop.create_future())
         heapq.heappush(self._pending, job)
-        self._arrived.set()
+        self._pending_rows += size
+        if self._gathering or self._may_start():  # else no one waits for it: spare the wake-up
+            self._arrived.set()
         self._unanswered += 1
         try:
             return await job.future
@@ -116,32 +135,67 @@ class MicroBatcher(Generic[Item, Result]):
         while True:
             batch = await self._gather()
             if batch:
-                await self._dispatch(batch)
+                call = asyncio.create_task(self._call(batch))
+                self._running.add(call)
+                call.add_done_callback(self._call_ended)
                 # Let the answered requests send their responses before the next model call
                 # competes with them for the GIL.
                 await asyncio.sleep(0)
 
+    async def _call(self, batch: list[_Job[Item, Result]]) -> None:
+        try:
+            await self._dispatch(batch)
+        except asyncio.CancelledError:  # stopped: the call finishes on its thread, unheard
+            for job in batch:
+                _settle(job.future, error=ModelNotReadyError("the server is shutting down"))
+            raise
+
+    def _call_ended(self, call: asyncio.Task[None]) -> None:
+        self._running.discard(call)
+        self._arrived.set()  # the gatherer may start the next call now
+
+    def _may_start(self) -> bool:
+        """Whether a new model call may start: jobs wait and no call runs, or a full batch
+        waits and a call is free."""
+        if not self._pending:
+            return False
+        if not self._running:
+            return True
+        return len(self._running) < self.calls and self._pending_rows >= self.max_size
+
+    def _pop(self) -> _Job[Item, Result]:
+        job = heapq.heappop(self._pending)
+        self._pending_rows -= job.size
+        return job
+
     def _drop_abandoned(self) -> None:
         """Jobs whose caller stopped waiting (client gone, deadline) are not run."""
         while self._pending and self._pending[0].future.done():
-            heapq.heappop(self._pending)
+            self._pop()
 
     async def _gather(self) -> list[_Job[Item, Result]]:
         self._drop_abandoned()
-        while not self._pending:
+        while not self._may_start():
             self._arrived.clear()
             await self._arrived.wait()
             self._drop_abandoned()
+        self._gathering = True
+        try:
+            return await self._fill(self._pop())
+        finally:
+            self._gathering = False
+
+    async def _fill(self, first: _Job[Item, Result]) -> list[_Job[Item, Result]]:
+        """`first` and the jobs that join it, up to `max_size` rows."""
         loop = asyncio.get_running_loop()
-        batch = [heapq.heappop(self._pending)]
-        rows = batch[0].size
-        deadline = batch[0].enqueued + self.max_wait
+        batch, rows = [first], first.size
+        deadline = first.enqueued + self.max_wait
         while rows < self.max_size:
             self._drop_abandoned()
             if self._pending:
                 if rows + self._pending[0].size > self.max_size:
                     break
-                job = heapq.heappop(self._pending)
+                job = self._pop()
                 batch.append(job)
                 rows += job.size
                 continue

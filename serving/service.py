@@ -1,17 +1,18 @@
 """The prediction core: readiness, the served model, batched and fairly shared prediction.
 
 No web framework here: `api.py` maps HTTP onto these methods, and tests can call them directly.
-Model work runs on one dedicated thread (fed by the micro-batcher); loading and hot-swapping run in
-`ModelKeeper` on another, so neither blocks the event loop and a new model is loaded and warmed
-while the old one serves. Large requests are cut into BATCH_MAX_SIZE chunks that queue behind
-smaller requests (see `serving.batching`); between chunks a request stops if its client left or
-its deadline passed.
+Model work runs on dedicated model threads (MODEL_THREADS, fed by the micro-batcher); loading and
+hot-swapping run in `ModelKeeper` on another, so neither blocks the event loop and a new model is
+loaded and warmed while the old one serves. Large requests are cut into BATCH_MAX_SIZE chunks that
+queue behind smaller requests (see `serving.batching`); between chunks a request stops if its
+client left or its deadline passed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -81,18 +82,23 @@ class PredictionService:
             settings, metrics, locator or ModelLocator(settings), load_model, self._after_swap
         )
         self.traffic = Traffic()
+        self._swaps = 0
         self._open_threads()
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     def _open_threads(self) -> None:
-        self._model_thread = DaemonThreadExecutor("model", initializer=prepare_model_thread)
+        threads = self.settings.model_threads
+        self._model_threads = DaemonThreadExecutor(
+            "model", initializer=prepare_model_thread, threads=threads
+        )
         self._batcher: MicroBatcher[_Job, _Answer] = MicroBatcher(
             self._predict_batch,
-            self._model_thread,
+            self._model_threads,
             self.settings.batch_max_size,
             self.settings.batch_max_wait_ms / 1000,
             self.traffic,
+            calls=threads,
         )
         self._closed = False
 
@@ -111,7 +117,7 @@ class PredictionService:
         """Stop at once: queued predictions get a 503, a load in progress is abandoned."""
         await self.keeper.stop()
         await self._batcher.stop()
-        self._model_thread.shutdown(wait=False)
+        self._model_threads.shutdown(wait=False)
         self._closed = True
 
     # -- queries -----------------------------------------------------------------------------
@@ -205,13 +211,16 @@ class PredictionService:
         return model
 
     def _after_swap(self) -> None:
-        self._model_thread.submit(limit_native_threads)
+        self._swaps += 1  # each model thread limits native threads again before its next call
         self.metrics.drift.expect(self.keeper.model)
 
     # -- prediction, on the model thread ----------------------------------------------------
 
     def _predict_batch(self, jobs: list[_Job]) -> list[_Answer]:
         """One model call per model in the batch (one, except while a swap is under way)."""
+        if getattr(_model_thread, "swaps", None) != self._swaps:  # a new model may bring
+            limit_native_threads()  # native libraries with thread pools of their own
+            _model_thread.swaps = self._swaps
         answers: dict[int, _Answer] = {}
         for model in {id(job.model): job.model for job in jobs}.values():
             mine = [(i, job) for i, job in enumerate(jobs) if job.model is model]
@@ -294,6 +303,9 @@ def answered_classes(
 
 def as_prediction(top: list[dict[str, Any]]) -> dict[str, Any]:
     return {"label": top[0]["label"], "probability": top[0]["probability"], "top_k": top}
+
+
+_model_thread = threading.local()  # per model thread: the swaps it has limited threads after
 
 
 def prepare_model_thread() -> None:

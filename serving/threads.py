@@ -1,8 +1,8 @@
-"""A one-thread executor whose thread never holds the process at exit.
+"""An executor whose threads never hold the process at exit.
 
 `ThreadPoolExecutor` threads are joined when the interpreter exits, so a model download stuck on
 an MLflow server that accepts connections but never answers kept a stopped server alive until the
-download timed out. Here the thread is a daemon: the process exits when its main thread is done.
+download timed out. Here the threads are daemons: the process exits when its main thread is done.
 """
 
 from __future__ import annotations
@@ -17,14 +17,25 @@ _Work = tuple[Future[Any], Callable[..., Any], tuple[Any, ...], dict[str, Any]]
 
 
 class DaemonThreadExecutor(Executor):
-    """Runs submitted calls one at a time, in order, on one daemon thread."""
+    """Runs submitted calls in order on `threads` daemon threads (one: one call at a time).
+    `initializer` runs first on each thread."""
 
-    def __init__(self, name: str, initializer: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self, name: str, initializer: Callable[[], None] | None = None, threads: int = 1
+    ) -> None:
+        if threads < 1:
+            raise ValueError(f"threads must be at least 1, got {threads}")
         self._queue: queue.SimpleQueue[_Work | None] = queue.SimpleQueue()
         self._initializer = initializer
         self._closed = False
-        self._thread = threading.Thread(target=self._work, name=name, daemon=True)
-        self._thread.start()
+        names = [name] if threads == 1 else [f"{name}-{i}" for i in range(threads)]
+        self._threads = [threading.Thread(target=self._work, name=n, daemon=True) for n in names]
+        for thread in self._threads:
+            thread.start()
+
+    @property
+    def threads(self) -> int:
+        return len(self._threads)
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
         if self._closed:
@@ -34,14 +45,16 @@ class DaemonThreadExecutor(Executor):
         return future
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        """No new work; with `cancel_futures`, queued calls are dropped; the call running now
-        finishes on its own (it is never waited for unless `wait`)."""
+        """No new work; with `cancel_futures`, queued calls are dropped; the calls running now
+        finish on their own (they are never waited for unless `wait`)."""
         self._closed = True
         if cancel_futures:
             self._cancel_queued()
-        self._queue.put(None)
+        for _ in self._threads:
+            self._queue.put(None)
         if wait:
-            self._thread.join()
+            for thread in self._threads:
+                thread.join()
 
     def _cancel_queued(self) -> None:
         while True:

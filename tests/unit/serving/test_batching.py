@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from serving.batching import MicroBatcher
 from serving.errors import ModelNotReadyError
+from serving.threads import DaemonThreadExecutor
 
 
 class Recorder:
@@ -18,15 +20,18 @@ class Recorder:
     def __init__(self, delay: float = 0.0) -> None:
         self.batches: list[list[str]] = []
         self.threads: set[str] = set()
+        self.spans: list[tuple[float, float]] = []  # each call's start and end (monotonic)
         self.delay = delay
 
     def __call__(self, items: list[str]) -> list[str]:
+        started = time.monotonic()
         self.batches.append(list(items))
         self.threads.add(threading.current_thread().name)
         if "bad" in items:
             raise ValueError("bad item")
         if self.delay:
             threading.Event().wait(self.delay)
+        self.spans.append((started, time.monotonic()))
         return [item.upper() for item in items]
 
 
@@ -139,3 +144,99 @@ def test_abandoned_jobs_are_not_run(executor) -> None:
 
     asyncio.run(scenario())
     assert recorder.batches == [["first"], ["next"]]
+
+
+class MeetingRecorder(Recorder):
+    """A batch function whose calls wait (up to 2 s) until `parties` calls are under way at once;
+    `met` says whether they ever were."""
+
+    def __init__(self, parties: int) -> None:
+        super().__init__()
+        self.barrier = threading.Barrier(parties, timeout=2)
+        self.met = False
+
+    def __call__(self, items: list[str]) -> list[str]:
+        try:
+            self.barrier.wait()
+            self.met = True
+        except threading.BrokenBarrierError:
+            pass
+        return super().__call__(items)
+
+
+@pytest.fixture
+def two_threads():
+    executor = DaemonThreadExecutor("model", threads=2)
+    yield executor
+    executor.shutdown()
+
+
+def test_full_batches_run_side_by_side_on_two_threads(two_threads) -> None:
+    recorder = MeetingRecorder(parties=2)
+    batcher = MicroBatcher(recorder, two_threads, max_size=4, max_wait=0, calls=2)
+    results = asyncio.run(run_jobs(batcher, [("big1", 4), ("big2", 4)]))
+    assert results == ["BIG1", "BIG2"]
+    assert recorder.met, "the second full batch waited for the first call"
+    assert recorder.threads == {"model-0", "model-1"}
+
+
+def test_small_batches_wait_for_the_running_call_and_grow(two_threads) -> None:
+    """A second call starts only for a full batch: small jobs arriving during a call gather into
+    one batch after it rather than running beside it."""
+    recorder = Recorder(delay=0.1)
+    batcher = MicroBatcher(recorder, two_threads, max_size=8, max_wait=0, calls=2)
+
+    async def scenario() -> None:
+        batcher.start()
+        try:
+            first = asyncio.create_task(batcher.submit("first", 1))
+            await asyncio.sleep(0.02)  # "first" is on a model thread now
+            await asyncio.gather(first, *(batcher.submit(f"s{i}", 1) for i in range(3)))
+        finally:
+            await batcher.stop()
+
+    asyncio.run(scenario())
+    assert recorder.batches == [["first"], ["s0", "s1", "s2"]]
+    (_, first_ended), (small_started, _) = recorder.spans
+    assert small_started >= first_ended
+
+
+def test_no_more_calls_than_allowed_run_at_once(two_threads) -> None:
+    recorder = MeetingRecorder(parties=3)  # three calls never meet: the barrier times out
+    batcher = MicroBatcher(recorder, two_threads, max_size=2, max_wait=0, calls=2)
+    asyncio.run(run_jobs(batcher, [(f"j{i}", 2) for i in range(3)]))
+    assert not recorder.met and len(recorder.batches) == 3
+
+
+def test_stopping_answers_the_jobs_of_a_call_under_way(two_threads) -> None:
+    recorder = Recorder(delay=0.3)
+    batcher = MicroBatcher(recorder, two_threads, max_size=4, max_wait=0, calls=2)
+
+    async def scenario() -> None:
+        batcher.start()
+        running = asyncio.create_task(batcher.submit("slow", 1))
+        await asyncio.sleep(0.05)
+        await batcher.stop()
+        with pytest.raises(ModelNotReadyError):
+            await asyncio.wait_for(running, 1)
+
+    asyncio.run(scenario())
+
+
+def test_calls_below_one_are_refused(executor) -> None:
+    with pytest.raises(ValueError, match="calls must be at least 1"):
+        MicroBatcher(Recorder(), executor, max_size=4, max_wait=0, calls=0)
+
+
+def test_each_daemon_thread_runs_the_initializer_and_calls_side_by_side() -> None:
+    started: list[str] = []
+    executor = DaemonThreadExecutor(
+        "pool", initializer=lambda: started.append(threading.current_thread().name), threads=2
+    )
+    barrier = threading.Barrier(2, timeout=2)
+    try:
+        calls = [executor.submit(barrier.wait) for _ in range(2)]
+        assert sorted(call.result(timeout=3) for call in calls) == [0, 1]  # both met
+    finally:
+        executor.shutdown(wait=True)
+    assert sorted(started) == ["pool-0", "pool-1"]

@@ -20,7 +20,8 @@ def test_defaults() -> None:
     assert settings.model_version is None and settings.model_uri is None
     assert (settings.host, settings.port, settings.workers) == ("0.0.0.0", 8000, 1)
     assert settings.reload_interval_seconds == 30
-    assert settings.batch_max_size == 32 and settings.batch_max_wait_ms == 2
+    assert settings.batch_max_size == 100 and settings.batch_max_wait_ms == 2
+    assert settings.model_threads == 2
     assert settings.log_product_text is False
     assert settings.follows_alias
 
@@ -39,6 +40,7 @@ def test_every_documented_variable_is_read(monkeypatch) -> None:
         "MAX_BODY_BYTES": "2048",
         "BATCH_MAX_SIZE": "8",
         "BATCH_MAX_WAIT_MS": "0.5",
+        "MODEL_THREADS": "1",
         "SHUTDOWN_TIMEOUT_SECONDS": "5.0",
         "LOG_LEVEL": "debug",
         "LOG_PRODUCT_TEXT": "true",
@@ -63,6 +65,7 @@ def test_every_documented_variable_is_read(monkeypatch) -> None:
         ({"RELOAD_INTERVAL_SECONDS": "-1"}, "RELOAD_INTERVAL_SECONDS"),
         ({"MAX_BODY_BYTES": "10"}, "MAX_BODY_BYTES"),
         ({"BATCH_MAX_SIZE": "0"}, "BATCH_MAX_SIZE"),
+        ({"MODEL_THREADS": "0"}, "MODEL_THREADS"),
         ({"LOG_PRODUCT_TEXT": "maybe"}, "LOG_PRODUCT_TEXT"),
     ],
 )
