@@ -88,7 +88,7 @@ class PredictionService:
     # -- lifecycle ---------------------------------------------------------------------------
 
     def _open_threads(self) -> None:
-        threads = self.settings.model_threads
+        threads = self.settings.model_threads or usable_cores()
         self._model_threads = DaemonThreadExecutor(
             "model", initializer=prepare_model_thread, threads=threads
         )
@@ -315,6 +315,13 @@ def prepare_model_thread() -> None:
 
     sklearn.set_config(assume_finite=True, skip_parameter_validation=True)
     limit_native_threads()
+
+
+def usable_cores() -> int:
+    """Cores this process may use: its CPU affinity and cgroup quota, as joblib counts them."""
+    import joblib
+
+    return max(1, int(joblib.cpu_count()))
 
 
 def limit_native_threads() -> None:

@@ -48,11 +48,12 @@ class Settings(BaseSettings):
     max_text_chars: int = Field(20_000, ge=1, description="Characters in one product field.")
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="Request body size.")
     batch_max_size: int = Field(100, ge=1, le=4096, description="Rows per model call (batching).")
-    model_threads: int = Field(
-        2,
+    model_threads: int | None = Field(
+        None,
         ge=1,
         le=64,
-        description="Model calls that may run at once; beyond the first, only for full batches.",
+        description="Model calls that may run at once; beyond the first, only for full batches."
+        " Unset: one per usable core (CPU quota and affinity).",
     )
     batch_max_wait_ms: float = Field(
         2.0, ge=0, le=1000, description="How long a request waits for others to batch with."

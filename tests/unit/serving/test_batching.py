@@ -240,3 +240,17 @@ def test_each_daemon_thread_runs_the_initializer_and_calls_side_by_side() -> Non
     finally:
         executor.shutdown(wait=True)
     assert sorted(started) == ["pool-0", "pool-1"]
+
+
+def test_the_service_runs_one_model_thread_per_usable_core_unless_told(
+    make_service, monkeypatch
+) -> None:
+    import serving.service
+
+    monkeypatch.setattr(serving.service, "usable_cores", lambda: 3)
+    for overrides, threads in (({}, 3), ({"model_threads": 1}, 1)):
+        service = make_service(**overrides)
+        try:
+            assert service._model_threads.threads == threads
+        finally:
+            service._model_threads.shutdown()

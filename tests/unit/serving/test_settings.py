@@ -21,7 +21,7 @@ def test_defaults() -> None:
     assert (settings.host, settings.port, settings.workers) == ("0.0.0.0", 8000, 1)
     assert settings.reload_interval_seconds == 30
     assert settings.batch_max_size == 100 and settings.batch_max_wait_ms == 2
-    assert settings.model_threads == 2
+    assert settings.model_threads is None  # one per usable core
     assert settings.log_product_text is False
     assert settings.follows_alias
 
