@@ -147,12 +147,12 @@ def test_abandoned_jobs_are_not_run(executor) -> None:
 
 
 class MeetingRecorder(Recorder):
-    """A batch function whose calls wait (up to 2 s) until `parties` calls are under way at once;
-    `met` says whether they ever were."""
+    """A batch function whose calls wait (up to `timeout` s) until `parties` calls are under way
+    at once; `met` says whether they ever were."""
 
-    def __init__(self, parties: int) -> None:
+    def __init__(self, parties: int, timeout: float = 2.0) -> None:
         super().__init__()
-        self.barrier = threading.Barrier(parties, timeout=2)
+        self.barrier = threading.Barrier(parties, timeout=timeout)
         self.met = False
 
     def __call__(self, items: list[str]) -> list[str]:
@@ -202,7 +202,7 @@ def test_small_batches_wait_for_the_running_call_and_grow(two_threads) -> None:
 
 
 def test_no_more_calls_than_allowed_run_at_once(two_threads) -> None:
-    recorder = MeetingRecorder(parties=3)  # three calls never meet: the barrier times out
+    recorder = MeetingRecorder(parties=3, timeout=0.3)  # three calls never meet: it times out
     batcher = MicroBatcher(recorder, two_threads, max_size=2, max_wait=0, calls=2)
     asyncio.run(run_jobs(batcher, [(f"j{i}", 2) for i in range(3)]))
     assert not recorder.met and len(recorder.batches) == 3
