@@ -5,11 +5,12 @@
 
 Registers one model (the bundled sample with the default training config, unless an existing
 tracking store is given), then, for each repeat, starts each server in turn with one worker
-process on loopback and drives it with the same load generator (wrk, one thread, a Lua script
-that posts real catalog products): single-product requests at concurrency 1, 8 and 32, and
-100-product batches. Also measures the model's in-process `predict_proba` throughput on batches
-of 100 (the ceiling) and each server's time from start to ready. Prints medians over the repeats
-side by side and writes bench/results/serving.json. Needs Debian's wrk (`apt-get install wrk`).
+process (`--workers N`: N each) on loopback and drives it with the same load generator (wrk, one
+thread, a Lua script that posts real catalog products): single-product requests at concurrency 1,
+8 and 32, and 100-product batches. Also measures the model's in-process `predict_proba`
+throughput on batches of 100 (the ceiling) and each server's time from start to ready. Prints
+medians over the repeats side by side and writes bench/results/serving.json. Needs Debian's wrk
+(`apt-get install wrk`).
 
 `--compare-with DIR` adds this server as another checkout has it (DIR holds its `serving` package,
 e.g. `git archive <commit> serving | tar -x -C DIR`), run in turn with the others in each repeat, so
@@ -76,14 +77,15 @@ class Server:
             ]  # fmt: skip
         return [
             str(VENV_BIN / "mlflow"), "models", "serve", "-m", alias_uri,
-            "--env-manager", "local", "-w", "1", "-h", "127.0.0.1", "-p", str(port),
+            "--env-manager", "local", "-w", str(WORKERS[0]), "-h", "127.0.0.1", "-p", str(port),
         ]  # fmt: skip
 
     def environment(self, tracking_uri: str, model: str, port: int) -> dict[str, str]:
         env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri}
         env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"  # mlflow execs `uvicorn`
         if self.is_ours:
-            env |= {"MODEL_NAME": model, "HOST": "127.0.0.1", "PORT": str(port), "WORKERS": "1"}
+            env |= {"MODEL_NAME": model, "HOST": "127.0.0.1", "PORT": str(port)}
+        env["WORKERS"] = env["BENCH_WORKERS"] = str(WORKERS[0])
         if self.source is not None:
             env["PYTHONPATH"] = self.source
         if self.name == BENTOML_NAME:  # a local copy: mlflow-skinny cannot read a SQLite registry
@@ -98,10 +100,12 @@ BENTOML = Server(BENTOML_NAME, "/predict", "/readyz", "products")
 BEFORE_NAME = "this server, before"
 BENTOML_PYTHON: list[str] = []  # set from --bentoml-python
 BENTOML_MODEL: list[str] = []  # the champion downloaded to a folder, for BentoML
+WORKERS = [1]  # processes per server (--workers)
 
 
 def main() -> None:
     args = parse_arguments()
+    WORKERS[0] = args.workers
     if shutil.which("wrk") is None:
         raise SystemExit("wrk not found: install Debian's wrk (apt-get install -y wrk)")
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="bench-serving-"))
@@ -162,6 +166,9 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--bentoml-python", help="python of a venv with BentoML (third server)")
     parser.add_argument(
         "--compare-with", help="also run this server from the `serving` package in this folder"
+    )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="worker processes of every server (default 1)"
     )
     return parser.parse_args()
 
@@ -388,7 +395,7 @@ def summarize(
             "duration_s": args.duration,
             "repeats": args.repeats,
             "load_generator": "wrk -t1 (Lua POST script)",
-            "workers": 1,
+            "workers": args.workers,
         },
         "model": {
             "name": args.model_name,

@@ -3,7 +3,8 @@
     BENCH_MODEL_URI=models:/product-classifier@champion MLFLOW_TRACKING_URI=... \
         bentoml serve bench.bentoml_service:ProductClassifier --host 127.0.0.1 --port 3000
 
-Adaptive batching as BentoML documents it (`batchable=True`, `max_batch_size=32`), one worker.
+Adaptive batching as BentoML documents it (`batchable=True`, `max_batch_size=32`), one worker
+(`BENCH_WORKERS`, set by bench_serving's --workers, for more).
 Runs in a virtual environment of its own (`make bench-bentoml-venv`), since BentoML's pins clash
 with this project's constraints; bench_serving finds it with --bentoml-python.
 """
@@ -16,7 +17,7 @@ from typing import Any
 import bentoml
 
 
-@bentoml.service(workers=1)
+@bentoml.service(workers=int(os.environ.get("BENCH_WORKERS", "1")))
 class ProductClassifier:
     def __init__(self) -> None:
         import mlflow.pyfunc
