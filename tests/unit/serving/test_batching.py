@@ -201,10 +201,14 @@ def test_small_batches_wait_for_the_running_call_and_grow(two_threads) -> None:
     assert small_started >= first_ended
 
 
-def test_no_more_calls_than_allowed_run_at_once(two_threads) -> None:
+def test_no_more_calls_than_allowed_run_at_once() -> None:
+    three_threads = DaemonThreadExecutor("model", threads=3)  # room for a third call
     recorder = MeetingRecorder(parties=3, timeout=0.3)  # three calls never meet: it times out
-    batcher = MicroBatcher(recorder, two_threads, max_size=2, max_wait=0, calls=2)
-    asyncio.run(run_jobs(batcher, [(f"j{i}", 2) for i in range(3)]))
+    batcher = MicroBatcher(recorder, three_threads, max_size=2, max_wait=0, calls=2)
+    try:
+        asyncio.run(run_jobs(batcher, [(f"j{i}", 2) for i in range(3)]))
+    finally:
+        three_threads.shutdown()
     assert not recorder.met and len(recorder.batches) == 3
 
 
