@@ -7,16 +7,21 @@ load stuck on an unresponsive MLflow never holds the process at shutdown.
 
 The first model serves as soon as it can answer: its forest walk is compiled in the background,
 and the exact NumPy walk answers until then. A model swapped in later is compiled before it takes
-traffic, as the model it replaces was.
+traffic, as the model it replaces was. A process that exits during a compile waits for it to end
+(about a second; at most EXIT_WAIT_FOR_COMPILE_SECONDS): LLVM torn down under a compile running on
+a daemon thread aborted the process (exit 134) instead of letting it exit 0.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import gc
 import logging
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -34,6 +39,7 @@ T = TypeVar("T")
 RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
 # Failures tied to one version's files: retrying them at once would download the same files again.
 VERSION_FAILURES = (ARTIFACT_MISSING, LOAD_ERROR)
+EXIT_WAIT_FOR_COMPILE_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -211,7 +217,10 @@ def compile_fast_path(model: ServedModel) -> None:
     keeps answering (the same probabilities) with its NumPy walk, only slower."""
     started = time.perf_counter()
     try:
-        compiled = model.compile_fast_path()
+        with compiles.running() as allowed:
+            if not allowed:  # the process is exiting
+                return
+            compiled = model.compile_fast_path()
     except Exception as exc:
         log.warning(
             "forest walk not compiled: answering with the NumPy walk",
@@ -228,6 +237,44 @@ def compile_fast_path(model: ServedModel) -> None:
             "forest walk compiled",
             extra={"model_version": model.ref.version, "compile_seconds": seconds},
         )
+
+
+class _Compiles:
+    """Compiles under way. At exit the process stops new ones and waits for these: a compile
+    (LLVM, without the GIL) running on a daemon thread while the process tears LLVM down aborted
+    it with exit 134 or a segmentation fault instead of exit 0."""
+
+    def __init__(self) -> None:
+        self._running = 0
+        self._exiting = False
+        self._changed = threading.Condition()
+        self._registered = False
+
+    @contextmanager
+    def running(self) -> Iterator[bool]:
+        """Counts the block as a compile; yields False (compile nothing) once the process exits."""
+        with self._changed:
+            if not self._registered:  # atexit handlers run before LLVM's own exit handlers
+                atexit.register(self.wait_at_exit, EXIT_WAIT_FOR_COMPILE_SECONDS)
+                self._registered = True
+            allowed = not self._exiting
+            self._running += allowed
+        try:
+            yield allowed
+        finally:
+            if allowed:
+                with self._changed:
+                    self._running -= 1
+                    self._changed.notify_all()
+
+    def wait_at_exit(self, timeout: float) -> bool:
+        """Refuse new compiles and wait for those under way; False if some still run."""
+        with self._changed:
+            self._exiting = True
+            return self._changed.wait_for(lambda: self._running == 0, timeout)
+
+
+compiles = _Compiles()
 
 
 def settle_heap() -> None:
