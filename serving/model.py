@@ -2,8 +2,8 @@
 
 `ModelLocator.resolve()` answers "which model should be served now?" (a `ModelRef`);
 `ServedModel.load(ref)` loads it (through `serving.loading`, which leaves nothing on disk) and warms
-it; `ServedModel.predict_proba()` is the fast path the
-service calls from its single model thread. MLflow is imported lazily, in the loading thread, so
+it; `ServedModel.predict_proba()` is the fast path the service calls from its model threads
+(MODEL_THREADS; each call is independent). MLflow is imported lazily, in the loading thread, so
 importing this module stays cheap and the HTTP server answers /healthz while MLflow loads.
 """
 
