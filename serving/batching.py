@@ -23,6 +23,7 @@ a large one and waits at most for the model call already running.
 from __future__ import annotations
 
 import asyncio
+import functools
 import heapq
 import itertools
 import logging
@@ -84,7 +85,7 @@ class MicroBatcher(Generic[Item, Result]):
         self.max_wait = max_wait
         self.traffic = traffic
         self.calls = calls
-        self._running: set[asyncio.Task[None]] = set()  # model calls under way
+        self._running: set[asyncio.Future[Any]] = set()  # model calls under way
         self._gathering = False  # a batch is being formed: every arrival matters
         self._unanswered = 0  # jobs submitted and not yet answered
         self._pending: list[_Job[Item, Result]] = []  # a heap: lowest priority, then oldest
@@ -135,24 +136,33 @@ class MicroBatcher(Generic[Item, Result]):
         while True:
             batch = await self._gather()
             if batch:
-                call = asyncio.create_task(self._call(batch))
-                self._running.add(call)
-                call.add_done_callback(self._call_ended)
+                self._start_call(batch)
                 # Let the answered requests send their responses before the next model call
                 # competes with them for the GIL.
                 await asyncio.sleep(0)
 
-    async def _call(self, batch: list[_Job[Item, Result]]) -> None:
-        try:
-            await self._dispatch(batch)
-        except asyncio.CancelledError:  # stopped: the call finishes on its thread, unheard
+    def _start_call(self, batch: list[_Job[Item, Result]]) -> None:
+        """Run `batch` on the executor; `_call_ended` answers its jobs (no task per call)."""
+        loop = asyncio.get_running_loop()
+        call = loop.run_in_executor(self.executor, self.run_batch, [job.item for job in batch])
+        self._running.add(call)
+        call.add_done_callback(functools.partial(self._call_ended, batch))
+
+    def _call_ended(self, batch: list[_Job[Item, Result]], call: asyncio.Future[Any]) -> None:
+        self._running.discard(call)
+        if call.cancelled():  # stopped: the call finishes on its thread, unheard
             for job in batch:
                 _settle(job.future, error=ModelNotReadyError("the server is shutting down"))
-            raise
-
-    def _call_ended(self, call: asyncio.Task[None]) -> None:
-        self._running.discard(call)
-        self._arrived.set()  # the gatherer may start the next call now
+        elif (error := call.exception()) is None:
+            for job, result in zip(batch, call.result(), strict=True):
+                _settle(job.future, result=result)
+        elif len(batch) > 1:  # find the culprit: only its request should fail
+            for job in batch:
+                self._start_call([job])
+        else:
+            _settle(batch[0].future, error=error)
+        if self._pending:
+            self._arrived.set()  # the gatherer may start the next call now
 
     def _may_start(self) -> bool:
         """Whether a new model call may start: jobs wait and no call runs, or a full batch
@@ -214,21 +224,6 @@ class MicroBatcher(Generic[Item, Result]):
         except TimeoutError:
             return False
         return True
-
-    async def _dispatch(self, batch: list[_Job[Item, Result]]) -> None:
-        loop = asyncio.get_running_loop()
-        items = [job.item for job in batch]
-        try:
-            results = await loop.run_in_executor(self.executor, self.run_batch, items)
-        except Exception as exc:
-            if len(batch) > 1:  # find the culprit: only its request should fail
-                for job in batch:
-                    await self._dispatch([job])
-                return
-            _settle(batch[0].future, error=exc)
-            return
-        for job, result in zip(batch, results, strict=True):
-            _settle(job.future, result=result)
 
 
 def _settle(future: asyncio.Future[Any], *, result: Any = None, error: Any = None) -> None:
