@@ -258,3 +258,22 @@ def test_the_service_runs_one_model_thread_per_usable_core_unless_told(
             assert service._model_threads.threads == threads
         finally:
             service._model_threads.shutdown()
+
+
+def test_calls_one_at_a_time_stay_on_the_first_thread_and_a_busy_one_is_passed_by() -> None:
+    """The model's data stays warm in one core's caches; a second thread takes only what comes
+    while the first is busy."""
+    executor = DaemonThreadExecutor("pool", threads=2)
+    try:
+
+        def name() -> str:
+            return threading.current_thread().name
+
+        assert {executor.submit(name).result(timeout=3) for _ in range(20)} == {"pool-0"}
+        release = threading.Event()
+        busy = executor.submit(release.wait, 3)
+        assert executor.submit(name).result(timeout=3) == "pool-1"
+        release.set()
+        assert busy.result(timeout=3) is True
+    finally:
+        executor.shutdown()
