@@ -94,10 +94,12 @@ def _value_type(name: str, role: str, values: pd.Series) -> str:
 
 def as_text(value: Any) -> str:
     """A field as one string: lists are joined, missing values become ""."""
-    if value is None:
-        return ""
     if isinstance(value, str):
         return value
+    if value is None:
+        return ""
+    if type(value) is list:  # the usual shape, tested before the slower abstract classes
+        return " ".join(map(as_text, value))
     if isinstance(value, float) and math.isnan(value):
         return ""
     if isinstance(value, Mapping):
@@ -109,6 +111,8 @@ def as_text(value: Any) -> str:
 
 def as_list(value: Any) -> list[Any]:
     """A field as a list of items: a string is one item, missing values are no items."""
+    if type(value) is list:  # the usual shape, tested before the slower abstract classes
+        return [item for item in value if item is not None and str(item).strip()]
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return []
     if isinstance(value, str):
@@ -185,43 +189,56 @@ class ProductFeaturizer(TransformerMixin, BaseEstimator):
 
     def _blocks(self, records: Sequence[Record]) -> dict[str, Any]:
         spec = self.spec or FeatureSpec()
-        blocks: dict[str, Any] = {
-            f"text:{col}": [as_text(r.get(col)) for r in records] for col in spec.text_columns
+        counted = AMAZON_COUNTED if spec.amazon_counts else ()
+        lists = {
+            col: [as_list(r.get(col)) for r in records]
+            for col in dict.fromkeys((*spec.token_columns, *counted))
         }
+        measured = ("description", "title") if spec.amazon_counts else ()
+        texts = {
+            col: [as_text(r.get(col)) for r in records]
+            for col in dict.fromkeys((*spec.text_columns, *measured))
+        }
+        blocks: dict[str, Any] = {f"text:{col}": texts[col] for col in spec.text_columns}
         blocks["tokens"] = [
-            [_token(col, item) for col in spec.token_columns for item in as_list(r.get(col))]
-            for r in records
+            [_token(col, item) for col in spec.token_columns for item in lists[col][i]]
+            for i in range(len(records))
         ]
         for col in spec.char_ngram_columns:
             blocks[f"chars:{col}"] = [as_text(r.get(col))[:CHAR_NGRAM_CHARS] for r in records]
         if spec.id_column:
             blocks["id"] = [as_text(r.get(spec.id_column)).lower() for r in records]
-        blocks["numeric"] = self._numeric(records, spec)
+        blocks["numeric"] = self._numeric(records, spec, lists, texts)
         if getattr(self, "linear_chars", 0):
             blocks["linear_chars"] = [
-                " ".join(as_text(r.get(col))[:CHAR_NGRAM_CHARS] for col in spec.text_columns)
-                for r in records
+                " ".join(texts[col][i][:CHAR_NGRAM_CHARS] for col in spec.text_columns)
+                for i in range(len(records))
             ]
         return blocks
 
     @staticmethod
-    def _numeric(records: Sequence[Record], spec: FeatureSpec) -> np.ndarray:
-        rows = []
-        for record in records:
-            values = [_to_float(record.get(col)) for col in spec.numeric_columns]
-            if spec.amazon_counts:
+    def _numeric(
+        records: Sequence[Record],
+        spec: FeatureSpec,
+        lists: dict[str, list[list[Any]]],
+        texts: dict[str, list[str]],
+    ) -> np.ndarray:
+        """Numeric fields, then (Amazon catalogs) item counts, text lengths and the price;
+        `lists` and `texts` are the fields already read as lists and as text."""
+        rows = [[_to_float(r.get(col)) for col in spec.numeric_columns] for r in records]
+        if spec.amazon_counts:
+            for i, (values, record) in enumerate(zip(rows, records, strict=True)):
                 price = parse_price(record.get("price"))
                 values += [
-                    len(as_list(record.get("also_buy"))),
-                    len(as_list(record.get("also_view"))),
-                    len(as_list(record.get("image"))),
-                    len(as_list(record.get("category"))),
-                    len(as_text(record.get("description"))),
-                    len(as_text(record.get("title"))),
+                    len(lists["also_buy"][i]),
+                    len(lists["also_view"][i]),
+                    len(lists["image"][i]),
+                    len(lists["category"][i]),
+                    len(texts["description"][i]),
+                    len(texts["title"][i]),
                     0.0 if math.isnan(price) else price,
                     0.0 if math.isnan(price) else 1.0,
                 ]
-            rows.append(values)
         matrix = np.asarray(rows, dtype=np.float64).reshape(len(records), -1)
         matrix = np.nan_to_num(matrix, nan=0.0, posinf=0.0, neginf=0.0)
         return np.sign(matrix) * np.log1p(np.abs(matrix))
