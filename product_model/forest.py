@@ -154,11 +154,19 @@ class CompactForest(ClassifierMixin, BaseEstimator):
     def compile_walk(self) -> None:
         """Compile the numba walk now, with this forest's argument types (nothing is walked)."""
         empty = sparse.csr_matrix((0, 1), dtype=np.float32)
-        compiled_forest_votes()(*self._walk_arguments(_csr_float32(empty)))
+        compiled_forest_votes()(*self._walk_arguments(empty.indptr, empty.indices, empty.data))
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities (single output), or the probability of 1 per output."""
-        arguments = self._walk_arguments(_csr_float32(X))
+        rows = _csr_float32(X)
+        return self.proba_of_rows(rows.indptr, rows.indices, rows.data)
+
+    def proba_of_rows(
+        self, indptr: np.ndarray, indices: np.ndarray, data: np.ndarray
+    ) -> np.ndarray:
+        """`predict_proba` of the CSR float32 rows given by their arrays, without duplicate
+        entries (the order of a row's entries does not matter)."""
+        arguments = self._walk_arguments(indptr, indices, data)
         use_numpy = getattr(self, "_numpy_until_compiled", False) and not walk_is_compiled()
         if use_numpy:
             numpy_forest_votes(*arguments)
@@ -168,13 +176,15 @@ class CompactForest(ClassifierMixin, BaseEstimator):
         votes /= self.n_trees
         return votes
 
-    def _walk_arguments(self, rows: sparse.csr_matrix) -> tuple[Any, ...]:
+    def _walk_arguments(
+        self, indptr: np.ndarray, indices: np.ndarray, data: np.ndarray
+    ) -> tuple[Any, ...]:
         """What both walks take, ending with the zeroed votes (rows x outputs) they add to."""
-        votes = np.zeros((rows.shape[0], len(self.classes_)), dtype=np.float64)
+        votes = np.zeros((indptr.size - 1, len(self.classes_)), dtype=np.float64)
         return (
-            rows.indptr.astype(np.int64, copy=False),
-            rows.indices.astype(np.int64, copy=False),
-            rows.data,
+            indptr.astype(np.int64, copy=False),
+            indices.astype(np.int64, copy=False),
+            data,
             self._column_map(),
             self.used_features_.size,
             self._nodes,
