@@ -6,8 +6,11 @@ While that call runs, new requests queue up and form the next batch.
 
 With `calls` > 1, a full batch (`max_size` rows waiting) does not wait for the call under way: it
 starts at once on another model thread. The forest walk, about half of a large call, runs without
-the GIL, so two large calls overlap on two cores. Smaller batches still wait for the running call:
-they grow meanwhile, and one larger call costs less per row than two small ones side by side.
+the GIL, so two large calls overlap on two cores. Smaller batches wait for the running call to
+reach that walk: `run_batch` calls the `overlap` function it is given when the rest of its work
+runs without the GIL, and the next batch starts then, on another thread, so that its feature
+building (which needs the GIL) overlaps the walk instead of following it. Meanwhile the batch
+grows, and one larger call costs less per row than two small ones side by side.
 
 A batch waits for company only when company is on its way: `Traffic` counts the HTTP requests in
 progress, and while some of them have not reached the batcher yet (their body is still being read
@@ -23,6 +26,7 @@ a large one and waits at most for the model call already running.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import heapq
 import itertools
@@ -53,6 +57,13 @@ class Traffic:
         self.open -= 1
 
 
+@dataclass(eq=False)
+class _Call:
+    """A model call under way."""
+
+    overlapping: bool = False  # the rest of it runs without the GIL: another may start
+
+
 @dataclass(order=True)
 class _Job(Generic[Item, Result]):
     priority: int
@@ -63,14 +74,19 @@ class _Job(Generic[Item, Result]):
     future: asyncio.Future[Result] = field(repr=False, compare=False)
 
 
+Overlap = Callable[[], None]
+"""Called by `run_batch` on its thread: the rest of this call runs without the GIL."""
+
+
 class MicroBatcher(Generic[Item, Result]):
-    """Runs `run_batch(items) -> results` (same length, same order) on `executor`, for batches of
-    jobs gathered from concurrent `submit` calls: one call at a time, or up to `calls` at a time
-    while full batches are waiting (`executor` needs that many threads)."""
+    """Runs `run_batch(items, overlap) -> results` (same length, same order) on `executor`, for
+    batches of jobs gathered from concurrent `submit` calls: one call at a time, or up to `calls`
+    at a time while full batches are waiting or the calls under way have called `overlap`
+    (`executor` needs that many threads)."""
 
     def __init__(
         self,
-        run_batch: Callable[[list[Item]], list[Result]],
+        run_batch: Callable[[list[Item], Overlap], list[Result]],
         executor: Executor,
         max_size: int,
         max_wait: float,
@@ -85,7 +101,7 @@ class MicroBatcher(Generic[Item, Result]):
         self.max_wait = max_wait
         self.traffic = traffic
         self.calls = calls
-        self._running: set[asyncio.Future[Any]] = set()  # model calls under way
+        self._running: dict[_Call, asyncio.Future[Any]] = {}  # model calls under way
         self._gathering = False  # a batch is being formed: every arrival matters
         self._unanswered = 0  # jobs submitted and not yet answered
         self._pending: list[_Job[Item, Result]] = []  # a heap: lowest priority, then oldest
@@ -104,9 +120,9 @@ class MicroBatcher(Generic[Item, Result]):
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
-        for call in list(self._running):
-            call.cancel()
-        await asyncio.gather(*self._running, return_exceptions=True)
+        for future in list(self._running.values()):
+            future.cancel()
+        await asyncio.gather(*self._running.values(), return_exceptions=True)
         while self._pending:
             job = self._pop()
             if not job.future.done():
@@ -144,12 +160,22 @@ class MicroBatcher(Generic[Item, Result]):
     def _start_call(self, batch: list[_Job[Item, Result]]) -> None:
         """Run `batch` on the executor; `_call_ended` answers its jobs (no task per call)."""
         loop = asyncio.get_running_loop()
-        call = loop.run_in_executor(self.executor, self.run_batch, [job.item for job in batch])
-        self._running.add(call)
-        call.add_done_callback(functools.partial(self._call_ended, batch))
+        call = _Call()
+        overlap = functools.partial(_call_soon_if_open, loop, self._overlapping, call)
+        items = [job.item for job in batch]
+        future = loop.run_in_executor(self.executor, self.run_batch, items, overlap)
+        self._running[call] = future
+        future.add_done_callback(functools.partial(self._call_ended, call, batch))
 
-    def _call_ended(self, batch: list[_Job[Item, Result]], call: asyncio.Future[Any]) -> None:
-        self._running.discard(call)
+    def _overlapping(self, call: _Call) -> None:
+        call.overlapping = True
+        if call in self._running and self._pending:
+            self._arrived.set()  # the gatherer may start the next call now
+
+    def _call_ended(
+        self, ended: _Call, batch: list[_Job[Item, Result]], call: asyncio.Future[Any]
+    ) -> None:
+        self._running.pop(ended, None)
         if call.cancelled():  # stopped: the call finishes on its thread, unheard
             for job in batch:
                 _settle(job.future, error=ModelNotReadyError("the server is shutting down"))
@@ -165,13 +191,15 @@ class MicroBatcher(Generic[Item, Result]):
             self._arrived.set()  # the gatherer may start the next call now
 
     def _may_start(self) -> bool:
-        """Whether a new model call may start: jobs wait and no call runs, or a full batch
-        waits and a call is free."""
+        """Whether a new model call may start: jobs wait and no call runs, or a call is free and
+        either a full batch waits or every call under way has reached its overlap."""
         if not self._pending:
             return False
         if not self._running:
             return True
-        return len(self._running) < self.calls and self._pending_rows >= self.max_size
+        if len(self._running) >= self.calls:
+            return False
+        return self._pending_rows >= self.max_size or all(c.overlapping for c in self._running)
 
     def _pop(self) -> _Job[Item, Result]:
         job = heapq.heappop(self._pending)
@@ -224,6 +252,15 @@ class MicroBatcher(Generic[Item, Result]):
         except TimeoutError:
             return False
         return True
+
+
+def _call_soon_if_open(
+    loop: asyncio.AbstractEventLoop, callback: Callable[..., None], *args: Any
+) -> None:
+    """`callback(*args)` on `loop`, from another thread; nothing if the loop has closed (the
+    server stopped: no one waits for the call that asks)."""
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(callback, *args)
 
 
 def _settle(future: asyncio.Future[Any], *, result: Any = None, error: Any = None) -> None:

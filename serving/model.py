@@ -9,8 +9,11 @@ importing this module stays cheap and the HTTP server answers /healthz while MLf
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -98,9 +101,26 @@ class ServedModel:
         compile_walk()
         return True
 
-    def predict_proba(self, products: list[dict[str, Any]]) -> np.ndarray:
-        """Class probabilities, one row per product, columns in the order of `classes`."""
-        return np.asarray(self.predictor.predict_proba(products), dtype=np.float64)
+    def predict_proba(
+        self, products: list[dict[str, Any]], before_walk: Callable[[], None] | None = None
+    ) -> np.ndarray:
+        """Class probabilities, one row per product, columns in the order of `classes`.
+        `before_walk()` is called when the rest of the call runs without the GIL, if the model
+        says when (models saved before this change do not: it is never called)."""
+        if before_walk is not None and self.tells_before_walk:
+            proba = self.predictor.predict_proba(products, before_walk=before_walk)
+        else:
+            proba = self.predictor.predict_proba(products)
+        return np.asarray(proba, dtype=np.float64)
+
+    @functools.cached_property
+    def tells_before_walk(self) -> bool:
+        """Whether the model's `predict_proba` takes `before_walk`."""
+        try:
+            parameters = inspect.signature(self.predictor.predict_proba).parameters
+        except (TypeError, ValueError):
+            return False
+        return "before_walk" in parameters
 
     def answers(self, proba: np.ndarray) -> list[list[tuple[str, float]]] | None:
         """A multilabel model's tags above their thresholds, or a path model's levels, per

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from serving.batching import MicroBatcher, Traffic
+from serving.batching import MicroBatcher, Overlap, Traffic
 from serving.errors import ClientGoneError, DeadlineExceededError, ModelNotReadyError
 from serving.keeper import ModelKeeper
 from serving.logs import request_id_var
@@ -216,15 +216,18 @@ class PredictionService:
 
     # -- prediction, on the model thread ----------------------------------------------------
 
-    def _predict_batch(self, jobs: list[_Job]) -> list[_Answer]:
-        """One model call per model in the batch (one, except while a swap is under way)."""
+    def _predict_batch(self, jobs: list[_Job], overlap: Overlap) -> list[_Answer]:
+        """One model call per model in the batch (one, except while a swap is under way); the
+        last one's forest walk may overlap the next batch (`overlap`, see `serving.batching`)."""
         if getattr(_model_thread, "swaps", None) != self._swaps:  # a new model may bring
             limit_native_threads()  # native libraries with thread pools of their own
             _model_thread.swaps = self._swaps
         answers: dict[int, _Answer] = {}
-        for model in {id(job.model): job.model for job in jobs}.values():
+        models = list({id(job.model): job.model for job in jobs}.values())
+        for model in models:
             mine = [(i, job) for i, job in enumerate(jobs) if job.model is model]
-            ranked, extras = self._rank(model, [job for _, job in mine])
+            last = model is models[-1]
+            ranked, extras = self._rank(model, [job for _, job in mine], overlap if last else None)
             for (i, job), rows, more in zip(mine, ranked, extras, strict=True):
                 answers[i] = [
                     as_prediction(row[: job.top_k]) | extra
@@ -233,12 +236,12 @@ class PredictionService:
         return [answers[i] for i in range(len(jobs))]
 
     def _rank(
-        self, model: ServedModel, jobs: list[_Job]
+        self, model: ServedModel, jobs: list[_Job], overlap: Overlap | None = None
     ) -> tuple[list[list[list[dict[str, Any]]]], list[list[dict[str, Any]]]]:
         """For each job, its products' labels ranked by probability (the largest top_k asked),
         and what a multilabel or path model adds to each answer (`task_answer`)."""
         rows = [product for job in jobs for product in job.products]
-        proba = model.predict_proba(rows)
+        proba = model.predict_proba(rows, overlap)
         k = min(max(job.top_k for job in jobs), proba.shape[1])
         order = np.argsort(-proba, axis=1, kind="stable")[:, :k]
         ranked = ranked_labels(proba, order, model.classes)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -23,7 +24,7 @@ class Recorder:
         self.spans: list[tuple[float, float]] = []  # each call's start and end (monotonic)
         self.delay = delay
 
-    def __call__(self, items: list[str]) -> list[str]:
+    def __call__(self, items: list[str], overlap: Callable[[], None] | None = None) -> list[str]:
         started = time.monotonic()
         self.batches.append(list(items))
         self.threads.add(threading.current_thread().name)
@@ -155,7 +156,7 @@ class MeetingRecorder(Recorder):
         self.barrier = threading.Barrier(parties, timeout=timeout)
         self.met = False
 
-    def __call__(self, items: list[str]) -> list[str]:
+    def __call__(self, items: list[str], overlap: Callable[[], None] | None = None) -> list[str]:
         try:
             self.barrier.wait()
             self.met = True
@@ -199,6 +200,56 @@ def test_small_batches_wait_for_the_running_call_and_grow(two_threads) -> None:
     assert recorder.batches == [["first"], ["s0", "s1", "s2"]]
     (_, first_ended), (small_started, _) = recorder.spans
     assert small_started >= first_ended
+
+
+class OverlappingRecorder(Recorder):
+    """Calls made of the item "first" say at once that the rest of them overlaps (as the forest
+    walk does), then take 0.3 s; `began` and `ended` hold each call's times by first item."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.began: dict[str, float] = {}
+        self.ended: dict[str, float] = {}
+
+    def __call__(self, items: list[str], overlap: Callable[[], None] | None = None) -> list[str]:
+        self.began[items[0]] = time.monotonic()
+        if items == ["first"] and overlap is not None:
+            overlap()
+            threading.Event().wait(0.3)
+        try:
+            return super().__call__(items)
+        finally:
+            self.ended[items[0]] = time.monotonic()
+
+
+def small_jobs_during_a_first_call(batcher: MicroBatcher) -> None:
+    async def scenario() -> None:
+        batcher.start()
+        try:
+            first = asyncio.create_task(batcher.submit("first", 1))
+            await asyncio.sleep(0.05)  # "first" is on a model thread, past its overlap
+            await asyncio.gather(first, *(batcher.submit(f"s{i}", 1) for i in range(3)))
+        finally:
+            await batcher.stop()
+
+    asyncio.run(scenario())
+
+
+def test_the_next_batch_starts_beside_a_call_past_its_overlap(two_threads) -> None:
+    recorder = OverlappingRecorder()
+    batcher = MicroBatcher(recorder, two_threads, max_size=8, max_wait=0, calls=2)
+    small_jobs_during_a_first_call(batcher)
+    assert sorted(recorder.batches) == [["first"], ["s0", "s1", "s2"]]
+    assert recorder.began["s0"] < recorder.ended["first"]
+    assert recorder.threads == {"model-0", "model-1"}
+
+
+def test_with_one_call_at_a_time_an_overlap_changes_nothing(executor) -> None:
+    recorder = OverlappingRecorder()
+    batcher = MicroBatcher(recorder, executor, max_size=8, max_wait=0, calls=1)
+    small_jobs_during_a_first_call(batcher)
+    assert recorder.batches == [["first"], ["s0", "s1", "s2"]]
+    assert recorder.began["s0"] >= recorder.ended["first"]
 
 
 def test_no_more_calls_than_allowed_run_at_once() -> None:
