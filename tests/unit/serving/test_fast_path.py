@@ -145,3 +145,23 @@ async def until(condition: Callable[[], bool], timeout: float = 60) -> None:
     async with asyncio.timeout(timeout):
         while not condition():
             await asyncio.sleep(0.02)
+
+
+class WithoutBeforeWalk:
+    """A model saved before `predict_proba` took `before_walk`."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+
+    def predict_proba(self, products: list[dict[str, Any]]) -> Any:
+        return self.model.predict_proba(products)
+
+
+def test_the_model_says_when_its_walk_begins_and_older_models_still_answer(served_model) -> None:
+    told: list[int] = []
+    proba = served_model.predict_proba(PRODUCTS, lambda: told.append(1))
+    assert told == [1]
+    older = dataclasses.replace(served_model, predictor=WithoutBeforeWalk(served_model.predictor))
+    assert not older.tells_before_walk
+    assert np.array_equal(older.predict_proba(PRODUCTS, lambda: told.append(2)), proba)
+    assert told == [1]
