@@ -89,7 +89,7 @@ class RequestContract:
     def json_schema(self, max_chars: int) -> dict[str, Any]:
         """A product as JSON Schema (for the OpenAPI document): the model's fields with their
         types, other fields allowed and ignored, a non-empty text field required."""
-        properties = {f.name: value_schema(f.type, max_chars) for f in self.fields}
+        properties = {f.name: value_schema(f.type, max_chars, f.role) for f in self.fields}
         needs_text = [
             {
                 "required": [name],
@@ -248,8 +248,9 @@ TYPE_NAMES = {
 }
 
 
-def value_schema(value_type: str, max_chars: int) -> dict[str, Any]:
-    """The JSON Schema of one field's values, for a contract type; null is a missing value."""
+def value_schema(value_type: str, max_chars: int, role: str = "") -> dict[str, Any]:
+    """The JSON Schema of one field's values, for a contract type and role; null is a missing
+    value. An id field also takes a number, as `check_value` does."""
     string = {"type": "string", "maxLength": max_chars}
     number = {"type": "number"}
     # No bound on the number of strings: the server bounds a field's characters (`field_chars`),
@@ -257,7 +258,7 @@ def value_schema(value_type: str, max_chars: int) -> dict[str, Any]:
     strings = {"type": "array", "items": string}
     missing = {"type": "null"}
     if value_type == "string":
-        return {"anyOf": [string, missing]}
+        return {"anyOf": [string, number, missing] if role == "id" else [string, missing]}
     if value_type == "text":
         return {"anyOf": [string, strings, missing]}
     if value_type == "number":
