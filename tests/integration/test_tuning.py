@@ -208,14 +208,33 @@ def _running_trial_pid(
     raise AssertionError("no trial ever ran")
 
 
+def _kill_mid_trial(
+    tmp_path: Path, study: str, deadline: float, not_pids: tuple[int, ...] = ()
+) -> tuple[int, int]:
+    """SIGKILL a worker while it fits a trial: (trial number, worker pid). The worker is stopped
+    before its trial is checked again, so the trial cannot finish between the check and the kill
+    (it did once in CI: the trial seen running had completed by the time the signal landed)."""
+    while time.monotonic() < deadline:
+        number, pid = _running_trial_pid(tmp_path, study, deadline, not_pids)
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            running = load(tmp_path, study).trials[number].state == TrialState.RUNNING
+        except Exception:  # the stopped worker may hold the storage's lock: look again
+            running = False
+        if running:
+            os.kill(pid, signal.SIGKILL)
+            return number, pid
+        os.kill(pid, signal.SIGCONT)
+    raise AssertionError("no worker was ever caught mid-trial")
+
+
 def test_a_worker_killed_mid_trial_loses_only_that_trial(
     tmp_path: Path, small_catalog: Path, tracking_server: str
 ) -> None:
     command = tune_command(tmp_path, small_catalog, tracking_server, "kill", "--workers", "2")
     command += ["--trials", "4", "--heartbeat-seconds", "1"]
     with started(command, tmp_path) as coordinator:
-        number, pid = _running_trial_pid(tmp_path, "kill", time.monotonic() + 180)
-        os.kill(pid, signal.SIGKILL)
+        number, pid = _kill_mid_trial(tmp_path, "kill", time.monotonic() + 180)
         out, err = coordinator.communicate(timeout=400)
     assert coordinator.returncode == 0, err[-3000:]
     assert "stopped (exit code -9); its trial is marked failed" in err
@@ -235,10 +254,8 @@ def test_when_every_worker_dies_tuning_fails_saying_how_many_trials_were_not_run
     command = tune_command(tmp_path, small_catalog, tracking_server, "dead", "--workers", "2")
     command += ["--trials", "6"]
     with started(command, tmp_path) as coordinator:
-        first, pid = _running_trial_pid(tmp_path, "dead", time.monotonic() + 180)
-        os.kill(pid, signal.SIGKILL)
-        second, other = _running_trial_pid(tmp_path, "dead", time.monotonic() + 180, (pid,))
-        os.kill(other, signal.SIGKILL)
+        first, pid = _kill_mid_trial(tmp_path, "dead", time.monotonic() + 180)
+        second, _ = _kill_mid_trial(tmp_path, "dead", time.monotonic() + 180, (pid,))
         _, err = coordinator.communicate(timeout=400)
     assert coordinator.returncode == 1, err[-3000:]
     study = load(tmp_path, "dead")
