@@ -48,6 +48,26 @@ def test_pickle_round_trip(data) -> None:
     assert np.array_equal(restored.predict_proba(X), compact.predict_proba(X))
 
 
+def test_children_side_by_side_and_the_left_subtree_stored_before_the_right(data) -> None:
+    """For children stored at (a, a + 1): the left one's descendants take the positions right
+    after them, then the right one's, each in one run (breadth-first order fails this)."""
+    X, y = data
+    forest = RandomForestClassifier(n_estimators=3, random_state=0).fit(X, y)
+    compact = CompactForest.from_forest(forest)
+    ends = [*compact.roots_[1:], len(compact.child_)]
+    for root, end in zip(compact.roots_, ends, strict=True):
+        child = compact.child_[root:end].astype(np.int64) - root
+        below: dict[int, list[int]] = {}
+        for node in reversed(range(len(child))):  # children are stored after their parent
+            a = int(child[node])
+            below[node] = [] if a < 0 else [a, a + 1, *below[a], *below[a + 1]]
+        assert sorted(below[0]) == list(range(1, len(child)))
+        for a in child[child >= 0]:
+            left, right = len(below[a]), len(below[a + 1])
+            assert sorted(below[a]) == list(range(a + 2, a + 2 + left))
+            assert sorted(below[a + 1]) == list(range(a + 2 + left, a + 2 + left + right))
+
+
 def test_thresholds_rounded_down_keep_every_comparison() -> None:
     thresholds = np.array([0.1, 1 / 3, 2.5, 1e-8, 7.0000001], dtype=np.float64)
     rounded = _round_down_to_float32(thresholds)
