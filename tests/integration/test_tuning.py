@@ -234,7 +234,7 @@ def test_a_worker_killed_mid_trial_loses_only_that_trial(
     command = tune_command(tmp_path, small_catalog, tracking_server, "kill", "--workers", "2")
     command += ["--trials", "4", "--heartbeat-seconds", "1"]
     with started(command, tmp_path) as coordinator:
-        number, pid = _kill_mid_trial(tmp_path, "kill", time.monotonic() + 180)
+        number, _ = _kill_mid_trial(tmp_path, "kill", time.monotonic() + 180)
         out, err = coordinator.communicate(timeout=400)
     assert coordinator.returncode == 0, err[-3000:]
     assert "stopped (exit code -9); its trial is marked failed" in err
