@@ -197,7 +197,7 @@ class ProductFeaturizer(TransformerMixin, BaseEstimator):
         measured = ("description", "title") if spec.amazon_counts else ()
         texts = {
             col: [as_text(r.get(col)) for r in records]
-            for col in dict.fromkeys((*spec.text_columns, *measured))
+            for col in dict.fromkeys((*spec.text_columns, *spec.char_ngram_columns, *measured))
         }
         blocks: dict[str, Any] = {f"text:{col}": texts[col] for col in spec.text_columns}
         blocks["tokens"] = [
@@ -205,7 +205,7 @@ class ProductFeaturizer(TransformerMixin, BaseEstimator):
             for i in range(len(records))
         ]
         for col in spec.char_ngram_columns:
-            blocks[f"chars:{col}"] = [as_text(r.get(col))[:CHAR_NGRAM_CHARS] for r in records]
+            blocks[f"chars:{col}"] = [text[:CHAR_NGRAM_CHARS] for text in texts[col]]
         if spec.id_column:
             blocks["id"] = [as_text(r.get(spec.id_column)).lower() for r in records]
         blocks["numeric"] = self._numeric(records, spec, lists, texts)
