@@ -70,26 +70,23 @@ class FusedPredictor:
         self.featurizer = featurizer
         self.scores = scores
         self.forest = forest
-        vectorizers = list(featurizer.vectorizers_.items())
-        offsets = np.cumsum([0, *(len(v.vocabulary_) for _, v in vectorizers)])
-        self.blocks = [
-            TermBlock(name, _fast_analyzer(v), v.vocabulary_, int(offset))
-            for (name, v), offset in zip(vectorizers, offsets, strict=False)
-        ]
-        self.numeric_offset = int(offsets[-1])
+        vectorizers = _term_vectorizers(featurizer)
         n_numeric = featurizer.scaler_.n_features_in_ if featurizer.scaler_ is not None else 0
+        self.numeric_offset = sum(
+            len(v.vocabulary_) for name, v in vectorizers if name != "linear_chars"
+        )
         self.width = self.numeric_offset + n_numeric + getattr(featurizer, "linear_chars", 0)
-        linear = getattr(featurizer, "linear_chars_", None)
-        if linear is not None:
-            linear_offset = self.numeric_offset + n_numeric
-            self.blocks.append(
-                TermBlock("linear_chars", _fast_analyzer(linear), linear.vocabulary_, linear_offset)
-            )
-            vectorizers.append(("linear_chars", linear))
+        self.blocks: list[TermBlock] = []
         self.idf = np.zeros(self.width, dtype=np.float64)
-        for block, (_, vectorizer) in zip(self.blocks, vectorizers, strict=True):
+        offset = 0
+        for name, vectorizer in vectorizers:
+            if name == "linear_chars":  # the last block, after the numeric one
+                offset = self.numeric_offset + n_numeric
+            analyze = _fast_analyzer(vectorizer)
+            self.blocks.append(TermBlock(name, analyze, vectorizer.vocabulary_, offset))
             idf = vectorizer._tfidf.idf_
-            self.idf[block.offset : block.offset + idf.size] = idf
+            self.idf[offset : offset + idf.size] = idf
+            offset += idf.size
         self.selected = _selection_table(select, self.width)
 
     def predict_proba(
@@ -240,8 +237,7 @@ def _indptr(rows: np.ndarray, n_rows: int) -> np.ndarray:
 def fused_predictor(pipeline: Any) -> FusedPredictor | None:
     """The fused form of a saved pipeline, or None when its steps or settings are not covered."""
     steps = dict(getattr(pipeline, "steps", []))
-    names = [name for name, _ in getattr(pipeline, "steps", [])]
-    if names not in (
+    if list(steps) not in (
         ["features", "forest"],
         ["features", "select", "forest"],
         ["features", "scores", "forest"],
@@ -257,13 +253,19 @@ def fused_predictor(pipeline: Any) -> FusedPredictor | None:
         and (scores is None or isinstance(scores, LinearScores))
     ):
         return None
-    vectorizers = [*featurizer.vectorizers_.values()]
-    if getattr(featurizer, "linear_chars", 0):
-        linear = getattr(featurizer, "linear_chars_", None)
-        vectorizers += [linear] if linear is not None else []
-    if not all(_covered(v) for v in vectorizers):
+    if not all(_covered(v) for _, v in _term_vectorizers(featurizer)):
         return None
     return FusedPredictor(featurizer, select, scores, forest)
+
+
+def _term_vectorizers(featurizer: ProductFeaturizer) -> list[tuple[str, TfidfVectorizer]]:
+    """The featurizer's TF-IDF blocks by name, in column order, then its linear characters'
+    block when it has a fitted one (its columns come after the numeric block's)."""
+    vectorizers = list(featurizer.vectorizers_.items())
+    linear = getattr(featurizer, "linear_chars_", None)
+    if getattr(featurizer, "linear_chars", 0) and linear is not None:
+        vectorizers.append(("linear_chars", linear))
+    return vectorizers
 
 
 def _increasing(select: Any) -> bool:
