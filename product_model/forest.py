@@ -357,11 +357,7 @@ def _paired_depth_first(left: np.ndarray, right: np.ndarray) -> np.ndarray:
     A walk's next pair then mostly lies a few nodes after the pair it reads, in a cache line
     already fetched, where breadth-first order put each level of a deep tree further away: a
     15-row walk of the full-catalog forest took 1.6x less time, one row 1.9x."""
-    levels, frontier = [], np.zeros(1, dtype=np.int64)
-    while frontier.size:
-        levels.append(frontier)
-        inner = frontier[left[frontier] >= 0]
-        frontier = np.concatenate([left[inner], right[inner]])
+    levels = _levels(left, right)
     below = np.zeros(len(left), dtype=np.int64)  # each node's descendants
     for level in reversed(levels):
         inner = level[left[level] >= 0]
@@ -377,6 +373,17 @@ def _paired_depth_first(left: np.ndarray, right: np.ndarray) -> np.ndarray:
     order = np.empty_like(position)
     order[position] = np.arange(len(position))
     return order
+
+
+def _levels(left: np.ndarray, right: np.ndarray) -> list[np.ndarray]:
+    """A tree's node ids level by level from the root, each inner node's children side by side
+    (concatenated, the breadth-first order trees were stored in before `_paired_depth_first`)."""
+    levels, frontier = [], np.zeros(1, dtype=np.int64)
+    while frontier.size:
+        levels.append(frontier)
+        inner = frontier[left[frontier] >= 0]
+        frontier = np.column_stack([left[inner], right[inner]]).ravel()
+    return levels
 
 
 def _round_down_to_float32(threshold: np.ndarray) -> np.ndarray:
