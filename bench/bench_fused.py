@@ -76,24 +76,44 @@ def measure(pipeline: Any, products: list[dict[str, Any]], size: int, repeats: i
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def model_arguments(description: str, name: str, repeats: int) -> argparse.ArgumentParser:
+    """The options both per-call-size benchmarks take: which model, sizes, repeats, output."""
+    parser = argparse.ArgumentParser(description=description)
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--tracking-uri", help="the champion of this MLflow store")
     source.add_argument("--model-dir", type=Path, help="a saved MLflow model folder")
     parser.add_argument("--model-name", default="product-classifier")
     parser.add_argument("--sizes", default="1,15,100,1000")
-    parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--workdir", default="/tmp/bench-fused")
-    parser.add_argument("--output", default=str(RESULTS / "fused.json"))
-    args = parser.parse_args()
+    parser.add_argument("--repeats", type=int, default=repeats)
+    parser.add_argument("--workdir", default=f"/tmp/bench-{name}")
+    parser.add_argument("--output", default=str(RESULTS / f"{name}.json"))
+    return parser
 
-    if args.model_dir is not None:
-        from product_model.pyfunc import PIPELINE_FILE, load_pipeline
 
-        pipeline = load_pipeline(next(args.model_dir.rglob(PIPELINE_FILE)))
-    else:
-        pipeline = champion_pipeline(args.tracking_uri, args.model_name, Path(args.workdir))
+def saved_pipeline(args: argparse.Namespace) -> Any:
+    """The pipeline of `--model-dir`, or of the champion in `--tracking-uri`."""
+    if args.model_dir is None:
+        return champion_pipeline(args.tracking_uri, args.model_name, Path(args.workdir))
+    from product_model.pyfunc import PIPELINE_FILE, load_pipeline
+
+    return load_pipeline(next(args.model_dir.rglob(PIPELINE_FILE)))
+
+
+def write_report(module: str, args: argparse.Namespace, report: dict[str, Any]) -> None:
+    """`report` with the command that made it, as JSON into `--output`."""
+    options = (
+        f"--{k.replace('_', '-')} {v}"
+        for k, v in vars(args).items()
+        if k != "output" and v is not None
+    )
+    command = {"command": f"python -m {module} " + " ".join(options)}
+    Path(args.output).write_text(json.dumps(command | report, indent=2) + "\n")
+    print(f"wrote {args.output}")
+
+
+def main() -> None:
+    args = model_arguments(__doc__.splitlines()[0], "fused", repeats=7).parse_args()
+    pipeline = saved_pipeline(args)
     pipeline.steps[-1][1].compile_walk()
     products = load_products()
     rows = [measure(pipeline, products, int(size), args.repeats) for size in args.sizes.split(",")]
@@ -103,18 +123,8 @@ def main() -> None:
             f"{row['size']:>6} {row['pipeline_ms']:>10.3f} {row['fused_ms']:>10.3f} "
             f"{row['walk_ms']:>8.3f} {row['speedup']:>8.2f}"
         )
-    report = {
-        "command": "python -m bench.bench_fused "
-        + " ".join(
-            f"--{k.replace('_', '-')} {v}"
-            for k, v in vars(args).items()
-            if k != "output" and v is not None
-        ),
-        "steps": [name for name, _ in pipeline.steps],
-        "rows": rows,
-    }
-    Path(args.output).write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.output}")
+    report = {"steps": [name for name, _ in pipeline.steps], "rows": rows}
+    write_report("bench.bench_fused", args, report)
 
 
 if __name__ == "__main__":

@@ -13,17 +13,14 @@ once beforehand), alternating the two: milliseconds per call, medians of `--repe
 
 from __future__ import annotations
 
-import argparse
 import copy
 import functools
-import json
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from bench.bench_fused import RESULTS, champion_pipeline, per_call_ms
+from bench.bench_fused import model_arguments, per_call_ms, saved_pipeline, write_report
 from bench.bench_serving import load_products
 
 Order = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -31,12 +28,9 @@ Order = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 def breadth_first(left: np.ndarray, right: np.ndarray) -> np.ndarray:
     """A tree's node ids level by level, each inner node's children side by side."""
-    levels, frontier = [], np.zeros(1, dtype=np.int64)
-    while frontier.size:
-        levels.append(frontier)
-        inner = frontier[left[frontier] >= 0]
-        frontier = np.column_stack([left[inner], right[inner]]).ravel()
-    return np.concatenate(levels)
+    from product_model.forest import _levels
+
+    return np.concatenate(_levels(left, right))
 
 
 def stored_in(forest: Any, order: Order) -> Any:
@@ -87,23 +81,8 @@ def main() -> None:
     from product_model.forest import _paired_depth_first
     from product_model.fused import fused_predictor
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--tracking-uri", help="the champion of this MLflow store")
-    source.add_argument("--model-dir", type=Path, help="a saved MLflow model folder")
-    parser.add_argument("--model-name", default="product-classifier")
-    parser.add_argument("--sizes", default="1,15,100,1000")
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--workdir", default="/tmp/bench-node-order")
-    parser.add_argument("--output", default=str(RESULTS / "node-order.json"))
-    args = parser.parse_args()
-
-    if args.model_dir is not None:
-        from product_model.pyfunc import PIPELINE_FILE, load_pipeline
-
-        pipeline = load_pipeline(next(args.model_dir.rglob(PIPELINE_FILE)))
-    else:
-        pipeline = champion_pipeline(args.tracking_uri, args.model_name, Path(args.workdir))
+    args = model_arguments(__doc__.splitlines()[0], "node-order", repeats=5).parse_args()
+    pipeline = saved_pipeline(args)
     fused = fused_predictor(pipeline)
     if fused is None:
         raise SystemExit("this model's pipeline has no fused form")
@@ -126,19 +105,8 @@ def main() -> None:
             f"{row['size']:>6} {row['breadth_first_ms']:>14.3f} "
             f"{row['paired_depth_first_ms']:>19.3f} {row['speedup']:>8.2f}"
         )
-    report = {
-        "command": "python -m bench.bench_node_order "
-        + " ".join(
-            f"--{k.replace('_', '-')} {v}"
-            for k, v in vars(args).items()
-            if k != "output" and v is not None
-        ),
-        "nodes": int(forest.child_.size),
-        "trees": int(forest.n_trees),
-        "rows": rows,
-    }
-    Path(args.output).write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.output}")
+    report = {"nodes": int(forest.child_.size), "trees": int(forest.n_trees), "rows": rows}
+    write_report("bench.bench_node_order", args, report)
 
 
 if __name__ == "__main__":
