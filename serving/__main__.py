@@ -65,9 +65,11 @@ def serve(settings: Settings) -> bool:
     import uvicorn
 
     from serving.logs import configure_logging
+    from serving.transport import CoalescingHttpToolsProtocol
 
     configure_logging(settings.log_level)
     common = {
+        "http": CoalescingHttpToolsProtocol,
         "host": settings.host,
         "port": settings.port,
         "log_config": None,
