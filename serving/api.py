@@ -15,7 +15,7 @@ from fastapi.responses import Response
 from fastapi.routing import APIRoute
 
 from serving.api_v2 import ProtocolErrors, v2_router
-from serving.direct import DirectRoute
+from serving.direct import DirectRoute, ServingApp
 from serving.error_handlers import add_error_handlers, render_known
 from serving.errors import (
     InvalidInputError,
@@ -69,6 +69,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await service.start()
+        app.take_shortcut = not app.telemetry_enabled()
         if settings.workers > 1:
             # Workers share one socket: one that accepted connections before its model is
             # loaded would answer 503 while its siblings serve. It joins after its first load
@@ -80,7 +81,7 @@ def create_app(
             await service.stop()
             mark_worker_dead_safely()
 
-    app = FastAPI(
+    app = ServingApp(
         title="Product categorization",
         version=app_version(),
         description="Classifies catalog products into categories with the MLflow champion model.",
@@ -98,15 +99,16 @@ def create_app(
     app.state.direct_routes = {
         "/v1/predict": DirectRoute(post_route(app, "/v1/predict"), answer_predict, render_known)
     }
-    app.add_middleware(
-        RequestMiddleware,
-        metrics=metrics,
-        routes=app.router.routes,
-        max_body_bytes=settings.max_body_bytes,
-        traffic=service.traffic,
-        direct=app.state.direct_routes,
-    )
+    requests: dict[str, Any] = {
+        "metrics": metrics,
+        "routes": app.router.routes,
+        "max_body_bytes": settings.max_body_bytes,
+        "traffic": service.traffic,
+        "direct": app.state.direct_routes,
+    }
+    app.add_middleware(RequestMiddleware, **requests)
     app.add_middleware(ProtocolErrors)  # outermost: /v2 errors in the protocol's form
+    app.shortcut = RequestMiddleware(app.router, **requests)  # see serving.direct
     return app
 
 

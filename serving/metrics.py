@@ -45,6 +45,7 @@ class ServingMetrics:
         if not multiprocess_mode():
             add_runtime_collectors(self.registry)
         r = self.registry
+        self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
         self.http_requests = Counter(
             "http_requests", "HTTP requests answered.", ["route", "method", "status"], registry=r
         )
@@ -113,9 +114,14 @@ class ServingMetrics:
         )
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
-        labels = (route, method, str(status))
-        self.http_requests.labels(*labels).inc()
-        self.http_duration.labels(*labels).observe(seconds)
+        key = (route, method, status)
+        children = self._request_children.get(key)
+        if children is None:  # `labels()` checks and converts its values, under a lock
+            labels = (route, method, str(status))
+            children = self.http_requests.labels(*labels), self.http_duration.labels(*labels)
+            self._request_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def observe_batch(self, rows: int) -> None:
         self.batch_size.observe(rows)

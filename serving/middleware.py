@@ -85,9 +85,10 @@ class RequestMiddleware:
                 body = await self._read_limited_body(scope, receive)
                 receive = watch_client(body, receive, exchange.began_loop, watchers)
                 direct = self.direct.get(scope["path"]) if scope["method"] == "POST" else None
-                if direct is not None and body["type"] == "http.request":
-                    await direct(scope, body["body"], receive, exchange.send)
-                    return
+                if direct is not None:
+                    if body["type"] == "http.request":
+                        await direct(scope, body["body"], receive, exchange.send)
+                    return  # else the client left before its body arrived: no one to answer
             await self.app(scope, receive, exchange.send)
         except ServingError as exc:
             await exchange.send_error(exc)

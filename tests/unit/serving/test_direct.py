@@ -100,3 +100,71 @@ def test_other_methods_still_reach_the_router(make_client) -> None:
 )
 def test_json_content_types_as_fastapi_reads_them(value, is_json) -> None:
     assert is_json_content_type(value) is is_json
+
+
+class CountingLayer:
+    """An ASGI middleware that counts the requests passing through the app's stack."""
+
+    def __init__(self, app: Any, seen: list[str]) -> None:
+        self.app, self.seen = app, seen
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            self.seen.append(scope["path"])
+        await self.app(scope, receive, send)
+
+
+def test_direct_posts_skip_the_middleware_stack_and_others_take_it(make_client) -> None:
+    client = make_client()
+    seen: list[str] = []
+    client.app.middleware_stack = CountingLayer(client.app.build_middleware_stack(), seen)
+    assert client.post("/v1/predict", json={"products": [PRODUCT]}).status_code == 200
+    assert client.post("/v1/predict", json={"products": []}).status_code == 422
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/v1/predict").status_code == 405
+    assert seen == ["/healthz", "/v1/predict"]
+    client.app.take_shortcut = False  # as when FastAPI's OpenTelemetry is set up
+    assert client.post("/v1/predict", json={"products": [PRODUCT]}).status_code == 200
+    assert seen[-1] == "/v1/predict"
+
+
+def test_the_shortcut_is_off_when_fastapi_telemetry_has_a_provider() -> None:
+    from opentelemetry import trace
+
+    from serving.direct import ServingApp
+
+    assert not ServingApp().telemetry_enabled()  # no provider set up in this process
+    traced = ServingApp(telemetry={"tracer_provider": trace.NoOpTracerProvider()})
+    assert traced.telemetry_enabled()
+
+
+def test_a_client_gone_before_its_body_gets_no_answer_and_counts_as_499(
+    make_client, metrics
+) -> None:
+    import asyncio
+
+    app = make_client().app
+    sent: list[dict[str, Any]] = []
+    scope = {
+        "type": "http", "method": "POST", "path": "/v1/predict", "raw_path": b"/v1/predict",
+        "query_string": b"", "headers": [(b"content-type", b"application/json")],
+        "http_version": "1.1", "scheme": "http", "root_path": "",
+        "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 8000),
+    }  # fmt: skip
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))
+    assert sent == []
+    statuses = [
+        sample.labels["status"]
+        for family in text_string_to_metric_families(metrics.render()[0].decode())
+        if family.name == "http_requests"
+        for sample in family.samples
+        if sample.name == "http_requests_total" and sample.labels["route"] == "/v1/predict"
+    ]
+    assert statuses == ["499"]
