@@ -24,12 +24,12 @@ from serving.errors import (
     UnsupportedMediaTypeError,
     error_body,
 )
-from serving.logs import request_id_var
+from serving.logs import AccessLog, request_id_var
 from serving.metrics import ServingMetrics
 from serving.watch import RequestWatch, request_watch_var
 
 log = logging.getLogger(__name__)
-access_log = logging.getLogger("serving.access")
+access_log = AccessLog(logging.getLogger("serving.access"))
 
 QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -136,18 +136,8 @@ class RequestMiddleware:
         seconds = time.perf_counter() - exchange.began
         method = scope["method"] if scope["method"] in KNOWN_METHODS else OTHER_METHOD
         self.metrics.observe_request(route, method, exchange.status, seconds)
-        if not access_log.isEnabledFor(logging.INFO):
-            return
-        extra = {
-            "request_id": exchange.request_id,
-            "route": route,
-            "status": exchange.status,
-            "duration_ms": round(seconds * 1000, 3),
-        }
-        # `Logger.info` would also look up the caller's file and line, which no line shows.
-        fields = ("%s %s %d", (method, scope["path"], exchange.status), None)
-        access_log.handle(
-            access_log.makeRecord(access_log.name, logging.INFO, "", 0, *fields, extra=extra)
+        access_log.write(
+            method, scope["path"], exchange.status, exchange.request_id, route, seconds
         )
 
 

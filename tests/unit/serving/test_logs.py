@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
+import sys
+import time
+from collections.abc import Iterator
 
-from serving.logs import JsonFormatter, request_id_var
+import pytest
+
+from serving.logs import AccessLog, JsonFormatter, _only_handler, configure_logging, request_id_var
 
 
 def record(message: str, **extra) -> logging.LogRecord:
@@ -39,3 +45,58 @@ def test_exceptions_are_included() -> None:
     payload = json.loads(JsonFormatter().format(entry))
     assert "ValueError: boom" in payload["exception"] and "Traceback" in payload["exception"]
     assert "request_id" not in payload
+
+
+PATHS = ["/v1/predict", '/odd "quoted" \\ path', "/ünïcödé/\u2028/\x07", "/tab\there"]
+
+
+@pytest.fixture
+def configured(monkeypatch: pytest.MonkeyPatch) -> Iterator[io.StringIO]:
+    """Logging as the server sets it up, writing to a string; the test's logging restored."""
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level, logging.logThreads, logging.logProcesses
+    stream = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", stream)
+    configure_logging("INFO")
+    yield stream
+    root.handlers, level, logging.logThreads, logging.logProcesses = saved
+    root.setLevel(level)
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_access_lines_written_directly_are_the_formatters_lines(configured, path) -> None:
+    root = logging.getLogger()
+    root.handlers = [h for h in root.handlers if type(h.formatter) is JsonFormatter]  # not pytest's
+    access = AccessLog(logging.getLogger("serving.access"))
+    assert _only_handler(access.logger) is root.handlers[0]
+    access.write("POST", path, 422, "abc-1", "/v1/predict", 0.0123456)
+    line = configured.getvalue()
+    assert line.endswith("\n") and line.count("\n") == 1
+    expected = record(f"POST {path} 422", request_id="abc-1", route="/v1/predict", status=422)
+    expected.__dict__.update(name="serving.access", duration_ms=12.346)
+    expected.created, expected.msecs = json_time(line)
+    assert line[:-1] == JsonFormatter().format(expected)
+
+
+def json_time(line: str) -> tuple[float, float]:
+    """The created time and milliseconds a record needs to print the line's time."""
+    stamp = json.loads(line)["time"]
+    created = time.mktime(time.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone
+    return created, float(stamp[20:23])
+
+
+def test_access_lines_go_through_logging_when_another_handler_listens(configured, caplog) -> None:
+    access = AccessLog(logging.getLogger("serving.access"))
+    with caplog.at_level(logging.INFO, logger="serving.access"):
+        assert _only_handler(access.logger) is None
+        access.write("GET", "/v1/model", 200, "abc-2", "/v1/model", 0.001)
+    assert [(r.getMessage(), r.route) for r in caplog.records] == [
+        ("GET /v1/model 200", "/v1/model")
+    ]  # type: ignore[attr-defined]
+    assert json.loads(configured.getvalue())["request_id"] == "abc-2"
+
+
+def test_no_access_line_below_the_log_level(configured) -> None:
+    logging.getLogger().setLevel(logging.WARNING)
+    AccessLog(logging.getLogger("serving.access")).write("GET", "/", 200, "a", "/", 0.0)
+    assert configured.getvalue() == ""
