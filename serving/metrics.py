@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections import Counter as Tally
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -163,10 +164,30 @@ class ServingMetrics:
         if not multiprocess_mode():
             return generate_latest(self.registry), CONTENT_TYPE_LATEST
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
+        WorkerFilesCollector(registry)
         add_runtime_collectors(registry)
         registry.register(self.drift)  # per worker: each keeps its own window
         return generate_latest(registry), CONTENT_TYPE_LATEST
+
+
+class WorkerFilesCollector(multiprocess.MultiProcessCollector):
+    """prometheus-client's multiprocess collector, minus files still being created.
+
+    A worker creates its file empty and then sizes it; a scrape in between failed the whole
+    /metrics answer (the file's header could not be read). An empty file holds no values yet.
+    """
+
+    def collect(self):
+        files = Path(self._path).glob("*.db")
+        return self.merge([str(file) for file in files if has_content(file)], accumulate=True)
+
+
+def has_content(file: Path) -> bool:
+    """Whether the file exists and is not empty (it may vanish: a dead worker's live gauges)."""
+    try:
+        return file.stat().st_size > 0
+    except FileNotFoundError:
+        return False
 
 
 def add_runtime_collectors(registry: CollectorRegistry) -> None:

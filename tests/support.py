@@ -274,8 +274,11 @@ class ServingProcess:
         return "\n".join(self.log_lines()[-lines:])
 
     def metrics_text(self) -> str:
-        with urllib.request.urlopen(self.url + "/metrics", timeout=10) as response:
-            return response.read().decode()
+        try:
+            with urllib.request.urlopen(self.url + "/metrics", timeout=10) as response:
+                return response.read().decode()
+        except urllib.error.HTTPError as error:  # keep the server's side of it in the failure
+            raise AssertionError(f"/metrics answered {error.code}:\n{self.log_tail()}") from error
 
 
 def launch_server(folder: Path, **env: str) -> ServingProcess:
