@@ -25,7 +25,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "time": f"{utc_second(int(record.created))}.{int(record.msecs):03d}Z",
+            "time": log_time(int(record.created), int(record.msecs)),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
@@ -42,6 +42,11 @@ class JsonFormatter(logging.Formatter):
 
 
 _ENCODER = json.JSONEncoder(default=str, ensure_ascii=False)  # as json.dumps(...), built once
+
+
+def log_time(second: int, millisecond: int) -> str:
+    """A log line's time: ISO 8601 UTC to the millisecond, "2026-11-25T03:22:35.190Z"."""
+    return f"{utc_second(second)}.{millisecond:03d}Z"
 
 
 @functools.lru_cache(maxsize=4)
@@ -77,7 +82,7 @@ class AccessLog:
         now = time.time()
         message = f"{method} {path} {status}"
         line = (
-            f'{{"time": "{utc_second(int(now))}.{int((now - int(now)) * 1000):03d}Z", '
+            f'{{"time": "{log_time(int(now), int((now - int(now)) * 1000))}", '
             f'"level": "INFO", "logger": {_STRING(self.logger.name)}, '
             f'"message": {_STRING(message)}, "request_id": {_STRING(request_id)}, '
             f'"route": {_STRING(route)}, "status": {status}, '

@@ -11,7 +11,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from serving.logs import AccessLog, JsonFormatter, _only_handler, configure_logging, request_id_var
+from serving.logs import (
+    AccessLog,
+    JsonFormatter,
+    _only_handler,
+    configure_logging,
+    log_time,
+    request_id_var,
+)
 
 
 def record(message: str, **extra) -> logging.LogRecord:
@@ -100,3 +107,8 @@ def test_no_access_line_below_the_log_level(configured) -> None:
     logging.getLogger().setLevel(logging.WARNING)
     AccessLog(logging.getLogger("serving.access")).write("GET", "/", 200, "a", "/", 0.0)
     assert configured.getvalue() == ""
+
+
+def test_log_time_is_utc_to_the_millisecond() -> None:
+    assert log_time(0, 5) == "1970-01-01T00:00:00.005Z"
+    assert log_time(1_795_576_955, 190) == "2026-11-25T03:22:35.190Z"
