@@ -22,6 +22,7 @@ import statistics
 import subprocess
 import sys
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -85,12 +86,12 @@ def start(
     args: argparse.Namespace, workdir: Path, name: str, source: str | None
 ) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
-    environment = OURS.environment(args.tracking_uri, args.model_name, port)
-    if source is not None:
-        environment["PYTHONPATH"] = str(Path(source).absolute())
+    server = replace(OURS, source=str(Path(source).absolute()) if source is not None else None)
+    alias_uri = f"models:/{args.model_name}@champion"
     log = (workdir / f"side-by-side-{name}.log").open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "serving"], cwd=workdir, env=environment,
+        server.command(args.model_name, alias_uri, port), cwd=workdir,
+        env=server.environment(args.tracking_uri, args.model_name, port),
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
     log.close()
