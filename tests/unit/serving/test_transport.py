@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import http.client
-import socket
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -14,6 +13,7 @@ import pytest
 import uvicorn
 
 from serving.transport import CoalescingHttpToolsProtocol, CoalescingTransport
+from tests.support import free_port
 
 
 class RecordingTransport(asyncio.Transport):
@@ -122,9 +122,7 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 @pytest.fixture
 def server_port() -> Iterator[int]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
+    port = free_port()
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, http=CoalescingHttpToolsProtocol, log_config=None
     )
