@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import calendar
 import io
 import json
 import logging
@@ -88,7 +89,7 @@ def test_access_lines_written_directly_are_the_formatters_lines(configured, path
 def json_time(line: str) -> tuple[float, float]:
     """The created time and milliseconds a record needs to print the line's time."""
     stamp = json.loads(line)["time"]
-    created = time.mktime(time.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone
+    created = calendar.timegm(time.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S"))
     return created, float(stamp[20:23])
 
 
