@@ -5,8 +5,10 @@ bookkeeping. Predicting needs far less: inner nodes need a feature, a threshold 
 children are; leaves need a class distribution, and nearly all leaves are pure, so they can share
 one-hot rows of a small table. `CompactForest` stores 12 bytes per node:
 
-- nodes are renumbered so that the children of a node are adjacent (`child`, `child + 1`), and
-  these pairs are stored depth first, so that a walk mostly reads nodes close to the last ones;
+- each tree's nodes are stored depth first, and an inner node's child that a zero goes to (the
+  left one, unless the threshold is negative) is the next node; `child` is the other one. The
+  inputs are sparse (a product has a few dozen of thousands of features), so nearly every step
+  of a walk reads a zero and goes to the next node, a read from the cache line just fetched;
 - `child < 0` marks a leaf, and `-child - 1` is its row in `table` (distinct class distributions);
 - thresholds are float32, rounded *down* from scikit-learn's float64. The trees compare float32
   inputs, and for a float32 `x`, `x <= t` holds exactly when `x <= round_down_to_float32(t)`, so
@@ -32,6 +34,8 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from product_model.numpy_walk import numpy_forest_votes
 from product_model.tree_walk import compiled_forest_votes, walk_in_parts, walk_is_compiled
 
+ZERO_FIRST = 1  # `node_order_` of the storage order above (models saved before it have none)
+
 
 class CompactForest(ClassifierMixin, BaseEstimator):
     """Read-only stand-in for a fitted RandomForestClassifier or ExtraTreesClassifier.
@@ -46,6 +50,7 @@ class CompactForest(ClassifierMixin, BaseEstimator):
     feature_: np.ndarray
     threshold_: np.ndarray
     child_: np.ndarray
+    node_order_: int
     roots_: np.ndarray
     n_one_hot_: int
     leaf_indptr_: np.ndarray
@@ -96,6 +101,7 @@ class CompactForest(ClassifierMixin, BaseEstimator):
         self.feature_ = local.astype(np.int32)
         self.threshold_ = threshold
         self.child_ = child
+        self.node_order_ = ZERO_FIRST
         self._pack_nodes()
 
     @property
@@ -122,7 +128,23 @@ class CompactForest(ClassifierMixin, BaseEstimator):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
+        if getattr(self, "node_order_", None) != ZERO_FIRST:
+            self._store_zero_first()  # saved before it: each node's children side by side
         self._pack_nodes()
+
+    def _store_zero_first(self) -> None:
+        """Reorder nodes saved with their children side by side (`child` the left one, `child +
+        1` the right one: breadth first or paired depth first) into the zero-first order."""
+        child = self.child_.astype(np.int64)
+        inner = child >= 0
+        left, right = np.where(inner, child, -1), np.where(inner, child + 1, -1)
+        position, other = _zero_first_order(left, right, self.threshold_, self.roots_)
+        order = np.empty_like(position)
+        order[position] = np.arange(position.size)
+        self.feature_ = self.feature_[order]
+        self.threshold_ = self.threshold_[order]
+        self.child_ = np.where(inner[order], position[other[order]], child[order]).astype(np.int32)
+        self.node_order_ = ZERO_FIRST
 
     def _pack_nodes(self) -> None:
         """Interleave feature, threshold and child of each node (one memory read per node);
@@ -337,48 +359,52 @@ def _positive_probabilities(
 def _flatten_tree(
     tree: Any, offset: int, leaves: _LeafTable
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One tree's nodes in `_paired_depth_first` order, as global indices."""
-    left = tree.children_left
-    order = _paired_depth_first(left, tree.children_right)
-    new_index = np.empty(tree.node_count, dtype=np.int64)
-    new_index[order] = np.arange(len(order))
+    """One tree's nodes in `_zero_first_order`, as global indices."""
+    left, right = tree.children_left, tree.children_right
+    threshold = _round_down_to_float32(tree.threshold)
+    position, other = _zero_first_order(left, right, threshold, np.zeros(1, dtype=np.int64))
+    order = np.empty_like(position)
+    order[position] = np.arange(len(position))
 
     is_inner = left[order] >= 0
     child = np.empty(len(order), dtype=np.int64)
-    child[is_inner] = offset + new_index[left[order][is_inner]]
+    child[is_inner] = offset + position[other[order][is_inner]]
     child[~is_inner] = -leaves.rows_of(tree.value[order[~is_inner]]) - 1
     feature = tree.feature[order].astype(np.int32)
-    return feature, _round_down_to_float32(tree.threshold[order]), child.astype(np.int32)
+    return feature, threshold[order], child.astype(np.int32)
 
 
-def _paired_depth_first(left: np.ndarray, right: np.ndarray) -> np.ndarray:
-    """A tree's node ids in storage order: the root, then the two children of each inner node
-    side by side, these pairs in depth-first order (a left child's subtree before its sibling's).
-    A walk's next pair then mostly lies a few nodes after the pair it reads, in a cache line
-    already fetched, where breadth-first order put each level of a deep tree further away: a
-    15-row walk of the full-catalog forest took 1.6x less time, one row 1.9x."""
-    levels = _levels(left, right)
-    below = np.zeros(len(left), dtype=np.int64)  # each node's descendants
+def _zero_first_order(
+    left: np.ndarray, right: np.ndarray, threshold: np.ndarray, roots: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each node's position in storage order, and each inner node's other child (-1 for leaves),
+    for the trees whose roots are `roots` (each keeps its root's position and its nodes' span).
+
+    Depth first from a root, an inner node's zero child first: the child a value of zero goes
+    to (the left one, as `0 <= threshold`, unless the float32 threshold is negative) is stored
+    right after it, then that child's subtree, then the other child and its subtree."""
+    inner_nodes = left >= 0
+    zero_right = inner_nodes & (threshold < 0)
+    zero = np.where(zero_right, right, left)
+    other = np.where(zero_right, left, right)
+    levels = _levels(left, right, roots)
+    size = np.ones(len(left), dtype=np.int64)  # nodes in each subtree
     for level in reversed(levels):
-        inner = level[left[level] >= 0]
-        below[inner] = below[left[inner]] + below[right[inner]] + 2
+        inner = level[inner_nodes[level]]
+        size[inner] += size[left[inner]] + size[right[inner]]
     position = np.zeros(len(left), dtype=np.int64)
-    children_at = np.ones(len(left), dtype=np.int64)  # where an inner node's pair goes
+    position[roots] = roots
     for level in levels:
-        inner = level[left[level] >= 0]
-        first, second, at = left[inner], right[inner], children_at[inner]
-        position[first], position[second] = at, at + 1
-        children_at[first] = at + 2
-        children_at[second] = at + 2 + below[first]
-    order = np.empty_like(position)
-    order[position] = np.arange(len(position))
-    return order
+        inner = level[inner_nodes[level]]
+        position[zero[inner]] = position[inner] + 1
+        position[other[inner]] = position[inner] + 1 + size[zero[inner]]
+    return position, other
 
 
-def _levels(left: np.ndarray, right: np.ndarray) -> list[np.ndarray]:
-    """A tree's node ids level by level from the root, each inner node's children side by side
-    (concatenated, the breadth-first order trees were stored in before `_paired_depth_first`)."""
-    levels, frontier = [], np.zeros(1, dtype=np.int64)
+def _levels(left: np.ndarray, right: np.ndarray, roots: np.ndarray) -> list[np.ndarray]:
+    """The node ids of the trees with these roots level by level, each inner node's children side
+    by side."""
+    levels, frontier = [], np.asarray(roots, dtype=np.int64)
     while frontier.size:
         levels.append(frontier)
         inner = frontier[left[frontier] >= 0]

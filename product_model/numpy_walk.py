@@ -78,8 +78,10 @@ def _leaf_rows(
         leaf_rows[position[at_leaf]] = -child[at_leaf] - 1
         walking = ~at_leaf
         node, row, position, child = node[walking], row[walking], position[walking], child[walking]
-        go_right = dense[row, nodes[node, 0]] > nodes_f[node, 1]
-        node = child + go_right
+        threshold = nodes_f[node, 1]
+        # the zero child is the next node; the other child when the value and a zero part ways
+        parted = (dense[row, nodes[node, 0]] > threshold) != (threshold < 0)
+        node = np.where(parted, child, node + 1)
     return leaf_rows.reshape(n_rows, n_trees)
 
 

@@ -1,18 +1,20 @@
 """The compact forest's inner loop: compiled by numba in memory, or walked exactly with NumPy.
 
-Every tree is walked from its root to a leaf for every row, reading the row's used features from
-a small dense float32 copy, and each row's leaf distributions are added up in tree order.
+Every tree is walked from its root to a leaf for every row, and each row's leaf distributions are
+added up in tree order.
 
-A walk is a chain of dependent memory reads (each node says where the next one is), and a forest
-of millions of nodes does not fit in the CPU caches, so one walk at a time waits on memory at
-every step. So `WALKS_IN_FLIGHT` walks are in flight, one step each in turn, and their reads
-overlap; and the trees are walked tree-major, as scikit-learn walks them, but in blocks: a block
-of trees that fits in cache (`TREE_BLOCK_BYTES` of nodes) is walked by each group of rows in
-turn, so its nodes come from memory once per batch rather than once per row. On 1,000 rows that
-is 2x faster than walking row after row on the full-catalog forest (trees ~95 levels deep) and
-1.1-1.4x on the sample's; one row alone still has `WALKS_IN_FLIGHT` trees in flight. The leaves
-reached are remembered per row and tree and added up in tree order afterwards, so the sums are
-those of `numpy_forest_votes`, bit for bit.
+The inputs are sparse: a product has a few dozen non-zero features among the thousands a forest
+tests, so at nearly every node a row reads a zero, which goes to the node's zero child, and
+`forest` stores that child right after its parent. A step on a zero is then a bit test and a
+move to the next node, in the cache line just read; only a row's own features (a bit set in its
+bitmap of used features) are read and compared. Deep trees of sparse data are walked mostly along
+such chains (90 steps per tree for the sample's products, 96% of them on zeros): 2x faster than
+the paired storage order this replaced, which kept 32 walks in flight to overlap their reads.
+
+Rows are walked in groups of `ROWS_PER_GROUP`, each group by a block of trees that fits in cache
+(`TREE_BLOCK_BYTES` of nodes) at a time, so a tree's nodes come from memory once per group rather
+than once per row. The leaves reached are remembered per row and tree and added up in tree order
+afterwards, so the sums are those of `numpy_forest_votes`, bit for bit.
 
 Nodes are packed as rows of three int32 (`feature`, `threshold` bits, `child`), so one read brings
 a whole node; `nodes_f` is the same memory seen as float32, to read the threshold.
@@ -37,8 +39,8 @@ from typing import Any
 import joblib
 import numpy as np
 
-WALKS_IN_FLIGHT = 32  # (tree, row) walks one step each in turn; also the rows of a group
-TREE_BLOCK_BYTES = 1 << 20  # nodes of the trees walked by every row group before the next trees
+ROWS_PER_GROUP = 32  # rows walked by each block of trees in turn
+TREE_BLOCK_BYTES = 1 << 20  # nodes of the trees walked by a row group before the next trees
 ROWS_PER_PART = 256  # a smaller batch is walked by the calling thread alone
 
 _parts_pool: ThreadPoolExecutor | None = None
@@ -115,74 +117,47 @@ def forest_votes(
     leaf_indptr, leaf_indices, leaf_values = leaves
     n_rows, n_trees = indptr.size - 1, roots.size
     width = local_of_column.size
-    # Each row's used features, as (local feature, value) pairs: read once, scattered often.
-    pair_start = np.empty(n_rows + 1, dtype=np.int64)
-    pair_feature = np.empty(indptr[n_rows] - indptr[0], dtype=np.int64)  # at most all entries
-    pair_value = np.empty(indptr[n_rows] - indptr[0], dtype=np.float32)
-    pair = 0
-    for i in range(n_rows):
-        pair_start[i] = pair
-        for k in range(indptr[i], indptr[i + 1]):
-            column = indices[k]
-            if column < width and local_of_column[column] >= 0:
-                pair_feature[pair] = local_of_column[column]
-                pair_value[pair] = data[k]
-                pair += 1
-    pair_start[n_rows] = pair
-
+    n_group_max = min(ROWS_PER_GROUP, max(1, n_rows))
+    # A group's rows: which used features each has (bits), and their values.
+    present = np.zeros((n_group_max, (n_used + 31) // 32 + 1), dtype=np.uint32)
+    dense = np.zeros((n_group_max, max(n_used, 1)), dtype=np.float32)
     leaf_of = np.empty((n_rows, n_trees), dtype=np.int64)  # the leaf each row reaches per tree
-    # Tree-major, in blocks: a block of trees small enough to stay in cache is walked by each
-    # group of up to WALKS_IN_FLIGHT rows in turn, so a tree's nodes come from memory once per
-    # batch, not once per row. Within a block and group, WALKS_IN_FLIGHT (tree, row) walks are in
-    # flight, tree after tree; a finished walk takes the next pair. A block holds enough trees to
-    # fill the walks in flight, so one row alone still has WALKS_IN_FLIGHT trees in flight.
-    # `dense[f, r]` is feature f of the group's row r: rows at the same node share a cache line.
-    n_group_max = min(WALKS_IN_FLIGHT, max(1, n_rows))
-    dense = np.zeros((n_used, n_group_max), dtype=np.float32)
-    at = np.empty(WALKS_IN_FLIGHT, dtype=np.int64)
-    row_of = np.empty(WALKS_IN_FLIGHT, dtype=np.int64)
-    tree_of = np.empty(WALKS_IN_FLIGHT, dtype=np.int64)
     tree_bytes = max(1, nodes.nbytes // max(1, n_trees))
-    trees_per_block = max(TREE_BLOCK_BYTES // tree_bytes, -(-WALKS_IN_FLIGHT // n_group_max), 1)
-    for first_tree in range(0, n_trees, trees_per_block):
-        n_block = min(trees_per_block, n_trees - first_tree)
-        for first_row in range(0, n_rows, n_group_max):
-            n_group = min(n_group_max, n_rows - first_row)
+    trees_per_block = max(TREE_BLOCK_BYTES // tree_bytes, 1)
+    for first_row in range(0, n_rows, n_group_max):
+        n_group = min(n_group_max, n_rows - first_row)
+        for r in range(n_group):
+            for k in range(indptr[first_row + r], indptr[first_row + r + 1]):
+                column = indices[k]
+                if column < width and local_of_column[column] >= 0:
+                    f = local_of_column[column]
+                    dense[r, f] = data[k]
+                    present[r, f >> 5] |= np.uint32(1) << np.uint32(f & 31)
+        for first_tree in range(0, n_trees, trees_per_block):
             for r in range(n_group):
-                for k in range(pair_start[first_row + r], pair_start[first_row + r + 1]):
-                    dense[pair_feature[k], r] = pair_value[k]
-            n_pairs = n_block * n_group
-            in_flight = min(WALKS_IN_FLIGHT, n_pairs)
-            for slot in range(in_flight):
-                tree_of[slot] = first_tree + slot // n_group
-                row_of[slot] = slot % n_group
-                at[slot] = roots[tree_of[slot]]
-            next_pair = in_flight
-            while in_flight > 0:
-                slot = 0
-                while slot < in_flight:
-                    node = at[slot]
+                for t in range(first_tree, min(first_tree + trees_per_block, n_trees)):
+                    node = roots[t]
                     child = nodes[node, 2]
-                    if child >= 0:  # inner node: one step down
-                        value = dense[nodes[node, 0], row_of[slot]]
-                        at[slot] = child + 1 if value > nodes_f[node, 1] else child
-                        slot += 1
-                        continue
-                    leaf_of[first_row + row_of[slot], tree_of[slot]] = -child - 1
-                    if next_pair < n_pairs:
-                        tree_of[slot] = first_tree + next_pair // n_group
-                        row_of[slot] = next_pair % n_group
-                        at[slot] = roots[tree_of[slot]]
-                        next_pair += 1
-                        slot += 1
-                    else:  # no pair left: the last walk in flight takes this slot
-                        in_flight -= 1
-                        at[slot] = at[in_flight]
-                        row_of[slot] = row_of[in_flight]
-                        tree_of[slot] = tree_of[in_flight]
-            for r in range(n_group):  # `dense` back to zeros
-                for k in range(pair_start[first_row + r], pair_start[first_row + r + 1]):
-                    dense[pair_feature[k], r] = 0.0
+                    while child >= 0:
+                        f = nodes[node, 0]
+                        if (present[r, f >> 5] >> np.uint32(f & 31)) & np.uint32(1):
+                            threshold = nodes_f[node, 1]
+                            # the other child when the value and a zero part ways
+                            if (dense[r, f] > threshold) != (threshold < 0):
+                                node = child
+                            else:
+                                node += 1
+                        else:  # a zero: the zero child, stored next
+                            node += 1
+                        child = nodes[node, 2]
+                    leaf_of[first_row + r, t] = -child - 1
+        for r in range(n_group):  # the group's arrays back to zeros
+            for k in range(indptr[first_row + r], indptr[first_row + r + 1]):
+                column = indices[k]
+                if column < width and local_of_column[column] >= 0:
+                    f = local_of_column[column]
+                    dense[r, f] = 0.0
+                    present[r, f >> 5] = 0
 
     for i in range(n_rows):  # tree order: the same sums as numpy_forest_votes
         for t in range(n_trees):

@@ -10,7 +10,7 @@ from scipy import sparse
 from sklearn.datasets import make_classification
 from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
 
-from product_model.forest import CompactForest, _round_down_to_float32
+from product_model.forest import CompactForest, _levels, _round_down_to_float32
 
 
 @pytest.fixture(scope="module")
@@ -48,24 +48,79 @@ def test_pickle_round_trip(data) -> None:
     assert np.array_equal(restored.predict_proba(X), compact.predict_proba(X))
 
 
-def test_children_side_by_side_and_the_left_subtree_stored_before_the_right(data) -> None:
-    """For children stored at (a, a + 1): the left one's descendants take the positions right
-    after them, then the right one's, each in one run (breadth-first order fails this)."""
-    X, y = data
+@pytest.fixture(scope="module")
+def signed_data() -> tuple[sparse.csr_matrix, np.ndarray]:
+    """Sparse, with negative values: some thresholds are negative, and a zero goes right there."""
+    X, y = make_classification(1200, 40, n_informative=15, n_classes=5, random_state=4)
+    X = X * (np.random.default_rng(4).random(X.shape) > 0.6)
+    return sparse.csr_matrix(X, dtype=np.float32), y
+
+
+@pytest.mark.parametrize("kind", [RandomForestClassifier, ExtraTreesClassifier])
+def test_same_probabilities_as_stock_forest_with_negative_values(signed_data, kind) -> None:
+    X, y = signed_data
+    forest = kind(n_estimators=25, min_samples_leaf=2, random_state=0).fit(X[:900], y[:900])
+    compact = CompactForest.from_forest(forest)
+    inner = compact.child_ >= 0
+    assert (compact.threshold_[inner] < 0).any() and (compact.threshold_[inner] > 0).any()
+    rows = sparse.vstack([X[900:], sparse.csr_matrix((1, X.shape[1]), dtype=np.float32)])
+    assert np.abs(compact.predict_proba(rows) - forest.predict_proba(rows)).max() < 1e-9
+
+
+def test_a_zero_goes_to_the_next_node_and_every_subtree_is_one_run(signed_data) -> None:
+    """An inner node's zero child is stored right after it, followed by its subtree, then the
+    other child (`child`) and its subtree."""
+    X, y = signed_data
     forest = RandomForestClassifier(n_estimators=3, random_state=0).fit(X, y)
     compact = CompactForest.from_forest(forest)
     ends = [*compact.roots_[1:], len(compact.child_)]
-    for root, end in zip(compact.roots_, ends, strict=True):
+    for root, end, tree in zip(compact.roots_, ends, forest.estimators_, strict=True):
         child = compact.child_[root:end].astype(np.int64) - root
-        below: dict[int, list[int]] = {}
+        size = np.ones(len(child), dtype=np.int64)
         for node in reversed(range(len(child))):  # children are stored after their parent
-            a = int(child[node])
-            below[node] = [] if a < 0 else [a, a + 1, *below[a], *below[a + 1]]
-        assert sorted(below[0]) == list(range(1, len(child)))
-        for a in child[child >= 0]:
-            left, right = len(below[a]), len(below[a + 1])
-            assert sorted(below[a]) == list(range(a + 2, a + 2 + left))
-            assert sorted(below[a + 1]) == list(range(a + 2 + left, a + 2 + left + right))
+            if child[node] >= 0:
+                assert child[node] == node + 1 + size[node + 1]
+                size[node] += size[node + 1] + size[child[node]]
+        assert size[0] == len(child) == tree.tree_.node_count
+        zero_path = [0]  # from the root, always the next node: the all-zero row's path
+        while child[zero_path[-1]] >= 0:
+            zero_path.append(zero_path[-1] + 1)
+        assert len(zero_path) == len(tree.decision_path(np.zeros((1, X.shape[1]))).indices)
+
+
+def children_side_by_side(compact: CompactForest) -> dict:
+    """The forest's pickled state as models before the zero-first order saved it: each tree's
+    nodes breadth first, an inner node's left child at `child` and its right one at `child + 1`."""
+    child = compact.child_.astype(np.int64)
+    inner = child >= 0
+    zero_right = inner & (compact.threshold_ < 0)
+    nodes = np.arange(child.size)
+    left = np.where(inner, np.where(zero_right, child, nodes + 1), -1)
+    right = np.where(inner, np.where(zero_right, nodes + 1, child), -1)
+    trees = [np.concatenate(_levels(left, right, [root])) for root in compact.roots_]
+    order = np.concatenate(trees)
+    position = np.empty_like(order)
+    position[order] = np.arange(order.size)
+    old_child = np.where(inner[order], position[np.maximum(left[order], 0)], child[order])
+    state = compact.__getstate__()
+    del state["node_order_"]
+    state["roots_"] = position[compact.roots_].astype(np.int32)
+    state["feature_"], state["threshold_"] = compact.feature_[order], compact.threshold_[order]
+    state["child_"] = old_child.astype(np.int32)
+    return state
+
+
+def test_a_forest_saved_with_children_side_by_side_is_reordered_at_load(signed_data) -> None:
+    """A model saved before the zero-first order, read by this code, walks its trees right."""
+    X, y = signed_data
+    compact = CompactForest.from_forest(RandomForestClassifier(8, random_state=0).fit(X, y))
+    old = children_side_by_side(compact)
+    assert not np.array_equal(old["child_"], compact.child_)
+    restored = CompactForest.__new__(CompactForest)
+    restored.__setstate__(old)
+    for name in ("feature_", "threshold_", "child_", "roots_"):
+        assert np.array_equal(getattr(restored, name), getattr(compact, name)), name
+    assert np.array_equal(restored.predict_proba(X), compact.predict_proba(X))
 
 
 def test_thresholds_rounded_down_keep_every_comparison() -> None:
