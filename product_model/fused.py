@@ -88,6 +88,8 @@ class FusedPredictor:
             self.idf[offset : offset + idf.size] = idf
             offset += idf.size
         self.selected = _selection_table(select, self.width)
+        selected = self.selected
+        self.selected_width = self.width if selected is None else int((selected >= 0).sum())
 
     def predict_proba(
         self, products: Any, before_walk: Callable[[], None] | None = None
@@ -187,10 +189,6 @@ class FusedPredictor:
         score_rows, score_columns = np.nonzero(shifted)
         scores = Entries(score_rows, score_columns + kept, shifted[score_rows, score_columns])
         return _merged(entries, scores, kept + shifted.shape[1])  # a row's features, then scores
-
-    @property
-    def selected_width(self) -> int:
-        return self.width if self.selected is None else int((self.selected >= 0).sum())
 
 
 def _selection_table(select: FixedColumns | None, width: int) -> np.ndarray | None:
