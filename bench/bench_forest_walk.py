@@ -6,6 +6,9 @@
         --before /tmp/before --output bench/results/forest-walk-full.json
 
 `--before` is another checkout's code (`git archive <commit> product_model | tar -x -C DIR`).
+Both must read the model's saved forest: code before the zero-first node order reads only a
+forest saved by such code (this code reorders one at load), so compare it on a model saved
+before that order; a mismatch shows as different probabilities, and the run stops.
 Each round runs one measuring process per checkout, in turn: it loads the model's pipeline with
 that checkout's `product_model` (so each stores the forest its own way), builds the forest's input
 once for batches drawn at random from the bundled sample's products (the same batches for both:

@@ -7,9 +7,9 @@
 Fits the default pipeline once into --workdir (reused on later runs: a full-catalog fit takes
 minutes) and saves it twice: as served (compact forest) and with the stock scikit-learn forest.
 The baseline's `product_model` is exported from git (`--baseline`, default the commit before this
-work) and loads the same saved pipeline: the saved form did not change. Each round then runs one
-process per contender (baseline, current, stock; current also held to one core, stock also with
-n_jobs=-1: see `contenders`) in turn, so all see the same machine load;
+work) and loads the same pipeline, its forest saved in the node order that code reads. Each
+round then runs one process per contender (baseline, current, stock; current also held to one
+core, stock also with n_jobs=-1: see `contenders`) in turn, so all see the same machine load;
 figures are medians over rounds, in rows/s for a batch of 1,000 and ms for one product, as wall
 time and as the process's own CPU time (the machine is shared; CPU time is the steadier).
 Checks that the current probabilities equal stock scikit-learn's on the whole holdout, and
@@ -20,6 +20,7 @@ Writes bench/results/speed-<name>.json.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import resource
@@ -65,10 +66,25 @@ def fit_once(catalog: Path, workdir: Path) -> dict[str, Any]:
     }
     fitted.named_steps["forest"].set_params(n_jobs=1)  # no per-call thread start-up
     model_input(test_rows, config).to_pickle(workdir / "holdout.pkl")
-    joblib.dump(for_serving(fitted, compact=True), workdir / "compact.joblib")
+    served = for_serving(fitted, compact=True)
+    joblib.dump(served, workdir / "compact.joblib")
+    joblib.dump(in_old_node_order(served), workdir / "compact-baseline.joblib")
     joblib.dump(for_serving(fitted, compact=False), workdir / "stock.joblib")
     done.write_text(json.dumps(fit))
     return fit
+
+
+def in_old_node_order(served: Any) -> Any:
+    """The served pipeline with its forest pickled in the node order the baseline's code reads
+    (children side by side); the saved form is otherwise the same."""
+    from product_model.forest import CompactForest, side_by_side_state
+
+    name, forest = served.steps[-1]
+    old = CompactForest.__new__(CompactForest)
+    old.__dict__.update(side_by_side_state(forest))  # pickled as is: no node_order_
+    baseline = copy.copy(served)
+    baseline.steps = [*served.steps[:-1], (name, old)]
+    return baseline
 
 
 def export_baseline(ref: str, workdir: Path) -> Path:
@@ -104,7 +120,7 @@ def contenders(workdir: Path, baseline: Path) -> dict[str, tuple[Path, Path, lis
     start-up for one product) and with n_jobs=-1 (its batch on every core)."""
     compact, stock = workdir / "compact.joblib", workdir / "stock.joblib"
     return {
-        "baseline": (baseline, compact, [], {}),
+        "baseline": (baseline, workdir / "compact-baseline.joblib", [], {}),
         "current": (ROOT, compact, [], {}),
         "current, one core": (ROOT, compact, [], {"LOKY_MAX_CPU_COUNT": "1"}),
         "stock scikit-learn": (ROOT, stock, [], {}),

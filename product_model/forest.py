@@ -264,6 +264,28 @@ class CompactForestBuilder:
         return compact
 
 
+def side_by_side_state(compact: CompactForest) -> dict[str, Any]:
+    """`compact`'s pickled state in the node order of models saved before the zero-first order
+    (each tree breadth first, an inner node's left child at `child`, its right one at `child +
+    1`), for code of that time to read: benchmarks against it, tests of the reordering at load."""
+    child = compact.child_.astype(np.int64)
+    inner = child >= 0
+    zero_right = inner & (compact.threshold_ < 0)
+    nodes = np.arange(child.size)
+    left = np.where(inner, np.where(zero_right, child, nodes + 1), -1)
+    right = np.where(inner, np.where(zero_right, nodes + 1, child), -1)
+    trees = [np.concatenate(_levels(left, right, np.array([root]))) for root in compact.roots_]
+    order = np.concatenate(trees)
+    position = np.empty_like(order)
+    position[order] = np.arange(order.size)
+    old_child = np.where(inner[order], position[np.maximum(left[order], 0)], child[order])
+    state = compact.__getstate__()
+    del state["node_order_"]
+    state["feature_"], state["threshold_"] = compact.feature_[order], compact.threshold_[order]
+    state["child_"] = old_child.astype(np.int32)
+    return state
+
+
 def _same_classes(first: Any, other: Any) -> bool:
     """Whether two forests have the same classes (per output, for multi-output forests)."""
     if isinstance(first, list) or isinstance(other, list):

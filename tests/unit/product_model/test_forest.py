@@ -10,7 +10,7 @@ from scipy import sparse
 from sklearn.datasets import make_classification
 from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
 
-from product_model.forest import CompactForest, _levels, _round_down_to_float32
+from product_model.forest import CompactForest, _round_down_to_float32, side_by_side_state
 
 
 @pytest.fixture(scope="module")
@@ -88,33 +88,11 @@ def test_a_zero_goes_to_the_next_node_and_every_subtree_is_one_run(signed_data) 
         assert len(zero_path) == len(tree.decision_path(np.zeros((1, X.shape[1]))).indices)
 
 
-def children_side_by_side(compact: CompactForest) -> dict:
-    """The forest's pickled state as models before the zero-first order saved it: each tree's
-    nodes breadth first, an inner node's left child at `child` and its right one at `child + 1`."""
-    child = compact.child_.astype(np.int64)
-    inner = child >= 0
-    zero_right = inner & (compact.threshold_ < 0)
-    nodes = np.arange(child.size)
-    left = np.where(inner, np.where(zero_right, child, nodes + 1), -1)
-    right = np.where(inner, np.where(zero_right, nodes + 1, child), -1)
-    trees = [np.concatenate(_levels(left, right, [root])) for root in compact.roots_]
-    order = np.concatenate(trees)
-    position = np.empty_like(order)
-    position[order] = np.arange(order.size)
-    old_child = np.where(inner[order], position[np.maximum(left[order], 0)], child[order])
-    state = compact.__getstate__()
-    del state["node_order_"]
-    state["roots_"] = position[compact.roots_].astype(np.int32)
-    state["feature_"], state["threshold_"] = compact.feature_[order], compact.threshold_[order]
-    state["child_"] = old_child.astype(np.int32)
-    return state
-
-
 def test_a_forest_saved_with_children_side_by_side_is_reordered_at_load(signed_data) -> None:
     """A model saved before the zero-first order, read by this code, walks its trees right."""
     X, y = signed_data
     compact = CompactForest.from_forest(RandomForestClassifier(8, random_state=0).fit(X, y))
-    old = children_side_by_side(compact)
+    old = side_by_side_state(compact)
     assert not np.array_equal(old["child_"], compact.child_)
     restored = CompactForest.__new__(CompactForest)
     restored.__setstate__(old)
