@@ -7,8 +7,9 @@ one-hot rows of a small table. `CompactForest` stores 12 bytes per node:
 
 - each tree's nodes are stored depth first, and an inner node's child that a zero goes to (the
   left one, unless the threshold is negative) is the next node; `child` is the other one. The
-  inputs are sparse (a product has a few dozen of thousands of features), so nearly every step
-  of a walk reads a zero and goes to the next node, a read from the cache line just fetched;
+  inputs are sparse (a product has a few dozen non-zero features among thousands), so nearly
+  every step of a walk reads a zero and goes to the next node, in the cache line just fetched.
+  Models saved in an older order (`node_order_` missing) are reordered when loaded;
 - `child < 0` marks a leaf, and `-child - 1` is its row in `table` (distinct class distributions);
 - thresholds are float32, rounded *down* from scikit-learn's float64. The trees compare float32
   inputs, and for a float32 `x`, `x <= t` holds exactly when `x <= round_down_to_float32(t)`, so
