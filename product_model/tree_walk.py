@@ -8,8 +8,9 @@ tests, so at nearly every node a row reads a zero, which goes to the node's zero
 `forest` stores that child right after its parent. A step on a zero is then a bit test and a
 move to the next node, in the cache line just read; only a row's own features (a bit set in its
 bitmap of used features) are read and compared. Deep trees of sparse data are walked mostly along
-such chains (90 steps per tree for the sample's products, 96% of them on zeros): 2x faster than
-the paired storage order this replaced, which kept 32 walks in flight to overlap their reads.
+such chains (90 steps per tree for the sample's products, 96% of them on zeros): 1.3-2x faster
+than the paired storage order this replaced, which kept 32 walks in flight to overlap their reads
+(`bench/bench_forest_walk.py`).
 
 Rows are walked in groups of `ROWS_PER_GROUP`, each group by a block of trees that fits in cache
 (`TREE_BLOCK_BYTES` of nodes) at a time, so a tree's nodes come from memory once per group rather
