@@ -120,7 +120,7 @@ def forest_votes(
     width = local_of_column.size
     n_group_max = min(ROWS_PER_GROUP, max(1, n_rows))
     # A group's rows: which used features each has (bits), and their values.
-    present = np.zeros((n_group_max, (n_used + 31) // 32 + 1), dtype=np.uint32)
+    present = np.zeros((n_group_max, max((n_used + 31) // 32, 1)), dtype=np.uint32)
     dense = np.zeros((n_group_max, max(n_used, 1)), dtype=np.float32)
     leaf_of = np.empty((n_rows, n_trees), dtype=np.int64)  # the leaf each row reaches per tree
     tree_bytes = max(1, nodes.nbytes // max(1, n_trees))

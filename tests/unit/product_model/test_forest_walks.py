@@ -93,13 +93,6 @@ def test_waiting_is_not_saved_with_the_model(data, not_compiled) -> None:
     assert tree_walk.walk_is_compiled()
 
 
-def signed_values(X, y) -> CompactForest:
-    """Negative values too: at nodes with a negative threshold a zero goes right."""
-    signed = X.multiply(np.where(np.arange(X.shape[1]) % 2, -1.0, 1.0)).tocsr()
-    forest = RandomForestClassifier(30, min_samples_leaf=3, random_state=2)
-    return CompactForest.from_forest(forest.fit(signed[:1000], y[:1000]))
-
-
 @pytest.mark.parametrize("build", [single_output, multi_output, folded_columns, signed_values])
 def test_a_large_batch_walked_in_parts_on_threads_gives_the_same_probabilities(
     data, build, monkeypatch: pytest.MonkeyPatch
