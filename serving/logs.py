@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import functools
 import json
 import logging
 import sys
 import time
+from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
 
@@ -67,6 +70,9 @@ class AccessLog:
 
     def __init__(self, logger: logging.Logger) -> None:
         self.logger = logger
+        self._pending: list[str] = []
+        self._pending_to: logging.StreamHandler[Any] | None = None
+        atexit.register(self.flush)  # lines of a last loop pass that never ended
 
     def write(
         self, method: str, path: str, status: int, request_id: str, route: str, seconds: float
@@ -77,6 +83,7 @@ class AccessLog:
         extra["duration_ms"] = round(seconds * 1000, 3)
         handler = _only_handler(self.logger)
         if handler is None:
+            self.flush()
             self._handle(method, path, status, extra)
             return
         now = time.time()
@@ -88,12 +95,27 @@ class AccessLog:
             f'"route": {_STRING(route)}, "status": {status}, '
             f'"duration_ms": {extra["duration_ms"]!r}}}'
         )
+        if self._pending_to is not handler:
+            self.flush()
+            self._pending_to = handler
+        self._pending.append(line + handler.terminator)
+        if len(self._pending) == 1:
+            _at_end_of_loop_pass(self.flush)
+
+    def flush(self) -> None:
+        """Write the lines gathered so far, in one write. In the event loop, lines are gathered
+        during one pass of it and written at its end: a write per request, releasing the GIL,
+        made the event loop wait for a busy model thread to give it back."""
+        lines, handler = self._pending, self._pending_to
+        if not lines or handler is None:
+            return
+        self._pending = []
         handler.acquire()
         try:
-            handler.stream.write(line + handler.terminator)
+            handler.stream.write("".join(lines))
             handler.flush()
         except Exception:
-            handler.handleError(self._record(method, path, status, extra))
+            handler.handleError(logging.makeLogRecord({"msg": "access log lines lost"}))
         finally:
             handler.release()
 
@@ -106,6 +128,16 @@ class AccessLog:
         # Not `Logger.info`, which would also look up the caller's file and line (no line shows it).
         fields = ("%s %s %d", (method, path, status), None)
         return self.logger.makeRecord(self.logger.name, logging.INFO, "", 0, *fields, extra=extra)
+
+
+def _at_end_of_loop_pass(callback: Callable[[], None]) -> None:
+    """`callback` at the end of the running event loop's pass, or now outside any loop."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        callback()
+        return
+    loop.call_soon(callback)
 
 
 _STRING = json.encoder.encode_basestring  # as the formatter's encoder writes a string

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import calendar
 import io
 import json
 import logging
+import logging.handlers
 import sys
 import time
 from collections.abc import Iterator
@@ -102,6 +104,65 @@ def test_access_lines_go_through_logging_when_another_handler_listens(configured
         ("GET /v1/model 200", "/v1/model")
     ]  # type: ignore[attr-defined]
     assert json.loads(configured.getvalue())["request_id"] == "abc-2"
+
+
+class CountingStream(io.StringIO):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
+
+
+def test_access_lines_of_one_loop_pass_are_written_together_after_it(monkeypatch) -> None:
+    stream = CountingStream()
+    monkeypatch.setattr(sys, "stderr", stream)
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    configure_logging("INFO")
+    access = AccessLog(logging.getLogger("serving.access"))
+
+    async def answer_three() -> list[str]:
+        for n in range(3):
+            access.write("POST", "/v1/predict", 200, f"id-{n}", "/v1/predict", 0.001)
+        during = stream.getvalue()
+        await asyncio.sleep(0)  # the pass ends; the next one starts with the flush
+        await asyncio.sleep(0)
+        return [during, stream.getvalue()]
+
+    try:
+        during, after = asyncio.run(answer_three())
+    finally:
+        root.handlers, level = saved
+        root.setLevel(level)
+    assert during == ""
+    assert [json.loads(line)["request_id"] for line in after.splitlines()] == [
+        "id-0",
+        "id-1",
+        "id-2",
+    ]
+    assert stream.writes == 1
+
+
+def test_gathered_access_lines_go_first_when_logging_changes(configured) -> None:
+    root = logging.getLogger()
+    root.handlers = [h for h in root.handlers if type(h.formatter) is JsonFormatter]  # not pytest's
+    access = AccessLog(logging.getLogger("serving.access"))
+    other = logging.handlers.MemoryHandler(capacity=10)  # another handler: lines go via logging
+
+    async def write_two() -> str:
+        access.write("GET", "/v1/model", 200, "gathered", "/v1/model", 0.001)
+        gathered = configured.getvalue()
+        root.addHandler(other)
+        access.write("GET", "/v1/model", 200, "through-logging", "/v1/model", 0.001)
+        return gathered
+
+    assert asyncio.run(write_two()) == ""
+    ids = [json.loads(line)["request_id"] for line in configured.getvalue().splitlines()]
+    assert ids == ["gathered", "through-logging"]
+    assert [r.request_id for r in other.buffer] == ["through-logging"]  # type: ignore[attr-defined]
 
 
 def test_no_access_line_below_the_log_level(configured) -> None:
