@@ -150,7 +150,7 @@ class FusedPredictor:
             np.arange(n_rows, dtype=np.int64) * self.width,
             [block.offset for block in self.blocks],
         ).ravel()
-        segments = np.append(np.searchsorted(keys, starts), keys.size)
+        segments = np.append(np.searchsorted(keys, starts), keys.size).astype(np.int64, copy=False)
         inplace_csr_row_normalize_l2(
             _Segments(values, (segments.size - 1, self.width), columns, segments)
         )
