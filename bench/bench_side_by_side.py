@@ -9,7 +9,8 @@ next, more than most changes it is meant to measure. Run at once, the two server
 moments of the machine: each gets about one core (one process is bound by its GIL to about one),
 and each round gives a ratio of the two rates that moves far less. Each round starts both servers
 fresh (`--before` from another checkout's packages, the other from this one), warms them, runs
-wrk on both at once (one product per request, concurrency 32 by default), and stops them. Prints
+wrk on both at once (one product per request, concurrency 32 by default; `--shape batch
+--concurrency 2` sends batches of 100 products), and stops them. Prints
 the rates, the ratios and their median; writes JSON. The absolute rates are lower than a server
 alone gets, which has the second core for its forest walk: use `bench_serving` for those.
 """
@@ -34,7 +35,7 @@ def main() -> None:
     args = parse_arguments()
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    script = bench_serving.write_scripts(workdir, load_products())[(OURS.name, "single")]
+    script = bench_serving.write_scripts(workdir, load_products())[(OURS.name, args.shape)]
     rates: dict[str, list[float]] = {"before": [], "after": []}
     for round_number in range(args.rounds):
         result = one_round(args, workdir, script)
@@ -44,6 +45,7 @@ def main() -> None:
     ratios = [after / before for before, after in zip(rates["before"], rates["after"], strict=True)]
     report: dict[str, Any] = {
         "command": " ".join(sys.argv),
+        "shape": args.shape,
         "concurrency": args.concurrency,
         "duration_s": args.duration,
         "rps": rates,
@@ -106,6 +108,12 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--duration", type=int, default=8, help="seconds of load per round")
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument(
+        "--shape",
+        choices=("single", "batch"),
+        default="single",
+        help="one product per request, or bench_serving's batches of 100 (with --concurrency 2)",
+    )
     parser.add_argument("--workdir", default="/tmp/bench-side-by-side")
     parser.add_argument("--output", default=str(RESULTS / "side-by-side.json"))
     return parser.parse_args()
