@@ -151,7 +151,8 @@ class SelectKBestThenTail(TransformerMixin, BaseEstimator):
     def fit(self, X: Any, y: Any) -> SelectKBestThenTail:
         self.n_features_in_ = X.shape[1]
         head = X.shape[1] - self.tail
-        best = SelectKBest(chi2, k=self.k).fit(X[:, :head] if self.tail else X, y)
+        # k beyond the columns there are keeps them all, as SelectKBest would, minus its warning.
+        best = SelectKBest(chi2, k=min(self.k, head)).fit(X[:, :head] if self.tail else X, y)
         self.columns_ = np.concatenate(
             [best.get_support(indices=True), np.arange(head, X.shape[1])]
         )

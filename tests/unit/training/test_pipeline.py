@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import pickle
+import warnings
 from collections import Counter
 
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import sparse
 
 from training.catalog import load_catalog
 from training.config import TrainConfig
 from training.pipeline import (
     RaiseToMinimum,
     RaiseToShare,
+    SelectKBestThenTail,
     build_pipeline,
     for_serving,
     model_input,
@@ -172,3 +175,13 @@ def test_character_ngrams_feed_the_linear_scores_and_not_the_forest(train_frame)
     assert (with_chars[:, -n:] != without[:, -n:]).nnz > 0
     served = for_serving(pipeline, compact=True)
     assert np.abs(served.predict_proba(X) - pipeline.predict_proba(X)).max() < 1e-9
+
+
+def test_selecting_more_columns_than_there_are_keeps_them_all_without_a_warning() -> None:
+    X = sparse.csr_matrix(np.array([[1, 0, 2, 5], [0, 3, 1, 5], [4, 0, 0, 5]], dtype=np.float32))
+    y = np.array(["a", "b", "a"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # scikit-learn warns when k exceeds the columns
+        wide = SelectKBestThenTail(k=20_000, tail=1).fit(X, y)
+    assert list(wide.get_support(indices=True)) == [0, 1, 2, 3]
+    assert list(SelectKBestThenTail(k=1, tail=1).fit(X, y).get_support(indices=True)) == [1, 3]
