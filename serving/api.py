@@ -134,13 +134,17 @@ def model_openapi(app: FastAPI, service: PredictionService, settings: Settings) 
 
 
 def _add_probe_routes(app: FastAPI, service: PredictionService, metrics: ServingMetrics) -> None:
-    @app.get("/healthz", response_model=HealthResponse, tags=["probes"])
+    # HEAD too: load balancers and uptime checkers often probe with it.
+    @app.api_route(
+        "/healthz", methods=["GET", "HEAD"], response_model=HealthResponse, tags=["probes"]
+    )
     async def healthz() -> HealthResponse:
         """Liveness: the process answers HTTP (also while the model loads)."""
         return HealthResponse(status="ok")
 
-    @app.get(
+    @app.api_route(
         "/readyz",
+        methods=["GET", "HEAD"],
         response_model=ReadyResponse,
         tags=["probes"],
         responses={503: {"model": ReadyResponse, "description": "Not ready, with the reason"}},

@@ -69,7 +69,9 @@ def operations(schema) -> list:
         ("/invocations", "POST", GenerationMode.NEGATIVE, 40),
         ("/v1/model", "GET", GenerationMode.POSITIVE, 10),
         ("/healthz", "GET", GenerationMode.POSITIVE, 10),
+        ("/healthz", "HEAD", GenerationMode.POSITIVE, 5),
         ("/readyz", "GET", GenerationMode.POSITIVE, 10),
+        ("/readyz", "HEAD", GenerationMode.POSITIVE, 5),
         ("/metrics", "GET", GenerationMode.POSITIVE, 10),
     ],
 )
@@ -108,6 +110,8 @@ def test_every_operation_is_covered(api_schema) -> None:
         ("/invocations", "POST"),
         ("/v1/model", "GET"),
         ("/healthz", "GET"),
+        ("/healthz", "HEAD"),
         ("/readyz", "GET"),
+        ("/readyz", "HEAD"),
         ("/metrics", "GET"),
     }

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -55,6 +56,10 @@ def test_probes_predictions_metrics_and_logs(registry, serve_registry) -> None:
         assert body["status"] == "not ready" and body["reason"]
     server.wait_ready()
     assert time.monotonic() - server.started < 60
+    for probe in ("/healthz", "/readyz"):  # HEAD, as load balancers probe: the status, no body
+        head = urllib.request.Request(server.url + probe, method="HEAD")
+        with urllib.request.urlopen(head, timeout=10) as response:
+            assert response.status == 200 and response.read() == b""
 
     status, answer = server.post(
         "/v1/predict", {"products": [*PRODUCTS[:3], {"title": "SECRET-TITLE 🚀"}], "top_k": 2}

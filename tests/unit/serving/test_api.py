@@ -70,6 +70,7 @@ def assert_error(response, status: int, field: str | None = None, code: str | No
 
 def test_healthz(client) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.head("/healthz").status_code == 200
 
 
 def test_readyz_when_ready(client, tiny_registry) -> None:

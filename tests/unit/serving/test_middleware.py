@@ -106,6 +106,7 @@ def test_metrics_names_labels_and_exclusions(make_client, served_model) -> None:
     client.request("PROPFIND", "/v1/predict")
     for path in ("/healthz", "/readyz", "/metrics"):
         client.get(path)
+    client.head("/healthz")
     families = metric_samples(client)
 
     requests = {
@@ -178,6 +179,7 @@ def test_not_ready_answers_503_with_the_reason(make_client) -> None:
     ready = client.get("/readyz")
     assert ready.status_code == 503 and ready.json()["status"] == "not ready"
     assert ready.json()["reason"] == "the model is not in the model registry"
+    assert client.head("/readyz").status_code == 503
     predict = client.post("/v1/predict", json={"products": [PRODUCT]})
     assert predict.status_code == 503 and predict.json()["error"]["code"] == "model_not_ready"
     assert "registry" in predict.json()["error"]["message"]
