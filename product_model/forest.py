@@ -140,8 +140,7 @@ class CompactForest(ClassifierMixin, BaseEstimator):
         inner = child >= 0
         left, right = np.where(inner, child, -1), np.where(inner, child + 1, -1)
         position, other = _zero_first_order(left, right, self.threshold_, self.roots_)
-        order = np.empty_like(position)
-        order[position] = np.arange(position.size)
+        order = _inverse(position)
         self.feature_ = self.feature_[order]
         self.threshold_ = self.threshold_[order]
         self.child_ = np.where(inner[order], position[other[order]], child[order]).astype(np.int32)
@@ -277,8 +276,7 @@ def side_by_side_state(compact: CompactForest) -> dict[str, Any]:
     right = np.where(inner, np.where(zero_right, nodes + 1, child), -1)
     trees = [np.concatenate(_levels(left, right, np.array([root]))) for root in compact.roots_]
     order = np.concatenate(trees)
-    position = np.empty_like(order)
-    position[order] = np.arange(order.size)
+    position = _inverse(order)
     old_child = np.where(inner[order], position[np.maximum(left[order], 0)], child[order])
     state = compact.__getstate__()
     del state["node_order_"]
@@ -386,8 +384,7 @@ def _flatten_tree(
     left, right = tree.children_left, tree.children_right
     threshold = _round_down_to_float32(tree.threshold)
     position, other = _zero_first_order(left, right, threshold, np.zeros(1, dtype=np.int64))
-    order = np.empty_like(position)
-    order[position] = np.arange(len(position))
+    order = _inverse(position)
 
     is_inner = left[order] >= 0
     child = np.empty(len(order), dtype=np.int64)
@@ -422,6 +419,13 @@ def _zero_first_order(
         position[zero[inner]] = position[inner] + 1
         position[other[inner]] = position[inner] + 1 + size[zero[inner]]
     return position, other
+
+
+def _inverse(permutation: np.ndarray) -> np.ndarray:
+    """The permutation that undoes `permutation`: node positions from a storage order, or back."""
+    inverse = np.empty_like(permutation)
+    inverse[permutation] = np.arange(permutation.size)
+    return inverse
 
 
 def _levels(left: np.ndarray, right: np.ndarray, roots: np.ndarray) -> list[np.ndarray]:
