@@ -60,12 +60,22 @@ def test_exceptions_are_included() -> None:
 PATHS = ["/v1/predict", '/odd "quoted" \\ path', "/ünïcödé/\u2028/\x07", "/tab\there"]
 
 
+class CountingStream(io.StringIO):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
+
+
 @pytest.fixture
-def configured(monkeypatch: pytest.MonkeyPatch) -> Iterator[io.StringIO]:
+def configured(monkeypatch: pytest.MonkeyPatch) -> Iterator[CountingStream]:
     """Logging as the server sets it up, writing to a string; the test's logging restored."""
     root = logging.getLogger()
     saved = root.handlers[:], root.level, logging.logThreads, logging.logProcesses
-    stream = io.StringIO()
+    stream = CountingStream()
     monkeypatch.setattr(sys, "stderr", stream)
     configure_logging("INFO")
     yield stream
@@ -106,44 +116,27 @@ def test_access_lines_go_through_logging_when_another_handler_listens(configured
     assert json.loads(configured.getvalue())["request_id"] == "abc-2"
 
 
-class CountingStream(io.StringIO):
-    def __init__(self) -> None:
-        super().__init__()
-        self.writes = 0
-
-    def write(self, text: str) -> int:
-        self.writes += 1
-        return super().write(text)
-
-
-def test_access_lines_of_one_loop_pass_are_written_together_after_it(monkeypatch) -> None:
-    stream = CountingStream()
-    monkeypatch.setattr(sys, "stderr", stream)
+def test_access_lines_of_one_loop_pass_are_written_together_after_it(configured) -> None:
     root = logging.getLogger()
-    saved = root.handlers[:], root.level
-    configure_logging("INFO")
+    root.handlers = [h for h in root.handlers if type(h.formatter) is JsonFormatter]  # not pytest's
     access = AccessLog(logging.getLogger("serving.access"))
 
     async def answer_three() -> list[str]:
         for n in range(3):
             access.write("POST", "/v1/predict", 200, f"id-{n}", "/v1/predict", 0.001)
-        during = stream.getvalue()
+        during = configured.getvalue()
         await asyncio.sleep(0)  # the pass ends; the next one starts with the flush
         await asyncio.sleep(0)
-        return [during, stream.getvalue()]
+        return [during, configured.getvalue()]
 
-    try:
-        during, after = asyncio.run(answer_three())
-    finally:
-        root.handlers, level = saved
-        root.setLevel(level)
+    during, after = asyncio.run(answer_three())
     assert during == ""
     assert [json.loads(line)["request_id"] for line in after.splitlines()] == [
         "id-0",
         "id-1",
         "id-2",
     ]
-    assert stream.writes == 1
+    assert configured.writes == 1
 
 
 def test_gathered_access_lines_go_first_when_logging_changes(configured) -> None:
