@@ -198,12 +198,14 @@ def watch_client(
     caller to cancel. The returned `receive` replays the body, then reports the disconnect."""
     watch = RequestWatch(began)
     pending = [body]
+    gone = watch.gone  # not `watch`: the watch holds these functions, and a reference cycle
+    # would leave the request's objects (uvicorn's included) to the cyclic garbage collector
 
     async def wait_for_disconnect() -> None:
         message = body
         while message["type"] != "http.disconnect":
             message = await receive()
-        watch.gone.set()
+        gone.set()
 
     def begin_watching() -> None:
         watchers.append(asyncio.create_task(wait_for_disconnect()))

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import time
+import weakref
 
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
@@ -275,3 +277,27 @@ def test_the_client_is_watched_only_once_the_service_asks() -> None:
         assert len(watchers) == 1  # one watcher per request
 
     asyncio.run(scenario())
+
+
+def test_an_unwatched_request_leaves_no_reference_cycle() -> None:
+    """A request's watch and its uvicorn `receive` are freed as soon as the request lets them go,
+    without the cyclic garbage collector (whose full collections pause the whole server)."""
+
+    class Receive:  # stands for uvicorn's bound `RequestResponseCycle.receive`
+        async def __call__(self) -> dict:
+            return {"type": "http.disconnect"}
+
+    async def scenario() -> tuple[weakref.ref, weakref.ref]:
+        receive = Receive()
+        body = {"type": "http.request", "body": b"{}", "more_body": False}
+        watch_client(body, receive, 0.0, [])
+        watch = request_watch_var.get()
+        request_watch_var.set(None)
+        return weakref.ref(watch), weakref.ref(receive)
+
+    gc.disable()
+    try:
+        watch, receive = asyncio.run(scenario())
+        assert watch() is None and receive() is None
+    finally:
+        gc.enable()
