@@ -198,8 +198,9 @@ def watch_client(
     caller to cancel. The returned `receive` replays the body, then reports the disconnect."""
     watch = RequestWatch(began)
     pending = [body]
-    gone = watch.gone  # not `watch`: the watch holds these functions, and a reference cycle
-    # would leave the request's objects (uvicorn's included) to the cyclic garbage collector
+    # The closures hold the watch's event, not the watch: the watch holds them, and a cycle
+    # would leave the request's objects (uvicorn's too) to the cyclic garbage collector.
+    gone = watch.gone
 
     async def wait_for_disconnect() -> None:
         message = body
