@@ -45,8 +45,7 @@ class LinearScores(TransformerMixin, BaseEstimator):
 
     def _linear(self) -> LinearSVC:
         # liblinear shuffles the rows: seeded here, or it draws from NumPy's global generator,
-        # and the same --seed would not give the same scores (nor, with fits in threads, the
-        # same draws in the same order).
+        # and the same --seed would not give the same scores.
         return LinearSVC(C=self.C, class_weight="balanced", random_state=self.random_state)
 
     def fit(self, X: Any, y: Any) -> LinearScores:
@@ -65,11 +64,13 @@ class LinearScores(TransformerMixin, BaseEstimator):
                 splits = list(split.split(np.zeros(len(y)), y))
         else:
             splits = []
-        # The folds' fits and the final one are independent: liblinear runs them in threads,
-        # without the GIL. A class with fewer rows than folds is still scored out of fold, by
-        # models that saw none of its rows (FLOOR), as a new class would be.
+        # The folds' fits and the final one are independent, so they run side by side, in
+        # processes: liblinear draws its row order from one generator per process, and fits in
+        # threads of one process drew from it in turns that vary from run to run (the same
+        # --seed gave scores up to 5e-5 apart). A class with fewer rows than folds is still
+        # scored out of fold, by models that saw none of its rows (FLOOR), as a new class would.
         fits = [delayed(self._scores_by_class)(X, y, fit, scored) for fit, scored in splits]
-        *fold_scores, (self.coef_, self.intercept_) = Parallel(self.n_jobs, prefer="threads")(
+        *fold_scores, (self.coef_, self.intercept_) = Parallel(self.n_jobs, prefer="processes")(
             [*fits, delayed(self._fit_all)(X, y)]
         )
         for (_, scored), block in zip(splits, fold_scores, strict=True):
