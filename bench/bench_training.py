@@ -4,7 +4,9 @@
 
 Runs the CLI in a fresh embedded MLflow store, once on the full catalog (defaults, stratified 20%
 holdout, seed 42) and once on the bundled sample, and reports macro-F1, accuracy, wall time and
-the peak resident memory of the training process. Writes bench/results/training.json.
+the peak memory: the largest process's resident set, and the sum over the training process and
+its worker processes (proportional set size, so pages they share count once), sampled five times
+a second. Writes bench/results/training.json.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -40,10 +43,17 @@ def run_training(catalog: Path | None, workdir: Path, extra: list[str]) -> dict[
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{workdir}/mlflow.db"}
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     start = time.perf_counter()
-    done = subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True)
+    process = subprocess.Popen(
+        command, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    tree_peak_kb = [0]
+    sampler = threading.Thread(target=_sample_tree_pss, args=(process, tree_peak_kb), daemon=True)
+    sampler.start()
+    _, stderr = process.communicate()
     wall = time.perf_counter() - start
-    if done.returncode != 0:
-        raise SystemExit(f"training failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    sampler.join()
+    if process.returncode != 0:
+        raise SystemExit(f"training failed ({process.returncode}):\n{stderr[-3000:]}")
     peak_kb = max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
     mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
     run = mlflow.search_runs(
@@ -56,7 +66,40 @@ def run_training(catalog: Path | None, workdir: Path, extra: list[str]) -> dict[
         for k, v in run.items()
         if k.startswith("metrics.") and v == v
     }
-    return {"wall_seconds": wall, "peak_rss_gb": peak_kb / 1024 / 1024, **metrics}
+    return {
+        "wall_seconds": wall,
+        "peak_rss_gb": peak_kb / 1024 / 1024,
+        "peak_tree_pss_gb": tree_peak_kb[0] / 1024 / 1024,
+        **metrics,
+    }
+
+
+def _sample_tree_pss(process: subprocess.Popen[str], peak_kb: list[int]) -> None:
+    """Keep in `peak_kb[0]` the largest sum of PSS over `process` and its descendants."""
+    while process.poll() is None:
+        peak_kb[0] = max(peak_kb[0], sum(map(_pss_kb, _process_tree(process.pid))))
+        time.sleep(0.2)
+
+
+def _process_tree(pid: int) -> list[int]:
+    pids = [pid]
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            for child in (task / "children").read_text().split():
+                pids += _process_tree(int(child))
+    except OSError:  # the process ended meanwhile
+        pass
+    return pids
+
+
+def _pss_kb(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
 
 
 def main() -> None:
@@ -86,13 +129,14 @@ def main() -> None:
 
     print(
         f"{'run':8} {'macro-F1':>9} {'accuracy':>9} {'ROC-AUC':>8} {'wall s':>8} {'peak GB':>8} "
-        f"{'fit s':>7}"
+        f"{'all GB':>7} {'fit s':>7}"
     )
     for name, r in results.items():
         fit = next((v for k, v in r.items() if k.startswith("time_fitting")), float("nan"))
         print(
             f"{name:8} {r['f1_macro']:9.4f} {r['accuracy']:9.4f} {r['roc_auc_ovr_macro']:8.4f} "
-            f"{r['wall_seconds']:8.1f} {r['peak_rss_gb']:8.2f} {fit:7.1f}"
+            f"{r['wall_seconds']:8.1f} {r['peak_rss_gb']:8.2f} {r['peak_tree_pss_gb']:7.2f} "
+            f"{fit:7.1f}"
         )
     verdict = {}
     if "full" in results:
@@ -101,7 +145,8 @@ def main() -> None:
             "f1_macro": full["f1_macro"] >= TARGETS["f1_macro"],
             "accuracy": full["accuracy"] >= TARGETS["accuracy"],
             "full_wall_seconds": full["wall_seconds"] <= TARGETS["full_wall_seconds"],
-            "peak_rss_gb": full["peak_rss_gb"] <= TARGETS["peak_rss_gb"],
+            "peak_rss_gb": max(full["peak_rss_gb"], full["peak_tree_pss_gb"])
+            <= TARGETS["peak_rss_gb"],
         }
     verdict["sample_wall_seconds"] = (
         results["sample"]["wall_seconds"] <= TARGETS["sample_wall_seconds"]
