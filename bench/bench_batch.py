@@ -69,24 +69,37 @@ def repeat_catalog(source: Path, times: int, target: Path, limit: int | None) ->
 
 def tree_rss(root: int) -> int:
     """Resident memory of `root` and all its descendants, in bytes."""
+    return sum(_rss(pid) for pid in process_tree(root))
+
+
+def process_tree(root: int) -> list[int]:
+    """`root` and all its descendants, from their parents in `/proc`."""
     children: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            children.setdefault(int(_stat_fields(int(entry.name))[1]), []).append(int(entry.name))
         except OSError:
             continue
-        pid = int(entry.name)
-        children.setdefault(int(fields[1]), []).append(pid)
-        rss[pid] = int(fields[21]) * PAGE_SIZE
-    total, stack = 0, [root]
+    pids, stack = [], [root]
     while stack:
         pid = stack.pop()
-        total += rss.get(pid, 0)
+        pids.append(pid)
         stack.extend(children.get(pid, []))
-    return total
+    return pids
+
+
+def _stat_fields(pid: int) -> list[str]:
+    """`/proc/PID/stat` after the command name (field 3 onwards)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def _rss(pid: int) -> int:
+    try:
+        return int(_stat_fields(pid)[21]) * PAGE_SIZE
+    except OSError:  # the process ended meanwhile
+        return 0
 
 
 def has_output(output: Path) -> bool:

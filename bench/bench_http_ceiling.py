@@ -75,7 +75,7 @@ def one_run(args: argparse.Namespace, workdir: Path, script: Path, name: str) ->
     try:
         wait_ready(url + ("/" if name == "bare uvicorn" else OURS.ready_path), process, 180)
         wrk(url, script, 8, 2)  # warm-up
-        skip = _access_lines(log_path)
+        skip = len(_access_durations(log_path))
         result = wrk(url, script, args.concurrency, args.duration)
     finally:
         stop(process)
@@ -100,10 +100,6 @@ def environment(args: argparse.Namespace, port: int) -> dict[str, str]:
     env = OURS.environment(args.tracking_uri, args.model_name, port)
     env["PYTHONPATH"] = str(bench_serving.REPO)  # `bench.*` from any working directory
     return env
-
-
-def _access_lines(log_path: Path) -> int:
-    return len(_access_durations(log_path))
 
 
 def _access_durations(log_path: Path) -> list[float]:

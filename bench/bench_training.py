@@ -25,6 +25,8 @@ from pathlib import Path
 
 import mlflow
 
+from bench.bench_batch import process_tree
+
 RESULTS = Path(__file__).parent / "results"
 TARGETS = {
     "f1_macro": 0.80,
@@ -77,19 +79,8 @@ def run_training(catalog: Path | None, workdir: Path, extra: list[str]) -> dict[
 def _sample_tree_pss(process: subprocess.Popen[str], peak_kb: list[int]) -> None:
     """Keep in `peak_kb[0]` the largest sum of PSS over `process` and its descendants."""
     while process.poll() is None:
-        peak_kb[0] = max(peak_kb[0], sum(map(_pss_kb, _process_tree(process.pid))))
+        peak_kb[0] = max(peak_kb[0], sum(map(_pss_kb, process_tree(process.pid))))
         time.sleep(0.2)
-
-
-def _process_tree(pid: int) -> list[int]:
-    pids = [pid]
-    try:
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            for child in (task / "children").read_text().split():
-                pids += _process_tree(int(child))
-    except OSError:  # the process ended meanwhile
-        pass
-    return pids
 
 
 def _pss_kb(pid: int) -> int:
