@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from training.config import ColumnName
 from training.errors import ConfigError
 
 OUTPUT_FORMATS = {".parquet": "parquet", ".csv": "csv", ".jsonl": "jsonl"}
@@ -31,7 +32,7 @@ class BatchConfig(BaseModel):
         "auto", description="catalog format; auto picks by file extension"
     )
     csv_separator: str = Field(",", description="field separator of CSV catalogs")
-    id_column: str | None = Field(
+    id_column: ColumnName | None = Field(
         None, description="catalog column holding the product id (default: the model's id field)"
     )
     top_k: int = Field(3, ge=1, le=100, description="labels kept per product, most probable first")

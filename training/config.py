@@ -104,6 +104,11 @@ def split_commas(value: Any) -> Any:
     return [item.strip() if isinstance(item, str) else item for item in items if item != ""]
 
 
+def strip_text(value: Any) -> Any:
+    """A column name as typed, trimmed as the catalog's headers are ("Category " is "Category")."""
+    return value.strip() if isinstance(value, str) else value
+
+
 def _float_or(text: Any, fallback: float) -> float:
     try:
         return float(text)
@@ -118,6 +123,7 @@ SmoteStrategy = Annotated[
 ]
 MaxFeatures = Annotated[Literal["sqrt", "log2"] | int | float, BeforeValidator(parse_max_features)]
 Names = Annotated[list[str], BeforeValidator(split_commas)]
+ColumnName = Annotated[str, BeforeValidator(strip_text)]
 
 
 class TrainConfig(BaseSettings):
@@ -143,8 +149,8 @@ class TrainConfig(BaseSettings):
     format: Literal["auto", "amazon", "jsonl", "csv", "parquet"] = Field(
         "auto", description="file format; auto picks by file extension"
     )
-    label_column: str = Field("main_cat", description="column holding the category label")
-    id_column: str | None = Field(
+    label_column: ColumnName = Field("main_cat", description="column holding the category label")
+    id_column: ColumnName | None = Field(
         AMAZON.id_column, description="column holding the product id (none or '': no id column)"
     )
     text_columns: Names = Field(

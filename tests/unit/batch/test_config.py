@@ -15,6 +15,11 @@ def test_defaults_are_the_local_engine_with_top_3() -> None:
     assert config.output_format == "parquet"
 
 
+def test_the_id_column_is_trimmed_like_the_catalog_headers() -> None:
+    config, _ = parse_config([*REQUIRED, "--output", "o.csv", "--id-column", "SKU "])
+    assert config.id_column == "SKU"
+
+
 @pytest.mark.parametrize(
     ("name", "kind"), [("a.parquet", "parquet"), ("b.CSV", "csv"), ("dir/c.jsonl", "jsonl")]
 )

@@ -47,6 +47,14 @@ def test_flags_lists_and_no_environment(monkeypatch: pytest.MonkeyPatch) -> None
     assert config.seed == 42, "options come from the command line and --config only"
 
 
+def test_column_names_are_trimmed_like_the_catalog_headers() -> None:
+    args = ["--label-column", "Category ", "--id-column", " SKU", "--text-columns", "Title , Notes"]
+    config, _ = parse_config(args)
+    assert (config.label_column, config.id_column) == ("Category", "SKU")
+    assert config.text_columns == ["Title", "Notes"]
+    assert parse_config(["--id-column", "  "])[0].id_column is None
+
+
 def test_config_file_then_command_line_override(tmp_path: Path) -> None:
     path = tmp_path / "train.yaml"
     path.write_text("n_estimators: 40\ntext_columns: [title]\nsmote: false\n")
