@@ -108,16 +108,21 @@ def parse_json_body(scope: Scope, body: bytes) -> Any:
     try:
         return json.loads(body)
     except json.JSONDecodeError as error:
-        problem = {
-            "type": "json_invalid",
-            "loc": ("body", error.pos),
-            "msg": "JSON decode error",
-            "input": {},
-            "ctx": {"error": error.msg},
-        }
-        raise RequestValidationError([problem], body=error.doc) from error
-    except Exception as error:  # not UTF-8/16/32, nested too deep...
+        raise RequestValidationError([_invalid_json(error.pos, error.msg)], body=body) from error
+    except RecursionError as error:
+        raise RequestValidationError([_invalid_json(0, "nested too deeply")], body=body) from error
+    except Exception as error:  # not UTF-8/16/32...
         raise HTTPException(400, "There was an error parsing the body") from error
+
+
+def _invalid_json(position: int, reason: str) -> dict[str, Any]:
+    """A body that is not JSON, as FastAPI reports it (rendered as 422 "invalid JSON: ...")."""
+    return {
+        "type": "json_invalid",
+        "loc": ("body", position),
+        "msg": "JSON decode error",
+        "ctx": {"error": reason},
+    }
 
 
 def is_json_content_type(value: str | None) -> bool:

@@ -24,8 +24,9 @@ def parse_json_body(body: bytes) -> tuple[list[Any], dict[str, Any]]:
     """(records, params) from a JSON request body."""
     try:
         payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise InvalidInputError(f"invalid JSON: {error}", field="body") from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as error:
+        reason = "nested too deeply" if isinstance(error, RecursionError) else error
+        raise InvalidInputError(f"invalid JSON: {reason}", field="body") from None
     if not isinstance(payload, Mapping):
         raise InvalidInputError(_which_format("the body is not a JSON object"), field="body")
     present = [key for key in FORMATS if key in payload]

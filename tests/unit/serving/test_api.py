@@ -186,6 +186,14 @@ def test_invalid_json(client) -> None:
     assert "invalid JSON" in assert_error(response, 422, "body", "invalid_input")["message"]
 
 
+@pytest.mark.parametrize("path", ["/v1/predict", "/invocations"])
+def test_json_nested_too_deeply_is_invalid_input(client, path: str) -> None:
+    body = b'{"products": ' + b"[" * 2000 + b"]" * 2000 + b"}"
+    response = client.post(path, content=body, headers={"content-type": "application/json"})
+    error = assert_error(response, 422, "body", "invalid_input")
+    assert error["message"] == "invalid JSON: nested too deeply"
+
+
 def test_body_that_is_not_utf8(client) -> None:
     response = client.post(
         "/v1/predict", content=b"W\xff<h\xfe", headers={"content-type": "application/json"}
