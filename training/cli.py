@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"product-train: error: {error}", file=sys.stderr)
         sys.exit(error.exit_code)
     configure_logging(args.quiet)
-    log.debug("options: %s", config.model_dump())
+    log.debug("options: %s", config.model_dump(exclude={"tracking_uri"}))
     stop_on_signals()
     from training.tracking import retry_settings
 

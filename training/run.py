@@ -61,15 +61,16 @@ class TrainResult:
 
 
 @contextmanager
-def stage(name: str, timings: dict[str, float]) -> Iterator[None]:
-    """Log the start and duration of a long step."""
+def stage(name: str, timings: dict[str, float], key: str | None = None) -> Iterator[None]:
+    """Log the start and duration of a long step, timed under `key` (default: `name`): a key
+    without sizes or addresses, so that runs log the same `time_*` metrics."""
     raise_if_interrupted()
     log.info("%s ...", name)
     start = time.perf_counter()
     yield
     raise_if_interrupted()
-    timings[name] = time.perf_counter() - start
-    log.info("%s done in %.1fs", name, timings[name])
+    timings[key or name] = seconds = time.perf_counter() - start
+    log.info("%s done in %.1fs", name, seconds)
 
 
 def split_definition(config: TrainConfig) -> SplitDefinition:
@@ -120,7 +121,8 @@ def train(config: TrainConfig) -> TrainResult:
     )
     tracking_uri = tracking.resolve_tracking_uri(config.tracking_uri)
     policy = RetryPolicy(config.tracking_timeout_seconds)
-    with stage(f"connecting to MLflow at {tracking_uri}", timings):
+    where = tracking.redact(tracking_uri)
+    with stage(f"connecting to MLflow at {where}", timings, key="connecting to MLflow"):
         client = tracking.connect(tracking_uri, policy)
     steps = TrainingRun(config, client, tracking_uri, catalog, definition, timings, policy)
     try:
@@ -203,7 +205,7 @@ class TrainingRun:
         return served.classes_[np.argmax(evaluation.proba, axis=1)]
 
     def log_inputs(self, train_rows: pd.DataFrame, holdout: pd.DataFrame) -> None:
-        params = self.config.model_dump()
+        params = self.config.model_dump() | {"tracking_uri": tracking.redact(self.tracking_uri)}
         params["linear_char_features"] = self.config.resolved_linear_char_features()  # not None
         self.writer.params({k: str(v) for k, v in params.items()})
         self.writer.catalog(self.catalog, train_rows, holdout)
@@ -230,7 +232,8 @@ class TrainingRun:
                 self.config, self.policy, self.client, train_rows, holdout, self.timings
             )
         if self.config.cv_folds > 1:
-            with stage(f"{self.config.cv_folds}-fold cross-validation", self.timings):
+            folds = self.config.cv_folds
+            with stage(f"{folds}-fold cross-validation", self.timings, key="cross-validation"):
                 metrics |= cross_validate(self.config, train_rows)
         return metrics
 
@@ -333,7 +336,8 @@ def fit_and_evaluate(
 ) -> tuple[Any, Evaluation, dict[str, int]]:
     y_train = train["label"].to_numpy()
     pipeline = build_pipeline(config, y_train, smote=smote)
-    with stage(f"fitting ({'with' if smote else 'without'} SMOTE, {len(train)} rows)", timings):
+    what = f"fitting {'with' if smote else 'without'} SMOTE"
+    with stage(f"{what} ({len(train)} rows)", timings, key=what):
         pipeline.fit(model_input(train, config), y_train)
     after = resampled_counts(pipeline, y_train)
     with stage("compacting the forest", timings):

@@ -55,7 +55,8 @@ def train_tags(config: TrainConfig) -> TrainResult:
     )
     tracking_uri = tracking.resolve_tracking_uri(config.tracking_uri)
     policy = RetryPolicy(config.tracking_timeout_seconds)
-    with stage(f"connecting to MLflow at {tracking_uri}", timings):
+    where = tracking.redact(tracking_uri)
+    with stage(f"connecting to MLflow at {where}", timings, key="connecting to MLflow"):
         client = tracking.connect(tracking_uri, policy)
     steps = TagTrainingRun(config, client, tracking_uri, catalog, definition, timings, policy, tags)
     try:
@@ -70,7 +71,8 @@ class TagTrainingRun(TrainingRun):
     decoder: TagDecoder | None = None
 
     def log_inputs(self, train_rows: pd.DataFrame, holdout: pd.DataFrame) -> None:
-        params = {k: str(v) for k, v in self.config.model_dump().items()}
+        params = self.config.model_dump() | {"tracking_uri": tracking.redact(self.tracking_uri)}
+        params = {k: str(v) for k, v in params.items()}
         params["smote"] = "False (not defined for label sets)"
         self.writer.params(params | {"imbalance_handling": imbalance_handling(self.config)})
         joined = [
@@ -86,6 +88,7 @@ class TagTrainingRun(TrainingRun):
         with stage(
             f"fitting {config.n_estimators} trees on {len(train_rows)} rows, {len(self.tags)} tags",
             self.timings,
+            key="fitting",
         ):
             model = fit_tag_model(config, train_rows, self.tags, config.task)
         self.decoder = model.decoder

@@ -11,6 +11,7 @@ import socket
 import time
 import uuid
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
@@ -30,6 +31,17 @@ _UNREACHABLE = ("max retries exceeded", "connection", "timed out", "temporarily 
 
 def resolve_tracking_uri(configured: str | None) -> str:
     return configured or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+
+
+def redact(uri: str) -> str:
+    """`uri` with its password replaced by `***` (`http://alice:***@host`), for logs, messages and
+    run parameters: a tracking URI may carry credentials (`postgresql://user:password@db/mlflow`)."""
+    parts = urlsplit(uri)
+    if parts.password is None:
+        return uri
+    userinfo, _, host = parts.netloc.rpartition("@")
+    user = userinfo.split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
 def retry_settings(timeout_seconds: float) -> dict[str, str]:
@@ -66,8 +78,10 @@ def connect(tracking_uri: str, policy: RetryPolicy | None = None) -> MlflowClien
     import mlflow
 
     mlflow.set_tracking_uri(tracking_uri)
+    if redact(tracking_uri) != tracking_uri:  # MLflow would print run links with the password
+        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     client = MlflowClient(tracking_uri=tracking_uri)
-    what = f"connecting to {tracking_uri}"
+    what = f"connecting to {redact(tracking_uri)}"
     try:
         if policy is None:
             client.search_experiments(max_results=1)

@@ -50,6 +50,23 @@ def train_small(tmp_path: Path, uri: str, catalog: Path, model_name: str, trees:
     return out
 
 
+def test_a_password_in_the_tracking_uri_stays_out_of_the_run_and_the_log(
+    tmp_path, tracking_server, small_catalog
+) -> None:
+    uri = tracking_server.replace("http://", "http://alice:s3cret@")
+    args = ["--data", str(small_catalog), "--n-estimators", "3", "--no-smote"]
+    process = cli(tmp_path, uri, *args, "--model-name", "credentials")
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 0, err
+    assert "alice:***@127.0.0.1" in err and "s3cret" not in out + err
+    client = MlflowClient(tracking_server)
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    runs = client.search_runs(experiments, "params.tracking_uri LIKE 'http://alice%'")
+    assert len(runs) == 1, "the run logs the URI it used"
+    assert runs[0].data.params["tracking_uri"] == uri.replace("s3cret", "***")
+    assert not [name for name in runs[0].data.metrics if "alice" in name or "s3cret" in name]
+
+
 def test_train_against_server_then_load_in_a_fresh_process(
     tmp_path, tracking_server, small_catalog
 ) -> None:
