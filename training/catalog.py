@@ -267,11 +267,11 @@ def normalize_labels(labels: pd.Series) -> pd.Series:
 def clean_catalog(frame: pd.DataFrame, config: TrainConfig) -> tuple[pd.DataFrame, dict[str, int]]:
     """Drop rows with no label, no text or a duplicated id, and handle small classes."""
     counts = {"rows_read": len(frame), "malformed_lines": frame.attrs.get("malformed_lines", 0)}
-    frame = frame.copy()
     labels = frame[config.label_column].map(lambda v: _SPACES.sub(" ", as_text(v)).strip())
     if config.label_map:
         labels = apply_label_map(labels, load_label_map(Path(config.label_map)))
-    frame["label"] = normalize_labels(labels)
+    # The answer is never an input: a model that read it would score 1.0 and serve nonsense.
+    frame = frame.drop(columns=[config.label_column]).assign(label=normalize_labels(labels))
 
     no_label = frame["label"] == ""
     text_columns = [c for c in config.text_columns if c in frame.columns]
@@ -313,19 +313,50 @@ def _small_classes(frame: pd.DataFrame, config: TrainConfig) -> tuple[pd.DataFra
     return frame, int(affected.sum())
 
 
+def warn_if_label_is_input(config: TrainConfig) -> None:
+    """The label column is dropped from the inputs; say so when the options listed it as one."""
+    listed = {
+        option: getattr(config, option)
+        for option in ("text_columns", "token_columns", "numeric_columns", "char_ngram_columns")
+        if config.label_column in getattr(config, option)
+    }
+    if config.id_column == config.label_column:
+        listed["id_column"] = [config.id_column]
+    explicit = [option for option in listed if option in config.model_fields_set]
+    if explicit:
+        options = ", ".join("--" + option.replace("_", "-") for option in explicit)
+        log.warning(
+            "the label column '%s' is also named as an input (%s); it is not used as one",
+            config.label_column,
+            options,
+        )
+    elif listed:
+        log.info("the label column '%s' is not used as an input", config.label_column)
+
+
+def warn_removed_rows(path: Path, counts: dict[str, int], warned: tuple[str, ...] = ()) -> None:
+    """One warning counting every kind of removed row, but those already `warned` about."""
+    removed = {
+        key: value
+        for key, value in counts.items()
+        if value and key.startswith(("small", "malf", "dropped")) and key not in warned
+    }
+    if removed:
+        log.warning(
+            "%s: removed rows: %s", path.name, ", ".join(f"{k}={v}" for k, v in removed.items())
+        )
+
+
 def load_catalog(config: TrainConfig) -> Catalog:
     """Read, check and clean the catalog named by the config (default: the bundled sample)."""
     path = Path(config.data) if config.data else bundled_sample()
     raw = read_catalog_file(path, config)
     check_columns(raw, config, path)
     bad_numbers = parse_numeric_columns(raw, config, path)
+    warn_if_label_is_input(config)
     frame, counts = clean_catalog(raw, config)
     counts |= bad_numbers
-    removed = {k: v for k, v in counts.items() if v and k.startswith(("small", "malf"))}
-    if removed:
-        log.warning(
-            "%s: removed rows: %s", path.name, ", ".join(f"{k}={v}" for k, v in removed.items())
-        )
+    warn_removed_rows(path, counts, warned=("dropped_duplicates",))
     if counts["classes"] < 2:
         raise DataError(
             f"{path}: after cleaning, {counts['rows_kept']} rows in {counts['classes']} class(es) "

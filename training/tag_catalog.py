@@ -28,6 +28,8 @@ from training.catalog import (
     file_sha256,
     parse_numeric_columns,
     read_catalog_file,
+    warn_if_label_is_input,
+    warn_removed_rows,
 )
 from training.config import TrainConfig
 from training.errors import DataError
@@ -120,10 +122,10 @@ def load_tag_catalog(config: TrainConfig) -> Catalog:
     raw = read_catalog_file(path, config)
     check_columns(raw, config, path)
     counts = parse_numeric_columns(raw, config, path)
-    if config.label_column in (*config.text_columns, *config.token_columns, config.id_column):
-        log.info("the label column '%s' is not used as an input", config.label_column)
+    warn_if_label_is_input(config)
     frame, cleaned = clean_tag_catalog(raw, config)
     counts |= cleaned
+    warn_removed_rows(path, counts, warned=("dropped_rare_tags", "dropped_rare_tag_uses"))
     if counts["classes"] < 2:
         raise DataError(
             f"{path}: after cleaning, {counts['rows_kept']} rows carry {counts['classes']} "

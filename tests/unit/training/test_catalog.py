@@ -110,7 +110,7 @@ def messy_csv(path: Path) -> Path:
     return path
 
 
-def test_messy_csv_with_mapping(tmp_path: Path) -> None:
+def test_messy_csv_with_mapping(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     config = TrainConfig(
         data=str(messy_csv(tmp_path / "shop.csv")),
         label_column="Category",
@@ -128,6 +128,31 @@ def test_messy_csv_with_mapping(tmp_path: Path) -> None:
     assert set(catalog.labels) == {"Kitchen", "office"}
     assert (catalog.labels == "Kitchen").sum() == 14
     assert any("\ufffd" in name for name in catalog.frame["name"])
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert "shop.csv: removed rows: dropped_no_label=1, dropped_no_text=1" in warned
+    assert "dropped 1 duplicate row(s), keyed by the id column 'sku'" in warned
+
+
+@pytest.mark.parametrize("option", ["text_columns", "token_columns"])
+def test_the_label_column_is_never_an_input(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, option: str
+) -> None:
+    mapping = {"text_columns": ["name"], "token_columns": []}
+    mapping[option] = [*mapping[option], "Category"]
+    config = TrainConfig(
+        data=str(messy_csv(tmp_path / "shop.csv")),
+        label_column="Category",
+        id_column="sku",
+        amazon_counts=False,
+        **mapping,
+    )
+    catalog = load_catalog(config)
+    assert "Category" not in catalog.frame.columns and "label" in catalog.frame.columns
+    flag = "--" + option.replace("_", "-")
+    assert any(
+        r.levelname == "WARNING" and f"also named as an input ({flag})" in r.getMessage()
+        for r in caplog.records
+    )
 
 
 def test_parquet_reader(tmp_path: Path) -> None:
