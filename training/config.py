@@ -326,6 +326,38 @@ class TrainConfig(BaseSettings):
         60.0, gt=0, description="how long each MLflow call of the run retries a failing server"
     )
 
+    @field_validator("cv_folds")
+    @classmethod
+    def _folds_off_or_two(cls, value: int) -> int:
+        if value == 1:
+            raise ValueError("cross-validation needs 2 folds or more (0: off)")
+        return value
+
+    @field_validator("n_jobs")
+    @classmethod
+    def _jobs_not_zero(cls, value: int) -> int:
+        if value == 0:
+            raise ValueError("must be a number of jobs (1 or more) or -1 for all cores")
+        return value
+
+    @field_validator("model_name")
+    @classmethod
+    def _registrable_name(cls, value: str) -> str:
+        if not value.strip() or any(c in value for c in "/:@"):
+            raise ValueError(
+                "a registered model name must not be blank nor contain '/', ':' or '@' "
+                "(it is used in models:/NAME@ALIAS)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _ngram_range_in_order(self) -> TrainConfig:
+        if self.id_ngram_min > self.id_ngram_max:
+            raise ValueError(
+                f"--id-ngram-min {self.id_ngram_min} is above --id-ngram-max {self.id_ngram_max}"
+            )
+        return self
+
     @model_validator(mode="after")
     def _task_options_fit(self) -> TrainConfig:
         if self.task == "single_label" and self.gate_metric not in (None, "f1_macro"):

@@ -30,7 +30,7 @@ from sklearn.model_selection import StratifiedKFold, cross_val_score
 from training import gate, registry, tracking
 from training.catalog import Catalog, load_catalog
 from training.config import TrainConfig
-from training.errors import DataError
+from training.errors import ConfigError, DataError
 from training.evaluate import Evaluation, evaluate, write_reports
 from training.interrupts import raise_if_interrupted
 from training.pipeline import (
@@ -73,6 +73,15 @@ def stage(name: str, timings: dict[str, float], key: str | None = None) -> Itera
     log.info("%s done in %.1fs", name, seconds)
 
 
+def check_min_df(config: TrainConfig, train_rows: pd.DataFrame) -> None:
+    """Stop before fitting when no term could be in --min-df training products."""
+    if config.min_df > len(train_rows):
+        raise ConfigError(
+            f"--min-df {config.min_df} is more than the {len(train_rows)} training rows, so no "
+            "term could be kept; lower it"
+        )
+
+
 def split_definition(config: TrainConfig) -> SplitDefinition:
     return SplitDefinition(config.test_size, config.id_column, tuple(config.text_columns))
 
@@ -112,6 +121,7 @@ def train(config: TrainConfig) -> TrainResult:
         catalog = load_catalog(config)
         definition = split_definition(config)
         train_rows, holdout = split_catalog(catalog, definition)
+        check_min_df(config, train_rows)
     log.info(
         "%d rows in %d classes (%d train, %d holdout)",
         len(catalog.frame),

@@ -21,7 +21,14 @@ from training.config import TrainConfig
 from training.evaluate import Evaluation
 from training.pipeline import model_input
 from training.retries import RetryPolicy
-from training.run import TrainingRun, TrainResult, model_metadata, split_definition, stage
+from training.run import (
+    TrainingRun,
+    TrainResult,
+    check_min_df,
+    model_metadata,
+    split_definition,
+    stage,
+)
 from training.run_writer import metric_name
 from training.tag_catalog import load_tag_catalog, split_tag_catalog
 from training.tag_evaluate import evaluate_tags, set_scores, write_tag_reports
@@ -46,6 +53,7 @@ def train_tags(config: TrainConfig) -> TrainResult:
         catalog = load_tag_catalog(config)
         definition = split_definition(config)
         train_rows, holdout, tags = split_tag_catalog(catalog, definition)
+        check_min_df(config, train_rows)
     log.info(
         "%d rows with %d tags (%d train, %d holdout)",
         len(catalog.frame),

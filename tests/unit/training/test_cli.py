@@ -93,6 +93,11 @@ def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
         (["--n-estimators", "many"], "--n-estimators", 2),
         (["--data", "missing.jsonl"], "missing.jsonl: no such file", 3),
         (["--label-column", "nope"], "label column 'nope' not found", 3),
+        (["--cv-folds", "1"], "2 folds or more", 2),
+        (["--n-jobs", "0"], "-1 for all cores", 2),
+        (["--model-name", "shop/v2"], "must not be blank nor contain '/'", 2),
+        (["--id-ngram-min", "5", "--id-ngram-max", "2"], "above --id-ngram-max 2", 2),
+        (["--min-df", "100000"], "more than the 5242 training rows", 2),
     ],
 )
 def test_bad_input_exits_with_one_clear_line(tmp_path, args, message, code) -> None:
