@@ -56,9 +56,9 @@ def v2_router(
     def served(request: Request) -> ServedModel:
         """The served model, if the path names it (and its version, when the path has one)."""
         model_name = request.path_params["model_name"]
-        if model_name != settings.model_name:
+        if model_name != settings.served_name:
             raise NotFoundError(
-                f"unknown model '{model_name}': this server serves '{settings.model_name}'"
+                f"unknown model '{model_name}': this server serves '{settings.served_name}'"
             )
         model = service.model
         if model is None:

@@ -195,7 +195,7 @@ class ModelKeeper:
             version or "unknown",
             error.kind,
             extra={
-                "model_name": self.settings.model_name,
+                "model_name": self.settings.served_name,
                 "model_version": version,
                 "reason": error.kind,
                 "detail": error.detail,

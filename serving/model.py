@@ -22,7 +22,7 @@ import numpy as np
 
 from serving.errors import ARTIFACT_MISSING, LOAD_ERROR, REGISTRY_MISS, UNREACHABLE, ModelLoadError
 from serving.loading import SavedEnvironment, load_python_model, looks_unreachable, short
-from serving.settings import Settings
+from serving.settings import REGISTRY_URI, Settings
 from serving.validation import RequestContract
 
 
@@ -180,12 +180,25 @@ class ModelLocator:
         if not (path / "MLmodel").is_file():
             if "://" not in uri and ":/" not in uri:
                 raise ModelLoadError(ARTIFACT_MISSING, f"no MLflow model at {uri} (no MLmodel)")
+            if registered := REGISTRY_URI.fullmatch(uri):
+                return self._registry_uri_ref(*registered.groups())
             return ModelRef(name, "uri", uri)
         from mlflow.models import Model
 
         info = Model.load(str(path))
         version = info.model_uuid or f"mtime-{(path / 'MLmodel').stat().st_mtime_ns}"
         return ModelRef(name, version, str(path), None, info.run_id)
+
+    def _registry_uri_ref(self, name: str, version: str | None, alias: str | None) -> ModelRef:
+        """`models:/NAME/VERSION` or `models:/NAME@ALIAS` as the registered version it names,
+        served under its own name and version (an alias is followed as it moves)."""
+        client = self._mlflow_client()
+        if alias is not None:
+            found = client.get_model_version_by_alias(name, alias)
+        else:
+            found = client.get_model_version(name, version)
+        uri = f"models:/{name}/{found.version}"
+        return ModelRef(name, str(found.version), uri, alias, found.run_id)
 
     def _mlflow_client(self) -> Any:
         if self._client is None:

@@ -5,6 +5,7 @@ Nothing here touches disk, network or MLflow: `Settings()` only reads and valida
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -12,6 +13,8 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+# A MODEL_URI naming a registered version: models:/NAME/VERSION or models:/NAME@ALIAS.
+REGISTRY_URI = re.compile(r"models:/([^/@]+)(?:/(\d+)|@([^/@]+))")
 
 
 class Settings(BaseSettings):
@@ -112,6 +115,13 @@ class Settings(BaseSettings):
         if self.model_version is not None and self.model_uri is not None:
             raise ValueError("set MODEL_VERSION or MODEL_URI, not both")
         return self
+
+    @property
+    def served_name(self) -> str:
+        """The model's name in answers, metrics and v2 paths: the registered name a
+        `models:/` MODEL_URI gives, else MODEL_NAME."""
+        registered = REGISTRY_URI.fullmatch(self.model_uri or "")
+        return registered.group(1) if registered else self.model_name
 
     @property
     def follows_alias(self) -> bool:

@@ -218,6 +218,23 @@ def test_model_folder_on_disk(make_settings, metrics, tiny_registry, tmp_path) -
     assert card["source"] == folder and card["alias"] is None and len(card["version"]) >= 8
 
 
+@pytest.mark.parametrize("suffix", ["/1", "@champion"])
+def test_a_registry_uri_is_served_under_its_own_name_and_version(
+    make_service, tiny_registry, suffix: str
+) -> None:
+    name = tiny_registry.model_name
+    service = make_service(model_uri=f"models:/{name}{suffix}", model_name="other-name")
+
+    async def scenario() -> None:
+        await until(lambda: service.readiness().ready)
+
+    run(service, scenario)
+    card = service.model_card()
+    assert (card["name"], card["version"]) == (name, "1")
+    assert card["alias"] == ("champion" if suffix == "@champion" else None)
+    assert service.settings.served_name == name
+
+
 def test_missing_folder_is_the_reason(make_service, tmp_path) -> None:
     reason = not_ready_reason(make_service(model_uri=str(tmp_path / "nothing")))
     assert reason == "the model's files are missing from the model store"

@@ -85,6 +85,19 @@ def test_pinned_version_and_folder_do_not_follow_the_alias() -> None:
     assert Settings(model_version=" ").model_version is None  # blank means unset
 
 
+@pytest.mark.parametrize(
+    ("uri", "name"),
+    [
+        ("models:/shop/3", "shop"),
+        ("models:/shop@champion", "shop"),
+        ("/models/classifier", "product-classifier"),
+        ("runs:/abc/model", "product-classifier"),
+    ],
+)
+def test_the_served_name_is_the_one_a_registry_uri_gives(uri: str, name: str) -> None:
+    assert Settings(model_uri=uri).served_name == name
+
+
 def run_main(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if k.upper() not in {"PORT", "WORKERS"}}
     return subprocess.run(
