@@ -116,12 +116,33 @@ def clean_tag_catalog(
     return frame.reset_index(drop=True), counts
 
 
+LIKELY_SEPARATORS = (" > ", "|", ";")
+
+
+def check_label_separator(values: pd.Series, config: TrainConfig, path: Path) -> None:
+    """Stop when labels are strings that look joined (most hold " > ", "|" or ";") and no
+    --label-separator splits them: each would be taken as one tag, or one unparented path node."""
+    if config.label_separator:
+        return
+    texts = [value for value in values if isinstance(value, str) and value.strip()]
+    for separator in LIKELY_SEPARATORS:
+        joined = [text for text in texts if separator in text]
+        if texts and len(joined) >= len(texts) / 2:
+            raise DataError(
+                f"{path}: '{config.label_column}' holds strings such as {joined[0]!r} and no "
+                f"--label-separator splits them; {config.task} training reads a list per row or "
+                f"a string split at --label-separator (here perhaps --label-separator "
+                f"'{separator}')"
+            )
+
+
 def load_tag_catalog(config: TrainConfig) -> Catalog:
     """Read, check and clean a multi-label or path catalog; `label` holds tuples of tags."""
     path = Path(config.data) if config.data else bundled_sample()
     raw = read_catalog_file(path, config)
     check_columns(raw, config, path)
     counts = parse_numeric_columns(raw, config, path)
+    check_label_separator(raw[config.label_column], config, path)
     warn_if_label_is_input(config)
     frame, cleaned = clean_tag_catalog(raw, config)
     counts |= cleaned

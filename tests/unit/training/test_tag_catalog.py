@@ -73,6 +73,14 @@ def test_a_label_column_that_is_not_a_list_says_what_to_do(tmp_path) -> None:
         load_tag_catalog(config(write_csv(tmp_path / "c.csv", rows), label_separator=None))
 
 
+def test_joined_paths_without_a_separator_name_the_one_to_pass(tmp_path) -> None:
+    rows = [(f"game {i}", "Apps > games") for i in range(5)]
+    rows += [(f"editor {i}", "Apps > editors") for i in range(5)]
+    paths = config(write_csv(tmp_path / "c.csv", rows), task="path", label_separator=None)
+    with pytest.raises(DataError, match=r"'Apps > games' .* perhaps --label-separator ' > '"):
+        load_tag_catalog(paths)
+
+
 def test_indicator_matrix_ignores_unknown_tags() -> None:
     matrix = indicator_matrix(pd.Series([("a", "c"), ("b",)]), ["a", "b"])
     assert matrix.tolist() == [[1, 0], [0, 1]]
