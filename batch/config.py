@@ -33,7 +33,9 @@ class BatchConfig(BaseModel):
     )
     csv_separator: str = Field(",", description="field separator of CSV catalogs")
     id_column: ColumnName | None = Field(
-        None, description="catalog column holding the product id (default: the model's id field)"
+        None,
+        description="catalog column holding the product id (default: the model's id field; "
+        "'' or a model without one: rows are identified by their 0-based position, 'row')",
     )
     top_k: int = Field(3, ge=1, le=100, description="labels kept per product, most probable first")
     chunk_size: int = Field(5000, ge=1, description="rows scored at a time (local engine)")
@@ -53,8 +55,9 @@ class BatchConfig(BaseModel):
 
     @field_validator("id_column")
     @classmethod
-    def _blank_is_none(cls, value: str | None) -> str | None:
-        return value.strip() or None if value else None
+    def _stripped(cls, value: str | None) -> str | None:
+        """None: the model's id field; "" (given blank): no id column, rows by position."""
+        return None if value is None else value.strip()
 
     @property
     def output_format(self) -> str:

@@ -31,13 +31,14 @@ def run_local(config: BatchConfig, model: ScoringModel) -> Summary:
         writers.atomic_path(final, config.overwrite) as temporary,
         tqdm(total=total, unit="rows", disable=not config.progress, smoothing=0.1) as bar,
     ):
-        writer = writers.open_writer(config.output_format, temporary, output_schema(model.task))
+        schema = output_schema(model.task, by_row=model.inputs.id_column is None)
+        writer = writers.open_writer(config.output_format, temporary, schema)
         try:
             for chunk in chunks:
                 raise_if_interrupted()
                 if summary.rows == 0:
                     check_columns(list(chunk.columns), model.inputs, source)
-                scored = score_chunk(model, chunk, config.top_k)
+                scored = score_chunk(model, chunk, config.top_k, first_row=summary.rows)
                 writer.write(scored)
                 _count(summary, scored, started)
                 bar.update(len(scored))

@@ -2,7 +2,8 @@
 
 The model is pinned to one version before scoring starts (an alias that moves mid-run must not
 mix two models in one output). Its columns come from the input contract in its metadata when it
-has one, else from its MLflow signature, with training's default text and id columns.
+has one, else from its MLflow signature, with training's default text and id columns. A model
+without an id column (or a run given `--id-column ''`) identifies rows by their position.
 """
 
 from __future__ import annotations
@@ -33,11 +34,14 @@ class ModelRef:
 
 @dataclass(frozen=True)
 class ModelInputs:
-    """The catalog columns the model reads, those of them that carry text, and the id column."""
+    """The catalog columns the model reads, those of them that carry text, the id column (None:
+    rows are identified by their position in the catalog), and the columns the model reads as
+    numbers (its signature types them `double`, so they are parsed before predicting)."""
 
     columns: tuple[str, ...]
     text_columns: tuple[str, ...]
     id_column: str | None
+    numeric_columns: tuple[str, ...] = ()
 
 
 @dataclass
@@ -117,7 +121,8 @@ def load(ref: ModelRef, id_column: str | None) -> ScoringModel:
     metadata: dict[str, Any] = dict(getattr(wrapper, "metadata", None) or {})
     name = ref.name or str(metadata.get("model_name", ""))
     version = ref.version or str(pyfunc.metadata.model_uuid or "")
-    inputs = model_inputs(metadata, _signature_names(pyfunc), id_column)
+    names, numbers = _signature_columns(pyfunc)
+    inputs = model_inputs(metadata, names, id_column, numbers)
     classes = tuple(str(c) for c in getattr(wrapper, "classes", ()))
     task = str((metadata.get("contract") or {}).get("task", "single_label"))
     return ScoringModel(ModelRef(ref.uri, name, version), inputs, pyfunc, classes, task)
@@ -154,16 +159,31 @@ def _take_modules() -> dict[str, Any]:
     return {name: sys.modules.pop(name) for name in names}
 
 
-def _signature_names(pyfunc: Any) -> list[str]:
+def _signature_columns(pyfunc: Any) -> tuple[list[str], list[str]]:
+    """The signature's column names, and those it types as floating-point numbers."""
+    from mlflow.types import DataType
+
     schema = pyfunc.metadata.get_input_schema()
-    return list(schema.input_names()) if schema is not None else []
+    if schema is None:
+        return [], []
+    numbers = [
+        str(name)
+        for name, kind in schema.input_types_dict().items()
+        if kind in (DataType.double, DataType.float)
+    ]
+    return list(schema.input_names()), numbers
 
 
 def model_inputs(
-    metadata: dict[str, Any], signature_names: list[str], id_column: str | None
+    metadata: dict[str, Any],
+    signature_names: list[str],
+    id_column: str | None,
+    signature_numbers: list[str] | tuple[str, ...] = (),
 ) -> ModelInputs:
     """The contract's columns and roles; without one, the signature's names and training's
-    default text and id columns. `id_column` (from the command line) wins over both."""
+    default text and id columns. `id_column` (from the command line) wins over both; `""`
+    means no id column (rows are identified by their position). Numeric columns are the
+    contract's `number` fields and the signature's floating-point columns."""
     contract = metadata.get("contract")
     if contract and contract.get("fields"):
         fields = [(str(f["name"]), str(f.get("role", ""))) for f in contract["fields"]]
@@ -171,13 +191,17 @@ def model_inputs(
         text = tuple(name for name, role in fields if role == "text")
         ids = [name for name, role in fields if role == "id"]
         default_id = ids[0] if ids else None
+        numbers = {str(f["name"]) for f in contract["fields"] if f.get("type") == "number"}
     else:
         columns = tuple(signature_names or metadata.get("input_fields", []))
         text = tuple(c for c in DEFAULT_TEXT_COLUMNS if c in columns)
         default_id = DEFAULT_ID_COLUMN if DEFAULT_ID_COLUMN in columns else None
+        numbers = set()
     if not columns:
         raise ConfigError("the model names no input columns (no contract and no signature)")
-    return ModelInputs(columns, text or columns, id_column or default_id)
+    numeric = tuple(c for c in columns if c in numbers or c in signature_numbers)
+    chosen_id = default_id if id_column is None else (id_column or None)
+    return ModelInputs(columns, text or columns, chosen_id, numeric)
 
 
 def _first_line(error: BaseException) -> str:

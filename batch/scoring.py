@@ -2,7 +2,10 @@
 
 Every input row gives one output row. A row with none of the model's text columns filled in is
 not sent to the model: it gets an empty label and a reason. The output columns and their types
-are defined here once; the Spark engine writes the same schema.
+are defined here once; the Spark engine writes the same schema. Without an id column a row is
+identified by its 0-based position in the catalog, in a `row` column instead of `product_id`.
+Numeric fields are parsed as numbers first (as training and serving parse them), since the
+model's signature types them `double` and MLflow refuses text or integers there.
 """
 
 from __future__ import annotations
@@ -14,8 +17,9 @@ import pandas as pd
 import pyarrow as pa
 
 from batch.model import ModelInputs, ScoringModel
+from product_model.contract import to_numbers
 from product_model.features import as_text
-from training.errors import ConfigError, DataError
+from training.errors import DataError
 
 OUTPUT_SCHEMA = pa.schema(
     [
@@ -30,6 +34,8 @@ OUTPUT_SCHEMA = pa.schema(
     ]
 )
 OUTPUT_COLUMNS = tuple(OUTPUT_SCHEMA.names)
+# Identifies each output row when the catalog has no id column: its 0-based position.
+ROW_COLUMN = "row"
 # The columns multilabel and path models add, after `top_probabilities`.
 TASK_COLUMNS = {
     "multilabel": ("tags", "tag_probabilities"),
@@ -37,13 +43,17 @@ TASK_COLUMNS = {
 }
 
 
-def output_schema(task: str) -> pa.Schema:
-    """The output columns for a model of this task."""
+def output_schema(task: str, by_row: bool = False) -> pa.Schema:
+    """The output columns for a model of this task; `by_row`: rows are identified by their
+    position (`row`) instead of a product id."""
+    schema = OUTPUT_SCHEMA
+    if by_row:
+        schema = schema.set(0, pa.field(ROW_COLUMN, pa.int64()))
     extra = TASK_COLUMNS.get(task)
     if extra is None:
-        return OUTPUT_SCHEMA
-    at = OUTPUT_SCHEMA.get_field_index("top_probabilities") + 1
-    schema = OUTPUT_SCHEMA.insert(at, pa.field(extra[0], pa.list_(pa.string())))
+        return schema
+    at = schema.get_field_index("top_probabilities") + 1
+    schema = schema.insert(at, pa.field(extra[0], pa.list_(pa.string())))
     return schema.insert(at + 1, pa.field(extra[1], pa.list_(pa.float64())))
 
 
@@ -52,13 +62,9 @@ def no_text_reason(inputs: ModelInputs) -> str:
 
 
 def check_columns(columns: list[str], inputs: ModelInputs, source: Path | str) -> None:
-    """Stop before scoring when the catalog lacks the id column or every text column."""
+    """Stop before scoring when the catalog lacks the id column (if any) or every text column."""
     available = ", ".join(sorted(columns)[:30])
-    if inputs.id_column is None:
-        raise ConfigError(
-            "the model names no product id column; pass --id-column with the catalog's id column"
-        )
-    if inputs.id_column not in columns:
+    if inputs.id_column is not None and inputs.id_column not in columns:
         raise DataError(
             f"{source}: id column '{inputs.id_column}' not found; columns are: {available}; "
             "set --id-column"
@@ -82,22 +88,52 @@ def has_text(frame: pd.DataFrame, text_columns: tuple[str, ...]) -> pd.Series:
 def model_frame(frame: pd.DataFrame, inputs: ModelInputs) -> pd.DataFrame:
     """The columns the model reads, as the catalog names them, that this catalog has; the id
     as text, as the output writes it (a catalog of numeric ids must not fail the model's
-    string-typed id field)."""
+    string-typed id field); numeric fields as floats, values that are not numbers missing
+    (CSV cells are text and JSON numbers may be integers: the signature wants `double`)."""
     columns = frame[[c for c in inputs.columns if c in frame.columns]].reset_index(drop=True)
     if inputs.id_column in columns.columns:
         columns[inputs.id_column] = columns[inputs.id_column].map(as_text)
+    for column in inputs.numeric_columns:
+        if column in columns.columns:
+            columns[column] = to_numbers(columns[column])
     return columns
 
 
-def score_chunk(model: ScoringModel, frame: pd.DataFrame, top_k: int) -> pd.DataFrame:
-    """One output row per input row, in input order."""
+def row_ids(frame: pd.DataFrame, inputs: ModelInputs, first_row: int) -> tuple[str, np.ndarray]:
+    """The output's first column: the product id as text, or each row's catalog position."""
+    if inputs.id_column is None:
+        return ROW_COLUMN, np.arange(first_row, first_row + len(frame), dtype=np.int64)
+    return "product_id", frame[inputs.id_column].map(as_text).to_numpy()
+
+
+def predict(model: ScoringModel, frame: pd.DataFrame, top_k: int, where: str) -> pd.DataFrame:
+    """The model's answers; values its signature refuses are a `DataError` of one line that
+    says `where` they are."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return model.pyfunc.predict(model_frame(frame, model.inputs), params={"top_k": top_k})
+    except MlflowException as error:
+        message = str(error)
+        if "Failed to enforce schema" not in message:
+            raise
+        # MLflow's message prints the whole chunk before the reason: keep the reason.
+        reason = message.rpartition("Error: ")[2].strip().splitlines()[0][:300]
+        raise DataError(f"{where}: values the model cannot read: {reason}") from None
+
+
+def score_chunk(
+    model: ScoringModel, frame: pd.DataFrame, top_k: int, first_row: int = 0
+) -> pd.DataFrame:
+    """One output row per input row, in input order; `first_row` is the catalog position of
+    the chunk's first row (the `row` column of a catalog without ids)."""
     inputs = model.inputs
-    assert inputs.id_column is not None  # check_columns ran first
     usable = has_text(frame, inputs.text_columns).to_numpy()
     size = len(frame)
+    id_name, ids = row_ids(frame, inputs, first_row)
     out = pd.DataFrame(
         {
-            "product_id": frame[inputs.id_column].map(as_text).to_numpy(),
+            id_name: ids,
             "label": [""] * size,
             "probability": [float("nan")] * size,
             "top_labels": [[] for _ in range(size)],
@@ -111,9 +147,8 @@ def score_chunk(model: ScoringModel, frame: pd.DataFrame, top_k: int) -> pd.Data
     for at, column in enumerate(extra):
         out.insert(out.columns.get_loc("top_probabilities") + 1 + at, column, [[]] * size)
     if usable.any():
-        predicted = model.pyfunc.predict(
-            model_frame(frame[usable], inputs), params={"top_k": top_k}
-        )
+        where = f"catalog rows {first_row}-{first_row + size - 1}"
+        predicted = predict(model, frame[usable], top_k, where)
         rows = np.flatnonzero(usable)
         for column in ("label", "probability", "top_labels", "top_probabilities", *extra):
             values = out[column].tolist()

@@ -8,7 +8,10 @@ the pyfunc receives a DataFrame with the catalog's column names; Spark turns JSO
 structs holding every key seen in the file, which are turned back into what the model makes of a
 dict (`key=value` tokens, or `key value` text) so that both engines give the same predictions.
 Multilabel and path models return their tags (or path levels) through the same UDF, as two more
-struct fields, decoded by the model itself: the output has the local engine's columns.
+struct fields, decoded by the model itself: the output has the local engine's columns. Numeric
+fields are parsed as numbers before the UDF (MLflow refuses text or integers where the signature
+says `double`), and a catalog without id column gets each row's position (`row`), numbered
+before the rows are spread over the cores.
 """
 
 from __future__ import annotations
@@ -25,7 +28,13 @@ from typing import Any
 from batch import readers, writers
 from batch.config import BatchConfig
 from batch.model import ScoringModel
-from batch.scoring import TASK_COLUMNS, check_columns, no_text_reason, output_schema
+from batch.scoring import (
+    ROW_COLUMN,
+    TASK_COLUMNS,
+    check_columns,
+    no_text_reason,
+    output_schema,
+)
 from batch.spark_output import HadoopPaths, count_output, write_atomically
 from batch.summary import Summary
 from training.catalog import detect_format
@@ -106,10 +115,6 @@ def read_catalog(spark: Any, config: BatchConfig) -> tuple[Any, int]:
             f"{config.data}: Spark cannot read it: {str(error).splitlines()[0]}"
         ) from None
     frame = frame.toDF(*[c.strip() for c in frame.columns])
-    # A gzip file is one partition: spread its rows so that every core scores.
-    cores = spark.sparkContext.defaultParallelism
-    if frame.rdd.getNumPartitions() < cores:
-        frame = frame.repartition(cores)
     if CORRUPT not in frame.columns:
         return frame, 0
     from pyspark.sql import functions as F  # noqa: N812  Spark's own spelling
@@ -117,6 +122,47 @@ def read_catalog(spark: Any, config: BatchConfig) -> tuple[Any, int]:
     frame = frame.cache()
     malformed = frame.filter(F.col(CORRUPT).isNotNull()).count()
     return frame.filter(F.col(CORRUPT).isNull()).drop(CORRUPT), malformed
+
+
+def spread(spark: Any, frame: Any) -> Any:
+    """A gzip file is one partition: spread its rows so that every core scores."""
+    cores = spark.sparkContext.defaultParallelism
+    return frame.repartition(cores) if frame.rdd.getNumPartitions() < cores else frame
+
+
+def with_row_numbers(frame: Any) -> Any:
+    """Each row's 0-based position in the catalog as read, in `row`: partition offsets from one
+    count per partition, plus the position within the partition (both from
+    `monotonically_increasing_id`, which keeps the partition in its upper 31 bits)."""
+    from pyspark.sql import functions as F  # noqa: N812  Spark's own spelling
+
+    numbered = frame.withColumn("_id", F.monotonically_increasing_id())
+    part = F.shiftright(F.col("_id"), 33)
+    counts = dict(numbered.groupBy(part.alias("p")).count().collect())
+    offsets, total = [], 0
+    for partition in sorted(counts):
+        offsets += [F.lit(partition), F.lit(total)]
+        total += counts[partition]
+    start = F.create_map(*offsets)[part] if offsets else F.lit(0)
+    position = F.col("_id").bitwiseAND((1 << 33) - 1)
+    return numbered.withColumn(ROW_COLUMN, (start + position).cast("long")).drop("_id")
+
+
+def as_number(frame: Any, column: str) -> Any:
+    """A numeric field as `scoring.model_frame` reads it: numbers and numeric text as doubles;
+    blanks, text, booleans, objects and infinities missing."""
+    from pyspark.sql import functions as F  # noqa: N812  Spark's own spelling
+    from pyspark.sql.types import BooleanType, NumericType, StringType
+
+    kind = frame.schema[column].dataType
+    if isinstance(kind, StringType):
+        value = F.trim(F.col(column)).try_cast("double")
+    elif isinstance(kind, NumericType) and not isinstance(kind, BooleanType):
+        value = F.col(column).cast("double")
+    else:
+        value = F.lit(None).cast("double")
+    finite = ~F.isnan(value) & (F.abs(value) != F.lit(float("inf")))
+    return F.when(finite, value).alias(column)
 
 
 def as_model_value(frame: Any, column: str, text: bool) -> Any:
@@ -168,15 +214,20 @@ def scored_frame(spark: Any, frame: Any, model: ScoringModel, udf: Any) -> Any:
     from pyspark.sql import functions as F  # noqa: N812  Spark's own spelling
 
     inputs = model.inputs
+    if inputs.id_column is None:
+        id_name, key = ROW_COLUMN, F.col(ROW_COLUMN)
+    else:
+        id_name = inputs.id_column
+        key = F.coalesce(F.col(id_name).cast("string"), F.lit("")).alias(id_name)
     prepared = frame.select(
         *[
-            as_model_value(frame, c, c in inputs.text_columns)
-            for c in dict.fromkeys([*inputs.columns, str(inputs.id_column)])
-            if c in frame.columns and c != inputs.id_column
+            as_number(frame, c)
+            if c in inputs.numeric_columns
+            else as_model_value(frame, c, c in inputs.text_columns)
+            for c in inputs.columns
+            if c in frame.columns and c != id_name
         ],
-        F.coalesce(F.col(str(inputs.id_column)).cast("string"), F.lit("")).alias(
-            str(inputs.id_column)
-        ),
+        key,
     )
     columns = [c for c in inputs.columns if c in frame.columns]
     usable = has_text(prepared, inputs.text_columns)
@@ -188,8 +239,9 @@ def scored_frame(spark: Any, frame: Any, model: ScoringModel, udf: Any) -> Any:
         F.when(ok, p[name]).otherwise(F.array().cast(kind)).alias(name)
         for name, kind in list_columns(model.task)
     ]
+    by_row = inputs.id_column is None
     return predicted.select(
-        F.col(str(inputs.id_column)).alias("product_id"),
+        F.col(id_name).alias(ROW_COLUMN if by_row else "product_id"),
         F.when(ok, p["label"]).otherwise(F.lit("")).alias("label"),
         F.when(ok, p["probability"]).alias("probability"),
         *lists,
@@ -198,7 +250,7 @@ def scored_frame(spark: Any, frame: Any, model: ScoringModel, udf: Any) -> Any:
         .alias("reason"),
         F.lit(model.ref.name).alias("model_name"),
         F.lit(model.ref.version).alias("model_version"),
-    ).select(*output_schema(model.task).names)
+    ).select(*output_schema(model.task, by_row).names)
 
 
 def model_udf(spark: Any, model: ScoringModel, top_k: int, scratch: Path) -> Any:
@@ -247,6 +299,9 @@ def run_spark(config: BatchConfig, model: ScoringModel) -> Summary:
             raise ConfigError(f"--output {config.output}: already exists; pass --overwrite")
         frame, summary.malformed_lines = read_catalog(spark, config)
         check_columns(frame.columns, model.inputs, config.data)
+        if model.inputs.id_column is None:
+            frame = with_row_numbers(frame)
+        frame = spread(spark, frame)
         with tempfile.TemporaryDirectory(prefix="product-classify-") as scratch:
             udf = model_udf(spark, model, config.top_k, Path(scratch))
             scored = scored_frame(spark, frame, model, udf)

@@ -70,3 +70,9 @@ def test_bad_options_exit_2_with_one_line(
     assert stop.value.code == 2
     err = capsys.readouterr().err
     assert "error" in err and "Traceback" not in err
+
+
+def test_a_blank_id_column_is_kept_apart_from_no_option() -> None:
+    config, _ = parse_config([*REQUIRED, "--output", "o.csv", "--id-column", ""])
+    assert config.id_column == ""
+    assert parse_config([*REQUIRED, "--output", "o.csv"])[0].id_column is None

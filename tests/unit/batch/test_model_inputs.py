@@ -49,3 +49,14 @@ def test_a_model_without_inputs_is_refused() -> None:
 def test_a_missing_model_folder_is_a_bad_option(tmp_path) -> None:
     with pytest.raises(ConfigError, match="MLmodel file missing"):
         resolve(str(tmp_path / "nothing-here"), None)
+
+
+def test_a_blank_id_column_option_means_rows_are_identified_by_position() -> None:
+    assert model_inputs(CONTRACT, [], "").id_column is None
+    assert model_inputs({"input_fields": ["name"]}, [], None).id_column is None
+
+
+def test_numeric_columns_are_the_contracts_numbers_and_the_signatures_doubles() -> None:
+    assert model_inputs(CONTRACT, [], None).numeric_columns == ("Weight",)
+    legacy = model_inputs({}, ["title", "price", "asin"], None, ["price"])
+    assert legacy.numeric_columns == ("price",)

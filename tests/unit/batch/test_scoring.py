@@ -7,7 +7,7 @@ import pytest
 
 from batch.model import ModelInputs
 from batch.scoring import check_columns, has_text, model_frame
-from training.errors import ConfigError, DataError
+from training.errors import DataError
 
 INPUTS = ModelInputs(("title", "description", "brand", "asin"), ("title", "description"), "asin")
 
@@ -36,8 +36,7 @@ def test_columns_are_checked_before_scoring() -> None:
         check_columns(["title"], INPUTS, "c.jsonl")
     with pytest.raises(DataError, match="none of the model's text columns"):
         check_columns(["asin", "brand"], INPUTS, "c.jsonl")
-    with pytest.raises(ConfigError, match="--id-column"):
-        check_columns(["title"], ModelInputs(("title",), ("title",), None), "c.jsonl")
+    check_columns(["title"], ModelInputs(("title",), ("title",), None), "c.jsonl")  # by row
 
 
 class TagPyfunc:
@@ -77,3 +76,18 @@ def test_a_multilabel_model_adds_its_tag_columns(tmp_path) -> None:
         [0.8],
         [],
     ]
+
+
+def test_without_an_id_column_rows_carry_their_catalog_position() -> None:
+    import pyarrow as pa
+
+    from batch.model import ModelRef, ScoringModel
+    from batch.scoring import output_schema, score_chunk
+
+    inputs = ModelInputs(("title",), ("title",), None)
+    model = ScoringModel(ModelRef("u", "m", "1"), inputs, TagPyfunc(), ("x", "y"))
+    scored = score_chunk(model, pd.DataFrame({"title": ["A game", "", "Another"]}), 2, 10)
+    assert scored["row"].tolist() == [10, 11, 12]
+    schema = output_schema("single_label", by_row=True)
+    assert schema.field(0) == pa.field("row", pa.int64())
+    assert list(scored.columns) == list(schema.names)

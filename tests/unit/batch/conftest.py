@@ -1,0 +1,86 @@
+"""A small real model with a numeric column and no id column, trained once per session into a
+temporary SQLite MLflow store, as a user's own catalog trains (`--id-column ''`)."""
+
+from __future__ import annotations
+
+import csv
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+from tests.support import Registry, sqlite_store, tracking_uri_restored
+
+# label: (title words, weight range in grams)
+KINDS = {
+    "Mobile Phones": (["Samsung Galaxy", "Nokia", "Apple iPhone"], ["smartphone 5G"], (120, 230)),
+    "CPUs": (["AMD Ryzen", "Intel Core"], ["desktop processor", "CPU 8 core"], (30, 90)),
+    "Fridges": (["Bosch", "Beko"], ["fridge freezer", "larder fridge"], (40_000, 90_000)),
+}
+ROWS_PER_KIND = 30
+
+
+def listings_rows() -> list[dict[str, str]]:
+    """A price-comparison catalog: title, merchant, label and a weight written as text (blank
+    for some rows, not a number for one)."""
+    rng = random.Random(3)
+    rows = []
+    for label, (brands, nouns, weight) in KINDS.items():
+        for i in range(ROWS_PER_KIND):
+            grams = "" if i % 11 == 0 else str(rng.randint(*weight))
+            rows.append(
+                {
+                    "Product Title": f"{rng.choice(brands)} {rng.randint(2, 99)} "
+                    f"{rng.choice(nouns)}",
+                    "Merchant": f"shop-{rng.randint(1, 9)}",
+                    "Category Label": label,
+                    "Weight (g)": "n/a" if i == 7 else grams,
+                }
+            )
+    return rows
+
+
+def write_listings_csv(path: Path) -> Path:
+    rows = listings_rows()
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+@pytest.fixture(scope="session")
+def listings_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_listings_csv(tmp_path_factory.mktemp("listings") / "listings.csv")
+
+
+@pytest.fixture(scope="session")
+def listings_registry(tmp_path_factory: pytest.TempPathFactory, listings_csv: Path) -> Registry:
+    """The model trained on `listings_csv`: a numeric column (`double` in its signature) and no
+    id column."""
+    from training.config import TrainConfig
+    from training.run import train
+
+    root = tmp_path_factory.mktemp("listings-mlflow")
+    uri = sqlite_store(root)
+    config = TrainConfig(
+        data=str(listings_csv),
+        label_column="Category Label",
+        text_columns=["Product Title"],
+        token_columns=["Merchant"],
+        numeric_columns=["Weight (g)"],
+        id_column="",
+        amazon_counts=False,
+        model_name="listings",
+        n_estimators=10,
+        min_df=1,
+        smote=False,
+        force_promote=True,
+        tracking_uri=uri,
+        n_jobs=1,
+    )
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    with tracking_uri_restored():
+        result = train(config)
+    return Registry(uri, root, "listings", result.model_version, result.model_uri)

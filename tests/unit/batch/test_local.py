@@ -1,0 +1,132 @@
+"""The local engine on a real model trained on a user's own catalog: a numeric column, no id."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from batch.cli import main, score
+from batch.config import make_config
+from tests.support import Registry, tracking_uri_restored
+from tests.unit.batch.conftest import listings_rows
+
+pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")
+
+
+@pytest.fixture(autouse=True)
+def _mlflow_uri_restored() -> Iterator[None]:
+    with tracking_uri_restored():
+        yield
+
+
+def run(registry: Registry, data: Path, output: Path, **options: object) -> pd.DataFrame:
+    values = {
+        "model": f"models:/{registry.model_name}/{registry.version}",
+        "data": str(data),
+        "output": str(output),
+        "tracking_uri": registry.tracking_uri,
+        "progress": False,
+        **options,
+    }
+    summary = score(make_config(values))
+    assert summary.rows == len(listings_rows())
+    return read_output(output)
+
+
+def read_output(output: Path) -> pd.DataFrame:
+    if output.suffix == ".parquet":
+        return pd.read_parquet(output)
+    if output.suffix == ".csv":
+        return pd.read_csv(output)
+    return pd.read_json(output, lines=True)
+
+
+def test_a_csv_catalog_with_a_numeric_column_is_scored(
+    listings_registry: Registry, listings_csv: Path, tmp_path: Path
+) -> None:
+    out = run(listings_registry, listings_csv, tmp_path / "labels.parquet", chunk_size=16)
+    assert out["reason"].isna().all()
+    # the model's own labels: most rows of such a separable catalog land in their class
+    truth = [row["Category Label"] for row in listings_rows()]
+    assert (out["label"] == truth).mean() > 0.9
+
+
+def test_integer_numbers_of_a_json_lines_catalog_are_scored(
+    listings_registry: Registry, tmp_path: Path
+) -> None:
+    catalog = tmp_path / "listings.jsonl"
+    with catalog.open("w", encoding="utf-8") as handle:
+        for row in listings_rows():
+            weight = row["Weight (g)"]
+            number = int(weight) if weight.isdigit() else None
+            handle.write(json.dumps(row | {"Weight (g)": number}) + "\n")
+    out = run(listings_registry, catalog, tmp_path / "labels.jsonl")
+    assert out["reason"].isna().all() and (out["label"] != "").all()
+
+
+def test_numbers_are_parsed_as_the_model_reads_them(listings_registry: Registry) -> None:
+    from batch import model as models
+    from batch.scoring import model_frame
+
+    with tracking_uri_restored():
+        ref = models.resolve(
+            f"models:/listings/{listings_registry.version}", listings_registry.tracking_uri
+        )
+        loaded = models.load(ref, None)
+    assert loaded.inputs.numeric_columns == ("Weight (g)",)
+    weights = ["187", " 2 ", "", "n/a"]
+    frame = pd.DataFrame({"Product Title": ["a", "b", "c", "d"], "Weight (g)": weights})
+    parsed = model_frame(frame, loaded.inputs)["Weight (g)"]
+    assert parsed.dtype == "float64"
+    assert parsed.tolist()[:2] == [187.0, 2.0] and parsed[2:].isna().all()
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet", ".jsonl"])
+def test_without_an_id_column_rows_are_numbered_in_every_format(
+    listings_registry: Registry, listings_csv: Path, tmp_path: Path, suffix: str
+) -> None:
+    out = run(listings_registry, listings_csv, tmp_path / f"labels{suffix}", chunk_size=7)
+    assert list(out.columns)[:2] == ["row", "label"] and "product_id" not in out.columns
+    assert out["row"].tolist() == list(range(len(listings_rows())))
+
+
+def test_a_blank_id_column_option_numbers_the_rows_too(
+    listings_registry: Registry, listings_csv: Path, tmp_path: Path
+) -> None:
+    by_title = run(
+        listings_registry, listings_csv, tmp_path / "a.parquet", id_column="Product Title"
+    )
+    by_row = run(listings_registry, listings_csv, tmp_path / "b.parquet", id_column=" ")
+    assert by_title["product_id"].tolist() == [r["Product Title"] for r in listings_rows()]
+    assert by_row["row"].tolist() == list(range(len(by_title)))
+    assert by_row["label"].tolist() == by_title["label"].tolist()
+
+
+def test_values_the_model_cannot_read_are_one_line_and_exit_3(
+    listings_registry: Registry, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    catalog = tmp_path / "numbers-as-titles.jsonl"
+    catalog.write_text('{"Product Title": 12345, "Weight (g)": 3}\n', encoding="utf-8")
+    output = tmp_path / "labels.csv"
+    argv = [
+        "--model",
+        f"models:/listings/{listings_registry.version}",
+        "--tracking-uri",
+        listings_registry.tracking_uri,
+        "--data",
+        str(catalog),
+        "--output",
+        str(output),
+        "--no-progress",
+    ]
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 3
+    message = capsys.readouterr().err.strip()
+    assert len(message.splitlines()) == 1 and len(message) < 400
+    assert "catalog rows 0-0" in message and "Product Title" in message
+    assert not output.exists()
