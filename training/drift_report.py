@@ -10,6 +10,8 @@ prediction log, in the same shape as the reference, so both go through the same 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -25,7 +27,7 @@ from product_model.profile import (
     jensen_shannon_distance,
     population_stability_index,
 )
-from training.errors import DataError, TrackingError
+from training.errors import ConfigError, DataError, TrackingError
 
 # (warning, critical) per kind; why these levels: README, "Model monitoring".
 LEVELS: dict[str, tuple[float, float]] = {
@@ -141,11 +143,16 @@ def log_profile(path: Path, fields: Iterable[str], text_fields: Iterable[str]) -
     rates only if it logged product fields, and no out-of-vocabulary shares."""
     try:
         lines = path.read_text("utf-8").splitlines()
+    except OSError as error:
+        raise DataError(
+            f"{path}: cannot read the prediction log ({error.strerror}); check --prediction-log"
+        ) from None
+    try:
         entries = [json.loads(line) for line in lines if line.strip()]
         labels = [str(e["label"]) for e in entries]
         confidences = [float(e["confidence"]) for e in entries]
         products = [e.get("product") or {} for e in entries]
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
         raise DataError(
             f"{path}: not a prediction log of JSON lines with label and confidence ({error!r})"
         ) from None
@@ -153,3 +160,56 @@ def log_profile(path: Path, fields: Iterable[str], text_fields: Iterable[str]) -
     profile = build_profile(products, labels, confidences, [], logged_fields, list(text_fields))
     profile["oov"] = None
     return profile
+
+
+# -- the report's files -----------------------------------------------------------------------
+
+
+def write_report_files(
+    folder: Path, report: Mapping[str, Any], profiles: Mapping[str, Any], title: str
+) -> list[Path]:
+    """Write `drift_report.json` and `drift_report.png` into `folder`, both or neither: each is
+    written under a hidden partial name and renamed into place only once both are complete; a
+    failure removes the partial files, and the folder if this call created it."""
+    from training.profile import plot_profiles
+
+    created = _make_folder(folder)
+    final = [folder / "drift_report.json", folder / "drift_report.png"]
+    partial = [path.with_name(f".{path.stem}.partial-{os.getpid()}{path.suffix}") for path in final]
+    try:
+        partial[0].write_text(json.dumps(report, indent=1), encoding="utf-8")
+        plot_profiles(profiles, partial[1], title)
+        for done in (1, 0):  # the JSON last: when it is there, its picture is too
+            partial[done].replace(final[done])
+    except BaseException as error:
+        for path in partial:
+            path.unlink(missing_ok=True)
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)
+        if isinstance(error, OSError):
+            raise ConfigError(f"--out {folder}: cannot write the report ({error})") from None
+        raise
+    return final
+
+
+def check_report_folder(folder: Path) -> None:
+    """`folder` can hold the report: a folder, or nothing yet under a folder."""
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    if not existing.is_dir():
+        raise ConfigError(
+            f"--out {folder}: {existing} is a file; the report is a folder (drift_report.json "
+            "and .png): give a new or existing folder"
+        )
+
+
+def _make_folder(folder: Path) -> Path | None:
+    """Create `folder` (and missing parents); returns the topmost folder created, if any."""
+    check_report_folder(folder)
+    missing = [p for p in (folder, *folder.parents) if not p.exists()]
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ConfigError(
+            f"--out {folder}: cannot create the folder ({error.strerror}); give a writable folder"
+        ) from None
+    return missing[-1] if missing else None

@@ -5,7 +5,8 @@
 
 The reference is the champion's own (logged with its training run); the live side comes from
 Prometheus or a prediction log. Exit codes: 0 report written / retrain, 1 keep the champion,
-2 bad option, 3 unreadable catalog or log, 4 Prometheus or MLflow unreachable (5 refused).
+2 bad option, 3 unreadable catalog or log (or no live predictions to compare), 4 Prometheus or
+MLflow unreachable (5 refused). Every failure is one line on stderr, never a traceback.
 """
 
 from __future__ import annotations
@@ -13,19 +14,33 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import re
 import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from training.catalog import bundled_sample, file_sha256
 from training.config import make_config, read_config_file
-from training.drift_report import LEVELS, Comparison, Prometheus, compare, log_profile
+from training.drift_report import (
+    LEVELS,
+    MIN_PRODUCTS,
+    Comparison,
+    Prometheus,
+    check_report_folder,
+    compare,
+    log_profile,
+    write_report_files,
+)
 from training.errors import DataError, TrainingError
+from training.logs import requested_level
 
 log = logging.getLogger("product-monitor")
+PROG = "product-monitor"
 DEFAULT_SELECTOR = 'job="product-classifier"'
+PROMQL_DURATION = re.compile(r"(?:\d+(?:ms|s|m|h|d|w|y))+")
 
 
 @dataclass(frozen=True)
@@ -96,13 +111,28 @@ def decide(champion: Champion | None, catalog_sha: str, drift: Comparison | None
 
 
 def live_profile(args: argparse.Namespace, champion: Champion) -> dict[str, Any] | None:
+    """The live side, from the prediction log or Prometheus (None: neither given)."""
     if args.prediction_log is not None:
         reference = champion.profile or {}
         fields = list(reference.get("fill_rate", {}))
-        return log_profile(args.prediction_log, fields, list(reference.get("text_length", {})))
+        live = log_profile(args.prediction_log, fields, list(reference.get("text_length", {})))
+        if not live["rows"]:  # explicitly given and empty: a wrong file or logging was off
+            raise DataError(
+                f"{args.prediction_log}: no predictions in this prediction log, nothing to compare "
+                "with the reference; give the file the servers append to (PREDICTION_LOG)"
+                + ("" if args.command == "report" else ", or leave it out to decide on the catalog")
+            )
+        return live
     if args.prometheus is not None:
         return Prometheus(args.prometheus, args.selector, args.window).live_profile()
     return None
+
+
+def no_traffic(args: argparse.Namespace) -> str:
+    return (
+        f"Prometheus at {args.prometheus} has no predictions of {{{args.selector}}} over the last "
+        f"{args.window}; widen --window or check --selector"
+    )
 
 
 def format_report(champion: Champion, drift: Comparison, server: dict[str, float]) -> str:
@@ -115,16 +145,17 @@ def format_report(champion: Champion, drift: Comparison, server: dict[str, float
         shown = f"{score:.3f}" if score is not None else "-"
         now = f"{server[kind]:.3f}" if kind in server else "-"
         lines.append(f"{kind:<12}{shown:>12}{warning:>9}{critical:>9}{now:>13}")
-    lines.append(f"level: {drift.level()}")
+    if "oov" not in drift.scores:
+        lines.append("oov: not scored, the live data has no out-of-vocabulary shares")
+    few = f" (fewer than {MIN_PRODUCTS} live products: too few to tell)"
+    lines.append(f"level: {drift.level()}" + (few if drift.level() == "unknown" else ""))
     return "\n".join(lines)
 
 
 def write_report(
     folder: Path, champion: Champion, live: dict[str, Any], drift: Comparison, server: Any
 ) -> list[Path]:
-    from training.profile import plot_profiles
-
-    folder.mkdir(parents=True, exist_ok=True)
+    """drift_report.json and .png in `folder`, both or neither."""
     report = {
         "champion_version": champion.version,
         "run_id": champion.run_id,
@@ -135,44 +166,85 @@ def write_report(
         "live": live,
         "reference": champion.profile,
     }
-    paths = [folder / "drift_report.json", folder / "drift_report.png"]
-    paths[0].write_text(json.dumps(report, indent=1))
     assert champion.profile is not None
     profiles = {"reference (holdout)": champion.profile, "live": live}
-    plot_profiles(profiles, paths[1], f"Champion v{champion.version}: live vs. reference")
-    return paths
+    title = f"Champion v{champion.version}: live vs. reference"
+    return write_report_files(folder, report, profiles, title)
 
 
 # -- command line ---------------------------------------------------------------------------
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Bad options are one line on stderr and exit 2, like every other failure here."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def promql_duration(text: str) -> str:
+    """--window: a PromQL range such as 30m, 6h, 1d or 1h30m."""
+    value = text.strip()
+    if not PROMQL_DURATION.fullmatch(value) or not any(int(n) for n in re.findall(r"\d+", value)):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a PromQL duration; give e.g. 30m, 6h, 1d or 1h30m"
+        )
+    return value
+
+
+def positive_seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = float("nan")
+    if not seconds > 0 or seconds == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+    return seconds
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="product-monitor",
+    parser = OneLineParser(
+        prog=PROG,
         description="Compare live predictions with the champion's reference profile.",
         epilog="Exit codes: 0 report written / retrain, 1 keep the champion, 2 bad option, "
-        "3 unreadable catalog or log, 4 Prometheus or MLflow unreachable, 5 MLflow refused.",
+        "3 unreadable catalog or log (or no live predictions to compare), "
+        "4 Prometheus or MLflow unreachable, 5 MLflow refused.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
     report = commands.add_parser("report", help="print and draw live vs. reference")
     retrain = commands.add_parser("should-retrain", help="exit 0 if a retraining is due, else 1")
     for command in (report, retrain):
-        command.add_argument("--model-name", help="registered model (default: product-classifier)")
-        command.add_argument("--tracking-uri", help="MLflow (default: MLFLOW_TRACKING_URI)")
-        source = command.add_mutually_exclusive_group(required=command is report)
-        source.add_argument("--prometheus", metavar="URL", help="Prometheus base URL")
-        source.add_argument("--prediction-log", type=Path, metavar="FILE")
-        command.add_argument(
-            "--selector", default=DEFAULT_SELECTOR, help="PromQL label matchers of the servers"
-        )
-        command.add_argument("--window", default="6h", help="PromQL range of live traffic")
-    report.add_argument("--out", type=Path, default=Path("drift-report"), help="folder")
+        add_common_options(command, required_source=command is report)
+    report.add_argument(
+        "--out", type=Path, default=Path("drift-report"), help="folder (default: drift-report)"
+    )
     retrain.add_argument(
         "--config", type=Path, help="product-train's config file: data, model name, MLflow"
     )
     retrain.add_argument("--data", type=Path, help="the catalog to train on (else the config's)")
     retrain.add_argument("--always", action="store_true", help="decide to retrain regardless")
     return parser
+
+
+def add_common_options(command: argparse.ArgumentParser, required_source: bool) -> None:
+    command.add_argument("--model-name", help="registered model (default: product-classifier)")
+    command.add_argument("--tracking-uri", help="MLflow (default: MLFLOW_TRACKING_URI)")
+    command.add_argument(
+        "--tracking-timeout-seconds",
+        type=positive_seconds,
+        metavar="SECONDS",
+        help="how long each MLflow call retries an unreachable server before exit 4 "
+        "(default: the config's tracking_timeout_seconds, else 60)",
+    )
+    source = command.add_mutually_exclusive_group(required=required_source)
+    source.add_argument("--prometheus", metavar="URL", help="Prometheus base URL")
+    source.add_argument("--prediction-log", type=Path, metavar="FILE")
+    command.add_argument(
+        "--selector", default=DEFAULT_SELECTOR, help="PromQL label matchers of the servers"
+    )
+    command.add_argument(
+        "--window", type=promql_duration, default="6h", help="PromQL range of live traffic"
+    )
 
 
 def with_training_config(args: argparse.Namespace) -> argparse.Namespace:
@@ -182,12 +254,46 @@ def with_training_config(args: argparse.Namespace) -> argparse.Namespace:
     config = make_config(read_config_file(path) if path else {}, f"config file {path}")
     args.model_name = args.model_name or config.model_name
     args.tracking_uri = args.tracking_uri or config.tracking_uri
+    args.tracking_timeout_seconds = args.tracking_timeout_seconds or config.tracking_timeout_seconds
     if hasattr(args, "data"):
         args.data = args.data or (Path(config.data) if config.data else bundled_sample())
     return args
 
 
+class FirstRetryOnly(logging.Filter):
+    """urllib3's retry warnings (one long line per try) as one short line at the first retry."""
+
+    def __init__(self, timeout_seconds: float) -> None:
+        super().__init__()
+        self.timeout_seconds, self.seen = timeout_seconds, False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not str(record.msg).startswith("Retrying"):
+            return True
+        if self.seen:
+            return False
+        self.seen = True
+        record.msg = "no answer; retrying for up to %gs (--tracking-timeout-seconds)"
+        record.args = (self.timeout_seconds,)
+        return True
+
+
+def bound_mlflow_retries(timeout_seconds: float) -> None:
+    """Every MLflow request retries an unreachable server for at most about `timeout_seconds` (as
+    product-train's), unless the environment sets MLflow's own retry variables."""
+    from training.tracking import retry_settings
+
+    for name, value in retry_settings(timeout_seconds).items():
+        os.environ.setdefault(name, value)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    pool = logging.getLogger("urllib3.connectionpool")
+    for earlier in [f for f in pool.filters if isinstance(f, FirstRetryOnly)]:
+        pool.removeFilter(earlier)
+    pool.addFilter(FirstRetryOnly(timeout_seconds))
+
+
 def run_report(args: argparse.Namespace) -> int:
+    check_report_folder(args.out)  # before the slow part
     champion = load_champion(args.tracking_uri, args.model_name)
     if champion is None or champion.profile is None:
         what = "no champion" if champion is None else f"champion v{champion.version}"
@@ -197,6 +303,8 @@ def run_report(args: argparse.Namespace) -> int:
         )
     live = live_profile(args, champion)
     assert live is not None
+    if not live["rows"]:
+        raise DataError(no_traffic(args) + "; nothing to report")
     drift = compare(live, champion.profile)
     server = (
         Prometheus(args.prometheus, args.selector, args.window).server_scores()
@@ -209,6 +317,23 @@ def run_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def live_drift(args: argparse.Namespace, champion: Champion | None) -> Comparison | None:
+    """Live traffic against the champion's reference; None when there is nothing to compare."""
+    if champion is None or champion.profile is None:
+        return None
+    live = live_profile(args, champion)
+    if live is None:
+        return None
+    if not live["rows"]:
+        log.info("%s: no drift verdict", no_traffic(args))
+        return None
+    drift = compare(live, champion.profile)
+    scores = ", ".join(f"{k}={v:.3f}" for k, v in drift.scores.items())
+    few = f" (fewer than {MIN_PRODUCTS}: no drift verdict)" if drift.level() == "unknown" else ""
+    log.info("drift over %d live products%s: %s", drift.products, few, scores)
+    return drift
+
+
 def run_should_retrain(args: argparse.Namespace) -> int:
     if not args.data.is_file():
         raise DataError(f"{args.data}: no such catalog file (--data)")
@@ -216,28 +341,33 @@ def run_should_retrain(args: argparse.Namespace) -> int:
         decision = Decision(True, "--always given")
     else:
         champion = load_champion(args.tracking_uri, args.model_name)
-        drift = None
-        if champion is not None and champion.profile is not None:
-            live = live_profile(args, champion)
-            drift = compare(live, champion.profile) if live is not None else None
+        drift = live_drift(args, champion)
         decision = decide(champion, file_sha256(args.data), drift)
-        if drift is not None:
-            scores = ", ".join(f"{k}={v:.3f}" for k, v in drift.scores.items())
-            log.info("drift over %d live products: %s", drift.products, scores)
     verdict = "retrain" if decision.retrain else "keep the champion"
     log.info("decision: %s: %s", verdict, decision.reason)
     return 0 if decision.retrain else 1
 
 
 def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    level = requested_level(quiet=False)
+    logging.basicConfig(level=level, format="%(asctime)s %(name)s %(message)s")
     args = build_parser().parse_args(argv)
     command = run_report if args.command == "report" else run_should_retrain
     try:
-        sys.exit(command(with_training_config(args)))
+        args = with_training_config(args)
+        bound_mlflow_retries(args.tracking_timeout_seconds)
+        sys.exit(command(args))
     except TrainingError as error:
-        print(f"product-monitor: {error}", file=sys.stderr)
-        sys.exit(error.exit_code)
+        fail(str(error), error.exit_code)
+    except Exception as error:  # a bug or an environment fault: one line, details at debug
+        log.debug("unexpected error", exc_info=True)
+        first = (str(error).strip().splitlines() or [""])[0][:500]
+        fail(f"{type(error).__name__}: {first} (LOG_LEVEL=DEBUG shows the traceback)", 1)
+
+
+def fail(message: str, code: int) -> NoReturn:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    sys.exit(code)
 
 
 if __name__ == "__main__":

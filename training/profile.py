@@ -54,6 +54,10 @@ def _long(named: Mapping[str, Mapping[str, Any]], value: str) -> pd.DataFrame:
 
 
 def _bins(profile: Mapping[str, Any], kind: str) -> dict[str, float]:
+    """{bin: share} of a histogram; {} when the profile has none (a prediction log has no
+    out-of-vocabulary shares)."""
+    if not profile.get(kind):
+        return {}
     edges, shares = profile[kind]["edges"], profile[kind]["shares"]
     return {f"{edges[i]:g}-{edges[i + 1]:g}": s for i, s in enumerate(shares)}
 
@@ -91,20 +95,37 @@ def plot_profiles(profiles: Mapping[str, Mapping[str, Any]], path: Path, title: 
         ),
         (
             axes[1, 1],
-            _long({n: p["fill_rate"] for n, p in profiles.items()}, "share"),
+            _long({n: p.get("fill_rate") or {} for n, p in profiles.items()}, "share"),
             "fill rate per input field",
             True,
         ),
     ]
     for ax, frame, name, horizontal in panels:
-        x, y = ("share", "key") if horizontal else ("key", "share")
-        sns.barplot(data=frame, x=x, y=y, hue="profile", ax=ax)
-        ax.set(title=name, xlabel="" if not horizontal else "share", ylabel="")
-        ax.tick_params(labelsize=7)
-        if not horizontal:
-            ax.tick_params(axis="x", rotation=45)
+        _draw_panel(ax, frame, name, horizontal, list(profiles))
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def _draw_panel(
+    ax: Any, frame: pd.DataFrame, name: str, horizontal: bool, names: list[str]
+) -> None:
+    """One bar chart, a colour per profile (the same in every panel); a profile without data
+    for this panel is named in its title instead of drawn."""
+    missing = [n for n in names if n not in set(frame["profile"])]
+    if len(missing) == len(names):
+        ax.set(title=name, xticks=[], yticks=[])
+        ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
+        return
+    x, y = ("share", "key") if horizontal else ("key", "share")
+    palette = dict(zip(names, sns.color_palette(n_colors=len(names)), strict=True))
+    shown = [n for n in names if n not in missing]
+    sns.barplot(data=frame, x=x, y=y, hue="profile", hue_order=shown, palette=palette, ax=ax)
+    if missing:
+        name += f"\n({', '.join(missing)}: no data)"
+    ax.set(title=name, xlabel="" if not horizontal else "share", ylabel="")
+    ax.tick_params(labelsize=7)
+    if not horizontal:
+        ax.tick_params(axis="x", rotation=45)

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
 
 from product_model.profile import CONFIDENCE_EDGES, OOV_EDGES, build_profile
-from tests.support import tracking_uri_restored
+from tests.support import Registry, free_port, sqlite_store, tracking_uri_restored, train_tiny
 from training.drift_report import Comparison, compare, log_profile, shares_from_buckets
 from training.errors import DataError
-from training.monitor import Champion, decide, main
+from training.monitor import Champion, decide, load_champion, main
+from training.tracking import retry_settings
 
 REFERENCE = build_profile(
     [{"title": "a"}] * 4,
@@ -125,3 +127,125 @@ def test_report_without_a_champion_exits_3(tmp_path: Path, capsys, monkeypatch) 
         main(["report", "--tracking-uri", store, "--prediction-log", str(log)])
     assert stop.value.code == 3
     assert "product-classifier: no champion with a reference profile" in capsys.readouterr().err
+
+
+# -- the CLI on a real champion (a tiny model trained into a SQLite store) ---------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_champion(tmp_path_factory: pytest.TempPathFactory) -> Registry:
+    root = tmp_path_factory.mktemp("monitor-mlflow")
+    with tracking_uri_restored():
+        return train_tiny(sqlite_store(root), "monitor-tiny", root)
+
+
+@pytest.fixture
+def no_mlflow_retry_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`main` sets MLflow's retry variables with setdefault: start without them, restore after."""
+    for name in retry_settings(1):
+        monkeypatch.setenv(name, "")  # records the value to restore
+        monkeypatch.delenv(name)
+
+
+def write_prediction_log(path: Path, labels: list[str], rows: int) -> Path:
+    """A prediction log as `serving.prediction_log` writes it (no product fields)."""
+    entries = [
+        {"ts": 1.0, "request_id": "r", "model": "m", "version": "1", "label": labels[i % 7],
+         "confidence": 0.3 + 0.6 * (i % 10) / 10, "top_k": []}
+        for i in range(rows)
+    ]  # fmt: skip
+    path.write_text("".join(json.dumps(e) + "\n" for e in entries))
+    return path
+
+
+def monitor(registry: Registry, *args: str) -> int:
+    with tracking_uri_restored(), pytest.raises(SystemExit) as stop:
+        main([args[0], "--tracking-uri", registry.tracking_uri, "--model-name",
+              registry.model_name, *args[1:]])  # fmt: skip
+    return int(stop.value.code or 0)
+
+
+def test_report_from_a_prediction_log_writes_json_and_picture(
+    tiny_champion: Registry, tmp_path: Path, capsys
+) -> None:
+    """A prediction log has no out-of-vocabulary shares: the picture says so, it does not crash."""
+    with tracking_uri_restored():
+        champion = load_champion(tiny_champion.tracking_uri, tiny_champion.model_name)
+    assert champion is not None and champion.profile is not None
+    labels = sorted(champion.profile["labels"])
+    log = write_prediction_log(tmp_path / "predictions.jsonl", labels, 600)
+    out = tmp_path / "report"
+    assert monitor(tiny_champion, "report", "--prediction-log", str(log), "--out", str(out)) == 0
+    printed = capsys.readouterr()
+    assert "Traceback" not in printed.err
+    assert "oov: not scored" in printed.out
+    report = json.loads((out / "drift_report.json").read_text())
+    assert report["live"]["rows"] == 600 and report["live"]["oov"] is None
+    assert set(report["scores"]) == {"label", "confidence"}
+    assert (out / "drift_report.png").stat().st_size > 10_000
+    assert sorted(p.name for p in out.iterdir()) == ["drift_report.json", "drift_report.png"]
+
+
+@pytest.mark.parametrize("command", ["report", "should-retrain"])
+def test_an_empty_prediction_log_is_one_line_and_exit_3(
+    tiny_champion: Registry, tmp_path: Path, capsys, caplog, command: str
+) -> None:
+    """No live predictions: nothing to compare, so neither a report nor a retraining decision."""
+    empty = tmp_path / "empty.log"
+    empty.write_text("\n")
+    out = tmp_path / "report"
+    extra = ["--out", str(out)] if command == "report" else ["--data", str(empty)]
+    caplog.set_level("INFO")
+    assert monitor(tiny_champion, command, "--prediction-log", str(empty), *extra) == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{empty}: no predictions in this prediction log" in err[0]
+    assert "drift over" not in caplog.text and "decision:" not in caplog.text
+    assert not out.exists()
+
+
+def test_a_failed_report_leaves_no_report_folder(
+    tiny_champion: Registry, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    def broken_plot(*args: object) -> None:
+        raise RuntimeError("the plot broke")
+
+    monkeypatch.setattr("training.profile.plot_profiles", broken_plot)
+    log = write_prediction_log(tmp_path / "predictions.jsonl", ["a", "b"] * 4, 50)
+    out = tmp_path / "new" / "report"
+    assert monitor(tiny_champion, "report", "--prediction-log", str(log), "--out", str(out)) == 1
+    err = capsys.readouterr().err
+    assert "RuntimeError: the plot broke" in err and "Traceback" not in err
+    assert not (tmp_path / "new").exists()
+
+
+def test_report_into_a_file_is_a_bad_option(tmp_path: Path, capsys) -> None:
+    log = write_prediction_log(tmp_path / "predictions.jsonl", ["a"] * 7, 3)
+    with pytest.raises(SystemExit) as stop:
+        main(["report", "--prediction-log", str(log), "--out", str(log)])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"--out {log}: {log} is a file" in err[0]
+
+
+@pytest.mark.parametrize("window", ["abc", "6", "0h", "-1h", "6 hours"])
+def test_window_must_be_a_promql_duration(tmp_path: Path, capsys, window: str) -> None:
+    with pytest.raises(SystemExit) as stop:
+        main(["should-retrain", "--prometheus", "http://127.0.0.1:9", f"--window={window}"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "argument --window" in err[0] and "PromQL duration" in err[0]
+
+
+@pytest.mark.usefixtures("no_mlflow_retry_env")
+def test_an_unreachable_mlflow_is_given_up_within_the_timeout(tmp_path: Path, capsys) -> None:
+    log = write_prediction_log(tmp_path / "predictions.jsonl", ["a"] * 7, 3)
+    started = time.monotonic()
+    with tracking_uri_restored(), pytest.raises(SystemExit) as stop:
+        main(["report", "--prediction-log", str(log), "--out", str(tmp_path / "report"),
+              "--tracking-uri", f"http://127.0.0.1:{free_port()}",
+              "--tracking-timeout-seconds", "3"])  # fmt: skip
+    assert stop.value.code == 4
+    assert time.monotonic() - started < 20
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "MLflow did not answer" in err[0]
+    assert not (tmp_path / "report").exists()
