@@ -49,7 +49,7 @@ def retry_settings(timeout_seconds: float) -> dict[str, str]:
     server for about `timeout_seconds`: with a backoff factor of 1, urllib3 sleeps 0, 2, 4, 8 ...
     seconds between tries, so n retries wait about 2**n - 2 seconds in all."""
     retries = 1
-    while 2 ** (retries + 1) - 2 < timeout_seconds and retries < 12:
+    while 2**retries - 2 < timeout_seconds and retries < 12:
         retries += 1
     return {
         "MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(retries),

@@ -97,7 +97,7 @@ def test_server_restarted_within_the_timeout_lets_the_run_finish(
     run_id = wait_for_running_run(MlflowClient(uri))
     # Killed while the forest fits: no request is in flight, and every call after the fit
     # (metrics, artifacts, the model, the registry) meets a server that is gone, then back.
-    wait_for_line(training, "fitting (")
+    wait_for_line(training, "fitting with")
     tracking.kill()
     time.sleep(8)
     tracking.start()
