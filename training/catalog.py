@@ -18,6 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from product_model.contract import to_numbers
@@ -114,6 +115,7 @@ def _open_text(path: Path) -> Any:
 def read_json_lines(path: Path, max_rows: int | None = None) -> pd.DataFrame:
     """JSON lines (Amazon 2018 metadata style), plain or gzip; bad lines are skipped and counted."""
     records: list[dict[str, Any]] = []
+    numbers: list[int] = []  # the line each record came from
     bad: list[int] = []
     try:
         with _open_text(path) as handle:
@@ -129,6 +131,7 @@ def read_json_lines(path: Path, max_rows: int | None = None) -> pd.DataFrame:
                     bad.append(number)
                     continue
                 records.append(record)
+                numbers.append(number)
                 if max_rows and len(records) >= max_rows:
                     break
     except (OSError, EOFError) as error:
@@ -143,6 +146,7 @@ def read_json_lines(path: Path, max_rows: int | None = None) -> pd.DataFrame:
         log.warning("%s: skipped %d malformed line(s), first at line %d", path, len(bad), bad[0])
     frame = pd.DataFrame.from_records(records)
     frame.attrs["malformed_lines"] = len(bad)
+    frame.attrs["line_numbers"] = np.array(numbers)  # an array: pandas copies attrs often
     return frame
 
 
@@ -229,9 +233,10 @@ def parse_numeric_columns(frame: pd.DataFrame, config: TrainConfig, path: Path) 
         if share > config.max_bad_numeric_share:
             first = int(bad.to_numpy().nonzero()[0][0])
             raise DataError(
-                f"{path}, {_row_name(path, first)}, column '{column}': {raw.iloc[first]!r} is not "
-                f"a number ({int(bad.sum())} of {int((~blank).sum())} values are not); fix the "
-                "file, drop the column from --numeric-columns, or raise --max-bad-numeric-share"
+                f"{path}, {_row_name(path, frame, first)}, column '{column}': "
+                f"{raw.iloc[first]!r} is not a number ({int(bad.sum())} of "
+                f"{int((~blank).sum())} values are not); fix the file, drop the column from "
+                "--numeric-columns, or raise --max-bad-numeric-share"
             )
         if bad.any():
             log.warning(
@@ -245,12 +250,15 @@ def parse_numeric_columns(frame: pd.DataFrame, config: TrainConfig, path: Path) 
     return bad_counts
 
 
-def _row_name(path: Path, index: int) -> str:
+def _row_name(path: Path, frame: pd.DataFrame, index: int) -> str:
     """Where row `index` of the table is in the file, as a person counts lines."""
+    lines = frame.attrs.get("line_numbers")
+    if lines is not None:  # JSON lines: blank and malformed lines were skipped
+        return f"line {int(lines[index])}"
     if detect_format(path, "auto") == "csv":
-        return f"line {index + 2}"  # the header is line 1
-    if detect_format(path, "auto") == "jsonl":
-        return f"record {index + 1}"
+        # The header is line 1; quoted cells of the rows before may span several lines.
+        before = frame.iloc[:index].map(lambda v: v.count("\n") if isinstance(v, str) else 0)
+        return f"line {index + 2 + int(before.to_numpy().sum())}"
     return f"row {index + 1}"
 
 

@@ -237,6 +237,22 @@ def test_too_many_bad_numbers_stop_with_file_line_and_column(tmp_path: Path) -> 
     assert catalog.counts["bad_numeric_weight"] == 1
 
 
+def test_the_bad_number_is_named_by_its_line_in_the_file(tmp_path: Path) -> None:
+    rows = ["name,cat,weight", '"a name\non two lines",a,1', '"and\nthree\nlines",b,2']
+    rows += [f"thing {i},{'ab'[i % 2]},{'heavy' if i == 4 else i}" for i in range(8)]
+    csv = write_csv(tmp_path / "c.csv", rows)  # 'heavy': the 6th row after 5 lines
+    with pytest.raises(DataError, match=r"line 11, column 'weight': 'heavy'"):
+        load_catalog(csv_config(csv))
+    lines = ["{broken", ""] + [
+        json.dumps({"name": f"thing {i}", "cat": "ab"[i % 2], "weight": "x" if i == 4 else i})
+        for i in range(30)
+    ]
+    jsonl = tmp_path / "c.jsonl"
+    jsonl.write_text("\n".join(lines) + "\n")  # the 5th record is on line 7
+    with pytest.raises(DataError, match=r"line 7, column 'weight': 'x'"):
+        load_catalog(csv_config(jsonl, max_bad_numeric_share=0.01))
+
+
 def test_label_map_merges_variants_before_classes_are_counted(tmp_path: Path) -> None:
     rows = ["name,cat,weight"] + [
         f"phone {i},{'Mobile Phone' if i % 4 == 0 else 'Mobile Phones'},1" for i in range(12)
