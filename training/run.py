@@ -25,7 +25,8 @@ import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
-from sklearn.model_selection import StratifiedKFold, cross_val_score
+from sklearn.metrics import f1_score
+from sklearn.model_selection import StratifiedKFold
 
 from training import gate, registry, tracking
 from training.catalog import Catalog, load_catalog
@@ -82,6 +83,19 @@ def check_min_df(config: TrainConfig, train_rows: pd.DataFrame) -> None:
         )
 
 
+def check_cv_folds(config: TrainConfig, train_rows: pd.DataFrame) -> None:
+    """Stop before fitting when a class has fewer training rows than --cv-folds."""
+    if config.cv_folds < 2:
+        return
+    counts = train_rows["label"].value_counts()
+    if counts.iloc[-1] < config.cv_folds:
+        raise ConfigError(
+            f"--cv-folds {config.cv_folds}: class '{counts.index[-1]}' has only "
+            f"{counts.iloc[-1]} training rows, fewer than the folds; use fewer folds or a "
+            "higher --min-class-size"
+        )
+
+
 def split_definition(config: TrainConfig) -> SplitDefinition:
     return SplitDefinition(config.test_size, config.id_column, tuple(config.text_columns))
 
@@ -122,6 +136,7 @@ def train(config: TrainConfig) -> TrainResult:
         definition = split_definition(config)
         train_rows, holdout = split_catalog(catalog, definition)
         check_min_df(config, train_rows)
+        check_cv_folds(config, train_rows)
     log.info(
         "%d rows in %d classes (%d train, %d holdout)",
         len(catalog.frame),
@@ -359,11 +374,16 @@ def fit_and_evaluate(
 
 
 def cross_validate(config: TrainConfig, train: pd.DataFrame) -> dict[str, float]:
+    """Macro-F1 over stratified folds of the training rows; each fold's pipeline is built for
+    its own rows (SMOTE's neighbours fit the smallest class of that fold)."""
     y = train["label"].to_numpy()
+    inputs = model_input(train, config)
     folds = StratifiedKFold(config.cv_folds, shuffle=True, random_state=config.seed)
-    scores = cross_val_score(
-        build_pipeline(config, y), model_input(train, config), y, cv=folds, scoring="f1_macro"
-    )
+    scores = []
+    for fit_rows, test_rows in folds.split(inputs, y):
+        pipeline = build_pipeline(config, y[fit_rows]).fit(inputs.iloc[fit_rows], y[fit_rows])
+        predicted = pipeline.predict(inputs.iloc[test_rows])
+        scores.append(f1_score(y[test_rows], predicted, average="macro"))
     return {"cv_f1_macro_mean": float(np.mean(scores)), "cv_f1_macro_std": float(np.std(scores))}
 
 

@@ -13,7 +13,7 @@ from mlflow.tracking import MlflowClient
 from tests.support import sqlite_store, tracking_uri_restored
 from training import registry
 from training.config import TrainConfig
-from training.errors import DataError
+from training.errors import ConfigError, DataError
 from training.run import train
 
 pytestmark = pytest.mark.integration
@@ -83,6 +83,14 @@ def test_bad_data_fails_before_any_run(store, tmp_path) -> None:
     (tmp_path / "empty.jsonl").write_text("\n")
     with pytest.raises(DataError):
         train(config(tmp_path / "empty.jsonl"))
+
+
+def test_cross_validation_builds_each_folds_pipeline_for_its_rows(store, small_catalog) -> None:
+    result = train(config(small_catalog, cv_folds=3, model_name="cv-test"))
+    metrics = mlflow.get_run(result.run_id).data.metrics
+    assert 0.3 < metrics["cv_f1_macro_mean"] <= 1 and 0 <= metrics["cv_f1_macro_std"] < 0.3
+    with pytest.raises(ConfigError, match="fewer than the folds"):
+        train(config(small_catalog, cv_folds=1000, model_name="cv-test"))
 
 
 def test_logged_run_has_everything_a_reviewer_needs(store, small_catalog) -> None:

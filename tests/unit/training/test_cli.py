@@ -94,6 +94,7 @@ def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
         (["--data", "missing.jsonl"], "missing.jsonl: no such file", 3),
         (["--label-column", "nope"], "label column 'nope' not found", 3),
         (["--cv-folds", "1"], "2 folds or more", 2),
+        (["--cv-folds", "500"], "training rows, fewer than the folds", 2),
         (["--n-jobs", "0"], "-1 for all cores", 2),
         (["--model-name", "shop/v2"], "must not be blank nor contain '/'", 2),
         (["--id-ngram-min", "5", "--id-ngram-max", "2"], "above --id-ngram-max 2", 2),
