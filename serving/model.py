@@ -206,6 +206,13 @@ class ModelLocator:
             from mlflow import MlflowClient
 
             uri = self.settings.mlflow_tracking_uri
+            store = Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+            if store is not None and not store.is_file():  # MLflow would create an empty one
+                raise ModelLoadError(
+                    REGISTRY_MISS,
+                    f"no MLflow store at {store.absolute()} (MLFLOW_TRACKING_URI={uri}); train "
+                    "a model there first, or point MLFLOW_TRACKING_URI at the store",
+                )
             mlflow.set_tracking_uri(uri)  # `models:/` URIs in load_model resolve through it
             self._client = MlflowClient(tracking_uri=uri)
         return self._client

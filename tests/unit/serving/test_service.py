@@ -235,6 +235,13 @@ def test_a_registry_uri_is_served_under_its_own_name_and_version(
     assert service.settings.served_name == name
 
 
+def test_a_sqlite_store_that_does_not_exist_is_not_created(make_service, tmp_path) -> None:
+    store = tmp_path / "mlflow.db"
+    service = make_service(mlflow_tracking_uri=f"sqlite:///{store}")
+    assert not_ready_reason(service) == "the model is not in the model registry"
+    assert not store.exists()
+
+
 def test_missing_folder_is_the_reason(make_service, tmp_path) -> None:
     reason = not_ready_reason(make_service(model_uri=str(tmp_path / "nothing")))
     assert reason == "the model's files are missing from the model store"
