@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 from batch.config import BatchConfig, make_config, parse_spark_conf
 from training.errors import TrainingError
 from training.interrupts import ignore_further_signals, raise_if_interrupted, stop_on_signals
+from training.logs import check_log_level
 
 EXIT_INTERRUPTED = 130
 PROG = "product-classify"
@@ -99,6 +100,7 @@ def score(config: BatchConfig) -> Any:
 
 def main(argv: list[str] | None = None) -> None:
     try:
+        check_log_level()
         config, args = parse_config(argv)
     except TrainingError as error:
         _fail(str(error), error.exit_code)

@@ -18,7 +18,7 @@ from pydantic_settings import CliSettingsSource, SettingsError
 from training.config import TrainConfig, make_config, read_config_file
 from training.errors import ConfigError, DataError, TrainingError
 from training.interrupts import ignore_further_signals, stop_on_signals
-from training.logs import configure_logging, quiet_registry
+from training.logs import check_log_level, configure_logging, quiet_registry
 
 EXIT_INTERRUPTED = 130
 log = logging.getLogger(__name__)
@@ -143,6 +143,7 @@ def score_lines(metrics: dict[str, float]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> None:
     try:
+        check_log_level()
         config, args = parse_config(argv)
         check_inputs(config)
     except TrainingError as error:

@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stderr
 from typing import TextIO
 
+from training.errors import ConfigError
+
 PROJECT_LOGGERS = ("training", "product_model")
 # MLflow warns about pickled models on every run; logging the model object is this project's
 # deliberate choice (its code travels with it as code_paths), so the warning says nothing new.
@@ -36,6 +38,15 @@ class DropMessages(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not record.getMessage().startswith(self.prefix)
+
+
+def check_log_level() -> None:
+    """Stop (exit 2, one line) when LOG_LEVEL names no level, instead of quietly ignoring it."""
+    name = os.environ.get("LOG_LEVEL", "").strip()
+    if name and name.upper() not in logging.getLevelNamesMapping():
+        raise ConfigError(
+            f"LOG_LEVEL={name!r} is not a level; use DEBUG, INFO, WARNING, ERROR or CRITICAL"
+        )
 
 
 def requested_level(quiet: bool) -> int:

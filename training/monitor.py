@@ -35,7 +35,7 @@ from training.drift_report import (
     write_report_files,
 )
 from training.errors import DataError, TrainingError
-from training.logs import requested_level
+from training.logs import check_log_level, requested_level
 
 log = logging.getLogger("product-monitor")
 PROG = "product-monitor"
@@ -349,6 +349,10 @@ def run_should_retrain(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> None:
+    try:
+        check_log_level()
+    except TrainingError as error:
+        fail(str(error), error.exit_code)
     level = requested_level(quiet=False)
     logging.basicConfig(level=level, format="%(asctime)s %(name)s %(message)s")
     args = build_parser().parse_args(argv)

@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 
 from training.errors import TrainingError
 from training.interrupts import ignore_further_signals, stop_on_signals
+from training.logs import check_log_level
 
 EXIT_INTERRUPTED = 130
 
@@ -124,6 +125,7 @@ def _fail(message: str, code: int) -> NoReturn:
 
 
 def run(argv: list[str]) -> None:
+    check_log_level()
     (base, options), args, _ = parse(argv)
     _configure_logging(args.quiet, options.worker_index, args.role)
     from mlflow.exceptions import MlflowException

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -105,6 +106,21 @@ def test_bad_input_exits_with_one_clear_line(tmp_path, args, message, code) -> N
     result = run_cli(*args, "--tracking-uri", f"sqlite:///{tmp_path}/db.sqlite", cwd=tmp_path)
     assert result.returncode == code
     assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("module", ["training", "batch", "training.tune", "training.monitor"])
+def test_a_log_level_that_is_not_one_is_a_bad_option(tmp_path: Path, module: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", module, "--help"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "LOG_LEVEL": "verbose"},
+    )
+    assert result.returncode == 2
+    assert "LOG_LEVEL='verbose' is not a level" in result.stderr
     assert "Traceback" not in result.stderr
 
 
