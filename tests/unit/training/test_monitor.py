@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -139,12 +141,17 @@ def tiny_champion(tmp_path_factory: pytest.TempPathFactory) -> Registry:
         return train_tiny(sqlite_store(root), "monitor-tiny", root)
 
 
-@pytest.fixture
-def no_mlflow_retry_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """`main` sets MLflow's retry variables with setdefault: start without them, restore after."""
-    for name in retry_settings(1):
+@pytest.fixture(autouse=True)
+def no_mlflow_retry_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """`main` sets MLflow's retry variables with setdefault and filters urllib3's retry lines:
+    start without them, and leave nothing behind for the tests that follow."""
+    for name in [*retry_settings(1), "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"]:
         monkeypatch.setenv(name, "")  # records the value to restore
         monkeypatch.delenv(name)
+    pool = logging.getLogger("urllib3.connectionpool")
+    filters = list(pool.filters)
+    yield
+    pool.filters[:] = filters
 
 
 def write_prediction_log(path: Path, labels: list[str], rows: int) -> Path:
