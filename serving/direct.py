@@ -109,9 +109,7 @@ def parse_json_body(scope: Scope, body: bytes) -> Any:
         return json.loads(body)
     except json.JSONDecodeError as error:
         raise RequestValidationError([_invalid_json(error.pos, error.msg)], body=body) from error
-    except RecursionError as error:
-        raise RequestValidationError([_invalid_json(0, "nested too deeply")], body=body) from error
-    except Exception as error:  # not UTF-8/16/32...
+    except Exception as error:  # not UTF-8/16/32, nested too deeply...
         raise HTTPException(400, "There was an error parsing the body") from error
 
 

@@ -79,8 +79,11 @@ async def _http_error(_: Request | None, error: StarletteHTTPException) -> Respo
         serving_error = NotFoundError("no such resource")
     elif error.status_code == 405:
         serving_error = MethodNotAllowedError("method not allowed")
-    elif error.status_code == 400:  # FastAPI could not decode the body (not UTF-8, ...)
-        serving_error = InvalidInputError("invalid JSON: the body cannot be decoded", field="body")
+    elif error.status_code == 400:  # FastAPI could not decode the body (not UTF-8, too deep)
+        serving_error = InvalidInputError(
+            "invalid JSON: the body cannot be decoded (not UTF-8, or nested too deeply)",
+            field="body",
+        )
     else:
         serving_error = BadRequestError(str(error.detail), status_code=error.status_code)
     return render(serving_error, headers=error.headers)

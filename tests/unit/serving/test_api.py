@@ -191,7 +191,7 @@ def test_json_nested_too_deeply_is_invalid_input(client, path: str) -> None:
     body = b'{"products": ' + b"[" * 2000 + b"]" * 2000 + b"}"
     response = client.post(path, content=body, headers={"content-type": "application/json"})
     error = assert_error(response, 422, "body", "invalid_input")
-    assert error["message"] == "invalid JSON: nested too deeply"
+    assert error["message"].startswith("invalid JSON:") and "nested too deeply" in error["message"]
 
 
 def test_body_that_is_not_utf8(client) -> None:
