@@ -285,8 +285,10 @@ def launch_server(folder: Path, **env: str) -> ServingProcess:
     """`python -m serving` on a free loopback port, in `folder`, with extra environment."""
     port = free_port()
     log_path = folder / f"serving-{port}.log"
+    # Not what a CLI run in this test process set for itself: a server picks its own MLflow retries.
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_HTTP_REQUEST_")}
     variables = {
-        **os.environ,
+        **inherited,
         "HOST": "127.0.0.1",
         "PORT": str(port),
         "RELOAD_INTERVAL_SECONDS": "0",
