@@ -200,8 +200,11 @@ def _invalid_values(space: SearchSpace, base: TrainConfig) -> list[str]:
             try:
                 TrainConfig.model_validate(values | {name: value})
             except ValidationError as error:
-                reason = error.errors()[0]["msg"]
-                problems.append(f"{name}: {value!r} is not a valid value ({reason})")
+                # Rules across options (no field in `loc`) are `_crossing`'s, over whole ranges.
+                field_errors = [e for e in error.errors() if e["loc"]]
+                if field_errors:
+                    reason = field_errors[0]["msg"]
+                    problems.append(f"{name}: {value!r} is not a valid value ({reason})")
     return problems
 
 
