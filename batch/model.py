@@ -94,12 +94,9 @@ def _registry_ref(spec: str, tracking_uri: str | None, timeout: float) -> ModelR
 
 def _connect(tracking_uri: str | None, timeout: float) -> Any:
     """A client of the tracking server, MLflow's retries bounded by `timeout` (as training's)."""
-    import os
-
     from training import tracking
 
-    for key, value in tracking.retry_settings(timeout).items():
-        os.environ.setdefault(key, value)
+    tracking.bound_retries(timeout)
     return tracking.connect(tracking.resolve_tracking_uri(tracking_uri))
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -152,11 +151,9 @@ def main(argv: list[str] | None = None) -> None:
     configure_logging(args.quiet)
     log.debug("options: %s", config.model_dump(exclude={"tracking_uri"}))
     stop_on_signals()
-    from training.tracking import retry_settings
+    from training.tracking import bound_retries
 
-    # Every MLflow request of the run retries an unreachable server for the configured time.
-    for name, value in retry_settings(config.tracking_timeout_seconds).items():
-        os.environ.setdefault(name, value)
+    bound_retries(config.tracking_timeout_seconds)
     from training.run import train  # heavy imports only after the options are known good
 
     try:

@@ -281,10 +281,9 @@ class FirstRetryOnly(logging.Filter):
 def bound_mlflow_retries(timeout_seconds: float) -> None:
     """Every MLflow request retries an unreachable server for at most about `timeout_seconds` (as
     product-train's), unless the environment sets MLflow's own retry variables."""
-    from training.tracking import retry_settings
+    from training.tracking import bound_retries
 
-    for name, value in retry_settings(timeout_seconds).items():
-        os.environ.setdefault(name, value)
+    bound_retries(timeout_seconds)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     pool = logging.getLogger("urllib3.connectionpool")
     for earlier in [f for f in pool.filters if isinstance(f, FirstRetryOnly)]:

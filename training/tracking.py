@@ -59,6 +59,13 @@ def retry_settings(timeout_seconds: float) -> dict[str, str]:
     }
 
 
+def bound_retries(timeout_seconds: float) -> None:
+    """Every MLflow request of this process retries an unreachable server for about
+    `timeout_seconds` (`retry_settings`), unless the environment already sets those variables."""
+    for name, value in retry_settings(timeout_seconds).items():
+        os.environ.setdefault(name, value)
+
+
 def as_tracking_error(error: BaseException, what: str) -> TrackingError:
     """An MLflow failure as exit 4 (unreachable, or failing in a way a retry could cure) or
     exit 5 (it answered and refused)."""

@@ -92,9 +92,7 @@ def study_settings(base: TrainConfig, options: TuneOptions) -> dict[str, Any]:
 
 
 def connect_mlflow(base: TrainConfig) -> tuple[MlflowClient, str]:
-    # Every MLflow request retries an unreachable server for the configured time.
-    for name, value in tracking.retry_settings(base.tracking_timeout_seconds).items():
-        os.environ.setdefault(name, value)
+    tracking.bound_retries(base.tracking_timeout_seconds)
     uri = tracking.resolve_tracking_uri(base.tracking_uri)
     client = tracking.connect(uri)
     try:
