@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from typing import Any, NoReturn
 
 from batch.config import BatchConfig, make_config, parse_spark_conf
 from training.errors import TrainingError
 from training.interrupts import ignore_further_signals, raise_if_interrupted, stop_on_signals
-from training.logs import check_log_level
+from training.logs import check_log_level, requested_level
 
 EXIT_INTERRUPTED = 130
 PROG = "product-classify"
@@ -104,9 +103,8 @@ def main(argv: list[str] | None = None) -> None:
         config, args = parse_config(argv)
     except TrainingError as error:
         _fail(str(error), error.exit_code)
-    level = os.environ.get("LOG_LEVEL", "WARNING" if args.quiet else "INFO").upper()
     logging.basicConfig(
-        level=level if level in logging.getLevelNamesMapping() else logging.INFO,
+        level=requested_level(args.quiet),
         format="%(asctime)s %(levelname)s %(message)s",
         datefmt="%H:%M:%S",
     )

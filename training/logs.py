@@ -51,7 +51,7 @@ def check_log_level() -> None:
 
 def requested_level(quiet: bool) -> int:
     """The project's level: LOG_LEVEL if it names one, else WARNING with -q, else INFO."""
-    name = os.environ.get("LOG_LEVEL", "").upper()
+    name = os.environ.get("LOG_LEVEL", "").strip().upper()
     levels = logging.getLevelNamesMapping()
     return levels.get(name, logging.WARNING if quiet else logging.INFO)
 

@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 
 from training.errors import TrainingError
 from training.interrupts import ignore_further_signals, stop_on_signals
-from training.logs import check_log_level
+from training.logs import check_log_level, requested_level
 
 EXIT_INTERRUPTED = 130
 
@@ -102,10 +102,9 @@ def parse(argv: list[str]) -> tuple[Any, argparse.Namespace, list[str]]:
 
 
 def _configure_logging(quiet: bool, index: int, role: str) -> None:
-    level = os.environ.get("LOG_LEVEL", "WARNING" if quiet else "INFO").upper()
     prefix = f"worker {index} " if role == "worker" else ""
     logging.basicConfig(
-        level=level if level in logging.getLevelNamesMapping() else logging.INFO,
+        level=requested_level(quiet),
         format=f"%(asctime)s %(levelname)s {prefix}%(message)s",
         datefmt="%H:%M:%S",
     )
