@@ -11,7 +11,7 @@ Multilabel and path models return their tags (or path levels) through the same U
 struct fields, decoded by the model itself: the output has the local engine's columns. Numeric
 fields are parsed as numbers before the UDF (MLflow refuses text or integers where the signature
 says `double`), and a catalog without id column gets each row's position (`row`), numbered
-before the rows are spread over the cores.
+before the rows are spread over the cores, in the local engine's order (`batch.spark_rows`).
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from batch.scoring import (
     output_schema,
 )
 from batch.spark_output import HadoopPaths, count_output, write_atomically
+from batch.spark_rows import with_row_numbers
 from batch.summary import Summary
 from training.catalog import detect_format
 from training.errors import ConfigError, DataError
@@ -108,8 +109,9 @@ def read_catalog(spark: Any, config: BatchConfig) -> tuple[Any, int]:
         elif kind == "csv":
             options = {"header": True, "sep": config.csv_separator, "multiLine": True}
             frame = reader.options(escape='"', **options).csv(config.data)
-        else:
-            frame = reader.parquet(config.data)
+        else:  # every .parquet file under a folder, as the local engine reads it
+            options = {"recursiveFileLookup": True, "pathGlobFilter": "*.parquet"}
+            frame = reader.options(**options).parquet(config.data)
     except AnalysisException as error:
         raise DataError(
             f"{config.data}: Spark cannot read it: {str(error).splitlines()[0]}"
@@ -128,24 +130,6 @@ def spread(spark: Any, frame: Any) -> Any:
     """A gzip file is one partition: spread its rows so that every core scores."""
     cores = spark.sparkContext.defaultParallelism
     return frame.repartition(cores) if frame.rdd.getNumPartitions() < cores else frame
-
-
-def with_row_numbers(frame: Any) -> Any:
-    """Each row's 0-based position in the catalog as read, in `row`: partition offsets from one
-    count per partition, plus the position within the partition (both from
-    `monotonically_increasing_id`, which keeps the partition in its upper 31 bits)."""
-    from pyspark.sql import functions as F  # noqa: N812  Spark's own spelling
-
-    numbered = frame.withColumn("_id", F.monotonically_increasing_id())
-    part = F.shiftright(F.col("_id"), 33)
-    counts = dict(numbered.groupBy(part.alias("p")).count().collect())
-    offsets, total = [], 0
-    for partition in sorted(counts):
-        offsets += [F.lit(partition), F.lit(total)]
-        total += counts[partition]
-    start = F.create_map(*offsets)[part] if offsets else F.lit(0)
-    position = F.col("_id").bitwiseAND((1 << 33) - 1)
-    return numbered.withColumn(ROW_COLUMN, (start + position).cast("long")).drop("_id")
 
 
 def as_number(frame: Any, column: str) -> Any:

@@ -23,9 +23,12 @@ from batch.scoring import OUTPUT_COLUMNS, output_schema
 from tests.integration.batch_catalog import NO_TEXT_IDS, classify, leftovers, write_catalog
 from tests.integration.test_multilabel import write_path_catalog
 from tests.support import Registry, train_tiny
+from tests.unit.batch import conftest as listings
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("mlflow_uri_restored")]
 ROWS = 300
+# The unit tests' small model without an id column, and its catalog (fixtures shared by name).
+listings_csv, listings_registry = listings.listings_csv, listings.listings_registry
 
 
 @pytest.fixture(scope="module")
@@ -226,3 +229,30 @@ def test_a_path_model_gives_the_same_output_from_both_engines(
     assert (scored["label"] == scored["path"].map(" > ".join)).all()
     assert scored["path"].map(len).max() == 3
     assert (local.loc[[r["sku"] for r in BLANK_PATH_ROWS], "path"].map(len) == 0).all()
+
+
+@pytest.fixture(scope="module")
+def listings_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The listings catalog as a folder of Parquet files whose sorted names are not in the order
+    of their sizes (Spark reads the largest first), one of them in a subfolder."""
+    frame = pd.DataFrame(listings.listings_rows())
+    folder = tmp_path_factory.mktemp("listings-folder")
+    (folder / "b").mkdir()
+    parts = {"a.parquet": frame[:10], "b/c.parquet": frame[10:70], "d.parquet": frame[70:]}
+    for name, part in parts.items():
+        part.to_parquet(folder / name, index=False)
+    return folder
+
+
+def test_without_an_id_column_both_engines_number_a_folders_rows_alike(
+    spark: Any, listings_registry: Registry, listings_folder: Path, tmp_path: Path
+) -> None:
+    args = [*model_args(listings_registry), "--data", str(listings_folder)]
+    local_path, spark_path = tmp_path / "local.parquet", tmp_path / "spark.parquet"
+    assert classify(*args, "--output", str(local_path)) == 0
+    assert classify(*args, "--output", str(spark_path), "--engine", "spark") == 0
+    local = pd.read_parquet(local_path)
+    distributed = pd.read_parquet(spark_path).sort_values("row").reset_index(drop=True)
+    assert local["row"].tolist() == list(range(len(listings.listings_rows())))
+    assert distributed["row"].tolist() == local["row"].tolist()
+    assert distributed["label"].tolist() == local["label"].tolist()
