@@ -11,8 +11,10 @@ carry their tags and per-tag thresholds (`tags`, see `product_model.tags`).
 Roles say what a field feeds: `text` (cleaned, stemmed TF-IDF), `tokens` (categorical values or
 lists, one token each), `numeric` (a number), `id` (character n-grams of the product id). Types
 say what a value may be: `string`; `text` (a string or a list of strings); `tokens` (a string, a
-number, a list of them, or an object of key/value pairs); `number` (a number or a numeric
-string); `price` (a number or a price text such as "$12.99").
+number, a list of them, or an object of key/value pairs); `json` (any JSON value, nested: a text
+field whose catalog held objects, numbers or lists of them, read as its text the way
+`features.as_text` flattens it); `number` (a number or a numeric string); `price` (a number or a
+price text such as "$12.99").
 """
 
 from __future__ import annotations
@@ -22,12 +24,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import numpy as np
 import pandas as pd
 
 Role = Literal["text", "tokens", "numeric", "id"]
-ValueType = Literal["string", "text", "tokens", "number", "price"]
+ValueType = Literal["string", "text", "tokens", "json", "number", "price"]
 ROLES: tuple[str, ...] = ("text", "tokens", "numeric", "id")
-VALUE_TYPES: tuple[str, ...] = ("string", "text", "tokens", "number", "price")
+VALUE_TYPES: tuple[str, ...] = ("string", "text", "tokens", "json", "number", "price")
 CONTRACT_VERSION = 1
 SINGLE_LABEL = "single_label"
 
@@ -127,6 +130,25 @@ def to_numbers(values: pd.Series) -> pd.Series:
     return values.map(one).astype("float64")
 
 
-def all_strings(values: Iterable[Any]) -> bool:
-    """Whether every present value is a string (then a text field is typed `string`)."""
-    return all(isinstance(v, str) for v in values if v is not None and v == v)
+def text_type(values: Iterable[Any]) -> ValueType:
+    """The type of a text field from its catalog's values: `string` when all are strings, `text`
+    when all are strings or lists of strings, else `json` (objects, numbers, booleans, or lists
+    holding them), so the model accepts every value it was trained on."""
+    present = [v for v in values if not is_missing(v)]
+    if all(isinstance(v, str) for v in present):
+        return "string"
+    if all(isinstance(v, str) or _is_list_of_strings(v) for v in present):
+        return "text"
+    return "json"
+
+
+def _is_list_of_strings(value: Any) -> bool:
+    """A list of strings; Parquet list columns read as arrays, which serve as lists."""
+    return isinstance(value, list | tuple | np.ndarray) and all(isinstance(i, str) for i in value)
+
+
+def is_missing(value: Any) -> bool:
+    """None, NaN or pandas' NA (a list or an array is a value, however many items it holds)."""
+    if value is None or value is pd.NA:
+        return True
+    return isinstance(value, float) and math.isnan(value)

@@ -21,7 +21,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import MinMaxScaler
 
-from product_model.contract import InputContract, InputField, all_strings
+from product_model.contract import InputContract, InputField, text_type
 from product_model.term_counts import tfidf_transform
 from product_model.text import TextCleaner
 
@@ -88,7 +88,7 @@ def _value_type(name: str, role: str, values: pd.Series) -> str:
             "price" if name == "price" and not pd.api.types.is_numeric_dtype(values) else "number"
         )
     if role == "text":
-        return "string" if all_strings(values) else "text"
+        return text_type(values)
     return "tokens"
 
 

@@ -40,8 +40,9 @@ def plain_strings(value: Any, max_chars: int) -> Any:
 
 
 def plain_tokens(value: Any, max_chars: int) -> Any:
-    """A tokens field: strings as `plain_strings`, or an object of string, boolean or null
-    values, copied (as the generic check does)."""
+    """A tokens (or json) field: strings as `plain_strings`, or an object of string, boolean or
+    null values, copied (as the generic tokens check does; the json check keeps it, an equal
+    dict)."""
     if type(value) is not dict:
         return plain_strings(value, max_chars)
     chars = 0
@@ -60,6 +61,7 @@ PLAIN_CHECKS: dict[str, PlainCheck] = {
     "string": plain_string,
     "text": plain_strings,
     "tokens": plain_tokens,
+    "json": plain_tokens,  # the flat shapes; nested values take the generic check
     "price": plain_string,
 }
 """By contract type; types without an entry (numbers are parsed) always take the generic check."""

@@ -93,7 +93,7 @@ class RequestContract:
         needs_text = [
             {
                 "required": [name],
-                "properties": {name: {"not": {"type": "null"}, "minLength": 1, "minItems": 1}},
+                "properties": {name: NON_EMPTY},
             }
             for name in self.text_fields
         ]
@@ -106,10 +106,14 @@ class RequestContract:
         return [first_text, full]
 
 
+NON_EMPTY = {"not": {"type": "null"}, "minLength": 1, "minItems": 1, "minProperties": 1}
+"""A text field's value with something in it, whichever JSON type it has."""
+
 SAMPLE_VALUES: dict[str, Any] = {
     "string": "Produit d'échauffement ✓ 🚀",
     "text": ["first paragraph", "second paragraph"],
     "tokens": ["Tools", "Hand Tools"],
+    "json": {"name": "Warm-up product", "tags": ["first", "second"], "size": 2, "new": True},
     "number": 12.5,
     "price": "$12.99",
 }
@@ -209,6 +213,31 @@ def _tokens(value: Any) -> Any:
     return INVALID
 
 
+MAX_JSON_DEPTH = 20
+"""How deeply lists and objects may nest in a `json` field (catalog records nest a few levels;
+the model reads values recursively, so the bound keeps a hostile body from exhausting the stack)."""
+
+
+def _json(value: Any) -> Any:
+    """Any JSON value, nested: a text field whose catalog held objects or numbers (the model
+    reads it as its text, `product_model.features.as_text`)."""
+    return value if _is_json(value, MAX_JSON_DEPTH) else INVALID
+
+
+def _is_json(value: Any, depth: int) -> bool:
+    if value is None or isinstance(value, str | bool) or _is_number(value):
+        return True
+    if depth == 0:
+        return False
+    if isinstance(value, list):
+        return all(_is_json(item, depth - 1) for item in value)
+    if isinstance(value, Mapping):
+        return all(
+            isinstance(key, str) and _is_json(item, depth - 1) for key, item in value.items()
+        )
+    return False
+
+
 NUMERIC_STRING = r"^\s*-?\d+(\.\d+)?\s*$"
 """A number written as a string: digits, an optional sign and decimals (the OpenAPI pattern)."""
 
@@ -237,12 +266,16 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, float) and math.isfinite(value)
 
 
-CHECKERS = {"string": _string, "text": _text, "tokens": _tokens, "number": _number}
-CHECKERS["price"] = _price
+CHECKERS = {"string": _string, "text": _text, "tokens": _tokens, "json": _json}
+CHECKERS |= {"number": _number, "price": _price}
 TYPE_NAMES = {
     "string": "a string",  # or a number, for an id
     "text": "a string or a list of strings",
     "tokens": "a string, a number, a list of them, or an object of key: value pairs",
+    "json": (
+        "a string, a finite number, a boolean, a list or an object of key: value pairs, "
+        f"nested at most {MAX_JSON_DEPTH} levels deep"
+    ),
     "number": "a finite number or a numeric string",
     "price": "a price: a non-negative number or a text such as '$12.99'",
 }
@@ -265,6 +298,9 @@ def value_schema(value_type: str, max_chars: int, role: str = "") -> dict[str, A
         return {"anyOf": [number, {"type": "string", "pattern": NUMERIC_STRING}, missing]}
     if value_type == "price":
         return {"anyOf": [{"type": "number", "minimum": 0}, string, missing]}
+    if value_type == "json":
+        nested = [{"type": "boolean"}, {"type": "array"}, {"type": "object"}]
+        return {"anyOf": [string, number, *nested, missing]}
     scalars = {"anyOf": [string, number]}
     pair_value = {"anyOf": [string, number, {"type": "boolean"}, missing]}
     pairs = {"type": "object", "additionalProperties": pair_value}
@@ -283,8 +319,13 @@ def field_chars(value: Any) -> int:
 
 
 def has_text(value: Any) -> bool:
+    """Whether the model reads any text in a value: as `product_model.features.as_text` reads
+    it (an object's keys and values, a list's items, a number's digits), so a product served
+    here is one batch scoring scores too."""
     if type(value) is str or isinstance(value, str):
         return bool(value.strip())
+    if isinstance(value, Mapping):
+        return any(has_text(str(key)) or has_text(item) for key, item in value.items())
     if isinstance(value, Sequence):
         return any(has_text(item) for item in value)
-    return False
+    return value is not None

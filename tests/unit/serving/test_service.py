@@ -278,3 +278,32 @@ def test_validation_follows_the_contract_of_the_model_swapped_in(
     assert service.model_card()["input_fields"] == [
         {"name": "Product Title", "role": "text", "type": "string"}
     ]
+
+
+def test_a_json_text_field_takes_objects_and_the_model_reads_them_as_their_text(
+    make_settings, metrics, served_model
+) -> None:
+    """A text field typed `json` (its catalog held objects) takes an object, nested, and the
+    answer is the model's answer for the object's text (`as_text`: keys and values in order),
+    as batch scoring gives it; the warm-up passes a `json` field too."""
+    from serving.validation import InputField, RequestContract
+
+    contract = RequestContract(
+        (InputField("title", "text", "json"), InputField("asin", "id", "string"))
+    )
+    model = dataclasses.replace(served_model, contract=contract)
+    model.warm_up()
+    settings = make_settings()
+    service = PredictionService(settings, metrics, ModelLocator(settings), lambda ref: model)
+    info = {"name": "Perl module", "tags": ["for parsing", "XML"], "size": 3}
+
+    async def scenario() -> tuple[Any, Any]:
+        await until(lambda: service.readiness().ready)
+        as_object = await service.predict([{"title": info}], 3)
+        as_text = await service.predict(
+            [{"title": "name Perl module tags for parsing XML size 3"}], 3
+        )
+        return as_object.predictions, as_text.predictions
+
+    as_object, as_text = run(service, scenario)
+    assert as_object == as_text

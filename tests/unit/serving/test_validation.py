@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from serving.errors import InvalidInputError
-from serving.validation import Limits, RequestContract, check_products, field_chars, value_schema
+from serving.validation import (
+    MAX_JSON_DEPTH,
+    Limits,
+    RequestContract,
+    check_products,
+    field_chars,
+    value_schema,
+)
 
 LIMITS = Limits(max_products=3, max_text_chars=10)
 AMAZON = RequestContract.from_metadata(
@@ -137,3 +144,57 @@ def test_an_integer_too_large_for_a_float_is_a_bad_value_not_a_crash(field) -> N
     assert check_products(
         [{"title": "x", field: 12345 if field == "asin" else {"w": 7}}], AMAZON, LIMITS
     )
+
+
+NESTED_MODEL = RequestContract.from_metadata(
+    {
+        "contract": {
+            "fields": [
+                {"name": "info", "role": "text", "type": "json"},
+                {"name": "texts", "role": "text", "type": "text"},
+            ]
+        }
+    }
+)
+WIDE = Limits(max_products=3, max_text_chars=1_000)
+
+
+@pytest.mark.parametrize(
+    "info",
+    [
+        {"name": "Set of scripts", "tags": ["devel::examples"]},
+        {"name": "geo", "tags": [], "size": 12, "new": True, "parts": [{"k": None}]},
+        [{"name": "a"}, 1.5, "b"],
+        398,
+        "plain text",
+    ],
+)
+def test_a_json_field_takes_what_its_catalog_held(info) -> None:
+    """A text field whose catalog held objects (user14's `info`) takes them, nested, as the
+    model reads them; before, the model refused every row of its own catalog."""
+    assert check_products([{"info": info}], NESTED_MODEL, WIDE) == [{"info": info}]
+
+
+def nested(depth: int) -> list:
+    value: list = ["x"]
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize(
+    "info", [float("nan"), 10**400, {"w": float("inf")}, nested(MAX_JSON_DEPTH + 1)]
+)
+def test_a_json_field_refuses_non_finite_numbers_and_deep_nesting(info) -> None:
+    check_products([{"info": nested(MAX_JSON_DEPTH)}], NESTED_MODEL, WIDE)
+    error = rejected([{"info": info}], NESTED_MODEL)
+    assert error.field == "products[0].info" and "nested at most" in error.message
+
+
+def test_a_json_field_is_bounded_and_counts_as_text_as_the_model_reads_it() -> None:
+    assert rejected([{"info": {"name": "x" * 11}}], NESTED_MODEL).message.endswith("per field")
+    for empty in ({}, [], {"": ""}, [[" "]]):
+        assert rejected([{"info": empty}], NESTED_MODEL).field == "products[0]"
+    check_products([{"info": {"tags": []}}, {"info": 7}], NESTED_MODEL, LIMITS)
+    schema = NESTED_MODEL.json_schema(10)["properties"]["info"]["anyOf"]
+    assert [s["type"] for s in schema] == ["string", "number", "boolean", "array", "object", "null"]
