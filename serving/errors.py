@@ -56,6 +56,13 @@ class UnsupportedMediaTypeError(ServingError):
     code = "unsupported_media_type"
 
 
+class UnsupportedEncodingError(UnsupportedMediaTypeError):
+    """The body is sent compressed (Content-Encoding), which the server does not decode; the
+    answer says so in Accept-Encoding too (RFC 7694)."""
+
+    accepted_encodings = "identity"
+
+
 class ModelNotReadyError(ServingError):
     """No model is loaded (yet), or the server is shutting down."""
 

@@ -43,13 +43,32 @@ def parse_json_body(body: bytes) -> tuple[list[Any], dict[str, Any]]:
 
 
 def parse_csv_body(body: bytes) -> list[dict[str, Any]]:
-    """Records of a CSV body with a header row; empty cells are missing values."""
+    """Records of a CSV body with a header row; empty cells, and cells a short row lacks, are
+    missing values. A row with more cells than the header is refused, as pandas (MLflow's
+    scoring server) refuses it, rather than losing its extra cells."""
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise InvalidInputError("the CSV body is not UTF-8", field="body") from None
-    rows = list(csv.DictReader(io.StringIO(text)))
-    return [{k: v for k, v in row.items() if k is not None and v not in ("", None)} for row in rows]
+    reader = csv.DictReader(io.StringIO(text))
+    records = []
+    try:
+        for row in reader:
+            if None in row:  # DictReader's key for the cells beyond the header's columns
+                raise InvalidInputError(_too_many_cells(reader, len(row[None])), field="body")
+            records.append({k: v for k, v in row.items() if v not in ("", None)})
+    except csv.Error as error:  # a cell past the csv module's size limit, in the next line
+        where = f"CSV line {reader.line_num + 1}"
+        raise InvalidInputError(f"{where}: {error}", field="body") from None
+    return records
+
+
+def _too_many_cells(reader: csv.DictReader[str], extra: int) -> str:
+    columns = len(reader.fieldnames or ())
+    return (
+        f"CSV line {reader.line_num} has {columns + extra} cells, but the header has "
+        f"{columns} columns: quote cells that hold commas, or add the missing column names"
+    )
 
 
 def _which_format(problem: str) -> str:

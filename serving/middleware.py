@@ -1,6 +1,7 @@
-"""The ASGI middleware around every request: request id, content type and body size checks,
-watching for the client leaving, request metrics, access log, a JSON 503 for requests cut short by
-the shutdown and a generic 500 for anything unexpected. Pure ASGI, so it adds microseconds."""
+"""The ASGI middleware around every request: request id, checks of the body's encoding, type and
+size, watching for the client leaving, request metrics, access log, a JSON 503 for requests cut
+short by the shutdown and a generic 500 for anything unexpected. Pure ASGI, so it adds
+microseconds."""
 
 from __future__ import annotations
 
@@ -15,12 +16,13 @@ from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from serving.batching import Traffic
-from serving.direct import DirectRoute
+from serving.direct import DirectRoute, is_json_content_type
 from serving.errors import (
     InternalError,
     ModelNotReadyError,
     PayloadTooLargeError,
     ServingError,
+    UnsupportedEncodingError,
     UnsupportedMediaTypeError,
     error_body,
 )
@@ -81,6 +83,7 @@ class RequestMiddleware:
         watchers: list[asyncio.Task[None]] = []
         try:
             if scope["method"] in BODY_METHODS:
+                check_content_encoding(scope)
                 check_content_type(scope)
                 body = await self._read_limited_body(scope, receive)
                 receive = watch_client(body, receive, exchange.began_loop, watchers)
@@ -168,25 +171,41 @@ class _Exchange:
         headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
         if isinstance(error, PayloadTooLargeError):
             headers.append((b"connection", b"close"))  # the rest of the body is not read
+        if isinstance(error, UnsupportedEncodingError):
+            headers.append((b"accept-encoding", error.accepted_encodings.encode()))
         await self.send(
             {"type": "http.response.start", "status": error.status_code, "headers": headers}
         )
         await self.send({"type": "http.response.body", "body": body})
 
 
+def check_content_encoding(scope: Scope) -> None:
+    """Bodies are read as sent: one compressed with a Content-Encoding (which neither uvicorn nor
+    the routes decode) would only fail to parse, so it is refused before anyone reads it."""
+    declared = ", ".join(
+        value.decode("latin-1") for key, value in scope["headers"] if key == b"content-encoding"
+    )
+    codings = [coding.strip().lower() for coding in declared.split(",") if coding.strip()]
+    if any(coding != "identity" for coding in codings):
+        raise UnsupportedEncodingError(
+            f"the body is sent with Content-Encoding: {declared[:100]}, which this server does "
+            "not decode: send it uncompressed, without a Content-Encoding header",
+            field="body",
+        )
+
+
 def check_content_type(scope: Scope) -> None:
-    """A body sent to a JSON route must be declared as JSON (or not declared at all)."""
+    """A body sent to a JSON route must be declared as JSON, as FastAPI reads it (a body without
+    a Content-Type would reach the route's validation as bytes, and fail as "not an object")."""
     if scope["path"] not in JSON_ONLY_PATHS:
         return
     declared = _header(scope, b"content-type")
-    if declared is None:
+    if is_json_content_type(declared):
         return
-    media_type = declared.split(";", 1)[0].strip().lower()
-    if media_type != "application/json" and not media_type.endswith("+json"):
-        raise UnsupportedMediaTypeError(
-            f"the body must be JSON: send Content-Type: application/json (got {media_type!r})",
-            field="body",
-        )
+    got = f"got {declared!r}" if declared else "the request has no Content-Type"
+    raise UnsupportedMediaTypeError(
+        f"send the body as JSON with Content-Type: application/json ({got})", field="body"
+    )
 
 
 def watch_client(

@@ -1,13 +1,16 @@
 """Serving settings, read from environment variables (field name = lowercased variable name).
 
-Nothing here touches disk, network or MLflow: `Settings()` only reads and validates the environment.
+Nothing here touches network or MLflow: `Settings()` only reads and validates the environment
+(and, for a tracking URI scheme MLflow does not know itself, the installed packages' entry points).
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import re
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlparse
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -15,6 +18,13 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 # A MODEL_URI naming a registered version: models:/NAME/VERSION or models:/NAME@ALIAS.
 REGISTRY_URI = re.compile(r"models:/([^/@]+)(?:/(\d+)|@([^/@]+))")
+# The schemes of the tracking URIs MLflow's own stores (tracking and model registry) take: ""
+# for a local folder; a database's, which may name a driver (postgresql+psycopg2). A tracking
+# URI of any other scheme fails on every attempt: it is refused at start-up instead.
+MLFLOW_SCHEMES = frozenset({"", "file", "http", "https", "databricks", "databricks-uc", "uc"})
+MLFLOW_DATABASES = frozenset({"sqlite", "postgresql", "mysql", "mssql"})
+# Where plugin packages register the stores of more schemes.
+MLFLOW_STORE_PLUGINS = ("mlflow.tracking_store", "mlflow.model_registry_store")
 
 
 class Settings(BaseSettings):
@@ -88,6 +98,23 @@ class Settings(BaseSettings):
         None, description="prometheus-client multiprocess directory (several workers)."
     )
 
+    @field_validator("mlflow_tracking_uri")
+    @classmethod
+    def _mlflow_has_a_store_for(cls, value: str) -> str:
+        scheme = urlparse(value).scheme  # lowercased
+        if len(scheme) == 1:  # a Windows drive (C:\mlruns): a local folder, as MLflow reads it
+            return value
+        database, _, driver = scheme.partition("+")
+        if scheme in MLFLOW_SCHEMES or (database in MLFLOW_DATABASES and "+" not in driver):
+            return value
+        if scheme not in plugin_schemes():
+            raise ValueError(
+                f"MLflow has no store for the scheme {scheme!r}: use a database "
+                "(sqlite:///mlflow.db, postgresql://...), a tracking server (http:// or "
+                "https://), a local folder, or databricks"
+            )
+        return value
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_log_level(cls, value: object) -> object:
@@ -127,6 +154,15 @@ class Settings(BaseSettings):
     def follows_alias(self) -> bool:
         """Whether the served model comes from the alias (and so may change while running)."""
         return self.model_uri is None and self.model_version is None
+
+
+def plugin_schemes() -> frozenset[str]:
+    """The tracking URI schemes installed MLflow plugins add."""
+    return frozenset(
+        entry.name
+        for group in MLFLOW_STORE_PLUGINS
+        for entry in importlib.metadata.entry_points(group=group)
+    )
 
 
 def describe_settings_error(error: ValidationError) -> str:

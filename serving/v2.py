@@ -4,7 +4,8 @@ output tensors, and errors in the protocol's `{"error": "..."}` form.
 
 Each of the model's fields is one input tensor named like the field: BYTES for text, tokens and
 ids, FP64 for numbers. Shape [rows] gives one value per product; [rows, items] a list of items per
-product (empty strings are padding). An empty string or NaN is a missing value. Outputs: `label`
+product (empty strings are padding). An object or a list for a `json` or `tokens` field is sent
+as its JSON text in one BYTES element. An empty string or NaN is a missing value. Outputs: `label`
 (BYTES) and `probability` (FP32) of shape [rows], `top_labels` (BYTES) and `top_probabilities`
 (FP32) of shape [rows, k], k set by the request parameter `top_k`.
 """
@@ -103,7 +104,7 @@ def parse_infer_request(
     tensors = read_inputs(header.get("inputs"), binary, contract)
     return InferenceRequest(
         request_id(header.get("id")),
-        products_of(tensors),
+        products_of(tensors, contract),
         top_k_of(parameters, default_top_k),
         requested_outputs(
             header.get("outputs"),
@@ -162,15 +163,33 @@ def check_names(tensors: list[Tensor], contract: RequestContract) -> None:
         )
 
 
-def products_of(tensors: list[Tensor]) -> list[dict[str, Any]]:
+STRUCTURED_TYPES = ("json", "tokens")
+"""Contract types whose values may be objects or lists: sent as JSON text in a BYTES element."""
+
+
+def products_of(tensors: list[Tensor], contract: RequestContract) -> list[dict[str, Any]]:
     rows = tensors[0].rows
     products: list[dict[str, Any]] = [{} for _ in range(rows)]
+    structured = {f.name for f in contract.fields if f.type in STRUCTURED_TYPES}
     for tensor in tensors:
+        decode = tensor.name in structured and tensor.datatype == "BYTES"
         for index, product in enumerate(products):
             value = present(tensor.row(index))
+            if decode:
+                value = [decoded(v) for v in value] if isinstance(value, list) else decoded(value)
             if value is not None:
                 product[tensor.name] = value
     return products
+
+
+def decoded(value: Any) -> Any:
+    """A BYTES element holding a JSON object or array, as that object or array; else as sent."""
+    if isinstance(value, str) and value.startswith(("{", "[")):
+        try:
+            return json.loads(value)
+        except (ValueError, RecursionError):
+            return value
+    return value
 
 
 def present(value: Any) -> Any:

@@ -5,6 +5,7 @@ binary. Binary data is little-endian, row-major; a BYTES element is a 4-byte len
 
 from __future__ import annotations
 
+import functools
 import math
 import struct
 from collections.abc import Mapping, Sequence
@@ -30,6 +31,11 @@ NUMERIC_TYPES = {
 }
 DATATYPES = ("BYTES", *NUMERIC_TYPES)
 _LENGTH = struct.Struct("<I")
+# An input's fields that have no default, and what to give.
+REQUIRED = {
+    "datatype": "BYTES for text, FP64 for numbers, as the model metadata lists",
+    "shape": "[rows] for one value per product, [rows, items] for a list per product",
+}
 
 
 @dataclass(frozen=True)
@@ -87,6 +93,11 @@ def read_tensor(spec: Any, binary: BinarySection) -> Tensor:
     if not isinstance(spec, Mapping) or not isinstance(spec.get("name"), str):
         raise BadRequestError('each input must be an object with a string "name"')
     name = spec["name"]
+    for field in ("datatype", "shape"):
+        if spec.get(field) is None:
+            raise BadRequestError(
+                f"input '{name}': field `{field}` is required ({REQUIRED[field]})"
+            )
     datatype = spec.get("datatype")
     if datatype not in DATATYPES:
         raise BadRequestError(
@@ -98,7 +109,8 @@ def read_tensor(spec: Any, binary: BinarySection) -> Tensor:
     size = binary_size(name, spec.get("parameters"))
     if size is None:
         values = json_values(name, datatype, spec.get("data"), count)
-    else:
+        check_fits_datatype(name, datatype, values)
+    else:  # binary data always fits its datatype
         values = binary_values(name, datatype, binary.take(size, name), count)
     return Tensor(name, datatype, shape, values)
 
@@ -151,6 +163,41 @@ def json_values(name: str, datatype: str, data: Any, count: int) -> list[Any]:
                 f"must be {kind}, not {value!r}"
             )
     return values
+
+
+def check_fits_datatype(name: str, datatype: str, values: list[Any]) -> None:
+    """The protocol's data must match its datatype, and JSON can hold any number: an INT or UINT
+    tensor takes whole numbers (not 2.0) in its type's range, an FP one numbers in its range, NaN
+    and infinity. (Text and numbers are told apart as the values are read.)"""
+    if datatype not in NUMERIC_TYPES:
+        return
+    low, high, whole = datatype_range(datatype)
+    for index, value in enumerate(values):
+        if not fits(value, low, high, whole):
+            kind = "a whole number" if whole else "a number"
+            span = f"{low} to {high}" if whole else f"{low:.6g} to {high:.6g}"
+            raise BadRequestError(
+                f"input '{name}' ({datatype}): element {index} must be {kind} "
+                f"from {span}, not {value!r} (declare the input FP64 to send any number)"
+            )
+
+
+def fits(value: int | float, low: int | float, high: int | float, whole: bool) -> bool:
+    """Whether a JSON number is a value of a datatype with this range."""
+    if whole:
+        return isinstance(value, int) and low <= value <= high
+    return low <= value <= high or (isinstance(value, float) and not math.isfinite(value))
+
+
+@functools.cache
+def datatype_range(datatype: str) -> tuple[int | float, int | float, bool]:
+    """The lowest and highest value of a numeric datatype, and whether it takes whole numbers."""
+    dtype = np.dtype(NUMERIC_TYPES[datatype])
+    if dtype.kind == "f":
+        floats = np.finfo(dtype)
+        return float(floats.min), float(floats.max), False
+    ints = np.iinfo(dtype)
+    return int(ints.min), int(ints.max), True
 
 
 def binary_values(name: str, datatype: str, raw: bytes, count: int) -> list[Any]:

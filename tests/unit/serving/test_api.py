@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import logging
 from collections.abc import Iterator
@@ -215,6 +216,50 @@ def test_a_body_declared_as_something_else_than_json_is_415(client, content_type
     )
     assert_error(response, 415, "body", "unsupported_media_type")
     assert "application/json" in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("content_type", [None, "", "text/x+json"])
+@pytest.mark.parametrize("direct", [True, False])
+def test_a_json_body_not_declared_as_json_is_415_saying_how_to_send_it(
+    client, content_type, direct
+) -> None:
+    headers = {} if content_type is None else {"content-type": content_type}
+    body = json.dumps({"products": [PERL]}).encode()
+    saved = dict(client.app.state.direct_routes)
+    if not direct:  # Starlette's router answers, as it does for the direct route's fallbacks
+        client.app.state.direct_routes.clear()
+    try:
+        response = client.post("/v1/predict", content=body, headers=headers)
+    finally:
+        client.app.state.direct_routes.update(saved)
+    message = assert_error(response, 415, "body", "unsupported_media_type")["message"]
+    assert "send the body as JSON with Content-Type: application/json" in message, message
+
+
+@pytest.mark.parametrize("path", ["/v1/predict", "/invocations", "/v2/models/x/infer"])
+@pytest.mark.parametrize("encoding", ["gzip", "br", "gzip, identity"])
+def test_a_body_in_an_encoding_the_server_does_not_decode_is_415(client, path, encoding) -> None:
+    body = gzip.compress(json.dumps({"products": [PERL]}).encode())
+    headers = {"content-type": "application/json", "content-encoding": encoding}
+    response = client.post(path, content=body, headers=headers)
+    assert response.status_code == 415, response.text
+    assert response.headers["accept-encoding"] == "identity"
+    error = response.json()["error"]
+    message = error if path.startswith("/v2") else error["message"]
+    assert f"Content-Encoding: {encoding}" in message and "uncompressed" in message, message
+
+
+def test_an_identity_encoded_body_is_read(client) -> None:
+    headers = {"content-encoding": "Identity"}
+    response = client.post("/v1/predict", json={"products": [PERL]}, headers=headers)
+    assert response.status_code == 200, response.text
+
+
+def test_csv_rows_with_more_cells_than_the_header_are_refused(client) -> None:
+    body = b"title,brand\nPerl module,Acme\nChess game,Acme,extra\n"
+    response = client.post("/invocations", content=body, headers={"content-type": "text/csv"})
+    message = assert_error(response, 422, "body", "invalid_input")["message"]
+    assert message.startswith("CSV line 3 has 3 cells"), message
 
 
 @pytest.mark.parametrize("top_k", ["3", True, 3.0])

@@ -169,6 +169,16 @@ def test_bad_tensors_and_contract_violations_are_400(client, model_path) -> None
         f"{model_path}/infer", content=b"{}", headers={"Inference-Header-Content-Length": "x"}
     )
     assert_v2_error(header, 400, "Inference-Header-Content-Length")
+    wide = {"inputs": [{"name": "title", "datatype": "INT8", "shape": [1], "data": [1000]}]}
+    assert_v2_error(
+        client.post(f"{model_path}/infer", json=wide), 400, "input 'title' (INT8): element 0"
+    )
+    untyped = {"inputs": [{"name": "title", "shape": [1], "data": ["x"]}]}
+    assert_v2_error(
+        client.post(f"{model_path}/infer", json=untyped),
+        400,
+        "input 'title': field `datatype` is required",
+    )
 
 
 def test_errors_raised_outside_the_routes_are_in_the_protocols_form(client, model_path) -> None:

@@ -22,7 +22,9 @@ REQUESTS: list[tuple[bytes, dict[str, str]]] = [
     (json.dumps({"products": [PRODUCT]}, ensure_ascii=False).encode("utf-16"), JSON_TYPE),
     (json.dumps({"products": [PRODUCT]}).encode(), {"Content-Type": "application/json; v=1"}),
     (json.dumps({"products": [PRODUCT]}).encode(), {"Content-Type": "application/x+json"}),
-    (json.dumps({"products": [PRODUCT]}).encode(), {}),  # no Content-Type: FastAPI refuses
+    (json.dumps({"products": [PRODUCT]}).encode(), {}),  # no Content-Type: refused (415)
+    (b"", {}),
+    (json.dumps({"products": [PRODUCT]}).encode(), JSON_TYPE | {"Content-Encoding": "gzip"}),
     (b"", JSON_TYPE),
     (b"{", JSON_TYPE),
     (b"\xff\xfe\x00", JSON_TYPE),

@@ -9,12 +9,20 @@ import logging
 import time
 import weakref
 
+import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from serving.api import create_app
+from serving.errors import UnsupportedEncodingError
 from serving.metrics import ServingMetrics
-from serving.middleware import RequestMiddleware, pick_request_id, route_template, watch_client
+from serving.middleware import (
+    RequestMiddleware,
+    check_content_encoding,
+    pick_request_id,
+    route_template,
+    watch_client,
+)
 from serving.service import PredictionService
 from serving.watch import request_watch_var
 from tests.support import wait_until_ready
@@ -23,7 +31,8 @@ PRODUCT = {"title": "Chess game for X11"}
 
 
 def scope(headers: dict[str, str] | None = None, path: str = "/v1/predict") -> dict:
-    raw = [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+    headers = {"Content-Type": "application/json"} | (headers or {})
+    raw = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
     return {"type": "http", "method": "POST", "path": path, "headers": raw}
 
 
@@ -36,6 +45,15 @@ def test_request_id_from_client_or_new() -> None:
 
 def test_route_template_for_unknown_paths_is_other() -> None:
     assert route_template(scope(path="/wp-admin/login.php"), []) == "other"
+
+
+def test_only_identity_content_encodings_are_taken() -> None:
+    check_content_encoding(scope())
+    check_content_encoding(scope({"Content-Encoding": " Identity "}))
+    twice = scope({"Content-Encoding": "identity"})
+    twice["headers"].append((b"content-encoding", b"deflate"))
+    with pytest.raises(UnsupportedEncodingError, match="Content-Encoding: identity, deflate"):
+        check_content_encoding(twice)
 
 
 def test_body_streamed_past_the_limit_is_refused_before_the_app_runs() -> None:

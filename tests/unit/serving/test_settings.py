@@ -9,6 +9,7 @@ import sys
 import pytest
 from pydantic import ValidationError
 
+from serving import settings as settings_module
 from serving.settings import Settings, describe_settings_error
 from tests.support import REPO
 
@@ -67,6 +68,8 @@ def test_every_documented_variable_is_read(monkeypatch) -> None:
         ({"BATCH_MAX_SIZE": "0"}, "BATCH_MAX_SIZE"),
         ({"MODEL_THREADS": "0"}, "MODEL_THREADS"),
         ({"LOG_PRODUCT_TEXT": "maybe"}, "LOG_PRODUCT_TEXT"),
+        ({"MLFLOW_TRACKING_URI": "bogus://x"}, "MLFLOW_TRACKING_URI"),
+        ({"MLFLOW_TRACKING_URI": "sqlite+a+b:///x.db"}, "MLFLOW_TRACKING_URI"),
     ],
 )
 def test_bad_values_are_named(monkeypatch, variables, named) -> None:
@@ -77,6 +80,49 @@ def test_bad_values_are_named(monkeypatch, variables, named) -> None:
     message = describe_settings_error(caught.value)
     assert message.startswith("invalid setting ")
     assert named in message or "MODEL_VERSION or MODEL_URI" in message
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "sqlite:///mlflow.db",
+        "postgresql+psycopg2://user@db/mlflow",
+        "HTTPS://mlflow.example.com",
+        "file:///srv/mlruns",
+        "./mlruns",
+        r"C:\mlruns",
+        "databricks",
+        "databricks://profile",
+        "databricks-uc",
+    ],
+)
+def test_tracking_uris_mlflow_can_use_are_taken(uri: str) -> None:
+    assert Settings(mlflow_tracking_uri=uri).mlflow_tracking_uri == uri
+
+
+def test_a_tracking_uri_scheme_mlflow_cannot_use_is_refused_at_start_up() -> None:
+    with pytest.raises(ValidationError) as caught:
+        Settings(mlflow_tracking_uri="bogus://x")
+    message = describe_settings_error(caught.value)
+    assert message.startswith("invalid setting MLFLOW_TRACKING_URI: MLflow has no store for")
+    assert (
+        "'bogus'" in message and "sqlite:///mlflow.db" in message and "got 'bogus://x'" in message
+    )
+
+
+def test_a_scheme_a_plugin_registers_is_taken(monkeypatch) -> None:
+    monkeypatch.setattr(settings_module, "plugin_schemes", lambda: frozenset({"bogus"}))
+    assert Settings(mlflow_tracking_uri="bogus://x").mlflow_tracking_uri == "bogus://x"
+
+
+def test_the_known_schemes_are_those_of_mlflows_store_registries() -> None:
+    from mlflow.tracking._model_registry.utils import _get_store_registry
+    from mlflow.tracking._tracking_service.utils import _tracking_store_registry
+
+    plugins = settings_module.plugin_schemes()
+    known = settings_module.MLFLOW_SCHEMES | settings_module.MLFLOW_DATABASES
+    assert set(_tracking_store_registry._registry) - plugins == known
+    assert set(_get_store_registry()._registry) - plugins == known
 
 
 def test_pinned_version_and_folder_do_not_follow_the_alias() -> None:
@@ -111,13 +157,14 @@ def run_main(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str
 
 
 def test_a_bad_setting_stops_start_up_with_exit_code_2_and_no_traceback() -> None:
-    result = run_main({"PORT": "not-a-port", "WORKERS": "0"})
+    result = run_main({"PORT": "not-a-port", "WORKERS": "0", "MLFLOW_TRACKING_URI": "bogus://x"})
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 2
-    assert lines[0].startswith("invalid setting PORT: ") and "not-a-port" in lines[0]
-    assert lines[1].startswith("invalid setting WORKERS: ")
+    assert len(lines) == 3
+    assert lines[0].startswith("invalid setting MLFLOW_TRACKING_URI: ") and "bogus" in lines[0]
+    assert lines[1].startswith("invalid setting PORT: ") and "not-a-port" in lines[1]
+    assert lines[2].startswith("invalid setting WORKERS: ")
 
 
 def test_help_lists_the_environment_variables() -> None:

@@ -209,6 +209,69 @@ def test_bad_requests_are_refused_with_a_message(header: dict, binary: bytes, me
     assert message in caught.value.message, caught.value.message
 
 
+@pytest.mark.parametrize(
+    ("datatype", "value", "message"),
+    [
+        (
+            "INT8",
+            1000,
+            "input 'Weight (g)' (INT8): element 1 must be a whole number from -128 to 127",
+        ),
+        ("INT8", -129, "from -128 to 127, not -129"),
+        ("INT64", 1.5, "(INT64): element 1 must be a whole number"),
+        ("INT32", 2.0, "not 2.0"),  # a whole number written as a float is a float in JSON
+        ("UINT8", -1, "(UINT8): element 1 must be a whole number from 0 to 255, not -1"),
+        ("UINT64", 2**64, "from 0 to 18446744073709551615"),
+        ("FP16", 70000, "(FP16): element 1 must be a number from -65504 to 65504"),
+        ("FP32", 1e300, "(FP32): element 1 must be a number from -3.40282e+38 to 3.40282e+38"),
+        ("FP64", 10**400, "(FP64): element 1 must be a number from"),
+    ],
+)
+def test_json_values_must_fit_the_declared_datatype(datatype, value, message) -> None:
+    with pytest.raises(BadRequestError) as caught:
+        parse(
+            {
+                "inputs": [
+                    tensor("Product Title", ["a", "b"]),
+                    tensor("Weight (g)", [1, value], datatype),
+                ]
+            }
+        )
+    assert caught.value.status_code == 400
+    assert message in caught.value.message, caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("datatype", "value"),
+    [
+        ("INT8", -128),
+        ("UINT64", 2**64 - 1),
+        ("FP32", 3),  # a whole number is a number
+        ("FP32", float("nan")),
+        ("FP16", float("inf")),
+        ("FP64", 1.7e308),
+    ],
+)
+def test_json_values_that_fit_their_datatype_are_taken(datatype, value) -> None:
+    request = parse({"inputs": [TITLE, tensor("Weight (g)", [value], datatype)]})
+    weight = request.products[0].get("Weight (g)")
+    assert weight == value or (math.isnan(value) and weight is None)
+
+
+@pytest.mark.parametrize("missing", ["datatype", "shape"])
+@pytest.mark.parametrize("given", ["absent", None])
+def test_a_missing_datatype_or_shape_is_named_as_missing(missing, given) -> None:
+    spec = {k: v for k, v in TITLE.items() if k != missing}
+    if given is None:
+        spec[missing] = None
+    with pytest.raises(BadRequestError) as caught:
+        parse({"inputs": [spec]})
+    assert caught.value.message.startswith(
+        f"input 'Product Title': field `{missing}` is required"
+    ), caught.value.message
+    assert "None" not in caught.value.message
+
+
 def test_header_length_must_fit_and_header_must_be_json() -> None:
     with pytest.raises(BadRequestError, match="longer than the body"):
         parse_infer_request(b"{}", 10, CONTRACT, 3)
@@ -297,3 +360,30 @@ def test_error_bodies_in_the_protocols_form() -> None:
     assert json.loads(protocol_error_body(ours.encode())) == {"error": "too large"}
     assert json.loads(protocol_error_body(b'{"error": "as is"}')) == {"error": "as is"}
     assert json.loads(protocol_error_body(b"plain text")) == {"error": "plain text"}
+
+
+def test_objects_and_lists_for_json_and_tokens_fields_come_as_json_text() -> None:
+    contract = RequestContract(
+        (
+            InputField("info", "text", "json"),
+            InputField("details", "tokens", "tokens"),
+            InputField("title", "text", "string"),
+        )
+    )
+    info = {"name": "cmake-fedora", "tags": ["devel::lang"]}
+    header = {
+        "inputs": [
+            tensor("info", [json.dumps(info), "[not json", ""]),
+            tensor("details", ['{"Color": "red"}', "[1, 2]", "plain"]),
+            tensor("title", ['{"kept": "as text"}', "b", "c"]),
+        ]
+    }
+    body = json.dumps(header).encode()
+    products = parse_infer_request(body, None, contract, 3).products
+    assert products[0] == {
+        "info": info,
+        "details": {"Color": "red"},
+        "title": '{"kept": "as text"}',
+    }
+    assert products[1] == {"info": "[not json", "details": [1, 2], "title": "b"}
+    assert products[2] == {"details": "plain", "title": "c"}
