@@ -3,7 +3,10 @@ well as the champion on rows that neither model trained on.
 
 `decide` is the rule, a pure function. `challenge` gathers its inputs: the champion's predictions
 on this run's holdout, made by the champion's own code in a separate interpreter
-(`training.rescore`), and the rows held out under both models' split definitions.
+(`training.rescore`), and the rows held out under both models' split definitions. A champion
+trained for another task or label column is not scored at all (`unfit_champion`), and when too few
+rows are shared, `explain_shortfall` says why (a small catalog, another catalog or split) and
+what to do.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ import os
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from training.evaluate import macro_f1
-from training.split import SplitDefinition
+from training.split import SALT, SplitDefinition
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +73,7 @@ def decide(
     if challenger_f1 is None or champion_f1 is None or compared_rows < min_rows:
         reason = (
             f"cannot compare fairly: only {compared_rows} row(s) are held out by both this model "
-            f"and {old} (at least {min_rows} needed, --gate-min-rows); {old} kept "
+            f"and {old}, fewer than --gate-min-rows ({min_rows}); {old} kept "
             "(--force-promote to replace it)"
         )
         return GateDecision(False, reason, challenger_f1, champion_f1, compared_rows)
@@ -126,3 +130,95 @@ def score_champion(tracking_uri: str, model_uri: str, version: str, rows: pd.Dat
     split = SplitDefinition.from_dict(answer["split"]) if answer.get("split") else None
     labels = np.asarray(answer["labels"], dtype=object)
     return ChampionScores(version, split, labels, answer.get("tag_sets"))
+
+
+@dataclass(frozen=True)
+class TrainingOrigin:
+    """What a model was trained for and on, as its run records it (parameters and tags)."""
+
+    task: str
+    label_column: str
+    source: str
+    sha256: str
+
+    @classmethod
+    def from_run(cls, params: Mapping[str, str], tags: Mapping[str, str]) -> TrainingOrigin | None:
+        """The origin a run logged, or None for a model without a run (registered by hand)."""
+        if "label_column" not in params:
+            return None
+        task = params.get("task", "single_label")  # runs before --task trained single labels
+        return cls(
+            task, params["label_column"], tags.get("data.source", ""), tags.get("data.sha256", "")
+        )
+
+    def target(self) -> str:
+        return f"{self.task} on label column '{self.label_column}'"
+
+    def catalog(self) -> str:
+        return Path(self.source).name or "an unrecorded catalog"
+
+
+def unfit_champion(
+    champion: TrainingOrigin, mine: TrainingOrigin, version: str, force: bool
+) -> GateDecision | None:
+    """The decision when the champion answers another question (task or label column) than this
+    model: its answers cannot be scored on this run's labels. None when both answer the same."""
+    if champion.target() == mine.target():
+        return None
+    if force:
+        return GateDecision(True, f"forced with --force-promote (over champion v{version})")
+    reason = (
+        f"cannot compare: champion v{version} was trained for {champion.target()} of "
+        f"{champion.catalog()}, this model for {mine.target()} of {mine.catalog()}, so its "
+        f"answers cannot be scored on this run's labels; champion "
+        f"v{version} kept. If both models are wanted, register this one under another "
+        "--model-name; --force-promote replaces the champion"
+    )
+    return GateDecision(False, reason)
+
+
+def split_keys(split: SplitDefinition) -> str:
+    """How a split picks its holdout rows, in words."""
+    text = " + ".join(f"'{c}'" for c in split.text_columns) or "(no column)"
+    key = f"id column '{split.id_column}', else text {text}" if split.id_column else f"text {text}"
+    salt = "" if split.salt == SALT else f", salt {split.salt!r}"
+    return f"{split.test_size:g} of rows by {key}{salt}"
+
+
+def explain_shortfall(
+    decision: GateDecision,
+    champion: TrainingOrigin | None,
+    mine: TrainingOrigin,
+    splits: tuple[SplitDefinition | None, SplitDefinition],
+    holdout_rows: int,
+    min_rows: int,
+) -> GateDecision:
+    """`decision` with why too few rows were shared, and what to do: a champion trained on
+    another catalog or split (another --model-name), or a holdout below --gate-min-rows."""
+    if decision.promote or decision.compared_rows >= min_rows:
+        return decision
+    hints = []
+    lost_rows = decision.compared_rows < holdout_rows  # the champion trained on some of them
+    if lost_rows and champion is not None and champion.source and champion.source != mine.source:
+        theirs_name, mine_name = champion.catalog(), mine.catalog()
+        if theirs_name == mine_name:  # two folders, one file name
+            theirs_name, mine_name = champion.source, mine.source
+        hints.append(f"the champion was trained on {theirs_name}, this model on {mine_name}")
+    theirs, own = splits
+    if lost_rows and theirs is not None and split_keys(theirs) != split_keys(own):
+        hints.append(
+            f"their holdouts are chosen differently (champion: {split_keys(theirs)}; this run: "
+            f"{split_keys(own)})"
+        )
+    if hints:
+        hints.append("a model of other products belongs under its own --model-name")
+    if decision.compared_rows > 0 and holdout_rows < min_rows:
+        hints.append(
+            f"this run's whole holdout is {holdout_rows} rows: on a catalog this small, a lower "
+            f"--gate-min-rows (at most {holdout_rows}; fewer rows make a noisier comparison) or a "
+            "larger --test-size lets the gate decide"
+        )
+    if not hints:
+        return decision
+    why = "; ".join(hints)
+    return replace(decision, reason=f"{decision.reason}. {why[0].upper()}{why[1:]}")

@@ -3,11 +3,16 @@
 Real catalogs write one category several ways (`fridge`/`Fridges`, `CPU`/`CPUs`, `Mobile Phone` /
 `Mobile Phones`); each spelling would become a class of its own. `--label-map` merges them before
 classes are counted, and `find_variants` points at the groups that a map should merge.
+
+A map's keys are matched exactly, then ignoring case. Chains are followed to their end (`a: b` and
+`b: c` send both `a` and `b` to `c`), so a map can grow line by line; a cycle (`a: b`, `b: a`) has
+no end and is refused. Keys that match no label are named in a warning: usually a typo.
 """
 
 from __future__ import annotations
 
 import csv
+import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -18,12 +23,31 @@ import yaml
 
 from training.errors import ConfigError
 
+log = logging.getLogger(__name__)
 _NOT_ALNUM = re.compile(r"[\W_]+")
 MAX_LABELS_FOR_EDIT_DISTANCE = 3000
+MAX_NAMED_KEYS = 10  # unused keys listed in the warning; the rest are counted
 
 
-def load_label_map(path: Path) -> dict[str, str]:
-    """`variant: canonical` pairs from a YAML mapping or a two-column CSV (variant, canonical)."""
+class LabelMap(dict[str, str]):
+    """`variant: canonical` pairs as written in the file named by `source`."""
+
+    def __init__(self, pairs: Mapping[str, str], source: str = "") -> None:
+        super().__init__(pairs)
+        self.source = source
+
+
+def load_label_map(path: Path) -> LabelMap:
+    """`variant: canonical` pairs from a YAML mapping or a two-column CSV (variant, canonical);
+    a map with a cycle is refused."""
+    mapping = LabelMap(_read_label_map(path), str(path))
+    folded = folded_keys(mapping)
+    for key in mapping:
+        label_chain(mapping, key, folded)  # raises on a cycle
+    return mapping
+
+
+def _read_label_map(path: Path) -> dict[str, str]:
     try:
         text = path.read_text("utf-8")
     except OSError as error:
@@ -59,10 +83,97 @@ def _csv_map(path: Path, text: str) -> dict[str, str]:
     return mapping
 
 
+def folded_keys(mapping: Mapping[str, str]) -> dict[str, str]:
+    """Each key by its casefolded form (of keys equal but for case, the last)."""
+    return {key.casefold(): key for key in mapping}
+
+
+def matching_key(mapping: Mapping[str, str], label: str, folded: Mapping[str, str]) -> str | None:
+    """The key that maps `label`: equal to it, else equal ignoring case."""
+    return label if label in mapping else folded.get(label.casefold())
+
+
+def label_chain(mapping: Mapping[str, str], key: str, folded: Mapping[str, str]) -> list[str]:
+    """The keys a label matching `key` passes through, `key` first, followed while each value is
+    itself a key (a value that only differs from its own key in case ends the chain)."""
+    chain = [key]
+    while True:
+        step = matching_key(mapping, mapping[chain[-1]], folded)
+        if step is None or step == chain[-1]:
+            return chain
+        if step in chain:
+            cycle = " → ".join(repr(k) for k in [*chain[chain.index(step) :], step])
+            raise ConfigError(
+                f"--label-map{_source(mapping)}: the map has a cycle, {cycle}; each label must "
+                "lead to one final label (chains are followed to their end): delete or change "
+                "one of these lines"
+            )
+        chain.append(step)
+
+
+def _source(mapping: Mapping[str, str]) -> str:
+    """` FILE` for a map read from a file, else nothing."""
+    source = getattr(mapping, "source", "")
+    return f" {source}" if source else ""
+
+
 def apply_label_map(labels: pd.Series, mapping: Mapping[str, str]) -> pd.Series:
-    """Each label replaced by its canonical form; matched exactly, then ignoring case."""
-    folded = {key.casefold(): value for key, value in mapping.items()}
-    return labels.map(lambda label: mapping.get(label, folded.get(label.casefold(), label)))
+    """Each label replaced by the end of its chain in the map (keys matched exactly, then
+    ignoring case); warns about keys that no label reaches."""
+    folded = folded_keys(mapping)
+    final: dict[str, str] = {}
+    chains: dict[str, list[str]] = {}
+    for label in labels.unique():
+        key = matching_key(mapping, label, folded)
+        if key is not None:
+            chains[label] = label_chain(mapping, key, folded)
+            final[label] = mapping[chains[label][-1]]
+    followed = [chain for chain in chains.values() if len(chain) > 1]
+    if followed:
+        shown = " → ".join([*followed[0], final[followed[0][0]]])
+        log.info("--label-map: %d chain(s) followed to their end, e.g. %s", len(followed), shown)
+    warn_unused_keys(mapping, {key for chain in chains.values() for key in chain})
+    return labels.map(lambda label: final.get(label, label))
+
+
+def warn_unused_keys(mapping: Mapping[str, str], used: set[str]) -> None:
+    """One warning naming the first keys that match no label of the catalog, counting all."""
+    unused = [key for key in mapping if key not in used]
+    if not unused:
+        return
+    named = ", ".join(repr(key) for key in unused[:MAX_NAMED_KEYS])
+    more = f" and {len(unused) - MAX_NAMED_KEYS} more" if len(unused) > MAX_NAMED_KEYS else ""
+    log.warning(
+        "--label-map%s: %d of %d key(s) match no label of the catalog and change nothing: %s%s "
+        "(keys are matched exactly, then ignoring case; check their spelling)",
+        _source(mapping),
+        len(unused),
+        len(mapping),
+        named,
+        more,
+    )
+
+
+def check_other_label(sizes: Mapping[str, int], other_label: str, min_class_size: int) -> None:
+    """Refuse an `--other-label` that names a class big enough to keep (equal ignoring case):
+    folding rare classes into it would silently change that class. Merging into an existing class
+    on purpose is said class by class with `--label-map`."""
+    existing = [
+        label
+        for label, rows in sizes.items()
+        if rows >= min_class_size and label.casefold() == other_label.casefold()
+    ]
+    rare = sorted(label for label, rows in sizes.items() if rows < min_class_size)
+    if not existing or not rare:
+        return
+    raise ConfigError(
+        f"--other-label {other_label!r}: the catalog already has the class {existing[0]!r} "
+        f"({sizes[existing[0]]:,} rows); --small-classes other would merge {len(rare)} class(es) "
+        f"below --min-class-size {min_class_size} ({', '.join(map(repr, rare[:5]))}"
+        f"{', ...' if len(rare) > 5 else ''}) into it. Pick a name no class uses (e.g. "
+        f"--other-label 'other (rare classes)'), or, to merge them into {existing[0]!r} on "
+        "purpose, map them to it with --label-map"
+    )
 
 
 def variant_key(label: str) -> str:

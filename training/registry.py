@@ -180,3 +180,19 @@ def promote(
     policy.call(
         f"setting {name}@{CHAMPION}", client.set_registered_model_alias, name, CHAMPION, version
     )
+
+
+def training_record(
+    client: MlflowClient, version: ModelVersion
+) -> tuple[dict[str, str], dict[str, str]]:
+    """The parameters and tags of the run that trained `version`; empty for a version registered
+    without a run, or whose run was deleted."""
+    if not version.run_id:
+        return {}, {}
+    try:
+        run = client.get_run(version.run_id)
+    except MlflowException as error:
+        if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"):
+            return {}, {}
+        raise
+    return dict(run.data.params), dict(run.data.tags)

@@ -279,27 +279,48 @@ class TrainingRun:
 
     def judge(self, holdout: pd.DataFrame, labels: Any) -> gate.GateDecision:
         """Re-score the champion on `holdout` and compare it with this model's `labels`."""
-        config = self.config
+        config, rows = self.config, holdout.reset_index(drop=True)
         champion = self.policy.call(
             "reading the champion", registry.current_champion, self.client, config.model_name
         )
-        scores = None
-        if champion is not None:
-            uri = f"models:/{config.model_name}/{champion.version}"
-            rows = holdout.drop(columns=["label"]).reset_index(drop=True)
-            try:
-                scores = self.policy.call(
-                    f"re-scoring champion v{champion.version}",
-                    gate.score_champion,
-                    self.tracking_uri,
-                    uri,
-                    str(champion.version),
-                    rows,
-                )
-            except Exception as error:  # a broken artifact or a champion of another schema
-                log.warning("could not re-score champion v%s: %s", champion.version, error)
-                scores = gate.ChampionScores(str(champion.version), None, np.array([]))
-        return self.challenge(scores, holdout.reset_index(drop=True), labels)
+        if champion is None:
+            return self.challenge(None, rows, labels)
+        record = self.policy.call(
+            "reading the champion's run", registry.training_record, self.client, champion
+        )
+        theirs, mine = gate.TrainingOrigin.from_run(*record), self.origin()
+        version = str(champion.version)
+        unfit = gate.unfit_champion(theirs, mine, version, config.force_promote) if theirs else None
+        if unfit is not None:
+            return unfit
+        scores = self.rescore(version, rows)
+        decision = self.challenge(scores, rows, labels)
+        splits = (scores.split, self.split)
+        return gate.explain_shortfall(
+            decision, theirs, mine, splits, len(rows), config.gate_min_rows
+        )
+
+    def origin(self) -> gate.TrainingOrigin:
+        """What this model is trained for and on, as the gate compares it with the champion."""
+        config, catalog = self.config, self.catalog
+        return gate.TrainingOrigin(config.task, config.label_column, catalog.source, catalog.sha256)
+
+    def rescore(self, version: str, holdout: pd.DataFrame) -> gate.ChampionScores:
+        """The champion's answers on `holdout`, by its own code; none if it cannot answer."""
+        uri = f"models:/{self.config.model_name}/{version}"
+        try:
+            scores: gate.ChampionScores = self.policy.call(
+                f"re-scoring champion v{version}",
+                gate.score_champion,
+                self.tracking_uri,
+                uri,
+                version,
+                holdout.drop(columns=["label"]),
+            )
+        except Exception as error:  # a broken artifact or a champion of another schema
+            log.warning("could not re-score champion v%s: %s", version, error)
+            return gate.ChampionScores(version, None, np.array([]))
+        return scores
 
     def challenge(
         self, champion: gate.ChampionScores | None, holdout: pd.DataFrame, labels: Any
@@ -310,6 +331,9 @@ class TrainingRun:
         )
 
     def log_decision(self, decision: gate.GateDecision, version: str) -> None:
+        short = decision.champion_f1 is None or decision.compared_rows < self.config.gate_min_rows
+        undecided = not decision.promote and short  # the gate could not compare: say so loudly
+        log.log(logging.WARNING if undecided else logging.INFO, "gate: %s", decision.reason)
         self.writer.metrics(
             {f"time_{metric_name(k)}_seconds": v for k, v in self.timings.items()}
             | {"gate_compared_rows": float(decision.compared_rows)}

@@ -1,7 +1,9 @@
 """Catalogs whose label is a set of tags (`--task multilabel`) or a category path (`--task path`).
 
 The label column holds a list (JSON lines, Parquet) or a string split at `--label-separator`
-(CSV). A path's levels, most general first, become its nodes named by their full path
+(CSV). Tags (and a path's levels) are trimmed, mapped by `--label-map` and unified across case
+as single labels are: `Games` and `games ` are one tag, spelled as most products spell it. A
+path's levels, most general first, become its nodes named by their full path
 (`A`, `A > B`, `A > B > C`), so a path model is a multi-label model over the category tree. Tags
 (or nodes) on fewer than `--min-tag-count` products are dropped with a warning that counts them,
 and products left without any tag are dropped. The label column is removed from the rows once
@@ -26,6 +28,7 @@ from training.catalog import (
     bundled_sample,
     check_columns,
     file_sha256,
+    normalize_labels,
     parse_numeric_columns,
     read_catalog_file,
     warn_if_label_is_input,
@@ -33,6 +36,7 @@ from training.catalog import (
 )
 from training.config import TrainConfig
 from training.errors import DataError
+from training.labels import apply_label_map, load_label_map
 from training.split import SplitDefinition, holdout_split
 
 log = logging.getLogger(__name__)
@@ -54,9 +58,25 @@ def parse_tags(value: Any, separator: str | None) -> Tags:
     return tuple(dict.fromkeys(item for item in cleaned if item))
 
 
+def unify_tags(tags: pd.Series, label_map: str | None) -> pd.Series:
+    """Each row's tags (or levels) mapped by `--label-map` and unified across case exactly as
+    single labels are (`normalize_labels`: the most used spelling wins), repeats removed."""
+    uses = tags.reset_index(drop=True).explode().dropna().astype(str)
+    if uses.empty:
+        return tags
+    if label_map:
+        uses = apply_label_map(uses, load_label_map(Path(label_map)))
+    uses = normalize_labels(uses)
+    uses = uses[uses != ""]
+    rows = uses.groupby(level=0, sort=False).agg(lambda row: tuple(dict.fromkeys(row)))
+    unified = [rows.get(position, ()) for position in range(len(tags))]
+    return pd.Series(unified, index=tags.index, dtype=object)
+
+
 def label_sets(values: pd.Series, config: TrainConfig) -> pd.Series:
     """Each row's tags; for a path task, the nodes of its path."""
     tags = values.map(lambda value: parse_tags(value, config.label_separator))
+    tags = unify_tags(tags, config.label_map)
     if config.task == PATH:
         return tags.map(lambda levels: tuple(path_nodes(levels, PATH_SEPARATOR)))
     return tags

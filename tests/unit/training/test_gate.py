@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from training.gate import ChampionScores, challenge, decide
+from training.gate import (
+    ChampionScores,
+    TrainingOrigin,
+    challenge,
+    decide,
+    explain_shortfall,
+    unfit_champion,
+)
 from training.split import SplitDefinition
 
 
@@ -52,3 +59,55 @@ def test_champion_without_split_is_kept_unless_forced() -> None:
     champion = ChampionScores("2", None, rows["label"].to_numpy())
     assert not challenge(champion, rows, rows["label"].to_numpy(), 10, False).promote
     assert challenge(champion, rows, rows["label"].to_numpy(), 10, True).promote
+
+
+LISTINGS = TrainingOrigin("single_label", "Category Label", "/data/listings.csv", "aaa")
+
+
+def test_a_champion_of_another_task_or_label_column_is_not_scored() -> None:
+    tags = TrainingOrigin("multilabel", "tags", "/data/ml.csv", "bbb")
+    kept = unfit_champion(LISTINGS, tags, "4", force=False)
+    assert kept is not None and not kept.promote
+    assert "single_label on label column 'Category Label' of listings.csv" in kept.reason
+    assert "multilabel on label column 'tags' of ml.csv" in kept.reason
+    assert "--model-name" in kept.reason and "--force-promote" in kept.reason
+    forced = unfit_champion(LISTINGS, tags, "4", force=True)
+    assert forced is not None and forced.promote
+    other_column = TrainingOrigin("single_label", "Category", "/data/listings.csv", "aaa")
+    assert unfit_champion(LISTINGS, other_column, "4", force=False) is not None
+    grown = TrainingOrigin("single_label", "Category Label", "/data/listings.csv", "ccc")
+    assert unfit_champion(LISTINGS, grown, "4", force=False) is None  # a retrain: compare
+
+
+def test_origin_from_a_run_defaults_to_single_label_and_needs_a_label_column() -> None:
+    params = {"label_column": "main_cat"}
+    tags = {"data.source": "/x/c.jsonl", "data.sha256": "s"}
+    assert TrainingOrigin.from_run(params, tags) == TrainingOrigin(
+        "single_label", "main_cat", "/x/c.jsonl", "s"
+    )
+    assert TrainingOrigin.from_run({}, {}) is None  # registered without a training run
+
+
+def test_too_small_a_holdout_names_gate_min_rows_and_what_to_do() -> None:
+    split = SplitDefinition(0.2, None, ("Product Title",))
+    shortfall = decide(0.9, 0.8, 94, 100, False, "1")
+    explained = explain_shortfall(shortfall, LISTINGS, LISTINGS, (split, split), 94, 100)
+    assert "fewer than --gate-min-rows (100)" in explained.reason
+    assert "whole holdout is 94 rows" in explained.reason
+    assert "a lower --gate-min-rows (at most 94" in explained.reason
+    assert "--model-name" not in explained.reason  # same catalog, same split
+
+
+def test_no_shared_rows_with_a_champion_of_another_catalog_says_what_differs() -> None:
+    theirs = SplitDefinition(0.2, None, ("Product Title",))
+    mine = SplitDefinition(0.2, "sku", ("Title",))
+    other = TrainingOrigin("single_label", "Category Label", "/data/shop.csv", "ddd")
+    nothing = decide(None, None, 0, 100, False, "1")
+    explained = explain_shortfall(nothing, LISTINGS, other, (theirs, mine), 500, 100)
+    assert "only 0 row(s)" in explained.reason
+    assert "trained on listings.csv, this model on shop.csv" in explained.reason
+    assert "champion: 0.2 of rows by text 'Product Title'" in explained.reason
+    assert "this run: 0.2 of rows by id column 'sku', else text 'Title'" in explained.reason
+    assert "its own --model-name" in explained.reason
+    fair = decide(0.9, 0.8, 200, 100, False, "1")
+    assert explain_shortfall(fair, LISTINGS, other, (theirs, mine), 500, 100) == fair

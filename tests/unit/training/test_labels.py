@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pandas as pd
@@ -10,6 +11,7 @@ import pytest
 from training.errors import ConfigError
 from training.labels import (
     apply_label_map,
+    check_other_label,
     find_variants,
     load_label_map,
     variant_key,
@@ -100,3 +102,51 @@ def test_bad_label_maps_get_one_clear_message(tmp_path: Path, name, content, mes
 def test_missing_label_map(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read"):
         load_label_map(tmp_path / "nope.yaml")
+
+
+def test_keys_that_match_no_label_are_named_in_one_warning(tmp_path: Path, caplog) -> None:
+    path = tmp_path / "map.yaml"
+    path.write_text("cpu: CPUs\n" + "".join(f"Typo{i}: X\n" for i in range(12)))
+    with caplog.at_level(logging.WARNING, logger="training.labels"):
+        mapped = apply_label_map(pd.Series(["CPU", "Laptops"]), load_label_map(path))
+    assert mapped.tolist() == ["CPUs", "Laptops"]
+    [warning] = caplog.records
+    message = warning.getMessage()
+    assert f"--label-map {path}: 12 of 13 key(s) match no label" in message
+    assert "'Typo0', " in message and "'Typo9'" in message and "'Typo10'" not in message
+    assert "and 2 more" in message
+
+
+def test_a_label_map_with_a_cycle_is_refused_naming_it(tmp_path: Path) -> None:
+    path = tmp_path / "map.yaml"
+    path.write_text("Laptop: Laptops\nCPU: CPUs\nCPUs: cpu\n")
+    with pytest.raises(ConfigError, match="cycle, 'CPU' → 'CPUs' → 'CPU'") as error:
+        load_label_map(path)
+    assert error.value.exit_code == 2 and str(path) in str(error.value)
+
+
+def test_chains_are_followed_to_their_end(caplog) -> None:
+    mapping = {"a": "b", "b": "c", "x": "X"}  # x: X only changes the case, and ends there
+    with caplog.at_level(logging.INFO, logger="training.labels"):
+        mapped = apply_label_map(pd.Series(["a", "B", "c", "x"]), mapping)
+    assert mapped.tolist() == ["c", "c", "c", "X"]
+    assert "1 chain(s) followed to their end, e.g. a → b → c" in caplog.text
+    assert "match no label" not in caplog.text  # `b` is used by `a`'s chain
+
+
+def test_a_key_mapping_to_its_own_case_variant_is_no_cycle(tmp_path: Path) -> None:
+    path = tmp_path / "map.yaml"
+    path.write_text("cpu: CPU\nCPU: CPUs\n")
+    mapped = apply_label_map(pd.Series(["cpu", "CPU", "Cpu"]), load_label_map(path))
+    assert mapped.tolist() == ["CPUs", "CPUs", "CPUs"]
+
+
+def test_other_label_naming_a_kept_class_is_refused() -> None:
+    sizes = {"Laptops": 50, "Other": 30, "Kettles": 3, "Toasters": 2}
+    with pytest.raises(ConfigError, match="already has the class 'Other' \\(30 rows\\)") as error:
+        check_other_label(sizes, "other", min_class_size=10)
+    assert "'Kettles', 'Toasters'" in str(error.value) and "--label-map" in str(error.value)
+    assert error.value.exit_code == 2
+    check_other_label(sizes, "rare classes", min_class_size=10)  # a new name
+    check_other_label(sizes, "Other", min_class_size=2)  # nothing is folded
+    check_other_label({"Laptops": 50, "Other": 3, "Kettles": 3}, "Other", 10)  # folded itself

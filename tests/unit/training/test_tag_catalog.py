@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from training.catalog import normalize_labels
 from training.config import TrainConfig
 from training.errors import DataError
 from training.tag_catalog import indicator_matrix, load_tag_catalog, parse_tags
@@ -96,3 +97,31 @@ def test_task_options_that_cannot_work_stop_at_start() -> None:
         make_config({"task": "path", "compact": False})
     assert make_config({"task": "path"}).task_gate_metric == "f1_samples"
     assert make_config({"task": "multilabel"}).task_gate_metric == "f1_micro"
+
+
+def test_tags_equal_but_for_case_and_spaces_are_one_tag_spelled_as_single_labels_are(
+    tmp_path,
+) -> None:
+    rows = [(f"arcade game {i}", "Games|retro") for i in range(3)]
+    rows += [(f"board game {i}", "games |Retro") for i in range(4)]
+    rows += [(f"puzzle game {i}", " GAMES|games") for i in range(2)]
+    catalog = load_tag_catalog(config(write_csv(tmp_path / "c.csv", rows)))
+    uses = [tag for tags in catalog.frame["label"] for tag in tags]
+    # The spelling single-label training would pick for the same uses (the most frequent).
+    spellings = set(normalize_labels(pd.Series(["Games"] * 3 + ["games"] * 6 + ["GAMES"] * 2)))
+    assert spellings == {"games"} and set(uses) == {"games", "Retro"}
+    assert catalog.frame["label"].iloc[-1] == ("games",)  # " GAMES|games": one tag, not two
+
+
+def test_path_levels_are_unified_and_label_mapped_level_by_level(tmp_path) -> None:
+    (tmp_path / "map.yaml").write_text("Laptop: Laptops\n")
+    rows = [(f"laptop {i}", "Electronics > Laptops") for i in range(3)]
+    rows += [(f"notebook {i}", "electronics  >  Laptop") for i in range(3)]
+    paths = config(
+        write_csv(tmp_path / "c.csv", rows),
+        task="path",
+        label_separator=">",
+        label_map=str(tmp_path / "map.yaml"),
+    )
+    labels = set(load_tag_catalog(paths).frame["label"])
+    assert labels == {("Electronics", "Electronics > Laptops")}

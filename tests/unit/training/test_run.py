@@ -1,0 +1,83 @@
+"""The run's gate wiring with the registry stubbed: what the champion's run records decides
+whether it is re-scored at all, and a shortfall of shared rows is explained."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import pandas as pd
+import pytest
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST
+
+from training import gate, registry
+from training.catalog import Catalog
+from training.config import TrainConfig
+from training.retries import RetryPolicy
+from training.run import TrainingRun
+from training.split import SplitDefinition
+
+SPLIT = SplitDefinition(0.2, None, ("title",))
+
+
+def training_run(**overrides: Any) -> TrainingRun:
+    config = TrainConfig(model_name="listings", **overrides)
+    catalog = Catalog(pd.DataFrame(), "/data/listings.csv", "aaa")
+    client: Any = None  # every registry call is stubbed
+    return TrainingRun(config, client, "sqlite://", catalog, SPLIT, {}, RetryPolicy(1))
+
+
+def stub_champion(monkeypatch, params: dict[str, str], scores: Any = None) -> None:
+    champion = SimpleNamespace(version="3", run_id="r3")
+    monkeypatch.setattr(registry, "current_champion", lambda client, name: champion)
+    tags = {"data.source": "/data/listings.csv", "data.sha256": "aaa"}
+    monkeypatch.setattr(registry, "training_record", lambda client, version: (params, tags))
+
+    def score_champion(*args: Any) -> Any:
+        assert scores is not None, "a champion of another task must not be re-scored"
+        return scores
+
+    monkeypatch.setattr(gate, "score_champion", score_champion)
+
+
+def holdout(n: int) -> pd.DataFrame:
+    """`n` rows that SPLIT holds out, as a run's holdout would be."""
+    rows = pd.DataFrame({"title": [f"t{i}" for i in range(20 * n)]})
+    rows = rows[SPLIT.held_out(rows)].head(n).reset_index(drop=True)
+    return rows.assign(label=["a", "b"] * (n // 2))
+
+
+def test_a_champion_of_another_task_is_kept_without_re_scoring(monkeypatch) -> None:
+    stub_champion(monkeypatch, {"task": "multilabel", "label_column": "main_cat"})
+    rows = holdout(40)
+    decision = training_run().judge(rows, rows["label"].to_numpy())
+    assert not decision.promote and "trained for multilabel" in decision.reason
+
+
+def test_a_small_catalog_s_shortfall_names_gate_min_rows(monkeypatch) -> None:
+    rows = holdout(40)
+    scores = gate.ChampionScores("3", SPLIT, rows["label"].to_numpy())
+    stub_champion(monkeypatch, {"task": "single_label", "label_column": "main_cat"}, scores)
+    decision = training_run().judge(rows, rows["label"].to_numpy())
+    assert decision.compared_rows == 40 and not decision.promote
+    assert "whole holdout is 40 rows" in decision.reason and "--gate-min-rows" in decision.reason
+
+
+@pytest.mark.parametrize("run_id", [None, "gone"])
+def test_a_version_without_a_readable_run_records_nothing(run_id) -> None:
+    class Client:
+        def get_run(self, run_id: str) -> Any:
+            raise MlflowException("no run", error_code=RESOURCE_DOES_NOT_EXIST)
+
+    version: Any = SimpleNamespace(run_id=run_id)
+    assert registry.training_record(Client(), version) == ({}, {})  # type: ignore[arg-type]
+    assert gate.TrainingOrigin.from_run({}, {}) is None
+
+
+def test_the_champion_s_run_params_and_tags_are_read() -> None:
+    data = SimpleNamespace(params={"task": "path"}, tags={"data.sha256": "x"})
+    client: Any = SimpleNamespace(get_run=lambda run_id: SimpleNamespace(data=data))
+    version: Any = SimpleNamespace(run_id="r1")
+    record = registry.training_record(client, version)
+    assert record == ({"task": "path"}, {"data.sha256": "x"})
