@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from training.config import ColumnName
+from training.config import ColumnName, CsvSeparator
 from training.errors import ConfigError
 
 OUTPUT_FORMATS = {".parquet": "parquet", ".csv": "csv", ".jsonl": "jsonl"}
@@ -31,7 +31,11 @@ class BatchConfig(BaseModel):
     format: Literal["auto", "amazon", "jsonl", "csv", "parquet"] = Field(
         "auto", description="catalog format; auto picks by file extension"
     )
-    csv_separator: str = Field(",", description="field separator of CSV catalogs")
+    csv_separator: CsvSeparator | None = Field(
+        None,
+        description="field separator of CSV catalogs: one character, or an escape such as \\t "
+        "for tab; none: tab for .tsv files, else comma",
+    )
     id_column: ColumnName | None = Field(
         None,
         description="catalog column holding the product id (default: the model's id field; "

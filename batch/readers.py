@@ -1,24 +1,34 @@
 """Catalogs read in chunks, so that memory follows the chunk size and not the catalog size.
 
-Formats and their detection are training's (`training.catalog.detect_format`); these readers
-yield DataFrames of at most `chunk_size` rows with the same values training's readers give:
-JSON lines (plain or gzip) as records, CSV as strings, Parquet (a file or a folder of files)
-batch by batch.
+Formats and their detection are training's (`training.catalog_files`); these readers yield
+DataFrames of at most `chunk_size` rows with the same values training's readers give: JSON lines
+(plain or gzip) as records, CSV as strings (tab-separated for .tsv unless a separator is given),
+Parquet (a file or a folder of files) batch by batch. A JSON file that is one array of objects
+('[' first) cannot be read piece by piece: it is parsed whole, then yielded in chunks.
 """
 
 from __future__ import annotations
 
-import gzip
-import json
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pandas as pd
 
-from training.catalog import CSV_OPTIONS, MAX_BAD_LINE_SHARE, detect_format
+from training.catalog_files import (
+    JSON_SHAPES,
+    MAX_BAD_LINE_SHARE,
+    csv_read_options,
+    csv_separator_for,
+    describe_json_value,
+    detect_format,
+    first_character,
+    json_array_records,
+    json_object,
+    open_text,
+)
 from training.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -65,10 +75,11 @@ def count_rows(path: Path, kind: str) -> int | None:
 
 
 def read_chunks(
-    path: Path, kind: str, chunk_size: int, counts: ReadCounts, separator: str = ","
+    path: Path, kind: str, chunk_size: int, counts: ReadCounts, separator: str | None = None
 ) -> Iterator[pd.DataFrame]:
-    """The catalog as DataFrames of at most `chunk_size` rows, column names stripped."""
-    readers = {"jsonl": _json_line_chunks, "csv": _csv_chunks, "parquet": _parquet_chunks}
+    """The catalog as DataFrames of at most `chunk_size` rows, column names stripped (CSV:
+    `separator`, or by extension: tab for .tsv, else comma)."""
+    readers = {"jsonl": _json_chunks, "csv": _csv_chunks, "parquet": _parquet_chunks}
     chunks: Iterator[pd.DataFrame] = readers[kind](path, chunk_size, counts, separator)
     for chunk in chunks:
         chunk.columns = [str(column).strip() for column in chunk.columns]
@@ -78,24 +89,38 @@ def read_chunks(
         raise DataError(f"{path}: the catalog holds no rows")
 
 
-def _open_text(path: Path) -> IO[str]:
-    with path.open("rb") as probe:
-        gzipped = probe.read(2) == b"\x1f\x8b"
-    if gzipped:
-        return gzip.open(path, "rt", encoding="utf-8", errors="replace")
-    return path.open("r", encoding="utf-8", errors="replace")
-
-
-def _json_line_chunks(
-    path: Path, chunk_size: int, counts: ReadCounts, _separator: str
+def _json_chunks(
+    path: Path, chunk_size: int, counts: ReadCounts, _separator: str | None
 ) -> Iterator[pd.DataFrame]:
+    """JSON lines, or one array of objects ('[' first, as training decides)."""
+    try:
+        array = first_character(path) == "["
+    except (OSError, EOFError) as error:
+        raise DataError(f"{path}: cannot read the file ({error})") from None
+    if array:
+        yield from _json_array_chunks(path, chunk_size, counts)
+    else:
+        yield from _json_line_chunks(path, chunk_size, counts)
+
+
+def _json_array_chunks(path: Path, chunk_size: int, counts: ReadCounts) -> Iterator[pd.DataFrame]:
+    try:
+        records, _positions, bad = json_array_records(path)
+    except (OSError, EOFError) as error:
+        raise DataError(f"{path}: cannot read the file ({error})") from None
+    counts.malformed_lines, counts.first_malformed = len(bad), bad[0] if bad else 0
+    for start in range(0, len(records), chunk_size):
+        yield pd.DataFrame.from_records(records[start : start + chunk_size])
+
+
+def _json_line_chunks(path: Path, chunk_size: int, counts: ReadCounts) -> Iterator[pd.DataFrame]:
     records: list[dict[str, Any]] = []
     try:
-        with _open_text(path) as handle:
+        with open_text(path) as handle:
             for number, line in enumerate(handle, start=1):
                 if not line.strip():
                     continue
-                record = _json_object(line)
+                record = json_object(line)
                 if record is None:
                     _malformed(path, counts, number)
                     continue
@@ -107,14 +132,8 @@ def _json_line_chunks(
         raise DataError(f"{path}: cannot read the file ({error})") from None
     if records:
         yield pd.DataFrame.from_records(records)
-
-
-def _json_object(line: str) -> dict[str, Any] | None:
-    try:
-        record = json.loads(line)
-    except ValueError:
-        return None
-    return record if isinstance(record, dict) else None
+    elif counts.rows == 0 and counts.malformed_lines:  # too few lines for `_malformed` to judge
+        raise DataError(describe_json_value(path) or _mostly_malformed(path, counts, number))
 
 
 def _malformed(path: Path, counts: ReadCounts, number: int) -> None:
@@ -123,17 +142,22 @@ def _malformed(path: Path, counts: ReadCounts, number: int) -> None:
     counts.first_malformed = counts.first_malformed or number
     seen = counts.rows + counts.malformed_lines
     if counts.malformed_lines >= 10 and counts.malformed_lines > MAX_BAD_LINE_SHARE * seen:
-        raise DataError(
-            f"{path}, line {counts.first_malformed}: not a JSON object ({counts.malformed_lines} "
-            f"of the first {number} lines are malformed); is this a JSON-lines file?"
-        )
+        raise DataError(describe_json_value(path) or _mostly_malformed(path, counts, number))
+
+
+def _mostly_malformed(path: Path, counts: ReadCounts, number: int) -> str:
+    return (
+        f"{path}, line {counts.first_malformed}: not a JSON object ({counts.malformed_lines} "
+        f"of the first {number} lines are malformed); is this a JSON-lines file? ({JSON_SHAPES})"
+    )
 
 
 def _csv_chunks(
-    path: Path, chunk_size: int, _counts: ReadCounts, separator: str
+    path: Path, chunk_size: int, _counts: ReadCounts, separator: str | None
 ) -> Iterator[pd.DataFrame]:
+    options = csv_read_options(csv_separator_for(path, separator))
     try:
-        reader = pd.read_csv(path, sep=separator, chunksize=chunk_size, **CSV_OPTIONS)
+        reader = pd.read_csv(path, chunksize=chunk_size, **options)
         with reader:
             yield from reader
     except pd.errors.ParserError as error:
@@ -143,7 +167,7 @@ def _csv_chunks(
 
 
 def _parquet_chunks(
-    path: Path, chunk_size: int, _counts: ReadCounts, _separator: str
+    path: Path, chunk_size: int, _counts: ReadCounts, _separator: str | None
 ) -> Iterator[pd.DataFrame]:
     import pyarrow.parquet as pq
 

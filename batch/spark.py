@@ -38,7 +38,7 @@ from batch.scoring import (
 from batch.spark_output import HadoopPaths, count_output, write_atomically
 from batch.spark_rows import with_row_numbers
 from batch.summary import Summary
-from training.catalog import detect_format
+from training.catalog_files import csv_separator_for, detect_format
 from training.errors import ConfigError, DataError
 
 CORRUPT = "_corrupt_record"
@@ -107,7 +107,8 @@ def read_catalog(spark: Any, config: BatchConfig) -> tuple[Any, int]:
         if kind == "jsonl":
             frame = reader.option("columnNameOfCorruptRecord", CORRUPT).json(config.data)
         elif kind == "csv":
-            options = {"header": True, "sep": config.csv_separator, "multiLine": True}
+            separator = csv_separator_for(Path(config.data.rstrip("/")), config.csv_separator)
+            options = {"header": True, "sep": separator, "multiLine": True}
             frame = reader.options(escape='"', **options).csv(config.data)
         else:  # every .parquet file under a folder, as the local engine reads it
             options = {"recursiveFileLookup": True, "pathGlobFilter": "*.parquet"}

@@ -1,31 +1,36 @@
 """Reading catalogs and cleaning them into labelled training rows.
 
-Readers turn a file into a DataFrame and stop with one `DataError` (naming the file, line or
-column) when it cannot be read. `clean_catalog` then removes what cannot be trained on and counts
-every removal, so the counts can be printed and logged.
+The readers of `training/catalog_files.py` turn a file into a DataFrame, or stop with one
+`DataError` naming the file and line. Here the columns are checked and numbers parsed (a bad one
+is named by file, line and column), then `clean_catalog` removes what cannot be trained on and
+counts every removal, so the counts can be printed and logged.
 """
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import json
 import logging
 import re
 from collections import Counter
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from product_model.contract import to_numbers
 from product_model.features import as_text
+from training.catalog_files import detect_format as detect_format  # imported from here by others
+from training.catalog_files import read_catalog_file, row_name
 from training.config import TrainConfig
 from training.errors import DataError
-from training.labels import VariantGroup, apply_label_map, find_variants, load_label_map
+from training.labels import (
+    VariantGroup,
+    apply_label_map,
+    check_other_label,
+    find_variants,
+    load_label_map,
+)
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +55,6 @@ AMAZON_FIELDS = frozenset(
         "tech2",
     }
 )
-MAX_BAD_LINE_SHARE = 0.1
 _SPACES = re.compile(r"\s+")
 
 
@@ -80,119 +84,6 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def detect_format(path: Path, requested: str) -> str:
-    if requested != "auto":
-        return requested
-    suffixes = [s.lower() for s in path.suffixes if s.lower() != ".gz"]
-    kind = suffixes[-1] if suffixes else ""
-    formats = {
-        ".jsonl": "jsonl",
-        ".json": "jsonl",
-        ".ndjson": "jsonl",
-        ".csv": "csv",
-        ".tsv": "csv",
-        ".parquet": "parquet",
-        ".pq": "parquet",
-    }
-    if kind not in formats:
-        raise DataError(
-            f"{path}: cannot tell the format from the extension {kind or '(none)'}; "
-            "pass --format jsonl|csv|parquet"
-        )
-    return formats[kind]
-
-
-def _open_text(path: Path) -> Any:
-    with path.open("rb") as probe:
-        gzipped = probe.read(2) == b"\x1f\x8b"
-    if gzipped:
-        return gzip.open(path, "rt", encoding="utf-8", errors="replace")
-    return path.open("r", encoding="utf-8", errors="replace")
-
-
-def read_json_lines(path: Path, max_rows: int | None = None) -> pd.DataFrame:
-    """JSON lines (Amazon 2018 metadata style), plain or gzip; bad lines are skipped and counted."""
-    records: list[dict[str, Any]] = []
-    numbers: list[int] = []  # the line each record came from
-    bad: list[int] = []
-    try:
-        with _open_text(path) as handle:
-            for number, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except ValueError:
-                    bad.append(number)
-                    continue
-                if not isinstance(record, dict):
-                    bad.append(number)
-                    continue
-                records.append(record)
-                numbers.append(number)
-                if max_rows and len(records) >= max_rows:
-                    break
-    except (OSError, EOFError) as error:
-        raise DataError(f"{path}: cannot read the file ({error})") from None
-    total = len(records) + len(bad)
-    if bad and (not records or len(bad) > MAX_BAD_LINE_SHARE * total):
-        raise DataError(
-            f"{path}, line {bad[0]}: not a JSON object ({len(bad)} of {total} lines are "
-            "malformed); is this a JSON-lines file?"
-        )
-    if bad:
-        log.warning("%s: skipped %d malformed line(s), first at line %d", path, len(bad), bad[0])
-    frame = pd.DataFrame.from_records(records)
-    frame.attrs["malformed_lines"] = len(bad)
-    frame.attrs["line_numbers"] = np.array(numbers)  # an array: pandas copies attrs often
-    return frame
-
-
-# How every CSV is read: cells as text (numbers are parsed per column later), blanks kept as "",
-# undecodable bytes replaced, spaces after separators dropped.
-CSV_OPTIONS: dict[str, Any] = {
-    "dtype": str,
-    "keep_default_na": False,
-    "encoding": "utf-8",
-    "encoding_errors": "replace",
-    "skipinitialspace": True,
-}
-
-
-def read_csv(path: Path, separator: str, max_rows: int | None = None) -> pd.DataFrame:
-    try:
-        return pd.read_csv(path, sep=separator, nrows=max_rows, **CSV_OPTIONS)
-    except pd.errors.ParserError as error:
-        raise DataError(f"{path}: not a valid CSV file: {error}") from None
-    except (OSError, UnicodeError, pd.errors.EmptyDataError) as error:
-        raise DataError(f"{path}: cannot read the file ({error})") from None
-
-
-def read_parquet(path: Path, max_rows: int | None = None) -> pd.DataFrame:
-    try:
-        frame = pd.read_parquet(path)
-    except Exception as error:  # pyarrow raises many unrelated types for a bad file
-        raise DataError(f"{path}: not a readable Parquet file ({error})") from None
-    return frame.head(max_rows) if max_rows else frame
-
-
-def read_catalog_file(path: Path, config: TrainConfig) -> pd.DataFrame:
-    """The raw table in `path`, with column names stripped of stray spaces."""
-    if not path.is_file():
-        raise DataError(f"{path}: no such file; pass --data with a catalog file")
-    kind = detect_format(path, config.format)
-    if kind in ("amazon", "jsonl"):
-        frame = read_json_lines(path, config.max_rows)
-    elif kind == "csv":
-        frame = read_csv(path, config.csv_separator, config.max_rows)
-    else:
-        frame = read_parquet(path, config.max_rows)
-    frame.columns = [str(column).strip() for column in frame.columns]
-    if frame.empty:
-        raise DataError(f"{path}: the file holds no rows")
-    return frame
 
 
 def check_columns(frame: pd.DataFrame, config: TrainConfig, path: Path) -> None:
@@ -233,7 +124,7 @@ def parse_numeric_columns(frame: pd.DataFrame, config: TrainConfig, path: Path) 
         if share > config.max_bad_numeric_share:
             first = int(bad.to_numpy().nonzero()[0][0])
             raise DataError(
-                f"{path}, {_row_name(path, frame, first)}, column '{column}': "
+                f"{path}, {row_name(frame, first)}, column '{column}': "
                 f"{raw.iloc[first]!r} is not a number ({int(bad.sum())} of "
                 f"{int((~blank).sum())} values are not); fix the file, drop the column from "
                 "--numeric-columns, or raise --max-bad-numeric-share"
@@ -248,18 +139,6 @@ def parse_numeric_columns(frame: pd.DataFrame, config: TrainConfig, path: Path) 
         bad_counts[f"bad_numeric_{column}"] = int(bad.sum())
         frame[column] = parsed
     return bad_counts
-
-
-def _row_name(path: Path, frame: pd.DataFrame, index: int) -> str:
-    """Where row `index` of the table is in the file, as a person counts lines."""
-    lines = frame.attrs.get("line_numbers")
-    if lines is not None:  # JSON lines: blank and malformed lines were skipped
-        return f"line {int(lines[index])}"
-    if detect_format(path, "auto") == "csv":
-        # The header is line 1; quoted cells of the rows before may span several lines.
-        before = frame.iloc[:index].map(lambda v: v.count("\n") if isinstance(v, str) else 0)
-        return f"line {index + 2 + int(before.to_numpy().sum())}"
-    return f"row {index + 1}"
 
 
 def normalize_labels(labels: pd.Series) -> pd.Series:
@@ -310,6 +189,8 @@ def clean_catalog(frame: pd.DataFrame, config: TrainConfig) -> tuple[pd.DataFram
 
 def _small_classes(frame: pd.DataFrame, config: TrainConfig) -> tuple[pd.DataFrame, int]:
     sizes = frame["label"].value_counts()
+    if config.small_classes == "other":
+        check_other_label(sizes.to_dict(), config.other_label, config.min_class_size)
     small = sizes[sizes < config.min_class_size].index
     affected = frame["label"].isin(small)
     if config.small_classes == "drop":

@@ -53,8 +53,8 @@ def build_command_line() -> tuple[argparse.ArgumentParser, CliSettingsSource[Tra
         "--config",
         type=Path,
         metavar="FILE",
-        help="YAML, JSON or TOML file of options (keys as below with underscores); "
-        "command-line options override it",
+        help="YAML, JSON or TOML file of options (keys as below with underscores; relative "
+        "paths in it are relative to the file's folder); command-line options override it",
     )
     parser.add_argument(
         "-q", "--quiet", action="store_true", help="print only warnings, errors and the summary"

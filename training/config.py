@@ -1,14 +1,16 @@
 """Every training parameter, in one typed settings class shared by the CLI and config files.
 
 A config file (YAML, JSON or TOML) is a flat mapping whose keys are the field names below; command
-line options (`--n-estimators 300`) override it (`training/cli.py`). Values that are more than a
-word (`--smote-strategy share:0.05`, `--max-features 0.05`) are parsed here, once, into typed
+line options (`--n-estimators 300`) override it (`training/cli.py`); relative file paths in it are
+relative to its folder (`PATH_OPTIONS`). Values that are more than a word (`--smote-strategy
+share:0.05`, `--max-features 0.05`, `--csv-separator '\\t'`) are parsed here, once, into typed
 values. Defaults were chosen by measurement on the shared 63k-product catalog (see README, "Model
 quality").
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,6 +106,26 @@ def split_commas(value: Any) -> Any:
     return [item.strip() if isinstance(item, str) else item for item in items if item != ""]
 
 
+SEPARATOR_ESCAPE = re.compile(r"\\(t|\\|x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4})")
+r"""`\t`, `\\`, `\xHH` or `\uHHHH`, as a separator is typed in a shell (`--csv-separator '\t'`)."""
+
+
+def parse_csv_separator(value: Any) -> Any:
+    r"""One character, given as itself or as an escape (`\t` is tab); None: chosen by extension."""
+    if not isinstance(value, str):
+        return value
+    if SEPARATOR_ESCAPE.fullmatch(value):
+        value = value.encode("ascii").decode("unicode_escape")
+    if len(value) != 1:
+        shown = f"'{value}'" if value.isprintable() else repr(value)
+        raise ValueError(
+            f"{shown} is not one character; give one, or an escape such as \\t for tab"
+        )
+    if value in '\r\n"':
+        raise ValueError("a line break or the quote character cannot separate fields")
+    return value
+
+
 def strip_text(value: Any) -> Any:
     """A column name as typed, trimmed as the catalog's headers are ("Category " is "Category")."""
     return value.strip() if isinstance(value, str) else value
@@ -124,6 +146,7 @@ SmoteStrategy = Annotated[
 MaxFeatures = Annotated[Literal["sqrt", "log2"] | int | float, BeforeValidator(parse_max_features)]
 Names = Annotated[list[str], BeforeValidator(split_commas)]
 ColumnName = Annotated[str, BeforeValidator(strip_text)]
+CsvSeparator = Annotated[str, BeforeValidator(parse_csv_separator)]
 
 
 class TrainConfig(BaseSettings):
@@ -143,8 +166,8 @@ class TrainConfig(BaseSettings):
     # --- data
     data: str | None = Field(
         None,
-        description="catalog file (.jsonl[.gz], .json[.gz], .csv[.gz], .parquet); "
-        "none: the bundled sample catalog",
+        description="catalog file (.jsonl[.gz], .json[.gz]: JSON lines or one array of "
+        "objects, .csv[.gz], .tsv[.gz], .parquet); none: the bundled sample catalog",
     )
     format: Literal["auto", "amazon", "jsonl", "csv", "parquet"] = Field(
         "auto", description="file format; auto picks by file extension"
@@ -171,14 +194,19 @@ class TrainConfig(BaseSettings):
     label_map: str | None = Field(
         None,
         description="YAML file of `variant: canonical` label pairs (or a two-column CSV), "
-        "applied before classes are counted",
+        "applied before classes are counted (to each tag or path level for multilabel and "
+        "path); chains a: b, b: c are followed to their end, cycles are refused",
     )
     amazon_counts: bool = Field(
         True,
         description="derive counts of related products, images and categories, text "
         "lengths and the parsed price (Amazon 2018 fields)",
     )
-    csv_separator: str = Field(",", description="field separator of CSV files")
+    csv_separator: CsvSeparator | None = Field(
+        None,
+        description="field separator of CSV files: one character, or an escape such as \\t "
+        "for tab; none: tab for .tsv files, else comma",
+    )
     max_rows: int | None = Field(None, ge=1, description="read at most this many rows (none: all)")
     min_class_size: int = Field(
         10, ge=2, description="classes with fewer rows are handled by --small-classes"
@@ -186,7 +214,9 @@ class TrainConfig(BaseSettings):
     small_classes: Literal["drop", "other"] = Field(
         "drop", description="drop rows of small classes, or fold them into --other-label"
     )
-    other_label: str = Field("other", description="label for folded small classes")
+    other_label: str = Field(
+        "other", description="label for folded small classes; must not name a class of the catalog"
+    )
 
     # --- task: one label, several tags, or a category path (see training/tag_catalog.py)
     task: Literal["single_label", "multilabel", "path"] = Field(
@@ -415,13 +445,30 @@ def read_config_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"cannot read config file {path}: {error.strerror}") from None
     source = CONFIG_FILE_SOURCES.get(path.suffix, YamlConfigSettingsSource)
     try:
-        return source(TrainConfig, path)()
+        values = source(TrainConfig, path)()
     except (ValueError, TypeError, AttributeError, OSError, yaml.YAMLError) as error:
         kind = path.suffix[1:].upper() if source is not YamlConfigSettingsSource else "YAML"
         raise ConfigError(
             f"config file {path}: not valid {kind}, or not a mapping of option: value "
             f"({' '.join(str(error).split())})"
         ) from None
+    return resolve_paths(values, path.parent)
+
+
+PATH_OPTIONS = ("data", "label_map")
+"""The options that name a file. Relative in a config file, they are relative to its folder (as
+docker compose, kustomize and MLflow projects read theirs); on the command line, to the working
+directory."""
+
+
+def resolve_paths(values: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """`values` with each relative file path (`~` expanded) prefixed by `folder`."""
+    resolved = dict(values)
+    for name in PATH_OPTIONS:
+        value = values.get(name)
+        if isinstance(value, str) and value.strip() and "://" not in value:
+            resolved[name] = str(folder / Path(value).expanduser())
+    return resolved
 
 
 def make_config(values: dict[str, Any], source: str = "options", **sources: Any) -> TrainConfig:

@@ -13,7 +13,7 @@ import optuna
 import yaml
 from optuna.trial import FrozenTrial, TrialState
 
-from training.config import make_config
+from training.config import PATH_OPTIONS, make_config
 from training.errors import TrainingError
 from training.tuning.objective import BASELINE
 from training.tuning.study import count_states
@@ -43,7 +43,13 @@ def best_config(study: optuna.Study, best: FrozenTrial) -> dict[str, Any]:
     """The options the user fixed plus the best trial's; `product-train` validates it as is."""
     values = dict(study.user_attrs.get(OUTPUT_OPTIONS, {})) | dict(best.params)
     make_config(values, "best config")  # a ConfigError here would be a bug in the space checks
-    return values
+    # Paths came from the command line (relative to the working directory); product-train reads
+    # relative paths in a config file as relative to the file's folder.
+    return values | {
+        name: str(Path(value).resolve())
+        for name in PATH_OPTIONS
+        if isinstance(value := values.get(name), str) and value and "://" not in value
+    }
 
 
 def write_config(values: dict[str, Any], path: Path, header: str) -> None:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -84,3 +85,37 @@ def test_an_empty_catalog_and_a_missing_one_are_data_errors(tmp_path: Path) -> N
     with pytest.raises(DataError, match="not a readable Parquet"):
         (tmp_path / "bad.parquet").write_bytes(b"not parquet at all")
         read_all(tmp_path / "bad.parquet", 10)
+
+
+def test_a_json_array_of_objects_comes_in_chunks_too(tmp_path: Path) -> None:
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps([*RECORDS[:3], "not an object", *RECORDS[3:]], indent=2))
+    chunks, counts = read_all(path, 10)
+    assert [len(c) for c in chunks] == [10, 10, 5]
+    assert (counts.malformed_lines, counts.first_malformed) == (1, 4)
+    assert chunks[0].iloc[3]["details"] == {"k": 3}
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [("42", "one JSON number"), ('{\n"asin": "A1"\n}', "one JSON object"), ("[1, 2]", "record 1")],
+)
+def test_a_json_file_of_neither_shape_is_a_data_error(
+    tmp_path: Path, content: str, message: str
+) -> None:
+    (tmp_path / "c.json").write_text(content)
+    with pytest.raises(DataError, match=message):
+        read_all(tmp_path / "c.json", 10)
+
+
+@pytest.mark.parametrize(("name", "separator"), [("c.tsv", None), ("c.csv", "\t"), ("c.csv", "§")])
+def test_csv_separators_as_training_reads_them(
+    tmp_path: Path, name: str, separator: str | None
+) -> None:
+    rows = [["asin", "title"], ["001", "a, b"], ["002", "c"]]
+    text = "".join((separator or "\t").join(row) + "\n" for row in rows)
+    (tmp_path / name).write_text(text, encoding="utf-8")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # pandas' C engine where it can, no fallback warning
+        chunks, _ = read_all(tmp_path / name, 10, separator=separator)
+    assert chunks[0]["title"].tolist() == ["a, b", "c"]

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import gzip
 import json
+import warnings
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from pydantic import ValidationError
 
 from training.catalog import clean_catalog, load_catalog, normalize_labels, read_catalog_file
 from training.config import TrainConfig
-from training.errors import DataError
+from training.errors import ConfigError, DataError
 
 
 def amazon_record(asin: str, label: str, title: str = "a useful product", **extra) -> dict:
@@ -182,6 +184,10 @@ def test_small_classes_dropped_or_folded() -> None:
     folded, _ = clean_catalog(frame, TrainConfig(min_class_size=5, small_classes="other"))
     assert set(folded["label"]) == {"big", "other"}
     assert (folded["label"] == "other").sum() == 6
+    with pytest.raises(ConfigError, match="already has the class 'big'"):
+        clean_catalog(
+            frame, TrainConfig(min_class_size=5, small_classes="other", other_label="Big")
+        )
 
 
 def test_label_normalization_prefers_most_frequent_spelling() -> None:
@@ -264,3 +270,97 @@ def test_label_map_merges_variants_before_classes_are_counted(tmp_path: Path) ->
     (tmp_path / "map.yaml").write_text("Mobile Phone: Mobile Phones\n")
     mapped = load_catalog(csv_config(path, label_map=str(tmp_path / "map.yaml")))
     assert sorted(mapped.labels.unique()) == ["CPUs", "Mobile Phones"] and not mapped.variants
+
+
+def weight_rows(n: int = 30, bad_at: int = 4) -> list[dict]:
+    return [
+        {"name": f"thing {i}", "cat": "ab"[i % 2], "weight": "x" if i == bad_at else i}
+        for i in range(n)
+    ]
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_a_json_array_of_objects_is_a_catalog_too(tmp_path: Path, gz: bool) -> None:
+    elements: list = weight_rows(bad_at=-1)
+    elements.insert(2, 7)  # not an object: skipped and counted, as a malformed line is
+    data = json.dumps(elements, indent=1).encode()
+    path = tmp_path / ("c.json.gz" if gz else "c.json")
+    path.write_bytes(gzip.compress(data) if gz else b"\n \n" + data)
+    catalog = load_catalog(csv_config(path))
+    assert len(catalog.frame) == 30 and catalog.counts["malformed_lines"] == 1
+    assert load_catalog(csv_config(path, max_rows=20)).counts["rows_read"] == 20
+
+
+def test_a_bad_number_in_a_json_array_is_named_by_its_record(tmp_path: Path) -> None:
+    elements: list = weight_rows()
+    elements.insert(2, None)  # 'x' is then the array's 6th element
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(elements))  # one line: a line number would not tell which
+    with pytest.raises(DataError, match=r"c\.json, record 6 of the array, column 'weight': 'x'"):
+        load_catalog(csv_config(path, max_bad_numeric_share=0.01))
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('{\n  "name": "thing",\n  "cat": "a"\n}\n', r"one JSON object \(keys: name, cat\)"),
+        ("42\n", "one JSON number, 42, not a list of products"),
+        ('"products"', 'one JSON string, "products"'),
+        (json.dumps({"items": weight_rows()}), "'items' is a list of 30 objects"),
+        ("[1, 2, 3]", "record 1 of the array: not a JSON object"),
+        ('[{"name": "a"},\n {"name": }]', r"line 2, column 11: not valid JSON"),
+    ],
+)
+def test_a_json_file_of_neither_shape_is_refused_clearly(
+    tmp_path: Path, content: str, message: str
+) -> None:
+    path = tmp_path / "c.json"
+    path.write_text(content)
+    with pytest.raises(DataError, match=message) as raised:
+        load_catalog(csv_config(path))
+    assert "array of objects" in str(raised.value) and raised.value.exit_code == 3
+
+
+def tab_rows(separator: str) -> list[str]:
+    rows = [separator.join(["name", "cat", "weight"])]
+    return rows + [separator.join([f"thing, {i}", "ab"[i % 2], str(i)]) for i in range(10)]
+
+
+@pytest.mark.parametrize(
+    ("name", "given", "separator"),
+    [
+        ("c.tsv", None, "\t"),  # a .tsv file is tab separated unless told otherwise
+        ("c.tsv.gz", None, "\t"),
+        ("c.csv", "\\t", "\t"),  # as typed in a shell: --csv-separator '\t'
+        ("c.csv", "\t", "\t"),
+        ("c.csv", "\\x1f", "\x1f"),
+        ("c.csv", "§", "§"),  # two bytes in UTF-8: not for pandas' C engine, read all the same
+        ("c.tsv", ";", ";"),
+    ],
+)
+def test_csv_separators_escapes_and_the_tsv_default(
+    tmp_path: Path, name: str, given: str | None, separator: str
+) -> None:
+    data = ("\n".join(tab_rows(separator)) + "\n").encode()
+    path = tmp_path / name
+    path.write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no ParserWarning: no fallback to pandas' Python engine
+        frame = read_catalog_file(path, csv_config(path, csv_separator=given))
+    assert list(frame.columns) == ["name", "cat", "weight"]
+    assert frame["name"].iloc[3] == "thing, 3"
+
+
+@pytest.mark.parametrize("given", ["", "ab", "\\t\\t", "\n", '"'])
+def test_a_separator_that_is_not_one_usable_character_is_refused(given: str) -> None:
+    with pytest.raises(ValidationError, match="csv_separator"):
+        TrainConfig(csv_separator=given)
+
+
+def test_a_bad_number_is_named_by_its_line_whatever_the_extension(tmp_path: Path) -> None:
+    rows = ["name,cat,weight"] + [
+        f"thing {i},{'ab'[i % 2]},{'heavy' if i == 4 else i}" for i in range(10)
+    ]
+    path = write_csv(tmp_path / "c.txt", rows)
+    with pytest.raises(DataError, match=r"c\.txt, line 6, column 'weight': 'heavy'"):
+        load_catalog(csv_config(path, format="csv"))

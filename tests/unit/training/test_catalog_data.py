@@ -42,16 +42,18 @@ def catalog_rows() -> list[dict[str, str]]:
 
 def write(path: Path, rows: list[dict[str, str]]) -> Path:
     frame = pd.DataFrame(rows)
-    if path.suffix == ".csv":
-        frame.to_csv(path, index=False)
+    if path.suffix in (".csv", ".tsv"):
+        frame.to_csv(path, index=False, sep="," if path.suffix == ".csv" else "\t")
     elif path.suffix == ".parquet":
         frame.to_parquet(path, index=False)
+    elif path.suffix == ".json":  # one array of objects, pretty-printed
+        path.write_text(json.dumps(rows, indent=2), encoding="utf-8")
     else:
         path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
     return path
 
 
-@pytest.fixture(params=[".jsonl", ".csv", ".parquet"])
+@pytest.fixture(params=[".jsonl", ".json", ".csv", ".tsv", ".parquet"])
 def catalog(request: pytest.FixtureRequest, tmp_path: Path):
     path = write(tmp_path / f"catalog{request.param}", catalog_rows())
     return load_catalog(TrainConfig(data=str(path), min_class_size=2))

@@ -12,6 +12,7 @@ import pytest
 
 from training.cli import build_parser, parse_config
 from training.config import MinimumRows, ShareOfLargest, TrainConfig
+from training.errors import ConfigError
 
 
 def test_every_config_field_is_an_option_with_help() -> None:
@@ -73,6 +74,46 @@ def test_json_and_toml_config(tmp_path: Path, suffix: str) -> None:
     path = tmp_path / f"train{suffix}"
     path.write_text(json.dumps({"seed": 3}) if suffix == ".json" else "seed = 3\n")
     assert parse_config(["--config", str(path)])[0].seed == 3
+
+
+@pytest.mark.parametrize("suffix", [".yaml", ".json", ".toml"])
+def test_paths_in_a_config_file_are_relative_to_its_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, suffix: str
+) -> None:
+    folder = tmp_path / "project"
+    folder.mkdir()
+    values = {"data": "catalog.csv", "label_map": "maps/labels.yaml"}
+    path = folder / f"train{suffix}"
+    if suffix == ".toml":
+        path.write_text("".join(f'{key} = "{value}"\n' for key, value in values.items()))
+    else:
+        path.write_text(json.dumps(values))  # JSON is YAML too
+    monkeypatch.chdir(tmp_path)
+    config, _ = parse_config(["--config", "project/" + path.name])
+    assert (config.data, config.label_map) == ("project/catalog.csv", "project/maps/labels.yaml")
+    config, _ = parse_config(["--config", str(path), "--data", "other.csv"])
+    assert config.data == "other.csv", "a path on the command line is the working directory's"
+
+
+def test_absolute_and_home_paths_in_a_config_file(tmp_path: Path) -> None:
+    path = tmp_path / "train.yaml"
+    path.write_text("data: /srv/catalog.csv\nlabel_map: ~/labels.yaml\n")
+    config, _ = parse_config(["--config", str(path)])
+    assert config.data == "/srv/catalog.csv"
+    assert config.label_map == str(Path.home() / "labels.yaml")
+
+
+@pytest.mark.parametrize(("typed", "separator"), [("\\t", "\t"), ("\t", "\t"), (";", ";")])
+def test_csv_separator_escapes(typed: str, separator: str) -> None:
+    assert parse_config(["--csv-separator", typed])[0].csv_separator == separator
+    assert parse_config([])[0].csv_separator is None, "none: by extension (.tsv: tab)"
+
+
+@pytest.mark.parametrize("typed", ["", "::", "\\t\\t"])
+def test_a_csv_separator_of_other_than_one_character_is_a_bad_option(typed: str) -> None:
+    with pytest.raises(ConfigError, match="is not one character") as raised:
+        parse_config(["--csv-separator", typed])
+    assert raised.value.exit_code == 2
 
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:

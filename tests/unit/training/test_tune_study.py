@@ -157,7 +157,9 @@ def test_the_best_trial_becomes_a_config_product_train_reads(storage: Any, tmp_p
     result = collect_result(study, output)
     values = read_config_file(output)
     assert values == result.config
-    assert values["data"] == "c.jsonl" and values["text_columns"] == ["title"]
+    # the catalog as the user named it, absolute: product-train reads a config file's relative
+    # paths as relative to the file
+    assert values["data"] == str(Path("c.jsonl").resolve()) and values["text_columns"] == ["title"]
     assert values["n_estimators"] == better.params["n_estimators"]
     assert make_config(values).max_depth == better.params["max_depth"]
     assert yaml.safe_load(output.read_text())  # comments are only a header
