@@ -38,7 +38,7 @@ from batch.scoring import (
 from batch.spark_output import HadoopPaths, count_output, write_atomically
 from batch.spark_rows import with_row_numbers
 from batch.summary import Summary
-from training.catalog_files import csv_separator_for, detect_format
+from training.catalog_files import csv_separator_for, detect_format, first_character
 from training.errors import ConfigError, DataError
 
 CORRUPT = "_corrupt_record"
@@ -105,7 +105,10 @@ def read_catalog(spark: Any, config: BatchConfig) -> tuple[Any, int]:
     reader = spark.read
     try:
         if kind == "jsonl":
-            frame = reader.option("columnNameOfCorruptRecord", CORRUPT).json(config.data)
+            reader = reader.option("columnNameOfCorruptRecord", CORRUPT)
+            if "://" not in config.data and first_character(Path(config.data)) == "[":
+                reader = reader.option("multiLine", True)  # one array of objects, read whole
+            frame = reader.json(config.data)
         elif kind == "csv":
             separator = csv_separator_for(Path(config.data.rstrip("/")), config.csv_separator)
             options = {"header": True, "sep": separator, "multiLine": True}

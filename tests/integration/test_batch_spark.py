@@ -244,10 +244,24 @@ def listings_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def test_without_an_id_column_both_engines_number_a_folders_rows_alike(
-    spark: Any, listings_registry: Registry, listings_folder: Path, tmp_path: Path
+@pytest.fixture(scope="module")
+def listings_array(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The listings catalog as one JSON array of objects, over many lines."""
+    path = tmp_path_factory.mktemp("listings-array") / "listings.json"
+    path.write_text(json.dumps(listings.listings_rows(), indent=2), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("shape", ["listings_folder", "listings_array"])
+def test_without_an_id_column_both_engines_number_the_rows_alike(
+    spark: Any,
+    listings_registry: Registry,
+    shape: str,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
 ) -> None:
-    args = [*model_args(listings_registry), "--data", str(listings_folder)]
+    catalog = request.getfixturevalue(shape)
+    args = [*model_args(listings_registry), "--data", str(catalog)]
     local_path, spark_path = tmp_path / "local.parquet", tmp_path / "spark.parquet"
     assert classify(*args, "--output", str(local_path)) == 0
     assert classify(*args, "--output", str(spark_path), "--engine", "spark") == 0
