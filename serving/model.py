@@ -23,7 +23,7 @@ import numpy as np
 from serving.errors import ARTIFACT_MISSING, LOAD_ERROR, REGISTRY_MISS, UNREACHABLE, ModelLoadError
 from serving.loading import SavedEnvironment, load_python_model, looks_unreachable, short
 from serving.settings import REGISTRY_URI, Settings
-from serving.validation import RequestContract
+from serving.validation import CHECKERS, RequestContract
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,13 @@ class ServedModel:
         contract = RequestContract.from_metadata(metadata)
         if not contract.text_fields:
             raise ModelLoadError(LOAD_ERROR, f"{ref.uri} declares no text field to classify by")
+        unknown = sorted({f.type for f in contract.fields} - CHECKERS.keys())
+        if unknown:
+            raise ModelLoadError(
+                LOAD_ERROR,
+                f"{ref.uri} declares input types this server does not know ({', '.join(unknown)}):"
+                " the model was trained by a newer version; serve it with that version's image",
+            )
         model = cls(
             ref,
             np.asarray(wrapper.classes),

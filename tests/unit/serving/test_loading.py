@@ -3,6 +3,7 @@ sys.modules; and each model runs its own code, whatever was loaded before."""
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import tempfile
@@ -79,6 +80,19 @@ def test_a_corrupt_model_fails_as_a_load_error_and_leaves_nothing(
     with pytest.raises(ModelLoadError) as raised:
         load(broken)
     assert raised.value.kind == "load_error"
+    assert list(scratch.iterdir()) == []
+
+
+def test_a_model_with_an_input_type_this_server_does_not_know_fails_clearly(
+    scratch: Path, tiny_folder: Path, tmp_path: Path
+) -> None:
+    newer = marked_model_copy(tiny_folder, tmp_path / "newer", "")
+    metadata_file = next((newer / "artifacts").glob("metadata*"))
+    metadata = json.loads(metadata_file.read_text("utf-8"))
+    metadata["contract"]["fields"][0]["type"] = "embedding"
+    metadata_file.write_text(json.dumps(metadata), "utf-8")
+    with pytest.raises(ModelLoadError, match=r"does not know \(embedding\).*newer version"):
+        load(newer)
     assert list(scratch.iterdir()) == []
 
 
