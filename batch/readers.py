@@ -26,7 +26,7 @@ from training.catalog_files import (
     detect_format,
     first_character,
     json_array_records,
-    json_object,
+    numbered_json_objects,
     open_text,
 )
 from training.errors import DataError
@@ -117,10 +117,7 @@ def _json_line_chunks(path: Path, chunk_size: int, counts: ReadCounts) -> Iterat
     records: list[dict[str, Any]] = []
     try:
         with open_text(path) as handle:
-            for number, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                record = json_object(line)
+            for number, record in numbered_json_objects(handle):
                 if record is None:
                     _malformed(path, counts, number)
                     continue

@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import json
 import logging
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -90,10 +91,7 @@ def read_json_lines(path: Path, max_rows: int | None = None) -> pd.DataFrame:
     numbers: list[int] = []  # the line each record came from
     bad: list[int] = []
     with open_text(path) as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            record = json_object(line)
+        for number, record in numbered_json_objects(handle):
             if record is None:
                 bad.append(number)
                 continue
@@ -112,6 +110,14 @@ def read_json_lines(path: Path, max_rows: int | None = None) -> pd.DataFrame:
     frame.attrs["malformed_lines"] = len(bad)
     frame.attrs["line_numbers"] = np.array(numbers)  # an array: pandas copies attrs often
     return frame
+
+
+def numbered_json_objects(lines: Iterable[str]) -> Iterator[tuple[int, dict[str, Any] | None]]:
+    """(line number, the line's JSON object, or None for a malformed line) of each non-blank
+    line."""
+    for number, line in enumerate(lines, start=1):
+        if line.strip():
+            yield number, json_object(line)
 
 
 def json_object(line: str) -> dict[str, Any] | None:
