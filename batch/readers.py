@@ -54,9 +54,16 @@ def catalog_format(path: Path, requested: str) -> str:
 
 
 def parquet_files(path: Path) -> list[Path]:
+    """The .parquet files of a folder, subfolders included, in the order of their paths;
+    files and folders whose names start with `_` or `.` (`_temporary`, `.hidden`) are left out,
+    as Spark leaves them out."""
     if path.is_file():
         return [path]
-    files = sorted(p for p in path.rglob("*.parquet") if not p.name.startswith(("_", ".")))
+    files = sorted(
+        p
+        for p in path.rglob("*.parquet")
+        if not any(part.startswith(("_", ".")) for part in p.relative_to(path).parts)
+    )
     if not files:
         raise DataError(f"{path}: the folder holds no .parquet files")
     return files

@@ -237,9 +237,10 @@ def listings_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     of their sizes (Spark reads the largest first), one of them in a subfolder."""
     frame = pd.DataFrame(listings.listings_rows())
     folder = tmp_path_factory.mktemp("listings-folder")
-    (folder / "b").mkdir()
     parts = {"a.parquet": frame[:10], "b/c.parquet": frame[10:70], "d.parquet": frame[70:]}
+    parts["_temporary/0/left-over.parquet"] = frame[:5]  # not catalog: both engines skip it
     for name, part in parts.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
         part.to_parquet(folder / name, index=False)
     return folder
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from batch.readers import ReadCounts, catalog_format, count_rows, read_chunks
+from batch.readers import ReadCounts, catalog_format, count_rows, parquet_files, read_chunks
 from training.errors import DataError
 
 RECORDS = [
@@ -119,3 +119,19 @@ def test_csv_separators_as_training_reads_them(
         warnings.simplefilter("error")  # pandas' C engine where it can, no fallback warning
         chunks, _ = read_all(tmp_path / name, 10, separator=separator)
     assert chunks[0]["title"].tolist() == ["a, b", "c"]
+
+
+def test_a_parquet_folder_leaves_out_hidden_and_underscore_files_and_folders(
+    tmp_path: Path,
+) -> None:
+    """As Spark reads such a folder: a leftover `_temporary/` or `.hidden/` is not catalog."""
+    names = ["b.parquet", "sub/a.parquet", "_staging/z.parquet", ".hidden/y.parquet"]
+    names += ["sub/_part.parquet", "sub/.x.parquet", "part=7/p.parquet"]
+    for name in names:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame({"title": [name]}).to_parquet(tmp_path / name)
+    assert [p.relative_to(tmp_path).as_posix() for p in parquet_files(tmp_path)] == [
+        "b.parquet",
+        "part=7/p.parquet",
+        "sub/a.parquet",
+    ]
