@@ -159,8 +159,7 @@ def json_values(name: str, datatype: str, data: Any, count: int) -> list[Any]:
         if not wanted(value):
             kind = "a string" if datatype == "BYTES" else "a number"
             raise BadRequestError(
-                f"input '{name}': element {index} of a {datatype} tensor "
-                f"must be {kind}, not {value!r}"
+                f"input '{name}' ({datatype}): element {index} must be {kind}, not {value!r}"
             )
     return values
 

@@ -214,8 +214,11 @@ class TrainConfig(BaseSettings):
     small_classes: Literal["drop", "other"] = Field(
         "drop", description="drop rows of small classes, or fold them into --other-label"
     )
-    other_label: str = Field(
-        "other", description="label for folded small classes; must not name a class of the catalog"
+    other_label: ColumnName = Field(
+        "other",
+        min_length=1,
+        description="label for folded small classes (trimmed like labels; not blank); must not "
+        "name a class of the catalog",
     )
 
     # --- task: one label, several tags, or a category path (see training/tag_catalog.py)

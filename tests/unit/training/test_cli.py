@@ -116,6 +116,13 @@ def test_a_csv_separator_of_other_than_one_character_is_a_bad_option(typed: str)
     assert raised.value.exit_code == 2
 
 
+def test_the_other_label_is_trimmed_and_never_blank() -> None:
+    assert parse_config(["--other-label", " library "])[0].other_label == "library"
+    with pytest.raises(ConfigError, match="--other-label") as raised:
+        parse_config(["--other-label", "  "])
+    assert raised.value.exit_code == 2
+
+
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "training", *args],
