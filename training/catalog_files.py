@@ -230,11 +230,39 @@ def csv_read_options(separator: str) -> dict[str, Any]:
 
 def read_csv(path: Path, separator: str, max_rows: int | None = None) -> pd.DataFrame:
     try:
-        return pd.read_csv(path, nrows=max_rows, **csv_read_options(separator))
+        frame = pd.read_csv(path, nrows=max_rows, **csv_read_options(separator))
     except pd.errors.ParserError as error:
-        raise DataError(f"{path}: not a valid CSV file: {error}") from None
+        problem = str(error).strip().removeprefix("Error tokenizing data. ")
+        hint = separator_hint(path, separator)
+        raise DataError(f"{path}: not a valid CSV file: {problem}{hint}") from None
     except (OSError, UnicodeError, pd.errors.EmptyDataError) as error:
         raise DataError(f"{path}: cannot read the file ({error})") from None
+    if len(frame.columns) == 1 and (hint := separator_hint(path, separator)):
+        raise DataError(f"{path}: one column, {frame.columns[0]!r}{hint}")
+    return frame
+
+
+USUAL_SEPARATORS = {
+    "\t": ("tab", "\\t"),
+    ";": ("semicolon", ";"),
+    "|": ("bar", "|"),
+    ",": ("comma", ","),
+}
+
+
+def separator_hint(path: Path, separator: str) -> str:
+    """When the header holds no `separator` but another usual one: which option to pass."""
+    try:
+        with open_text(path) as handle:
+            header = handle.readline()
+    except (OSError, EOFError):
+        return ""
+    if separator in header:
+        return ""
+    for character, (name, typed) in USUAL_SEPARATORS.items():
+        if character in header:
+            return f"; its header is {name} separated: pass --csv-separator '{typed}'"
+    return ""
 
 
 def read_parquet(path: Path, max_rows: int | None = None) -> pd.DataFrame:

@@ -364,3 +364,14 @@ def test_a_bad_number_is_named_by_its_line_whatever_the_extension(tmp_path: Path
     path = write_csv(tmp_path / "c.txt", rows)
     with pytest.raises(DataError, match=r"c\.txt, line 6, column 'weight': 'heavy'"):
         load_catalog(csv_config(path, format="csv"))
+
+
+@pytest.mark.parametrize("extra_cells", [False, True])
+def test_a_tab_separated_csv_read_with_commas_says_which_separator_to_pass(
+    tmp_path: Path, extra_cells: bool
+) -> None:
+    rows = ["name\tcat\tweight", "chess game\tgames\t1", "kettle\tkitchen\t2"]
+    path = write_csv(tmp_path / "c.csv", rows + (["a, b, c\tx\t3"] if extra_cells else []))
+    with pytest.raises(DataError, match=r"tab separated: pass --csv-separator '\\t'") as raised:
+        load_catalog(csv_config(path))
+    assert raised.value.exit_code == 3
