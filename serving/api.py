@@ -22,6 +22,7 @@ from serving.errors import (
     UnsupportedMediaTypeError,
 )
 from serving.invocations import (
+    charset_of,
     mlflow_predictions,
     parse_csv_body,
     parse_json_body,
@@ -221,9 +222,10 @@ def _add_model_routes(
         """MLflow's scoring protocol, as `mlflow models serve` answers it: `dataframe_records`,
         `dataframe_split`, `instances` or `inputs`, with `params.top_k`; or a CSV body."""
         body = await request.body()
-        media = request.headers.get("content-type", JSON).split(";")[0].strip().lower()
+        content_type = request.headers.get("content-type", JSON)
+        media = content_type.split(";")[0].strip().lower()
         if media == "text/csv":
-            products, params = parse_csv_body(body), dict[str, Any]()
+            products, params = parse_csv_body(body, charset_of(content_type)), dict[str, Any]()
         elif media in (JSON, "application/x-www-form-urlencoded", ""):
             products, params = parse_json_body(body)
         else:

@@ -12,10 +12,10 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from serving.errors import InvalidInputError
+from serving.errors import InvalidInputError, UnsupportedMediaTypeError
 
 FORMATS = ("dataframe_records", "dataframe_split", "instances", "inputs")
 
@@ -42,25 +42,55 @@ def parse_json_body(body: bytes) -> tuple[list[Any], dict[str, Any]]:
     return _records(key, payload[key]), dict(params)
 
 
-def parse_csv_body(body: bytes) -> list[dict[str, Any]]:
+def charset_of(content_type: str) -> str:
+    """The charset a Content-Type header names; UTF-8 when it names none."""
+    for parameter in content_type.split(";")[1:]:
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "charset" and value.strip(' "'):
+            return value.strip(' "')
+    return "utf-8"
+
+
+def parse_csv_body(body: bytes, charset: str = "utf-8") -> list[dict[str, Any]]:
     """Records of a CSV body with a header row; empty cells, and cells a short row lacks, are
-    missing values. A row with more cells than the header is refused, as pandas (MLflow's
-    scoring server) refuses it, rather than losing its extra cells."""
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        raise InvalidInputError("the CSV body is not UTF-8", field="body") from None
-    reader = csv.DictReader(io.StringIO(text))
+    missing values. A row with more cells than the header, a quote left open and a column named
+    twice are refused, as pandas (MLflow's scoring server) refuses them or would lose cells."""
+    reader = csv.DictReader(io.StringIO(_decoded(body, charset)), strict=True)
     records = []
     try:
+        _check_header(reader.fieldnames or ())
         for row in reader:
             if None in row:  # DictReader's key for the cells beyond the header's columns
                 raise InvalidInputError(_too_many_cells(reader, len(row[None])), field="body")
             records.append({k: v for k, v in row.items() if v not in ("", None)})
-    except csv.Error as error:  # a cell past the csv module's size limit, in the next line
+    except csv.Error as error:  # a quote left open, or a cell past the csv module's size limit
         where = f"CSV line {reader.line_num + 1}"
-        raise InvalidInputError(f"{where}: {error}", field="body") from None
+        hint = _QUOTE_HINT if "'\"'" in str(error) or "end of data" in str(error) else ""
+        raise InvalidInputError(f"{where}: {error}{hint}", field="body") from None
     return records
+
+
+_QUOTE_HINT = '; a cell holding quotes is quoted whole, its quotes doubled ("a ""b""")'
+
+
+def _decoded(body: bytes, charset: str) -> str:
+    try:
+        return body.decode(charset)
+    except LookupError:
+        raise UnsupportedMediaTypeError(
+            f"charset {charset!r} is not known; send the CSV body as UTF-8"
+        ) from None
+    except UnicodeDecodeError:
+        raise InvalidInputError(f"the CSV body is not {charset.upper()}", field="body") from None
+
+
+def _check_header(columns: Sequence[str]) -> None:
+    named_twice = sorted({c for c in columns if columns.count(c) > 1})
+    if named_twice:
+        raise InvalidInputError(
+            f"the CSV header names {', '.join(map(repr, named_twice))} twice: one column each",
+            field="body",
+        )
 
 
 def _too_many_cells(reader: csv.DictReader[str], extra: int) -> str:
