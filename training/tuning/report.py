@@ -43,8 +43,13 @@ def best_config(study: optuna.Study, best: FrozenTrial) -> dict[str, Any]:
     """The options the user fixed plus the best trial's; `product-train` validates it as is."""
     values = dict(study.user_attrs.get(OUTPUT_OPTIONS, {})) | dict(best.params)
     make_config(values, "best config")  # a ConfigError here would be a bug in the space checks
-    # Paths came from the command line (relative to the working directory); product-train reads
-    # relative paths in a config file as relative to the file's folder.
+    # product-train reads relative paths in a config file as relative to the file's folder.
+    return with_absolute_paths(values)
+
+
+def with_absolute_paths(values: dict[str, Any]) -> dict[str, Any]:
+    """`values` with the catalog and label-map paths absolute (relative ones are relative to the
+    working directory; URIs stay as they are)."""
     return values | {
         name: str(Path(value).resolve())
         for name in PATH_OPTIONS

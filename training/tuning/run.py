@@ -41,7 +41,12 @@ from training.tuning.objective import (
     end_stale_trial_run,
     make_folds,
 )
-from training.tuning.report import OUTPUT_OPTIONS, TuningResult, collect_result
+from training.tuning.report import (
+    OUTPUT_OPTIONS,
+    TuningResult,
+    collect_result,
+    with_absolute_paths,
+)
 from training.tuning.space import SearchSpace
 from training.tuning.study import (
     create_or_join,
@@ -84,11 +89,21 @@ class TuneOptions:
 def study_settings(base: TrainConfig, options: TuneOptions) -> dict[str, Any]:
     """What must not change while a study lives: trials are only comparable under these."""
     values = base.model_dump(mode="json")
-    return {
-        "options": {k: v for k, v in values.items() if k not in RUN_OPTIONS},
-        "space": options.space.as_dict(),
-        "folds": options.folds,
-    }
+    return comparable_settings(
+        {
+            "options": {k: v for k, v in values.items() if k not in RUN_OPTIONS},
+            "space": options.space.as_dict(),
+            "folds": options.folds,
+        }
+    )
+
+
+def comparable_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """`settings` with the file paths absolute, so that a study resumed from another folder (or
+    one stored before paths were stored absolute) compares the files, not how they were typed."""
+    if not isinstance(settings.get("options"), dict):
+        return settings
+    return settings | {"options": with_absolute_paths(settings["options"])}
 
 
 def connect_mlflow(base: TrainConfig) -> tuple[MlflowClient, str]:
@@ -123,7 +138,8 @@ def _set_up(
             for k, v in base.model_dump(mode="json").items()
             if k in base.model_fields_set and k not in RUN_OPTIONS
         }
-        study.set_user_attr(OUTPUT_OPTIONS, explicit)
+        # Absolute: `--role best` may export from another folder than the creator's.
+        study.set_user_attr(OUTPUT_OPTIONS, with_absolute_paths(explicit))
         study.set_user_attr(PARENT_RUN, run_id)
         study.set_user_attr(EXPERIMENT, experiment_id)
         configured = base.model_dump(mode="json")
@@ -146,6 +162,7 @@ def join_study(
         options.study_name,
         study_settings(base, options),
         _set_up(base, options, client, experiment_id),
+        comparable=comparable_settings,
         pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0),
     )
     # Seeded per worker and per restart, so parallel or resumed workers do not repeat draws.

@@ -140,17 +140,34 @@ def default_space_path() -> Path:
 
 
 def load_space(path: Path | None, base: TrainConfig) -> SearchSpace:
-    """The space in `path` (default: the packaged one), checked against the base config."""
+    """The space in `path` (default: the packaged one) without the options the user fixed,
+    checked against the base config."""
     path = path or default_space_path()
     content = _read_yaml(path)
     try:
         space = SearchSpace.model_validate(content)
     except ValidationError as error:
         raise ConfigError(f"search space {path}: {_explain(error)}; {_HINT}") from None
-    problems = _untunable(space) or _invalid_values(space, base) or _crossing(space, base)
+    problems = _untunable(space)
+    if not problems:
+        space = without_fixed_options(space, base, path)
+        problems = _invalid_values(space, base) or _crossing(space, base)
     if problems:
         raise ConfigError(f"search space {path}: {'; '.join(problems)}; {_HINT}")
     return space
+
+
+def without_fixed_options(space: SearchSpace, base: TrainConfig, path: Path) -> SearchSpace:
+    """The space minus every option the user gave (command line or config file): those keep
+    the given value in every trial and in the exported config."""
+    fixed = [name for name in space.root if name in base.model_fields_set]
+    if fixed and len(fixed) == len(space.root):
+        raise ConfigError(
+            f"search space {path}: every option in it is fixed by your options "
+            f"({', '.join(fixed)}), so nothing is left to tune; drop some of them from the "
+            "command line or --config, or pass a --search-space with other options"
+        )
+    return SearchSpace({k: v for k, v in space.root.items() if k not in fixed})
 
 
 def space_from_dict(content: dict[str, Any]) -> SearchSpace:
@@ -224,8 +241,11 @@ def _crossing(space: SearchSpace, base: TrainConfig) -> list[str]:
             continue
         highest_lower, lowest_upper = _bounds(space, base, lower)[1], _bounds(space, base, upper)[0]
         if highest_lower > lowest_upper:
-            problems.append(
-                f"{lower} can reach {highest_lower} but {upper} can be as low as "
-                f"{lowest_upper}; keep every {lower} <= every {upper}"
-            )
+            lower_text = _reach(space, lower, "can reach", highest_lower)
+            upper_text = _reach(space, upper, "can be as low as", lowest_upper)
+            problems.append(f"{lower_text} but {upper_text}; keep every {lower} <= every {upper}")
     return problems
+
+
+def _reach(space: SearchSpace, name: str, verb: str, value: Any) -> str:
+    return f"{name} {verb} {value}" if name in space.root else f"{name} is fixed at {value}"

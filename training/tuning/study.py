@@ -108,12 +108,14 @@ def create_or_join(
     settings: dict[str, Any],
     set_up: Callable[[optuna.Study], None],
     wait_seconds: float = 300,
+    comparable: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     **study_options: Any,
 ) -> optuna.Study:
     """Create the study and set it up (if this process is first), or join it once it is ready.
 
     `settings` (base options, space, folds) must match those the study began with: trials scored
-    under other settings are not comparable.
+    under other settings are not comparable. `comparable` brings the stored settings into the
+    form `settings` has now (e.g. paths stored before they were stored absolute).
     """
     try:
         study = optuna.create_study(
@@ -122,7 +124,7 @@ def create_or_join(
     except DuplicatedStudyError:
         study = optuna.load_study(storage=storage, study_name=name, **study_options)
         _wait_until_ready(study, wait_seconds)
-        _check_same_settings(study, settings)
+        _check_same_settings(study, settings, comparable or (lambda stored: stored))
         return study
     study.set_user_attr(SETTINGS, settings)
     set_up(study)
@@ -141,8 +143,12 @@ def _wait_until_ready(study: optuna.Study, wait_seconds: float) -> None:
         time.sleep(1)
 
 
-def _check_same_settings(study: optuna.Study, settings: dict[str, Any]) -> None:
-    stored = study.user_attrs.get(SETTINGS, {})
+def _check_same_settings(
+    study: optuna.Study,
+    settings: dict[str, Any],
+    comparable: Callable[[dict[str, Any]], dict[str, Any]],
+) -> None:
+    stored = comparable(study.user_attrs.get(SETTINGS, {}))
     differing = [key for key in sorted(settings) if stored.get(key) != settings[key]]
     if differing:
         details = _first_difference(stored, settings, differing[0])

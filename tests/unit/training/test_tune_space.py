@@ -7,6 +7,7 @@ from pathlib import Path
 import optuna
 import pytest
 
+from training.cli import parse_config
 from training.config import TrainConfig
 from training.errors import ConfigError
 from training.tuning.space import TUNABLE, default_space_path, load_space
@@ -105,5 +106,25 @@ def test_a_missing_file_names_itself(tmp_path: Path) -> None:
 def test_crossing_is_checked_against_the_fixed_options_too(tmp_path: Path) -> None:
     path = write(tmp_path, "id_ngram_max: {type: int, low: 3, high: 6}\n")
     load_space(path, TrainConfig(id_ngram_min=3))
-    with pytest.raises(ConfigError, match="id_ngram_min can reach 4"):
-        load_space(path, TrainConfig(id_ngram_min=4, id_ngram_max=6))
+    with pytest.raises(ConfigError, match="id_ngram_min is fixed at 4 but id_ngram_max can be"):
+        load_space(path, TrainConfig(id_ngram_min=4))
+
+
+def test_options_the_user_gave_in_a_config_file_or_on_the_command_line_are_not_tuned(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "configs" / "shop.yaml"
+    config.parent.mkdir()
+    config.write_text("n_estimators: 5\nselect_k_best: 2000\nmax_depth: null\n")
+    base, _ = parse_config(["--config", str(config), "--min-samples-leaf", "2"])
+    space = load_space(None, base)
+    fixed = {"n_estimators", "select_k_best", "max_depth", "min_samples_leaf"}
+    assert fixed <= set(load_space(None, TrainConfig()).root)
+    assert not fixed & set(space.root)
+    assert "max_features" in space.root  # the rest is still searched
+
+
+def test_a_space_whose_every_option_is_fixed_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, "n_estimators: {type: int, low: 10, high: 20}\n")
+    with pytest.raises(ConfigError, match=r"every option in it is fixed .*\(n_estimators\)"):
+        load_space(path, TrainConfig(n_estimators=5))

@@ -19,7 +19,13 @@ from training.config import make_config, read_config_file
 from training.errors import ConfigError
 from training.tuning.objective import MLFLOW_RUN, WORKER_PID
 from training.tuning.report import OUTPUT_OPTIONS, collect_result, format_summary
-from training.tuning.run import TuneOptions, _fail_trials_of, connect_mlflow
+from training.tuning.run import (
+    TuneOptions,
+    _fail_trials_of,
+    comparable_settings,
+    connect_mlflow,
+    study_settings,
+)
 from training.tuning.space import SearchSpace
 from training.tuning.study import (
     READY,
@@ -52,6 +58,44 @@ def test_joining_with_other_settings_is_refused_with_what_differs(storage: Any) 
     changed = SETTINGS | {"options": {"seed": 7}}
     with pytest.raises(ConfigError, match=r"other settings \(options differ: seed\).*study-name"):
         create_or_join(storage, "s", changed, lambda study: None)
+
+
+def test_a_study_resumes_from_another_folder_with_its_files_named_otherwise(
+    storage: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "cwd").mkdir()
+    (tmp_path / "other").mkdir()
+    options = TuneOptions(
+        space=SearchSpace.model_validate({}), trials=2, timeout=None, workers=1,
+        storage="sqlite://", study_name="s", folds=2, output=tmp_path / "best.yaml",
+    )  # fmt: skip
+    monkeypatch.chdir(tmp_path / "cwd")
+    typed = make_config({"data": "../proj/c.tsv", "label_map": "../proj/m.yaml"})
+    settings = study_settings(typed, options)
+    assert settings["options"]["data"] == str(tmp_path / "proj" / "c.tsv")
+    create_or_join(storage, "s", settings, lambda study: None, comparable=comparable_settings)
+    # a study stored before paths were stored absolute: the paths as typed
+    old = SETTINGS | {"options": {"data": "../proj/c.tsv", "label_map": "s3://b/m.yaml"}}
+    create_or_join(storage, "old", old, lambda study: None)
+
+    monkeypatch.chdir(tmp_path / "other")
+    absolute = make_config({"data": f"{tmp_path}/cwd/../proj/c.tsv", "label_map": "../proj/m.yaml"})
+    joined = create_or_join(
+        storage,
+        "s",
+        study_settings(absolute, options),
+        lambda s: None,
+        comparable=comparable_settings,
+    )
+    assert joined.study_name == "s"
+    now = old | {"options": {"data": str(tmp_path / "proj/c.tsv"), "label_map": "s3://b/m.yaml"}}
+    create_or_join(storage, "old", now, lambda study: None, comparable=comparable_settings)
+    other_file = make_config({"data": "../proj/d.tsv", "label_map": "../proj/m.yaml"})
+    with pytest.raises(ConfigError, match=r"options differ: data"):
+        create_or_join(
+            storage, "s", study_settings(other_file, options), lambda s: None,
+            comparable=comparable_settings,
+        )  # fmt: skip
 
 
 def test_a_study_whose_creator_died_before_set_up_is_reported(storage: Any) -> None:
