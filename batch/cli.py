@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 from typing import Any, NoReturn
 
 from batch.config import BatchConfig, make_config, parse_spark_conf
@@ -85,6 +86,10 @@ def score(config: BatchConfig) -> Any:
     """Pin and load the model, then run the chosen engine."""
     from batch import model as models
 
+    if not (Path(config.model.removeprefix("file://")) / "MLmodel").is_file():
+        from training.tracking_uri import check_store_allowed  # a model folder needs no store
+
+        check_store_allowed(config.tracking_uri)
     ref = models.resolve(config.model, config.tracking_uri, config.tracking_timeout_seconds)
     loaded = models.load(ref, config.id_column)
     raise_if_interrupted()

@@ -7,6 +7,7 @@ Nothing here touches network or MLflow: `Settings()` only reads and validates th
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import re
 from pathlib import Path
 from typing import Literal
@@ -25,6 +26,8 @@ MLFLOW_SCHEMES = frozenset({"", "file", "http", "https", "databricks", "databric
 MLFLOW_DATABASES = frozenset({"sqlite", "postgresql", "mysql", "mssql"})
 # Where plugin packages register the stores of more schemes.
 MLFLOW_STORE_PLUGINS = ("mlflow.tracking_store", "mlflow.model_registry_store")
+# MODEL_URI schemes that resolve through the tracking store (a folder or s3:// path does not).
+TRACKED_MODEL_SCHEMES = frozenset({"models", "runs"})
 
 
 class Settings(BaseSettings):
@@ -143,6 +146,15 @@ class Settings(BaseSettings):
             raise ValueError("set MODEL_VERSION or MODEL_URI, not both")
         return self
 
+    @model_validator(mode="after")
+    def _mlflow_opens_a_folder_store(self) -> Settings:
+        needs_store = self.model_uri is None or urlparse(self.model_uri).scheme in (
+            TRACKED_MODEL_SCHEMES
+        )
+        if needs_store and is_folder_store(self.mlflow_tracking_uri):
+            check_file_store_allowed(self.mlflow_tracking_uri)
+        return self
+
     @property
     def served_name(self) -> str:
         """The model's name in answers, metrics and v2 paths: the registered name a
@@ -154,6 +166,26 @@ class Settings(BaseSettings):
     def follows_alias(self) -> bool:
         """Whether the served model comes from the alias (and so may change while running)."""
         return self.model_uri is None and self.model_version is None
+
+
+def is_folder_store(tracking_uri: str) -> bool:
+    """Whether MLflow reads `tracking_uri` as a local folder (./mlruns, file:/path, C:\\mlruns)."""
+    scheme = urlparse(tracking_uri).scheme
+    return scheme in ("", "file") or len(scheme) == 1
+
+
+def check_file_store_allowed(tracking_uri: str) -> None:
+    """ValueError unless MLFLOW_ALLOW_FILE_STORE lets MLflow open a folder store: MLflow 3 keeps
+    its file backend in maintenance mode and refuses it otherwise (read as MLflow reads it)."""
+    value = os.environ.get("MLFLOW_ALLOW_FILE_STORE")
+    if value is not None and value.lower() not in ("true", "false", "1", "0"):
+        raise ValueError(f"MLFLOW_ALLOW_FILE_STORE must be true or false, got {value!r}")
+    if value is None or value.lower() not in ("true", "1"):
+        raise ValueError(
+            f"MLFLOW_TRACKING_URI={tracking_uri!r} is a folder store, which MLflow refuses (its "
+            "file backend is in maintenance mode): use a database such as sqlite:///mlflow.db, "
+            "or set MLFLOW_ALLOW_FILE_STORE=true to keep the folder"
+        )
 
 
 def plugin_schemes() -> frozenset[str]:

@@ -84,7 +84,11 @@ def parse_config(argv: list[str] | None = None) -> tuple[TrainConfig, argparse.N
 
 
 def check_inputs(config: TrainConfig) -> None:
-    """Fail in a moment, before connecting to MLflow, on a catalog or label map that is unusable."""
+    """Fail in a moment, before connecting to MLflow, on a catalog or label map that is unusable,
+    or a tracking store MLflow would refuse (product-tune calls this too)."""
+    from training.tracking_uri import check_store_allowed
+
+    check_store_allowed(config.tracking_uri)
     if config.label_map is not None:
         from training.labels import load_label_map
 

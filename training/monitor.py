@@ -358,6 +358,10 @@ def main(argv: list[str] | None = None) -> None:
     command = run_report if args.command == "report" else run_should_retrain
     try:
         args = with_training_config(args)
+        if not getattr(args, "always", False):  # `should-retrain --always` reads no champion
+            from training.tracking_uri import check_store_allowed
+
+            check_store_allowed(args.tracking_uri)
         bound_mlflow_retries(args.tracking_timeout_seconds)
         sys.exit(command(args))
     except TrainingError as error:

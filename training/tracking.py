@@ -11,7 +11,6 @@ import socket
 import time
 import uuid
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
@@ -19,29 +18,19 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from training.errors import TrackingError, TrackingRefusedError
 from training.retries import RetryPolicy, is_transient
+from training.tracking_uri import (  # noqa: F401  re-exported: the CLIs' callers use them here
+    DEFAULT_TRACKING_URI,
+    check_store_allowed,
+    redact,
+    resolve_tracking_uri,
+)
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 OWNER_HOST_TAG = "product.host"
 OWNER_PID_TAG = "product.pid"
 RUN_TOKEN_TAG = "product.run_token"
 _UNREACHABLE = ("max retries exceeded", "connection", "timed out", "temporarily unavailable")
-
-
-def resolve_tracking_uri(configured: str | None) -> str:
-    return configured or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
-
-
-def redact(uri: str) -> str:
-    """`uri` with its password replaced by `***` (`http://alice:***@host`), for logs, messages and
-    run parameters: a tracking URI may carry credentials (`postgresql://user:password@db/mlflow`)."""
-    parts = urlsplit(uri)
-    if parts.password is None:
-        return uri
-    userinfo, _, host = parts.netloc.rpartition("@")
-    user = userinfo.split(":", 1)[0]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
 def retry_settings(timeout_seconds: float) -> dict[str, str]:

@@ -96,8 +96,52 @@ def test_bad_values_are_named(monkeypatch, variables, named) -> None:
         "databricks-uc",
     ],
 )
-def test_tracking_uris_mlflow_can_use_are_taken(uri: str) -> None:
+def test_tracking_uris_mlflow_can_use_are_taken(monkeypatch, uri: str) -> None:
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # folders: see the tests below
     assert Settings(mlflow_tracking_uri=uri).mlflow_tracking_uri == uri
+
+
+@pytest.mark.parametrize("uri", ["file:/tmp/x", "/tmp/x", "./mlruns", r"C:\mlruns"])
+@pytest.mark.parametrize("allow", [None, "false", "0"])
+def test_a_folder_store_mlflow_refuses_stops_start_up(monkeypatch, uri, allow) -> None:
+    if allow is None:
+        monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    else:
+        monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", allow)
+    with pytest.raises(ValidationError) as caught:
+        Settings(mlflow_tracking_uri=uri)
+    message = describe_settings_error(caught.value)
+    assert len(message.splitlines()) == 1 and "maintenance mode" in message
+    assert "MLFLOW_ALLOW_FILE_STORE=true" in message and "sqlite:///mlflow.db" in message
+
+
+@pytest.mark.parametrize("allow", ["true", "TRUE", "1"])
+def test_a_folder_store_is_taken_when_mlflow_allows_it(monkeypatch, allow) -> None:
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", allow)
+    assert Settings(mlflow_tracking_uri="file:/tmp/x").mlflow_tracking_uri == "file:/tmp/x"
+
+
+def test_an_unreadable_allow_file_store_value_is_named(monkeypatch) -> None:
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "yes")  # MLflow itself raises on it
+    with pytest.raises(ValidationError) as caught:
+        Settings(mlflow_tracking_uri="./mlruns")
+    assert "MLFLOW_ALLOW_FILE_STORE must be true or false, got 'yes'" in str(caught.value)
+
+
+@pytest.mark.parametrize("model_uri", ["/models/classifier", "file:///models/c", "s3://b/m"])
+def test_a_model_folder_needs_no_tracking_store(monkeypatch, model_uri) -> None:
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    settings = Settings(mlflow_tracking_uri="./mlruns", model_uri=model_uri)
+    assert settings.model_uri == model_uri
+
+
+@pytest.mark.parametrize("model_uri", ["models:/m@champion", "runs:/abc/model"])
+def test_a_model_uri_read_through_a_refused_folder_store_stops_start_up(
+    monkeypatch, model_uri
+) -> None:
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    with pytest.raises(ValidationError, match="maintenance mode"):
+        Settings(mlflow_tracking_uri="./mlruns", model_uri=model_uri)
 
 
 def test_a_tracking_uri_scheme_mlflow_cannot_use_is_refused_at_start_up() -> None:

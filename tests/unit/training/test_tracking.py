@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from training.tracking import redact, retry_settings
+from training.errors import ConfigError
+from training.tracking import check_store_allowed, redact, retry_settings
 
 
 @pytest.mark.parametrize(
@@ -25,3 +26,71 @@ def test_retries_cover_the_timeout_and_not_twice_more(timeout: float) -> None:
     # urllib3 with a backoff factor of 1 sleeps 0, 2, 4 ... 2**(n-1) s before its n retries
     slept = sum(2 ** (k - 1) for k in range(2, retries + 1))
     assert timeout <= slept < 2 * timeout + 2
+
+
+@pytest.mark.parametrize("uri", ["file:/tmp/x", "/tmp/x", "./mlruns", "mlruns", r"C:\mlruns"])
+def test_a_folder_store_mlflow_refuses_is_a_config_error(monkeypatch, uri) -> None:
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    with pytest.raises(ConfigError) as caught:
+        check_store_allowed(uri)
+    message = str(caught.value)
+    assert caught.value.exit_code == 2 and "\n" not in message and "maintenance mode" in message
+    assert "MLFLOW_ALLOW_FILE_STORE=true" in message and "sqlite:///mlflow.db" in message
+
+
+def test_the_folder_store_check_reads_the_environment_uri(monkeypatch) -> None:
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "file:/tmp/x")
+    with pytest.raises(ConfigError, match="'file:/tmp/x'"):
+        check_store_allowed(None)
+
+
+@pytest.mark.parametrize("uri", ["file:/tmp/x", "./mlruns"])
+def test_a_folder_store_mlflow_allows_passes(monkeypatch, uri) -> None:
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    check_store_allowed(uri)
+
+
+@pytest.mark.parametrize(
+    "uri", ["sqlite:///mlflow.db", "http://mlflow:5000", "postgresql://u:p@db/mlflow"]
+)
+def test_other_stores_pass_the_folder_check(monkeypatch, uri) -> None:
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    check_store_allowed(uri)
+
+
+def test_an_unreadable_allow_file_store_value_is_a_config_error(monkeypatch) -> None:
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "yes")
+    with pytest.raises(ConfigError, match="must be true or false, got 'yes'"):
+        check_store_allowed("./mlruns")
+
+
+@pytest.mark.parametrize(
+    ("module", "argv"),
+    [
+        ("training.cli", ["--data", "missing.csv"]),  # refused before the catalog is read
+        ("training.tune", ["--trials", "1"]),
+        ("batch.cli", ["--model", "models:/m@champion", "--data", "x.csv", "--output", "o.csv"]),
+        ("training.monitor", ["should-retrain", "--prediction-log", "missing.jsonl"]),
+    ],
+)
+def test_every_cli_stops_at_start_up_on_a_refused_folder_store(
+    monkeypatch, capsys, tmp_path, module, argv
+) -> None:
+    import importlib
+    import signal
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "file:./mlruns")
+    saved = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        with pytest.raises(SystemExit) as caught:
+            importlib.import_module(module).main(argv)
+    finally:
+        for number, handler in saved.items():
+            signal.signal(number, handler)
+    assert caught.value.code == 2
+    error = capsys.readouterr().err.strip()
+    assert "maintenance mode" in error and len(error.splitlines()) == 1
+    assert not (tmp_path / "mlruns").exists()
