@@ -28,6 +28,7 @@ from training.labels import (
     VariantGroup,
     apply_label_map,
     check_other_label,
+    check_other_label_not_mapped,
     find_variants,
     load_label_map,
 )
@@ -181,25 +182,30 @@ def clean_catalog(frame: pd.DataFrame, config: TrainConfig) -> tuple[pd.DataFram
         log.warning("dropped %d duplicate row(s), keyed by %s", int(duplicated.sum()), key)
     frame = frame[~duplicated]
 
-    frame, counts["small_class_rows"] = _small_classes(frame, config)
+    frame, small_class_counts = _small_classes(frame, config)
+    counts |= small_class_counts
     counts["rows_kept"] = len(frame)
     counts["classes"] = int(frame["label"].nunique())
     return frame.reset_index(drop=True), counts
 
 
-def _small_classes(frame: pd.DataFrame, config: TrainConfig) -> tuple[pd.DataFrame, int]:
+def _small_classes(frame: pd.DataFrame, config: TrainConfig) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Rows of classes below `min_class_size` dropped (counted as `small_class_rows`) or folded
+    into `other_label` (`folded_small_class_rows`; dropped after all when too few to keep)."""
     sizes = frame["label"].value_counts()
-    if config.small_classes == "other":
-        check_other_label(sizes.to_dict(), config.other_label, config.min_class_size)
     small = sizes[sizes < config.min_class_size].index
     affected = frame["label"].isin(small)
     if config.small_classes == "drop":
-        frame = frame[~affected]
-    else:
-        frame = frame.assign(label=frame["label"].where(~affected, config.other_label))
-        if (frame["label"] == config.other_label).sum() < config.min_class_size:
-            frame = frame[frame["label"] != config.other_label]
-    return frame, int(affected.sum())
+        return frame[~affected], {"small_class_rows": int(affected.sum())}
+    check_other_label(sizes.to_dict(), config.other_label, config.min_class_size)
+    if config.label_map:
+        mapping = load_label_map(Path(config.label_map))
+        check_other_label_not_mapped(mapping, config.other_label, sorted(small))
+    frame = frame.assign(label=frame["label"].where(~affected, config.other_label))
+    if (frame["label"] == config.other_label).sum() < config.min_class_size:
+        frame = frame[frame["label"] != config.other_label]
+        return frame, {"small_class_rows": int(affected.sum())}
+    return frame, {"folded_small_class_rows": int(affected.sum())}
 
 
 def warn_if_label_is_input(config: TrainConfig) -> None:
@@ -224,16 +230,24 @@ def warn_if_label_is_input(config: TrainConfig) -> None:
 
 
 def warn_removed_rows(path: Path, counts: dict[str, int], warned: tuple[str, ...] = ()) -> None:
-    """One warning counting every kind of removed row, but those already `warned` about."""
+    """One warning counting every kind of removed row, but those already `warned` about, and the
+    rows of small classes folded into `--other-label` (kept, so told apart from removed ones)."""
     removed = {
         key: value
         for key, value in counts.items()
         if value and key.startswith(("small", "malf", "dropped")) and key not in warned
     }
-    if removed:
-        log.warning(
-            "%s: removed rows: %s", path.name, ", ".join(f"{k}={v}" for k, v in removed.items())
+    folded = counts.get("folded_small_class_rows", 0)
+    parts = (
+        [f"removed rows: {', '.join(f'{k}={v}' for k, v in removed.items())}"] if removed else []
+    )
+    if folded:
+        parts.append(
+            f"rows kept under --other-label (classes below --min-class-size folded into it, not "
+            f"removed): folded_small_class_rows={folded}"
         )
+    if parts:
+        log.warning("%s: %s", path.name, "; ".join(parts))
 
 
 def load_catalog(config: TrainConfig) -> Catalog:

@@ -7,6 +7,8 @@ classes are counted, and `find_variants` points at the groups that a map should 
 A map's keys are matched exactly, then ignoring case. Chains are followed to their end (`a: b` and
 `b: c` send both `a` and `b` to `c`), so a map can grow line by line; a cycle (`a: b`, `b: a`) has
 no end and is refused. Keys that match no label are named in a warning: usually a typo.
+Keys and labels are kept as written; one that is empty, a YAML boolean, a list or a mapping is
+refused, and so are keys equal but for case that lead to different labels.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import csv
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Set
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,11 +41,13 @@ class LabelMap(dict[str, str]):
 
 def load_label_map(path: Path) -> LabelMap:
     """`variant: canonical` pairs from a YAML mapping or a two-column CSV (variant, canonical);
-    a map with a cycle is refused."""
+    a map with a cycle, or with keys equal but for case that lead to different labels, is
+    refused."""
     mapping = LabelMap(_read_label_map(path), str(path))
     folded = folded_keys(mapping)
     for key in mapping:
         label_chain(mapping, key, folded)  # raises on a cycle
+    _check_case_variant_keys(mapping, folded)
     return mapping
 
 
@@ -55,15 +59,55 @@ def _read_label_map(path: Path) -> dict[str, str]:
     if path.suffix.lower() in (".csv", ".tsv"):
         return _csv_map(path, text)
     try:
-        content = yaml.safe_load(text)
+        # Composed, not loaded: the text as written is kept (`01` stays `01`), and a null, a
+        # boolean or a list is seen for what it is instead of becoming the label 'None' or 'True'.
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as error:
         raise ConfigError(f"--label-map {path}: not valid YAML: {error}") from None
-    if not isinstance(content, Mapping) or not content:
+    if not isinstance(root, yaml.MappingNode) or not root.value:
         raise ConfigError(
             f"--label-map {path}: expected a YAML mapping of `variant: canonical` lines "
             "(or a two-column CSV)"
         )
-    return {str(k).strip(): str(v).strip() for k, v in content.items()}
+    mapping: dict[str, str] = {}
+    for key_node, value_node in root.value:
+        key = _yaml_label(path, key_node, key=None)
+        mapping[key] = _yaml_label(path, value_node, key=key)
+    return mapping
+
+
+def _yaml_label(path: Path, node: yaml.Node, key: str | None) -> str:
+    """The trimmed text of one key (`key` None) or of `key`'s value; a null, blank, boolean,
+    list or mapping stops the run naming the file, line and key."""
+    problem = _not_a_label(node)
+    if problem is None:
+        return str(node.value).strip()
+    where = f"--label-map {path}, line {node.start_mark.line + 1}"
+    if key is None:
+        raise ConfigError(
+            f"{where}: a key is {problem}; write the label to map as text (quoted if YAML would "
+            "read it otherwise, e.g. 'yes': ...), or delete the line"
+        )
+    written = str(node.value).strip() if isinstance(node, yaml.ScalarNode) else ""
+    example = f"{_yaml_str(key)}: '{written or 'yes'}'"
+    raise ConfigError(
+        f"{where}: the key {key!r} maps to {problem}; give the label it maps to "
+        f"({_yaml_str(key)}: the label), in quotes if YAML would read it otherwise ({example}), "
+        "or delete the line"
+    )
+
+
+def _not_a_label(node: yaml.Node) -> str | None:
+    """What makes a YAML node no label (None for a scalar such as `Laptops` or `01`)."""
+    if isinstance(node, yaml.SequenceNode):
+        return "a list"
+    if isinstance(node, yaml.MappingNode):
+        return "a mapping"
+    if node.tag == "tag:yaml.org,2002:null":
+        return f"{node.value}, which YAML reads as null" if node.value else "nothing (empty)"
+    if node.tag == "tag:yaml.org,2002:bool":
+        return f"{node.value}, which YAML reads as a boolean, not a text"
+    return None if str(node.value).strip() else "a blank text"
 
 
 def _csv_map(path: Path, text: str) -> dict[str, str]:
@@ -77,10 +121,35 @@ def _csv_map(path: Path, text: str) -> dict[str, str]:
                 f"--label-map {path}, line {number}: expected two columns (variant, canonical), "
                 f"found {len(row)}"
             )
-        mapping[row[0].strip()] = row[1].strip()
+        variant, canonical = (cell.strip() for cell in row)
+        if not variant or not canonical:
+            subject = (
+                f"the key {variant!r} has an empty second cell" if variant else "a key is empty"
+            )
+            raise ConfigError(
+                f"--label-map {path}, line {number}: {subject}; give both the variant and the "
+                "label it maps to, or delete the line"
+            )
+        mapping[variant] = canonical
     if not mapping:
         raise ConfigError(f"--label-map {path}: the file holds no `variant,canonical` rows")
     return mapping
+
+
+def _check_case_variant_keys(mapping: Mapping[str, str], folded: Mapping[str, str]) -> None:
+    """Refuse keys equal but for case that lead to labels differing beyond case: labels are
+    unified across case after the map, so such keys would split one label into two classes."""
+    ends: dict[str, tuple[str, str]] = {}
+    for key in mapping:
+        end = mapping[label_chain(mapping, key, folded)[-1]]
+        first, first_end = ends.setdefault(key.casefold(), (key, end))
+        if first_end.casefold() != end.casefold():
+            raise ConfigError(
+                f"--label-map{_source(mapping)}: the keys {first!r} and {key!r} differ only in "
+                f"case but lead to different labels ({first_end!r} and {end!r}); labels are "
+                "unified across case after the map, so one label would become two: delete one "
+                "of the lines, or give both the same label"
+            )
 
 
 def folded_keys(mapping: Mapping[str, str]) -> dict[str, str]:
@@ -132,13 +201,27 @@ def apply_label_map(labels: pd.Series, mapping: Mapping[str, str]) -> pd.Series:
     if followed:
         shown = " → ".join([*followed[0], final[followed[0][0]]])
         log.info("--label-map: %d chain(s) followed to their end, e.g. %s", len(followed), shown)
-    warn_unused_keys(mapping, {key for chain in chains.values() for key in chain})
+    used = {key for chain in chains.values() for key in chain}
+    warn_unused_keys(mapping, used, {label.casefold() for label in final})
     return labels.map(lambda label: final.get(label, label))
 
 
-def warn_unused_keys(mapping: Mapping[str, str], used: set[str]) -> None:
-    """One warning naming the first keys that match no label of the catalog, counting all."""
+def warn_unused_keys(
+    mapping: Mapping[str, str], used: Set[str], mapped_labels: Set[str] = frozenset()
+) -> None:
+    """One warning naming the first keys that match no label of the catalog, counting all.
+    An unused key equal ignoring case to a mapped label (`mapped_labels`, casefolded) does match
+    it, but a key of the exact spelling took it first: it is named apart, not called a typo."""
     unused = [key for key in mapping if key not in used]
+    shadowed = [key for key in unused if key.casefold() in mapped_labels]
+    unused = [key for key in unused if key.casefold() not in mapped_labels]
+    if shadowed:
+        log.info(
+            "--label-map%s: key(s) %s are not needed: the labels they match ignoring case are "
+            "mapped by keys of their exact spelling (to the same label)",
+            _source(mapping),
+            ", ".join(repr(key) for key in shadowed[:MAX_NAMED_KEYS]),
+        )
     if not unused:
         return
     named = ", ".join(repr(key) for key in unused[:MAX_NAMED_KEYS])
@@ -173,6 +256,28 @@ def check_other_label(sizes: Mapping[str, int], other_label: str, min_class_size
         f"{', ...' if len(rare) > 5 else ''}) into it. Pick a name no class uses (e.g. "
         f"--other-label 'other (rare classes)'), or, to merge them into {existing[0]!r} on "
         "purpose, map them to it with --label-map"
+    )
+
+
+def check_other_label_not_mapped(
+    mapping: Mapping[str, str], other_label: str, rare: list[str]
+) -> None:
+    """Refuse an `--other-label` that the label map maps away (a key, matched as labels are):
+    folding the `rare` classes into it would bring that label back beside the one it maps to."""
+    folded = folded_keys(mapping)
+    key = matching_key(mapping, other_label, folded)
+    if key is None or not rare:
+        return
+    final = mapping[label_chain(mapping, key, folded)[-1]]
+    if final.casefold() == other_label.casefold():
+        return
+    raise ConfigError(
+        f"--other-label {other_label!r}: --label-map{_source(mapping)} maps {key!r} to "
+        f"{final!r}; --small-classes other would fold {len(rare)} class(es) below "
+        f"--min-class-size ({', '.join(map(repr, rare[:5]))}{', ...' if len(rare) > 5 else ''}) "
+        f"into {other_label!r}, a class beside {final!r} that the map meant to merge away. Pick a "
+        "name the map does not map (e.g. --other-label 'other (rare classes)'), or, to merge "
+        f"them into {final!r} on purpose, map them to it with --label-map"
     )
 
 

@@ -190,6 +190,47 @@ def test_small_classes_dropped_or_folded() -> None:
         )
 
 
+def test_folded_small_classes_are_told_apart_from_removed_rows(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    lines = [
+        *catalog_lines(),
+        json.dumps(amazon_record("x", "")),
+        json.dumps(amazon_record("k", "tiny")),
+    ]
+    path = write_lines(tmp_path / "c.jsonl", lines)
+    config = TrainConfig(data=str(path), min_class_size=2, small_classes="other")
+    with caplog.at_level("WARNING", logger="training.catalog"):
+        catalog = load_catalog(config)
+    # One folded row is too few to keep as a class: removed after all, and said so.
+    assert "removed rows: dropped_no_label=1, small_class_rows=1" in caplog.text
+    caplog.clear()
+    lines.append(json.dumps(amazon_record("k2", "tinier")))
+    write_lines(path, lines)
+    with caplog.at_level("WARNING", logger="training.catalog"):
+        catalog = load_catalog(config)
+    assert (
+        catalog.counts["folded_small_class_rows"] == 2 and "small_class_rows" not in catalog.counts
+    )
+    assert "removed rows: dropped_no_label=1; rows kept under --other-label" in caplog.text
+    assert "folded_small_class_rows=2" in caplog.text
+
+
+def test_an_other_label_the_label_map_maps_away_is_refused(tmp_path: Path) -> None:
+    lines = [*catalog_lines(), json.dumps(amazon_record("k", "tiny"))]
+    path = write_lines(tmp_path / "c.jsonl", lines)
+    (tmp_path / "map.yaml").write_text("libs: games\n")
+    config = TrainConfig(
+        data=str(path),
+        label_map=str(tmp_path / "map.yaml"),
+        small_classes="other",
+        min_class_size=2,
+        other_label="libs",
+    )
+    with pytest.raises(ConfigError, match="maps 'libs' to 'games'"):
+        load_catalog(config)
+
+
 def test_label_normalization_prefers_most_frequent_spelling() -> None:
     labels = pd.Series(["Games", " games", "GAMES ", "Games", "Office  Tools", None])
     assert list(normalize_labels(labels)) == ["Games"] * 4 + ["Office Tools", ""]

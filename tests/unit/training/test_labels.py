@@ -12,6 +12,7 @@ from training.errors import ConfigError
 from training.labels import (
     apply_label_map,
     check_other_label,
+    check_other_label_not_mapped,
     find_variants,
     load_label_map,
     variant_key,
@@ -150,3 +151,80 @@ def test_other_label_naming_a_kept_class_is_refused() -> None:
     check_other_label(sizes, "rare classes", min_class_size=10)  # a new name
     check_other_label(sizes, "Other", min_class_size=2)  # nothing is folded
     check_other_label({"Laptops": 50, "Other": 3, "Kettles": 3}, "Other", 10)  # folded itself
+
+
+@pytest.mark.parametrize(
+    ("content", "line", "message"),
+    [
+        ("libs: library\nlibdevel:\n", 2, "the key 'libdevel' maps to nothing \\(empty\\)"),
+        ('libdevel: ""\n', 1, "the key 'libdevel' maps to a blank text"),
+        ("libdevel: '  '\n", 1, "the key 'libdevel' maps to a blank text"),
+        ("libdevel: ~\n", 1, "the key 'libdevel' maps to ~, which YAML reads as null"),
+        ("libdevel: yes\n", 1, "the key 'libdevel' maps to yes, which YAML reads as a boolean"),
+        ("libdevel: [a, b]\n", 1, "the key 'libdevel' maps to a list"),
+        ("libdevel: {a: b}\n", 1, "the key 'libdevel' maps to a mapping"),
+        ("libs: library\n~: x\n", 2, "a key is ~, which YAML reads as null"),
+        ('"": x\n', 1, "a key is a blank text"),
+        ("no: x\n", 1, "a key is no, which YAML reads as a boolean"),
+    ],
+)
+def test_a_yaml_key_or_value_that_is_no_label_is_refused(
+    tmp_path: Path, content: str, line: int, message: str
+) -> None:
+    path = tmp_path / "map.yaml"
+    path.write_text(content)
+    with pytest.raises(ConfigError, match=message) as error:
+        load_label_map(path)
+    text = str(error.value)
+    assert text.startswith(f"--label-map {path}, line {line}: ") and error.value.exit_code == 2
+    assert "quote" in text and "delete the line" in text
+
+
+def test_yaml_numbers_and_dates_keep_the_text_as_written(tmp_path: Path) -> None:
+    path = tmp_path / "map.yaml"
+    path.write_text("01: 010\n7: 1.50\nreleased: 2020-01-01\n'yes': 'no'\n")
+    assert load_label_map(path) == {"01": "010", "7": "1.50", "released": "2020-01-01", "yes": "no"}
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("libs,library\nlibdevel,\n", "line 2: the key 'libdevel' has an empty second cell"),
+        ("libs,library\n , x\n", "line 2: a key is empty"),
+    ],
+)
+def test_a_csv_row_with_an_empty_cell_is_refused(tmp_path: Path, content, message) -> None:
+    path = tmp_path / "map.csv"
+    path.write_text(content)
+    with pytest.raises(ConfigError, match=message) as error:
+        load_label_map(path)
+    assert str(path) in str(error.value) and "delete the line" in str(error.value)
+
+
+def test_keys_equal_but_for_case_with_different_labels_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "map.yaml"
+    path.write_text("ROLE::PROGRAM: role::app\nrole::program: role::application\n")
+    with pytest.raises(ConfigError, match="'ROLE::PROGRAM' and 'role::program' differ only in"):
+        load_label_map(path)
+    path.write_text("ROLE::PROGRAM: role::app\nrole::program: Role::App\nRole::App: role::app\n")
+    assert len(load_label_map(path)) == 3  # the same label but for case: no conflict
+
+
+def test_a_key_shadowed_by_its_exact_spelling_is_not_called_unmatched(caplog) -> None:
+    mapping = {"libs": "library", "Libs": "Library", "Typo": "x"}
+    with caplog.at_level(logging.INFO, logger="training.labels"):
+        mapped = apply_label_map(pd.Series(["libs", "games"]), mapping)
+    assert mapped.tolist() == ["library", "games"]
+    [warning] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert "1 of 3 key(s) match no label" in warning and "'Libs'" not in warning
+    assert "'Libs' are not needed" in caplog.text
+
+
+def test_other_label_that_the_map_maps_away_is_refused() -> None:
+    mapping = {"libs": "library", "other": "Other"}
+    with pytest.raises(ConfigError, match="maps 'libs' to 'library'") as error:
+        check_other_label_not_mapped(mapping, "Libs", ["tiny"])
+    assert error.value.exit_code == 2 and "--other-label 'Libs'" in str(error.value)
+    check_other_label_not_mapped(mapping, "libs", [])  # nothing is folded
+    check_other_label_not_mapped(mapping, "other", ["tiny"])  # mapped to its own case variant
+    check_other_label_not_mapped(mapping, "rare", ["tiny"])  # not a key
