@@ -20,12 +20,14 @@ import pandas as pd
 from training.catalog_files import (
     JSON_SHAPES,
     MAX_BAD_LINE_SHARE,
+    check_split,
     csv_read_options,
     csv_separator_for,
     describe_json_value,
     detect_format,
     first_character,
     json_array_records,
+    not_csv,
     numbered_json_objects,
     open_text,
 )
@@ -159,13 +161,16 @@ def _mostly_malformed(path: Path, counts: ReadCounts, number: int) -> str:
 def _csv_chunks(
     path: Path, chunk_size: int, _counts: ReadCounts, separator: str | None
 ) -> Iterator[pd.DataFrame]:
-    options = csv_read_options(csv_separator_for(path, separator))
+    separator = csv_separator_for(path, separator)
+    options = csv_read_options(separator)
     try:
         reader = pd.read_csv(path, chunksize=chunk_size, **options)
         with reader:
-            yield from reader
+            for chunk in reader:
+                check_split(path, separator, chunk.columns)
+                yield chunk
     except pd.errors.ParserError as error:
-        raise DataError(f"{path}: not a valid CSV file: {error}") from None
+        raise not_csv(path, separator, error) from None
     except (OSError, UnicodeError, pd.errors.EmptyDataError) as error:
         raise DataError(f"{path}: cannot read the file ({error})") from None
 

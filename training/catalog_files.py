@@ -11,7 +11,7 @@ from __future__ import annotations
 import gzip
 import json
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -232,14 +232,23 @@ def read_csv(path: Path, separator: str, max_rows: int | None = None) -> pd.Data
     try:
         frame = pd.read_csv(path, nrows=max_rows, **csv_read_options(separator))
     except pd.errors.ParserError as error:
-        problem = str(error).strip().removeprefix("Error tokenizing data. ")
-        hint = separator_hint(path, separator)
-        raise DataError(f"{path}: not a valid CSV file: {problem}{hint}") from None
+        raise not_csv(path, separator, error) from None
     except (OSError, UnicodeError, pd.errors.EmptyDataError) as error:
         raise DataError(f"{path}: cannot read the file ({error})") from None
-    if len(frame.columns) == 1 and (hint := separator_hint(path, separator)):
-        raise DataError(f"{path}: one column, {frame.columns[0]!r}{hint}")
+    check_split(path, separator, frame.columns)
     return frame
+
+
+def not_csv(path: Path, separator: str, error: Exception) -> DataError:
+    """pandas' parser error, with the separator to pass when the header shows another."""
+    problem = str(error).strip().removeprefix("Error tokenizing data. ")
+    return DataError(f"{path}: not a valid CSV file: {problem}{separator_hint(path, separator)}")
+
+
+def check_split(path: Path, separator: str, columns: Sequence[Any]) -> None:
+    """A file read as one column whose header shows another usual separator is refused."""
+    if len(columns) == 1 and (hint := separator_hint(path, separator)):
+        raise DataError(f"{path}: one column, {str(columns[0])!r}{hint}")
 
 
 USUAL_SEPARATORS = {

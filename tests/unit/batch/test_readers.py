@@ -135,3 +135,14 @@ def test_a_parquet_folder_leaves_out_hidden_and_underscore_files_and_folders(
         "part=7/p.parquet",
         "sub/a.parquet",
     ]
+
+
+@pytest.mark.parametrize("extra_cells", [False, True])
+def test_a_tab_separated_csv_read_with_commas_says_which_separator_to_pass(
+    tmp_path: Path, extra_cells: bool
+) -> None:
+    rows = ["id\ttitle", "1\tchess game", "2\tkettle"] + (["3\ta, b, c\tx"] if extra_cells else [])
+    path = tmp_path / "c.csv"
+    path.write_text("\n".join(rows) + "\n")
+    with pytest.raises(DataError, match=r"tab separated: pass --csv-separator '\\t'"):
+        read_all(path, chunk_size=10)
