@@ -70,10 +70,26 @@ def _read_label_map(path: Path) -> dict[str, str]:
             "(or a two-column CSV)"
         )
     mapping: dict[str, str] = {}
+    lines: dict[str, int] = {}
     for key_node, value_node in root.value:
         key = _yaml_label(path, key_node, key=None)
-        mapping[key] = _yaml_label(path, value_node, key=key)
+        label = _yaml_label(path, value_node, key=key)
+        _add_pair(path, mapping, lines, (key, label), key_node.start_mark.line + 1)
     return mapping
+
+
+def _add_pair(
+    path: Path, mapping: dict[str, str], lines: dict[str, int], pair: tuple[str, str], line: int
+) -> None:
+    """Add `key: label` read at `line`; a key given twice with two labels stops the run."""
+    key, label = pair
+    if key in mapping and mapping[key] != label:
+        raise ConfigError(
+            f"--label-map {path}, lines {lines[key]} and {line}: the key {key!r} maps to "
+            f"{mapping[key]!r} and to {label!r}; keep one of the two lines"
+        )
+    mapping[key] = label
+    lines.setdefault(key, line)
 
 
 def _yaml_label(path: Path, node: yaml.Node, key: str | None) -> str:
@@ -113,6 +129,7 @@ def _not_a_label(node: yaml.Node) -> str | None:
 def _csv_map(path: Path, text: str) -> dict[str, str]:
     delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
     mapping: dict[str, str] = {}
+    lines: dict[str, int] = {}
     for number, row in enumerate(csv.reader(text.splitlines(), delimiter=delimiter), start=1):
         if not row or not "".join(row).strip():
             continue
@@ -130,7 +147,7 @@ def _csv_map(path: Path, text: str) -> dict[str, str]:
                 f"--label-map {path}, line {number}: {subject}; give both the variant and the "
                 "label it maps to, or delete the line"
             )
-        mapping[variant] = canonical
+        _add_pair(path, mapping, lines, (variant, canonical), number)
     if not mapping:
         raise ConfigError(f"--label-map {path}: the file holds no `variant,canonical` rows")
     return mapping

@@ -228,3 +228,23 @@ def test_other_label_that_the_map_maps_away_is_refused() -> None:
     check_other_label_not_mapped(mapping, "libs", [])  # nothing is folded
     check_other_label_not_mapped(mapping, "other", ["tiny"])  # mapped to its own case variant
     check_other_label_not_mapped(mapping, "rare", ["tiny"])  # not a key
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("map.yaml", "perl: libs\ncpu: CPUs\nperl: devel\n"),
+        ("map.yaml", "perl: libs\n' perl ': devel\n"),  # the same key once trimmed
+        ("map.csv", "perl,libs\ncpu,CPUs\nperl,devel\n"),
+    ],
+)
+def test_a_key_given_twice_with_two_labels_is_refused(
+    tmp_path: Path, name: str, content: str
+) -> None:
+    path = tmp_path / name
+    path.write_text(content)
+    with pytest.raises(ConfigError, match=r"the key 'perl' maps to 'libs' and to 'devel'") as error:
+        load_label_map(path)
+    assert "lines 1 and" in str(error.value) and error.value.exit_code == 2
+    path.write_text(content.replace("devel", "libs"))
+    assert load_label_map(path)["perl"] == "libs"  # the same pair twice changes nothing
