@@ -58,11 +58,11 @@ def parse_csv_body(body: bytes, charset: str = "utf-8") -> list[dict[str, Any]]:
     reader = csv.DictReader(io.StringIO(_decoded(body, charset)), strict=True)
     records = []
     try:
-        _check_header(reader.fieldnames or ())
+        reader.fieldnames = _header(reader.fieldnames or ())
         for row in reader:
             if None in row:  # DictReader's key for the cells beyond the header's columns
                 raise InvalidInputError(_too_many_cells(reader, len(row[None])), field="body")
-            records.append({k: v for k, v in row.items() if v not in ("", None)})
+            records.append({k: v for k, v in row.items() if k and v not in ("", None)})
     except csv.Error as error:  # a quote left open, or a cell past the csv module's size limit
         where = f"CSV line {reader.line_num + 1}"
         hint = _QUOTE_HINT if "'\"'" in str(error) or "end of data" in str(error) else ""
@@ -74,8 +74,8 @@ _QUOTE_HINT = '; a cell holding quotes is quoted whole, its quotes doubled ("a "
 
 
 def _decoded(body: bytes, charset: str) -> str:
-    try:
-        return body.decode(charset)
+    try:  # a UTF-8 byte order mark is not part of the first column's name
+        return body.decode("utf-8-sig" if charset.lower() in ("utf-8", "utf8") else charset)
     except LookupError:
         raise UnsupportedMediaTypeError(
             f"charset {charset!r} is not known; send the CSV body as UTF-8"
@@ -84,13 +84,17 @@ def _decoded(body: bytes, charset: str) -> str:
         raise InvalidInputError(f"the CSV body is not {charset.upper()}", field="body") from None
 
 
-def _check_header(columns: Sequence[str]) -> None:
-    named_twice = sorted({c for c in columns if columns.count(c) > 1})
+def _header(columns: Sequence[str]) -> list[str]:
+    """The column names trimmed, as training trims a catalog's headers; unnamed columns (a
+    spreadsheet's trailing commas) are left out of the records, a name given twice is refused."""
+    names = [column.strip() for column in columns]
+    named_twice = sorted({n for n in names if n and names.count(n) > 1})
     if named_twice:
         raise InvalidInputError(
             f"the CSV header names {', '.join(map(repr, named_twice))} twice: one column each",
             field="body",
         )
+    return names
 
 
 def _too_many_cells(reader: csv.DictReader[str], extra: int) -> str:

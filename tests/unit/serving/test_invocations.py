@@ -45,3 +45,10 @@ def test_a_csv_body_is_read_in_the_charset_its_content_type_names() -> None:
     assert charset_of("text/csv") == "utf-8"
     with pytest.raises(UnsupportedMediaTypeError, match="charset 'klingon' is not known"):
         parse_csv_body(b"title\nx\n", "klingon")
+
+
+def test_csv_column_names_are_trimmed_as_training_trims_them() -> None:
+    body = "\ufefftitle , description,,\nChess,a game,,\n".encode()
+    assert parse_csv_body(body) == [{"title": "Chess", "description": "a game"}]
+    with pytest.raises(InvalidInputError, match="names 'title' twice"):
+        parse_csv_body(b"title, title\na,b\n")
