@@ -201,8 +201,11 @@ def describe_settings_error(error: ValidationError) -> str:
     """One readable line per bad setting, named by its environment variable."""
     lines = []
     for item in error.errors():
-        name = ".".join(str(part) for part in item["loc"]).upper() or "settings"
+        name = ".".join(str(part) for part in item["loc"]).upper()
         given = f" (got {item['input']!r})" if item["type"] != "missing" and item["loc"] else ""
         message = item["msg"].removeprefix("Value error, ")
-        lines.append(f"invalid setting {name}: {message}{given}")
+        # a rule across settings names them in its message
+        lines.append(
+            f"invalid setting {name}: {message}{given}" if name else f"invalid settings: {message}"
+        )
     return "\n".join(lines)
