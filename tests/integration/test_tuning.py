@@ -101,7 +101,9 @@ def test_two_workers_share_one_study_and_the_best_config_trains(
     parent, children = runs_of(tracking_server, "two")
     assert len(children) == len(study.trials)
     assert {c.data.tags["optuna.state"] for c in children} <= {"COMPLETE", "PRUNED"}
-    assert all("n_estimators" in c.data.params for c in children)
+    # --n-estimators is given, so the space's n_estimators is left out: never tuned
+    assert all("min_samples_leaf" in c.data.params for c in children)
+    assert not any("n_estimators" in t.params for t in finished)
     assert parent.info.status == "FINISHED"
     client = MlflowClient(tracking_uri=tracking_server)
     logged = [a.path for a in client.list_artifacts(parent.info.run_id, "tuning")]
@@ -109,7 +111,8 @@ def test_two_workers_share_one_study_and_the_best_config_trains(
 
     best = (tmp_path / "best.yaml").read_text()
     assert f"trial {study.best_trial.number}," in best
-    assert f"n_estimators: {study.best_trial.params['n_estimators']}" in best
+    assert f"min_samples_leaf: {study.best_trial.params['min_samples_leaf']}" in best
+    assert "n_estimators: 10" in best  # the option as given
     assert "tracking_uri" not in best  # where to log is the training run's choice
     train = run(
         [
@@ -173,7 +176,8 @@ def test_rerunning_a_study_resumes_it_and_other_settings_are_refused(
 
     code, err = tune_here([*command, "--trials", "5", "--min-samples-leaf", "3"])
     assert code == 2
-    assert "began with other settings (options differ: min_samples_leaf)" in err
+    # a newly fixed option is also left out of the space
+    assert "began with other settings (options, space differ: min_samples_leaf)" in err
     assert len(load(tmp_path, "resume").trials) == 3
 
 
