@@ -25,6 +25,7 @@ from training.catalog_files import read_catalog_file, row_name
 from training.config import TrainConfig
 from training.errors import DataError
 from training.labels import (
+    LabelMap,
     VariantGroup,
     apply_label_map,
     check_other_label,
@@ -156,8 +157,9 @@ def clean_catalog(frame: pd.DataFrame, config: TrainConfig) -> tuple[pd.DataFram
     """Drop rows with no label, no text or a duplicated id, and handle small classes."""
     counts = {"rows_read": len(frame), "malformed_lines": frame.attrs.get("malformed_lines", 0)}
     labels = frame[config.label_column].map(lambda v: _SPACES.sub(" ", as_text(v)).strip())
-    if config.label_map:
-        labels = apply_label_map(labels, load_label_map(Path(config.label_map)))
+    label_map = load_label_map(Path(config.label_map)) if config.label_map else None
+    if label_map is not None:
+        labels = apply_label_map(labels, label_map)
     # The answer is never an input: a model that read it would score 1.0 and serve nonsense.
     frame = frame.drop(columns=[config.label_column]).assign(label=normalize_labels(labels))
 
@@ -182,25 +184,27 @@ def clean_catalog(frame: pd.DataFrame, config: TrainConfig) -> tuple[pd.DataFram
         log.warning("dropped %d duplicate row(s), keyed by %s", int(duplicated.sum()), key)
     frame = frame[~duplicated]
 
-    frame, small_class_counts = _small_classes(frame, config)
+    frame, small_class_counts = _small_classes(frame, config, label_map)
     counts |= small_class_counts
     counts["rows_kept"] = len(frame)
     counts["classes"] = int(frame["label"].nunique())
     return frame.reset_index(drop=True), counts
 
 
-def _small_classes(frame: pd.DataFrame, config: TrainConfig) -> tuple[pd.DataFrame, dict[str, int]]:
+def _small_classes(
+    frame: pd.DataFrame, config: TrainConfig, label_map: LabelMap | None
+) -> tuple[pd.DataFrame, dict[str, int]]:
     """Rows of classes below `min_class_size` dropped (counted as `small_class_rows`) or folded
-    into `other_label` (`folded_small_class_rows`; dropped after all when too few to keep)."""
+    into `other_label` (`folded_small_class_rows`; dropped after all when too few to keep); the
+    other label is checked against the catalog's classes and `label_map`."""
     sizes = frame["label"].value_counts()
     small = sizes[sizes < config.min_class_size].index
     affected = frame["label"].isin(small)
     if config.small_classes == "drop":
         return frame[~affected], {"small_class_rows": int(affected.sum())}
     check_other_label(sizes.to_dict(), config.other_label, config.min_class_size)
-    if config.label_map:
-        mapping = load_label_map(Path(config.label_map))
-        check_other_label_not_mapped(mapping, config.other_label, sorted(small))
+    if label_map is not None:
+        check_other_label_not_mapped(label_map, config.other_label, sorted(small))
     frame = frame.assign(label=frame["label"].where(~affected, config.other_label))
     if (frame["label"] == config.other_label).sum() < config.min_class_size:
         frame = frame[frame["label"] != config.other_label]
