@@ -45,9 +45,9 @@ def load_label_map(path: Path) -> LabelMap:
     refused."""
     mapping = LabelMap(_read_label_map(path), str(path))
     folded = folded_keys(mapping)
-    for key in mapping:
-        label_chain(mapping, key, folded)  # raises on a cycle
-    _check_case_variant_keys(mapping, folded)
+    # each key's final label (`label_chain` raises on a cycle)
+    ends = {key: mapping[label_chain(mapping, key, folded)[-1]] for key in mapping}
+    _check_case_variant_keys(mapping, ends)
     return mapping
 
 
@@ -153,13 +153,12 @@ def _csv_map(path: Path, text: str) -> dict[str, str]:
     return mapping
 
 
-def _check_case_variant_keys(mapping: Mapping[str, str], folded: Mapping[str, str]) -> None:
-    """Refuse keys equal but for case that lead to labels differing beyond case: labels are
-    unified across case after the map, so such keys would split one label into two classes."""
-    ends: dict[str, tuple[str, str]] = {}
-    for key in mapping:
-        end = mapping[label_chain(mapping, key, folded)[-1]]
-        first, first_end = ends.setdefault(key.casefold(), (key, end))
+def _check_case_variant_keys(mapping: Mapping[str, str], ends: Mapping[str, str]) -> None:
+    """Refuse keys equal but for case that lead to labels (`ends`, by key) differing beyond case:
+    labels are unified across case after the map, so such keys would split one label in two."""
+    seen: dict[str, tuple[str, str]] = {}
+    for key, end in ends.items():
+        first, first_end = seen.setdefault(key.casefold(), (key, end))
         if first_end.casefold() != end.casefold():
             raise ConfigError(
                 f"--label-map{_source(mapping)}: the keys {first!r} and {key!r} differ only in "
@@ -269,11 +268,15 @@ def check_other_label(sizes: Mapping[str, int], other_label: str, min_class_size
     raise ConfigError(
         f"--other-label {other_label!r}: the catalog already has the class {existing[0]!r} "
         f"({sizes[existing[0]]:,} rows); --small-classes other would merge {len(rare)} class(es) "
-        f"below --min-class-size {min_class_size} ({', '.join(map(repr, rare[:5]))}"
-        f"{', ...' if len(rare) > 5 else ''}) into it. Pick a name no class uses (e.g. "
-        f"--other-label 'other (rare classes)'), or, to merge them into {existing[0]!r} on "
-        "purpose, map them to it with --label-map"
+        f"below --min-class-size {min_class_size} ({_some(rare)}) into it. Pick a name no class "
+        "uses (e.g. --other-label 'other (rare classes)'), or, to merge them into "
+        f"{existing[0]!r} on purpose, map them to it with --label-map"
     )
+
+
+def _some(labels: list[str], shown: int = 5) -> str:
+    """The first `shown` labels, quoted, and `...` when there are more."""
+    return ", ".join(map(repr, labels[:shown])) + (", ..." if len(labels) > shown else "")
 
 
 def check_other_label_not_mapped(
@@ -291,10 +294,10 @@ def check_other_label_not_mapped(
     raise ConfigError(
         f"--other-label {other_label!r}: --label-map{_source(mapping)} maps {key!r} to "
         f"{final!r}; --small-classes other would fold {len(rare)} class(es) below "
-        f"--min-class-size ({', '.join(map(repr, rare[:5]))}{', ...' if len(rare) > 5 else ''}) "
-        f"into {other_label!r}, a class beside {final!r} that the map meant to merge away. Pick a "
-        "name the map does not map (e.g. --other-label 'other (rare classes)'), or, to merge "
-        f"them into {final!r} on purpose, map them to it with --label-map"
+        f"--min-class-size ({_some(rare)}) into {other_label!r}, a class beside {final!r} that "
+        "the map meant to merge away. Pick a name the map does not map (e.g. --other-label "
+        f"'other (rare classes)'), or, to merge them into {final!r} on purpose, map them to it "
+        "with --label-map"
     )
 
 
