@@ -166,8 +166,9 @@ def _csv_chunks(
     try:
         reader = pd.read_csv(path, chunksize=chunk_size, **options)
         with reader:
-            for chunk in reader:
-                check_split(path, separator, chunk.columns)
+            for number, chunk in enumerate(reader):
+                if number == 0:  # every chunk has the header's columns
+                    check_split(path, separator, chunk.columns)
                 yield chunk
     except pd.errors.ParserError as error:
         raise not_csv(path, separator, error) from None
