@@ -464,14 +464,19 @@ docker compose, kustomize and MLflow projects read theirs); on the command line,
 directory."""
 
 
+def file_paths(values: dict[str, Any]) -> dict[str, str]:
+    """The options of `values` that name a local file (`PATH_OPTIONS`, not blank, not a URI)."""
+    return {
+        name: value
+        for name in PATH_OPTIONS
+        if isinstance(value := values.get(name), str) and value.strip() and "://" not in value
+    }
+
+
 def resolve_paths(values: dict[str, Any], folder: Path) -> dict[str, Any]:
     """`values` with each relative file path (`~` expanded) prefixed by `folder`."""
-    resolved = dict(values)
-    for name in PATH_OPTIONS:
-        value = values.get(name)
-        if isinstance(value, str) and value.strip() and "://" not in value:
-            resolved[name] = str(folder / Path(value).expanduser())
-    return resolved
+    paths = file_paths(values)
+    return values | {name: str(folder / Path(value).expanduser()) for name, value in paths.items()}
 
 
 def make_config(values: dict[str, Any], source: str = "options", **sources: Any) -> TrainConfig:

@@ -13,7 +13,7 @@ import optuna
 import yaml
 from optuna.trial import FrozenTrial, TrialState
 
-from training.config import PATH_OPTIONS, make_config
+from training.config import file_paths, make_config
 from training.errors import TrainingError
 from training.tuning.objective import BASELINE
 from training.tuning.study import count_states
@@ -50,11 +50,7 @@ def best_config(study: optuna.Study, best: FrozenTrial) -> dict[str, Any]:
 def with_absolute_paths(values: dict[str, Any]) -> dict[str, Any]:
     """`values` with the catalog and label-map paths absolute (relative ones are relative to the
     working directory; URIs stay as they are)."""
-    return values | {
-        name: str(Path(value).resolve())
-        for name in PATH_OPTIONS
-        if isinstance(value := values.get(name), str) and value and "://" not in value
-    }
+    return values | {name: str(Path(value).resolve()) for name, value in file_paths(values).items()}
 
 
 def write_config(values: dict[str, Any], path: Path, header: str) -> None:
