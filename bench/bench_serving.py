@@ -48,6 +48,13 @@ RESULTS = REPO / "bench" / "results"
 VENV_BIN = Path(sys.executable).parent
 SINGLE_CONCURRENCY = (1, 8, 32)
 BATCH_ROWS = 100
+# Issue 13's targets, at concurrency 32 with one product per request unless named otherwise.
+TARGETS = {
+    "rps_ratio_c32": (">=", 30.0),  # req/s against `mlflow models serve`
+    "p99_ratio_c32": ("<=", 0.05),  # p99 against `mlflow models serve`'s
+    "rps_ratio_c32_vs_bentoml": (">=", 4.0),
+    "batch_share_of_ceiling": (">=", 0.9),  # 100-product batches against the in-process ceiling
+}  # time to ready is bench_readiness's (its target is over HTTP; this bench reads a SQLite file)
 BATCH_CONCURRENCY = 2
 THREAD_LIMITS = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
@@ -372,12 +379,7 @@ def summarize(
         figures["batch_share_of_ceiling_before"] = (
             before[batch_key]["rps"] * BATCH_ROWS / ceiling_rows
         )
-    targets = {
-        "rps_ratio_c32": (">=", 10.0),
-        "p99_ratio_c32": ("<=", 0.1),
-        "batch_share_of_ceiling": (">=", 0.7),
-        "time_to_ready_s": ("<=", 10.0),
-    }
+    targets = {key: bound for key, bound in TARGETS.items() if key in figures}
     met = {
         key: (figures[key] >= bound if op == ">=" else figures[key] <= bound)
         for key, (op, bound) in targets.items()
