@@ -225,19 +225,20 @@ def _add_model_routes(
         content_type = request.headers.get("content-type", JSON)
         media = content_type.split(";")[0].strip().lower()
         if media == "text/csv":
-            products, params = parse_csv_body(body, charset_of(content_type)), dict[str, Any]()
+            scoring = parse_csv_body(body, charset_of(content_type))
         elif media in (JSON, "application/x-www-form-urlencoded", ""):
-            products, params = parse_json_body(body)
+            scoring = parse_json_body(body)
         else:
             raise UnsupportedMediaTypeError(
                 f"content type {media!r} is not supported here; send {JSON} or text/csv"
             )
-        top_k = top_k_param(params, DEFAULT_TOP_K)
+        top_k = top_k_param(scoring.params, DEFAULT_TOP_K)
         try:
-            result = await service.predict(products, top_k)
+            result = await service.predict(scoring.records, top_k)
         except InvalidInputError as error:
-            log_rejected(error, products, settings.log_product_text)
-            raise
+            located = scoring.located(error)  # named in the request's own shape
+            log_rejected(located, scoring.records, settings.log_product_text)
+            raise located from None
         answer = mlflow_predictions(result.predictions)
         return Response(json.dumps(answer, ensure_ascii=False), media_type=JSON)
 

@@ -4,7 +4,9 @@ the web framework: request bodies to product records, predictions to MLflow's an
 JSON bodies hold exactly one of `dataframe_records` (a list of objects), `dataframe_split`
 (`columns` and `data` rows, as pandas writes with orient="split"), `instances` or `inputs` (a list
 of objects, or an object of equally long columns), plus optional `params` (`top_k`). CSV bodies
-(`text/csv`) have a header row.
+(`text/csv`) have a header row. Errors name the offending value in the shape the client sent
+(`dataframe_records[0].title`, `dataframe_split.data[0][1]`, CSV line 2), not as `/v1/predict`'s
+`products[0].title`.
 """
 
 from __future__ import annotations
@@ -13,15 +15,61 @@ import csv
 import io
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from serving.errors import InvalidInputError, UnsupportedMediaTypeError
+from serving.validation import product_position
 
 FORMATS = ("dataframe_records", "dataframe_split", "instances", "inputs")
 
 
-def parse_json_body(body: bytes) -> tuple[list[Any], dict[str, Any]]:
-    """(records, params) from a JSON request body."""
+@dataclass(frozen=True)
+class ScoringRequest:
+    """A scoring request's records and params, and where each record came from: the input key
+    (`form`), whether it was sent as columns, the `dataframe_split` columns, the CSV lines."""
+
+    records: list[Any]
+    params: dict[str, Any] = field(default_factory=dict)
+    form: str = "csv"
+    columnar: bool = False
+    columns: list[Any] = field(default_factory=list)
+    lines: list[int] = field(default_factory=list)
+
+    def located(self, error: InvalidInputError) -> InvalidInputError:
+        """The service's complaint about `products[i].name`, named where this request holds
+        that value; any other complaint as it is."""
+        if error.field == "products":
+            return InvalidInputError(error.message, field=self._container())
+        position = product_position(error.field)
+        if position is None:
+            return error
+        where, prefix = self._place(*position)
+        return InvalidInputError(f"{prefix}{error.message}", field=where)
+
+    def _container(self) -> str:
+        return "body" if self.form == "csv" else self.form
+
+    def _place(self, row: int, name: str | None) -> tuple[str, str]:
+        """The path of record `row` (its field `name`) and what the message starts with."""
+        if self.form == "csv":  # CSV has no paths: the message names the line and the column
+            column = f", column {name!r}" if name is not None else ""
+            return "body", f"CSV line {self.lines[row]}{column}: "
+        if self.form == "dataframe_split":
+            if name is None or name not in self.columns:
+                return f"dataframe_split.data[{row}]", ""
+            # a column named twice gives its last value, as the record was built
+            position = len(self.columns) - 1 - self.columns[::-1].index(name)
+            return f"dataframe_split.data[{row}][{position}]", f"column {name!r}: "
+        if self.columnar:  # {"title": [...]}: a record is one position in every column
+            if name is None:
+                return self.form, f"row {row}: "
+            return f"{self.form}.{name}[{row}]", ""
+        return f"{self.form}[{row}]" + (f".{name}" if name is not None else ""), ""
+
+
+def parse_json_body(body: bytes) -> ScoringRequest:
+    """The records and params of a JSON request body."""
     try:
         payload = json.loads(body)
     except (ValueError, UnicodeDecodeError, RecursionError) as error:
@@ -39,7 +87,11 @@ def parse_json_body(body: bytes) -> tuple[list[Any], dict[str, Any]]:
     if not isinstance(params, Mapping):
         raise InvalidInputError('`params` must be an object such as {"top_k": 3}', field="params")
     key = present[0]
-    return _records(key, payload[key]), dict(params)
+    value = payload[key]
+    records = _records(key, value)  # first: it checks the value's shape
+    columnar = key in ("instances", "inputs") and isinstance(value, Mapping)
+    columns = list(value["columns"]) if key == "dataframe_split" else []
+    return ScoringRequest(records, dict(params), key, columnar, columns)
 
 
 def charset_of(content_type: str) -> str:
@@ -51,23 +103,25 @@ def charset_of(content_type: str) -> str:
     return "utf-8"
 
 
-def parse_csv_body(body: bytes, charset: str = "utf-8") -> list[dict[str, Any]]:
-    """Records of a CSV body with a header row; empty cells, and cells a short row lacks, are
+def parse_csv_body(body: bytes, charset: str = "utf-8") -> ScoringRequest:
+    """The records of a CSV body with a header row; empty cells, and cells a short row lacks, are
     missing values. A row with more cells than the header, a quote left open and a column named
     twice are refused, as pandas (MLflow's scoring server) refuses them or would lose cells."""
     reader = csv.DictReader(io.StringIO(_decoded(body, charset)), strict=True)
-    records = []
+    records, lines = [], []
     try:
         reader.fieldnames = _header(reader.fieldnames or ())
         for row in reader:
             if None in row:  # DictReader's key for the cells beyond the header's columns
                 raise InvalidInputError(_too_many_cells(reader, len(row[None])), field="body")
-            records.append({k: v for k, v in row.items() if k and v not in ("", None)})
+            # None, not left out: a product whose model columns are all empty is told so
+            records.append({k: v or None for k, v in row.items() if k})
+            lines.append(reader.line_num)  # the line the record ends on, as errors above say
     except csv.Error as error:  # a quote left open, or a cell past the csv module's size limit
         where = f"CSV line {reader.line_num + 1}"
         hint = _QUOTE_HINT if "'\"'" in str(error) or "end of data" in str(error) else ""
         raise InvalidInputError(f"{where}: {error}{hint}", field="body") from None
-    return records
+    return ScoringRequest(records, lines=lines)
 
 
 _QUOTE_HINT = '; a cell holding quotes is quoted whole, its quotes doubled ("a ""b""")'
@@ -126,6 +180,11 @@ def _split_records(value: Any) -> list[dict[str, Any]]:
             "`dataframe_split` must be an object with `columns` and `data`", field="dataframe_split"
         )
     columns, data = value["columns"], value.get("data")
+    if not all(isinstance(column, str) for column in columns):  # a list would be a 500
+        raise InvalidInputError(
+            "`dataframe_split.columns` must be a list of column names (strings)",
+            field="dataframe_split.columns",
+        )
     if not isinstance(data, list) or not all(isinstance(row, list) for row in data):
         raise InvalidInputError(
             "`dataframe_split.data` must be a list of rows", field="dataframe_split"

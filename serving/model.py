@@ -20,10 +20,11 @@ from typing import Any
 
 import numpy as np
 
+from serving.contract_types import CHECKERS
 from serving.errors import ARTIFACT_MISSING, LOAD_ERROR, REGISTRY_MISS, UNREACHABLE, ModelLoadError
 from serving.loading import SavedEnvironment, load_python_model, looks_unreachable, short
 from serving.settings import REGISTRY_URI, Settings
-from serving.validation import CHECKERS, RequestContract
+from serving.validation import RequestContract
 
 
 @dataclass(frozen=True)

@@ -13,15 +13,14 @@ as its JSON text in one BYTES element. An empty string or NaN is a missing value
 from __future__ import annotations
 
 import json
-import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from serving.errors import BadRequestError, InvalidInputError
-from serving.v2_tensors import BinarySection, Tensor, output_tensor, read_tensor
-from serving.validation import InputField, RequestContract
+from serving.v2_inputs import products_of, read_inputs
+from serving.v2_tensors import BinarySection, output_tensor
+from serving.validation import InputField, RequestContract, product_position
 
 SERVER_NAME = "product-categorization"
 EXTENSIONS = ["binary_tensor_data"]
@@ -45,9 +44,6 @@ TASK_OUTPUTS = {
 def outputs_of(task: str) -> tuple[tuple[str, str, int], ...]:
     """The outputs a model of this task gives."""
     return OUTPUTS + TASK_OUTPUTS.get(task, ())
-
-
-_PRODUCT_FIELD = re.compile(r"products\[(\d+)\](?:\.(.+))?")
 
 
 @dataclass(frozen=True)
@@ -130,76 +126,6 @@ def split_body(body: bytes, header_length: int | None) -> tuple[Any, BinarySecti
         reason = "nested too deeply" if isinstance(error, RecursionError) else str(error)
         raise BadRequestError(f"{where} is not valid JSON: {reason}") from None
     return header, BinarySection(body[header_length:])
-
-
-def read_inputs(specs: Any, binary: BinarySection, contract: RequestContract) -> list[Tensor]:
-    if not isinstance(specs, list) or not specs:
-        raise BadRequestError("`inputs` must be a non-empty list of input tensors")
-    tensors = [read_tensor(spec, binary) for spec in specs]
-    binary.check_consumed()
-    check_names(tensors, contract)
-    rows = {t.rows for t in tensors}
-    if len(rows) > 1:
-        sizes = ", ".join(f"'{t.name}' has {t.rows}" for t in tensors)
-        raise BadRequestError(f"all inputs must have the same number of rows (shape[0]): {sizes}")
-    return tensors
-
-
-def check_names(tensors: list[Tensor], contract: RequestContract) -> None:
-    seen: set[str] = set()
-    for tensor in tensors:
-        if tensor.name not in contract.names:
-            raise BadRequestError(
-                f"unknown input '{tensor.name}': the model's inputs are "
-                f"{', '.join(repr(n) for n in contract.names)} (see the model metadata)"
-            )
-        if tensor.name in seen:
-            raise BadRequestError(f"input '{tensor.name}' is given twice")
-        seen.add(tensor.name)
-    if not seen & set(contract.text_fields):
-        wanted = ", ".join(repr(n) for n in contract.text_fields)
-        raise BadRequestError(
-            f"the request has none of the model's text inputs: send one of {wanted}"
-        )
-
-
-STRUCTURED_TYPES = ("json", "tokens")
-"""Contract types whose values may be objects or lists: sent as JSON text in a BYTES element."""
-
-
-def products_of(tensors: list[Tensor], contract: RequestContract) -> list[dict[str, Any]]:
-    rows = tensors[0].rows
-    products: list[dict[str, Any]] = [{} for _ in range(rows)]
-    structured = {f.name for f in contract.fields if f.type in STRUCTURED_TYPES}
-    for tensor in tensors:
-        decode = tensor.name in structured and tensor.datatype == "BYTES"
-        for index, product in enumerate(products):
-            value = present(tensor.row(index))
-            if decode:
-                value = [decoded(v) for v in value] if isinstance(value, list) else decoded(value)
-            if value is not None:
-                product[tensor.name] = value
-    return products
-
-
-def decoded(value: Any) -> Any:
-    """A BYTES element holding a JSON object or array, as that object or array; else as sent."""
-    if isinstance(value, str) and value.startswith(("{", "[")):
-        try:
-            return json.loads(value)
-        except (ValueError, RecursionError):
-            return value
-    return value
-
-
-def present(value: Any) -> Any:
-    """The value without padding: None for an empty string or NaN, lists without them."""
-    if isinstance(value, list):
-        items = [item for item in value if present(item) is not None]
-        return items or None
-    if value == "" or (isinstance(value, float) and math.isnan(value)):
-        return None
-    return value
 
 
 def request_id(value: Any) -> str | None:
@@ -304,10 +230,10 @@ def task_columns(predictions: list[Any]) -> dict[str, tuple[str, list[int], list
 def rejected_input(error: InvalidInputError) -> BadRequestError:
     """The service's complaint about a product, named in tensor terms: `products[3].title`
     becomes input 'title', row 3."""
-    match = _PRODUCT_FIELD.fullmatch(error.field or "")
-    if match is None:
+    position = product_position(error.field)
+    if position is None:
         return BadRequestError(error.message)
-    row, name = match.groups()
+    row, name = position
     where = f"input '{name}', row {row}" if name else f"row {row}"
     return BadRequestError(f"{where}: {error.message}")
 

@@ -9,14 +9,13 @@ Amazon 2018 field names only, and get the roles those fields always had.
 
 from __future__ import annotations
 
-import math
 import re
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+from serving.contract_types import CHECKERS, INVALID, TYPE_NAMES, is_finite_number, value_schema
 from serving.errors import InvalidInputError
 from serving.plain_values import PLAIN_CHECKS, SLOW, PlainCheck
 
@@ -137,6 +136,18 @@ def check_products(
     ]
 
 
+_PRODUCT_PATH = re.compile(r"products\[(\d+)\](?:\.(.+))?", re.DOTALL)
+"""The path `check_products` names a product (`products[3]`) or its field (`products[3].title`)
+by; the routes whose requests hold no `products` rename it in their own request's shape."""
+
+
+def product_position(field: str | None) -> tuple[int, str | None] | None:
+    """The product's index and field name in a path of `check_products` (`products[3].title` →
+    (3, "title"), `products[3]` → (3, None)); None for any other path."""
+    match = _PRODUCT_PATH.fullmatch(field or "")
+    return None if match is None else (int(match[1]), match[2])
+
+
 def check_product(
     product: Any, contract: RequestContract, limits: Limits, where: str
 ) -> dict[str, Any]:
@@ -172,7 +183,7 @@ def missing_text_message(product: Mapping[str, Any], contract: RequestContract) 
 
 def check_value(value: Any, field: InputField, limits: Limits, where: str) -> Any:
     """The value as the model reads it, or `InvalidInputError` if its type is wrong."""
-    if field.role == "id" and _is_number(value):
+    if field.role == "id" and is_finite_number(value):
         value = str(value)  # ids read from CSV files are often numbers
     parsed = CHECKERS[field.type](value)
     if parsed is INVALID:
@@ -183,128 +194,6 @@ def check_value(value: Any, field: InputField, limits: Limits, where: str) -> An
             f"{chars} characters, at most {limits.max_text_chars} per field", field=where
         )
     return parsed
-
-
-INVALID = object()
-
-
-def _string(value: Any) -> Any:
-    return value if isinstance(value, str) else INVALID
-
-
-def _text(value: Any) -> Any:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, list) and all(isinstance(item, str) for item in value):
-        return value
-    return INVALID
-
-
-def _tokens(value: Any) -> Any:
-    if isinstance(value, str) or _is_number(value):
-        return value
-    if isinstance(value, list) and all(isinstance(i, str) or _is_number(i) for i in value):
-        return value
-    if isinstance(value, Mapping) and all(
-        isinstance(v, str) or _is_number(v) or v is None or isinstance(v, bool)
-        for v in value.values()
-    ):
-        return dict(value)
-    return INVALID
-
-
-MAX_JSON_DEPTH = 20
-"""How deeply lists and objects may nest in a `json` field (catalog records nest a few levels;
-the model reads values recursively, so the bound keeps a hostile body from exhausting the stack)."""
-
-
-def _json(value: Any) -> Any:
-    """Any JSON value, nested: a text field whose catalog held objects or numbers (the model
-    reads it as its text, `product_model.features.as_text`)."""
-    return value if _is_json(value, MAX_JSON_DEPTH) else INVALID
-
-
-def _is_json(value: Any, depth: int) -> bool:
-    if value is None or isinstance(value, str | bool) or _is_number(value):
-        return True
-    if depth == 0:
-        return False
-    if isinstance(value, list):
-        return all(_is_json(item, depth - 1) for item in value)
-    if isinstance(value, Mapping):
-        return all(
-            isinstance(key, str) and _is_json(item, depth - 1) for key, item in value.items()
-        )
-    return False
-
-
-NUMERIC_STRING = r"^\s*-?\d+(\.\d+)?\s*$"
-"""A number written as a string: digits, an optional sign and decimals (the OpenAPI pattern)."""
-
-
-def _number(value: Any) -> Any:
-    if _is_number(value):
-        return float(value)
-    if isinstance(value, str) and re.match(NUMERIC_STRING, value):
-        number = float(value)
-        return number if math.isfinite(number) else INVALID
-    return INVALID
-
-
-def _price(value: Any) -> Any:
-    if isinstance(value, str):
-        return value
-    return float(value) if _is_number(value) and value >= 0 else INVALID
-
-
-def _is_number(value: Any) -> bool:
-    """A finite JSON number; an integer too large for a float (JSON allows any) is not one."""
-    if isinstance(value, bool):
-        return False
-    if isinstance(value, int):
-        return -sys.float_info.max <= value <= sys.float_info.max
-    return isinstance(value, float) and math.isfinite(value)
-
-
-CHECKERS = {"string": _string, "text": _text, "tokens": _tokens, "json": _json}
-CHECKERS |= {"number": _number, "price": _price}
-TYPE_NAMES = {
-    "string": "a string",  # or a number, for an id
-    "text": "a string or a list of strings",
-    "tokens": "a string, a number, a list of them, or an object of key: value pairs",
-    "json": (
-        "a string, a finite number, a boolean, a list or an object of key: value pairs, "
-        f"nested at most {MAX_JSON_DEPTH} levels deep"
-    ),
-    "number": "a finite number or a numeric string",
-    "price": "a price: a non-negative number or a text such as '$12.99'",
-}
-
-
-def value_schema(value_type: str, max_chars: int, role: str = "") -> dict[str, Any]:
-    """The JSON Schema of one field's values, for a contract type and role; null is a missing
-    value. An id field also takes a number, as `check_value` does."""
-    string = {"type": "string", "maxLength": max_chars}
-    number = {"type": "number"}
-    # No bound on the number of strings: the server bounds a field's characters (`field_chars`),
-    # and real descriptions run to over a thousand paragraphs.
-    strings = {"type": "array", "items": string}
-    missing = {"type": "null"}
-    if value_type == "string":
-        return {"anyOf": [string, number, missing] if role == "id" else [string, missing]}
-    if value_type == "text":
-        return {"anyOf": [string, strings, missing]}
-    if value_type == "number":
-        return {"anyOf": [number, {"type": "string", "pattern": NUMERIC_STRING}, missing]}
-    if value_type == "price":
-        return {"anyOf": [{"type": "number", "minimum": 0}, string, missing]}
-    if value_type == "json":
-        nested = [{"type": "boolean"}, {"type": "array"}, {"type": "object"}]
-        return {"anyOf": [string, number, *nested, missing]}
-    scalars = {"anyOf": [string, number]}
-    pair_value = {"anyOf": [string, number, {"type": "boolean"}, missing]}
-    pairs = {"type": "object", "additionalProperties": pair_value}
-    return {"anyOf": [string, number, {"type": "array", "items": scalars}, pairs, missing]}
 
 
 def field_chars(value: Any) -> int:

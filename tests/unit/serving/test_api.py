@@ -288,6 +288,35 @@ def test_wrong_types_name_the_field(client, body, field) -> None:
     assert_error(predict(client, body), 422, field, "invalid_input")
 
 
+@pytest.mark.parametrize(
+    ("body", "field", "message"),
+    [
+        ({"dataframe_records": [PERL, {"title": 42}]}, "dataframe_records[1].title", "must be"),
+        ({"instances": [{"title": ""}]}, "instances[0]", "non-empty value"),
+        ({"inputs": {"title": ["x", 42]}}, "inputs.title[1]", "must be"),
+        ({"dataframe_records": []}, "dataframe_records", "at least one product"),
+        (
+            {"dataframe_split": {"columns": ["asin", "title"], "data": [["a1", 42]]}},
+            "dataframe_split.data[0][1]",
+            "column 'title': must be",
+        ),
+    ],
+)
+def test_invocations_errors_name_the_field_as_the_body_holds_it(
+    client, body, field, message
+) -> None:
+    error = assert_error(client.post("/invocations", json=body), 422, field, "invalid_input")
+    assert message in error["message"], error
+
+
+def test_invocations_csv_errors_name_the_line_and_column(client) -> None:
+    body = b"title,description\nPerl module,\n,\n"
+    response = client.post("/invocations", content=body, headers={"content-type": "text/csv"})
+    message = assert_error(response, 422, "body", "invalid_input")["message"]
+    assert message.startswith("CSV line 3: a product needs a non-empty value"), message
+    assert "no fields" not in message
+
+
 def test_empty_product_list(client) -> None:
     assert_error(predict(client, {"products": []}), 422, "products")
 

@@ -181,6 +181,17 @@ def test_bad_tensors_and_contract_violations_are_400(client, model_path) -> None
     )
 
 
+def test_an_empty_string_is_named_as_empty_not_as_a_product_without_fields(
+    client, model_path
+) -> None:
+    message = assert_v2_error(
+        client.post(f"{model_path}/infer", json=infer_body([""])),
+        400,
+        "row 0 has no text: input 'title' is an empty string",
+    )
+    assert "no fields" not in message
+
+
 def test_errors_raised_outside_the_routes_are_in_the_protocols_form(client, model_path) -> None:
     big = infer_body(["a" * (MAX_BODY + 10)])
     assert_v2_error(client.post(f"{model_path}/infer", json=big), 413, "too large")

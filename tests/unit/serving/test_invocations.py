@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from serving.errors import InvalidInputError, UnsupportedMediaTypeError
-from serving.invocations import charset_of, parse_csv_body
+from serving.invocations import charset_of, parse_csv_body, parse_json_body
 
 
-def test_csv_rows_become_records_without_empty_cells() -> None:
+def test_csv_rows_become_records_with_empty_cells_as_missing_values() -> None:
     body = b'title,brand\nPerl module,\n"Chess, the game",Acme\n\nShort\n'
-    assert parse_csv_body(body) == [
-        {"title": "Perl module"},
+    assert parse_csv_body(body).records == [
+        {"title": "Perl module", "brand": None},
         {"title": "Chess, the game", "brand": "Acme"},
-        {"title": "Short"},  # fewer cells than the header: the others are missing values
+        {"title": "Short", "brand": None},  # fewer cells than the header: missing values
     ]
 
 
@@ -38,7 +40,7 @@ def test_csv_that_cannot_be_read_as_a_table_is_refused(body: bytes, message: str
 
 def test_a_csv_body_is_read_in_the_charset_its_content_type_names() -> None:
     body = "title\nCafé crème\n".encode("latin-1")
-    assert parse_csv_body(body, charset_of("text/csv; charset=latin-1")) == [
+    assert parse_csv_body(body, charset_of("text/csv; charset=latin-1")).records == [
         {"title": "Café crème"}
     ]
     assert charset_of('text/csv;charset="UTF-8"') == "UTF-8"
@@ -49,6 +51,77 @@ def test_a_csv_body_is_read_in_the_charset_its_content_type_names() -> None:
 
 def test_csv_column_names_are_trimmed_as_training_trims_them() -> None:
     body = "\ufefftitle , description,,\nChess,a game,,\n".encode()
-    assert parse_csv_body(body) == [{"title": "Chess", "description": "a game"}]
+    assert parse_csv_body(body).records == [{"title": "Chess", "description": "a game"}]
     with pytest.raises(InvalidInputError, match="names 'title' twice"):
         parse_csv_body(b"title, title\na,b\n")
+
+
+def located(scoring, field: str, message: str = "must be a string") -> tuple[str | None, str]:
+    error = scoring.located(InvalidInputError(message, field=field))
+    assert error.status_code == 422
+    return error.field, error.message
+
+
+def json_body(payload: dict) -> bytes:
+    return json.dumps(payload).encode()
+
+
+RECORD = {"sku": "a1", "title": 42}
+
+
+@pytest.mark.parametrize(
+    ("payload", "field", "where"),
+    [
+        ({"dataframe_records": [RECORD]}, "products[0].title", "dataframe_records[0].title"),
+        ({"dataframe_records": [RECORD]}, "products[0]", "dataframe_records[0]"),
+        ({"dataframe_records": [RECORD]}, "products", "dataframe_records"),
+        ({"instances": [RECORD, RECORD]}, "products[1].title", "instances[1].title"),
+        ({"inputs": [RECORD]}, "products[0].Product Title", "inputs[0].Product Title"),
+        ({"inputs": {"title": [1, 2], "sku": ["a", "b"]}}, "products[1].title", "inputs.title[1]"),
+        ({"instances": {"title": [1]}}, "products", "instances"),
+        (
+            {"dataframe_split": {"columns": ["sku", "title"], "data": [["a", 4], ["b", 5]]}},
+            "products[1].title",
+            "dataframe_split.data[1][1]",
+        ),
+        (
+            {"dataframe_split": {"columns": ["sku", "title"], "data": [["a", 4]]}},
+            "products[0]",
+            "dataframe_split.data[0]",
+        ),
+        ({"dataframe_records": [RECORD]}, "params", "params"),
+    ],
+)
+def test_errors_name_the_value_where_the_json_body_holds_it(
+    payload: dict, field: str, where: str
+) -> None:
+    assert located(parse_json_body(json_body(payload)), field)[0] == where
+
+
+def test_errors_say_which_row_and_column_when_the_path_cannot() -> None:
+    split = parse_json_body(
+        json_body({"dataframe_split": {"columns": ["title", "sku"], "data": [[1, "a"]]}})
+    )
+    assert located(split, "products[0].title") == (
+        "dataframe_split.data[0][0]",
+        "column 'title': must be a string",
+    )
+    columns = parse_json_body(json_body({"instances": {"title": ["", "x"]}}))
+    assert located(columns, "products[0]", "no text") == ("instances", "row 0: no text")
+
+
+def test_csv_errors_name_the_line_and_the_column() -> None:
+    scoring = parse_csv_body(b'title,price\nChess,1\n\n"multi\nline",abc\n')
+    assert located(scoring, "products[1].price", "must be a number") == (
+        "body",
+        "CSV line 5, column 'price': must be a number",
+    )
+    assert located(scoring, "products[0]", "no text") == ("body", "CSV line 2: no text")
+    assert located(scoring, "products", "too many") == ("body", "too many")
+
+
+def test_dataframe_split_column_names_must_be_strings() -> None:
+    body = json_body({"dataframe_split": {"columns": [["title"]], "data": [["Chess"]]}})
+    with pytest.raises(InvalidInputError, match="column names") as caught:
+        parse_json_body(body)
+    assert caught.value.field == "dataframe_split.columns"

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from serving.contract_types import CHECKERS, INVALID
 from serving.plain_values import PLAIN_CHECKS, SLOW
-from serving.validation import CHECKERS, INVALID, field_chars
+from serving.validation import field_chars
 
 MAX_CHARS = 12
 VALUES = [

@@ -387,3 +387,56 @@ def test_objects_and_lists_for_json_and_tokens_fields_come_as_json_text() -> Non
     }
     assert products[1] == {"info": "[not json", "details": [1, 2], "title": "b"}
     assert products[2] == {"details": "plain", "title": "c"}
+
+
+WITH_JSON = RequestContract(
+    (
+        InputField("title", "text", "string"),
+        InputField("info", "text", "json"),
+        InputField("brand", "tokens", "tokens"),
+    )
+)
+
+
+def parse_for(contract: RequestContract, *inputs: dict) -> list[dict]:
+    body = json.dumps({"inputs": list(inputs)}).encode()
+    return parse_infer_request(body, None, contract, 3).products
+
+
+@pytest.mark.parametrize(
+    ("inputs", "message"),
+    [
+        ([tensor("title", [""])], "row 0 has no text: input 'title' is an empty string"),
+        ([tensor("title", [""], shape=[1])], "input 'title' is an empty string"),
+        ([tensor("title", [], shape=[0])], "input 'title' has no rows (shape [0])"),
+        ([tensor("title", ["   "])], "input 'title' holds only whitespace"),
+        ([tensor("title", [math.nan], "FP64")], "input 'title' is NaN"),
+        ([tensor("title", ["", ""], shape=[1, 2])], "input 'title' has 2 items, none with text"),
+        ([tensor("info", ["{}"])], "input 'info' is \"{}\", JSON with no text in it"),
+        ([tensor("info", ["[]"])], "input 'info' is \"[]\", JSON with no text in it"),
+        (
+            [tensor("title", ["a", ""]), tensor("info", ["", "{}"]), tensor("brand", ["x", "y"])],
+            "row 1 has no text: input 'title' is an empty string (\"\"); input 'info' is \"{}\"",
+        ),
+    ],
+)
+def test_rows_without_text_name_the_inputs_sent_and_what_they_hold(
+    inputs: list[dict], message: str
+) -> None:
+    with pytest.raises(BadRequestError) as caught:
+        parse_for(WITH_JSON, *inputs)
+    assert message in caught.value.message, caught.value.message
+    assert "no fields" not in caught.value.message
+    if "has no text" in message:
+        assert "non-empty value in one of the model's text inputs ('title', 'info')" in (
+            caught.value.message
+        )
+
+
+def test_rows_with_text_in_any_text_input_are_taken() -> None:
+    assert parse_for(
+        WITH_JSON,
+        tensor("title", ["", "b", "", ""]),
+        tensor("info", ['{"a": null}', "", "0", '["x"]']),
+    ) == [{"info": {"a": None}}, {"title": "b"}, {"info": "0"}, {"info": ["x"]}]
+    assert parse_for(WITH_JSON, tensor("title", ["", "a"], shape=[1, 2])) == [{"title": ["a"]}]

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from serving.contract_types import MAX_JSON_DEPTH, value_schema
 from serving.errors import InvalidInputError
 from serving.validation import (
-    MAX_JSON_DEPTH,
     Limits,
     RequestContract,
     check_products,
     field_chars,
-    value_schema,
 )
 
 LIMITS = Limits(max_products=3, max_text_chars=10)

@@ -1,0 +1,134 @@
+"""The value types of a model's input contract: what each type accepts as a field's value
+(`CHECKERS`, `INVALID` when it does not), how an error message names it (`TYPE_NAMES`), and its
+JSON Schema for the OpenAPI document (`value_schema`). `serving.validation` applies them.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+INVALID = object()
+"""What a checker gives for a value its type does not take."""
+
+
+def _string(value: Any) -> Any:
+    return value if isinstance(value, str) else INVALID
+
+
+def _text(value: Any) -> Any:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return value
+    return INVALID
+
+
+def _tokens(value: Any) -> Any:
+    if isinstance(value, str) or is_finite_number(value):
+        return value
+    if isinstance(value, list) and all(isinstance(i, str) or is_finite_number(i) for i in value):
+        return value
+    if isinstance(value, Mapping) and all(
+        isinstance(v, str) or is_finite_number(v) or v is None or isinstance(v, bool)
+        for v in value.values()
+    ):
+        return dict(value)
+    return INVALID
+
+
+MAX_JSON_DEPTH = 20
+"""How deeply lists and objects may nest in a `json` field (catalog records nest a few levels;
+the model reads values recursively, so the bound keeps a hostile body from exhausting the stack)."""
+
+
+def _json(value: Any) -> Any:
+    """Any JSON value, nested: a text field whose catalog held objects or numbers (the model
+    reads it as its text, `product_model.features.as_text`)."""
+    return value if _is_json(value, MAX_JSON_DEPTH) else INVALID
+
+
+def _is_json(value: Any, depth: int) -> bool:
+    if value is None or isinstance(value, str | bool) or is_finite_number(value):
+        return True
+    if depth == 0:
+        return False
+    if isinstance(value, list):
+        return all(_is_json(item, depth - 1) for item in value)
+    if isinstance(value, Mapping):
+        return all(
+            isinstance(key, str) and _is_json(item, depth - 1) for key, item in value.items()
+        )
+    return False
+
+
+NUMERIC_STRING = r"^\s*-?\d+(\.\d+)?\s*$"
+"""A number written as a string: digits, an optional sign and decimals (the OpenAPI pattern)."""
+
+
+def _number(value: Any) -> Any:
+    if is_finite_number(value):
+        return float(value)
+    if isinstance(value, str) and re.match(NUMERIC_STRING, value):
+        number = float(value)
+        return number if math.isfinite(number) else INVALID
+    return INVALID
+
+
+def _price(value: Any) -> Any:
+    if isinstance(value, str):
+        return value
+    return float(value) if is_finite_number(value) and value >= 0 else INVALID
+
+
+def is_finite_number(value: Any) -> bool:
+    """A finite JSON number; an integer too large for a float (JSON allows any) is not one."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return -sys.float_info.max <= value <= sys.float_info.max
+    return isinstance(value, float) and math.isfinite(value)
+
+
+CHECKERS = {"string": _string, "text": _text, "tokens": _tokens, "json": _json}
+CHECKERS |= {"number": _number, "price": _price}
+TYPE_NAMES = {
+    "string": "a string",  # or a number, for an id
+    "text": "a string or a list of strings",
+    "tokens": "a string, a number, a list of them, or an object of key: value pairs",
+    "json": (
+        "a string, a finite number, a boolean, a list or an object of key: value pairs, "
+        f"nested at most {MAX_JSON_DEPTH} levels deep"
+    ),
+    "number": "a finite number or a numeric string",
+    "price": "a price: a non-negative number or a text such as '$12.99'",
+}
+
+
+def value_schema(value_type: str, max_chars: int, role: str = "") -> dict[str, Any]:
+    """The JSON Schema of one field's values, for a contract type and role; null is a missing
+    value. An id field also takes a number, as `check_value` does."""
+    string = {"type": "string", "maxLength": max_chars}
+    number = {"type": "number"}
+    # No bound on the number of strings: the server bounds a field's characters (`field_chars`),
+    # and real descriptions run to over a thousand paragraphs.
+    strings = {"type": "array", "items": string}
+    missing = {"type": "null"}
+    if value_type == "string":
+        return {"anyOf": [string, number, missing] if role == "id" else [string, missing]}
+    if value_type == "text":
+        return {"anyOf": [string, strings, missing]}
+    if value_type == "number":
+        return {"anyOf": [number, {"type": "string", "pattern": NUMERIC_STRING}, missing]}
+    if value_type == "price":
+        return {"anyOf": [{"type": "number", "minimum": 0}, string, missing]}
+    if value_type == "json":
+        nested = [{"type": "boolean"}, {"type": "array"}, {"type": "object"}]
+        return {"anyOf": [string, number, *nested, missing]}
+    scalars = {"anyOf": [string, number]}
+    pair_value = {"anyOf": [string, number, {"type": "boolean"}, missing]}
+    pairs = {"type": "object", "additionalProperties": pair_value}
+    return {"anyOf": [string, number, {"type": "array", "items": scalars}, pairs, missing]}

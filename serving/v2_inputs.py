@@ -1,0 +1,123 @@
+"""The input tensors of an Open Inference Protocol (v2) request as product records: checked
+against the model's contract (known names, each once, one row count, some text in every row),
+then one product per row keyed by the field names, without padding or missing values.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from serving.errors import BadRequestError
+from serving.v2_tensors import BinarySection, Tensor, read_tensor
+from serving.validation import RequestContract, has_text
+
+STRUCTURED_TYPES = ("json", "tokens")
+"""Contract types whose values may be objects or lists: sent as JSON text in a BYTES element."""
+
+
+def read_inputs(specs: Any, binary: BinarySection, contract: RequestContract) -> list[Tensor]:
+    """The request's input tensors, with the model's names, each once, all of one row count."""
+    if not isinstance(specs, list) or not specs:
+        raise BadRequestError("`inputs` must be a non-empty list of input tensors")
+    tensors = [read_tensor(spec, binary) for spec in specs]
+    binary.check_consumed()
+    check_names(tensors, contract)
+    rows = {t.rows for t in tensors}
+    if len(rows) > 1:
+        sizes = ", ".join(f"'{t.name}' has {t.rows}" for t in tensors)
+        raise BadRequestError(f"all inputs must have the same number of rows (shape[0]): {sizes}")
+    if rows == {0}:
+        raise BadRequestError(
+            f"input '{tensors[0].name}' has no rows (shape {list(tensors[0].shape)}): send one "
+            'row per product, at least one, e.g. "shape": [1], "data": ["a product title"]'
+        )
+    return tensors
+
+
+def check_names(tensors: list[Tensor], contract: RequestContract) -> None:
+    seen: set[str] = set()
+    for tensor in tensors:
+        if tensor.name not in contract.names:
+            raise BadRequestError(
+                f"unknown input '{tensor.name}': the model's inputs are "
+                f"{', '.join(repr(n) for n in contract.names)} (see the model metadata)"
+            )
+        if tensor.name in seen:
+            raise BadRequestError(f"input '{tensor.name}' is given twice")
+        seen.add(tensor.name)
+    if not seen & set(contract.text_fields):
+        wanted = ", ".join(repr(n) for n in contract.text_fields)
+        raise BadRequestError(
+            f"the request has none of the model's text inputs: send one of {wanted}"
+        )
+
+
+def products_of(tensors: list[Tensor], contract: RequestContract) -> list[dict[str, Any]]:
+    """One product per row; `BadRequestError` for a row with no text in any text input."""
+    rows = tensors[0].rows
+    products: list[dict[str, Any]] = [{} for _ in range(rows)]
+    structured = {f.name for f in contract.fields if f.type in STRUCTURED_TYPES}
+    for tensor in tensors:
+        decode = tensor.name in structured and tensor.datatype == "BYTES"
+        for index, product in enumerate(products):
+            value = present(tensor.row(index))
+            if decode:
+                value = [decoded(v) for v in value] if isinstance(value, list) else decoded(value)
+            if value is not None:
+                product[tensor.name] = value
+    check_rows_have_text(tensors, products, contract)
+    return products
+
+
+def check_rows_have_text(
+    tensors: list[Tensor], products: list[dict[str, Any]], contract: RequestContract
+) -> None:
+    """Every row needs text in one of the text inputs, as the service requires of a product.
+    Said here, in tensor terms: once "" and NaN are dropped as missing values, the service
+    would see a product without the inputs that were in fact sent."""
+    text_tensors = [t for t in tensors if t.name in contract.text_fields]
+    for index, product in enumerate(products):
+        if not any(has_text(product.get(t.name)) for t in text_tensors):
+            sent = "; ".join(f"input '{t.name}' {emptiness(t.row(index))}" for t in text_tensors)
+            wanted = ", ".join(repr(n) for n in contract.text_fields)
+            raise BadRequestError(
+                f"row {index} has no text: {sent}. Each product needs a non-empty value in one "
+                f"of the model's text inputs ({wanted}); an empty string or NaN is a missing value"
+            )
+
+
+def emptiness(value: Any) -> str:
+    """What a text input's element (or a 2-D row's items) holds, when it holds no text."""
+    if isinstance(value, list):
+        return f"has {len(value)} items, none with text (empty strings are padding)"
+    if isinstance(value, float) and math.isnan(value):
+        return "is NaN"
+    if value == "":
+        return 'is an empty string ("")'
+    if isinstance(value, str) and not value.strip():
+        return "holds only whitespace"
+    if isinstance(value, str):  # JSON text for a json or tokens input, such as "{}"
+        return f"is {json.dumps(value, ensure_ascii=False)}, JSON with no text in it"
+    return f"is {value!r}, which holds no text"
+
+
+def decoded(value: Any) -> Any:
+    """A BYTES element holding a JSON object or array, as that object or array; else as sent."""
+    if isinstance(value, str) and value.startswith(("{", "[")):
+        try:
+            return json.loads(value)
+        except (ValueError, RecursionError):
+            return value
+    return value
+
+
+def present(value: Any) -> Any:
+    """The value without padding: None for an empty string or NaN, lists without them."""
+    if isinstance(value, list):
+        items = [item for item in value if present(item) is not None]
+        return items or None
+    if value == "" or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return value
