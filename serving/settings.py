@@ -28,6 +28,8 @@ MLFLOW_DATABASES = frozenset({"sqlite", "postgresql", "mysql", "mssql"})
 MLFLOW_STORE_PLUGINS = ("mlflow.tracking_store", "mlflow.model_registry_store")
 # MODEL_URI schemes that resolve through the tracking store (a folder or s3:// path does not).
 TRACKED_MODEL_SCHEMES = frozenset({"models", "runs"})
+# Schemes MLflow takes written alone, without `://` (`databricks`).
+BARE_SCHEMES = frozenset({"databricks", "databricks-uc", "uc"})
 
 
 class Settings(BaseSettings):
@@ -104,18 +106,7 @@ class Settings(BaseSettings):
     @field_validator("mlflow_tracking_uri")
     @classmethod
     def _mlflow_has_a_store_for(cls, value: str) -> str:
-        scheme = urlparse(value).scheme  # lowercased
-        if len(scheme) == 1:  # a Windows drive (C:\mlruns): a local folder, as MLflow reads it
-            return value
-        database, _, driver = scheme.partition("+")
-        if scheme in MLFLOW_SCHEMES or (database in MLFLOW_DATABASES and "+" not in driver):
-            return value
-        if scheme not in plugin_schemes():
-            raise ValueError(
-                f"MLflow has no store for the scheme {scheme!r}: use a database "
-                "(sqlite:///mlflow.db, postgresql://...), a tracking server (http:// or "
-                "https://), a local folder, or databricks"
-            )
+        check_store_scheme(value)
         return value
 
     @field_validator("log_level", mode="before")
@@ -153,6 +144,9 @@ class Settings(BaseSettings):
         )
         if needs_store and is_folder_store(self.mlflow_tracking_uri):
             check_file_store_allowed(self.mlflow_tracking_uri)
+        registry = os.environ.get("MLFLOW_REGISTRY_URI", "").strip()  # read by MLflow itself
+        if needs_store and registry and registry != self.mlflow_tracking_uri:
+            check_registry_uri(registry)
         return self
 
     @property
@@ -170,21 +164,58 @@ class Settings(BaseSettings):
 
 def is_folder_store(tracking_uri: str) -> bool:
     """Whether MLflow reads `tracking_uri` as a local folder (./mlruns, file:/path, C:\\mlruns)."""
-    scheme = urlparse(tracking_uri).scheme
+    scheme = _scheme(tracking_uri)
     return scheme in ("", "file") or len(scheme) == 1
 
 
-def check_file_store_allowed(tracking_uri: str) -> None:
+def _scheme(uri: str) -> str:
+    """The scheme MLflow picks a store by: a bare `databricks` (no `://`) is that scheme."""
+    return uri if uri in BARE_SCHEMES else urlparse(uri).scheme  # lowercased
+
+
+def check_store_scheme(uri: str, variable: str = "") -> None:
+    """ValueError unless MLflow (or an installed plugin) has a store for `uri`'s scheme: one it
+    has not fails on every attempt. `variable` names the setting when the message must."""
+    scheme = _scheme(uri)
+    if len(scheme) == 1:  # a Windows drive (C:\mlruns): a local folder, as MLflow reads it
+        return
+    database, _, driver = scheme.partition("+")
+    if scheme in MLFLOW_SCHEMES or (database in MLFLOW_DATABASES and "+" not in driver):
+        return
+    if scheme not in plugin_schemes():
+        named = f"{variable}={uri!r}: " if variable else ""
+        raise ValueError(
+            f"{named}MLflow has no store for the scheme {scheme!r}: use a database "
+            "(sqlite:///mlflow.db, postgresql://...), a tracking server (http:// or "
+            "https://), a local folder, or databricks"
+            + (f", or unset {variable}" if variable == "MLFLOW_REGISTRY_URI" else "")
+        )
+
+
+def check_registry_uri(registry_uri: str) -> None:
+    """ValueError unless MLflow opens the registry store MLFLOW_REGISTRY_URI names apart from
+    the tracking URI: a scheme it has a store for, a folder only if MLFLOW_ALLOW_FILE_STORE."""
+    check_store_scheme(registry_uri, "MLFLOW_REGISTRY_URI")
+    if is_folder_store(registry_uri):
+        check_file_store_allowed(registry_uri, "MLFLOW_REGISTRY_URI")
+
+
+def check_file_store_allowed(tracking_uri: str, variable: str = "MLFLOW_TRACKING_URI") -> None:
     """ValueError unless MLFLOW_ALLOW_FILE_STORE lets MLflow open a folder store: MLflow 3 keeps
     its file backend in maintenance mode and refuses it otherwise (read as MLflow reads it)."""
     value = os.environ.get("MLFLOW_ALLOW_FILE_STORE")
     if value is not None and value.lower() not in ("true", "false", "1", "0"):
         raise ValueError(f"MLFLOW_ALLOW_FILE_STORE must be true or false, got {value!r}")
     if value is None or value.lower() not in ("true", "1"):
+        unset = (
+            ", unset MLFLOW_REGISTRY_URI to keep the registry in the tracking store"
+            if variable == "MLFLOW_REGISTRY_URI"
+            else ""
+        )
         raise ValueError(
-            f"MLFLOW_TRACKING_URI={tracking_uri!r} is a folder store, which MLflow refuses (its "
-            "file backend is in maintenance mode): use a database such as sqlite:///mlflow.db, "
-            "or set MLFLOW_ALLOW_FILE_STORE=true to keep the folder"
+            f"{variable}={tracking_uri!r} is a folder store, which MLflow refuses (its file "
+            "backend is in maintenance mode): use a database such as sqlite:///mlflow.db"
+            f"{unset}, or set MLFLOW_ALLOW_FILE_STORE=true to keep the folder"
         )
 
 

@@ -24,13 +24,12 @@ from training.catalog_files import detect_format as detect_format  # imported fr
 from training.catalog_files import read_catalog_file, row_name
 from training.config import TrainConfig
 from training.errors import DataError
+from training.label_variants import VariantGroup, find_variants
 from training.labels import (
     LabelMap,
-    VariantGroup,
     apply_label_map,
     check_other_label,
     check_other_label_not_mapped,
-    find_variants,
     load_label_map,
 )
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -185,6 +186,59 @@ def split_keys(split: SplitDefinition) -> str:
     return f"{split.test_size:g} of rows by {key}{salt}"
 
 
+def _other_products(champion: TrainingOrigin, mine: TrainingOrigin) -> bool:
+    """Whether the champion was trained on another catalog: another file, not the same content
+    moved (a catalog grown in place is the same products)."""
+    moved = bool(champion.sha256) and champion.sha256 == mine.sha256
+    return bool(champion.source) and champion.source != mine.source and not moved
+
+
+def split_differences(champion: SplitDefinition, mine: SplitDefinition) -> list[tuple[str, str]]:
+    """Each split setting the champion chose otherwise, as (what differs, the champion's value as
+    the option that sets it; "" when no option does)."""
+    settings = (
+        ("--test-size", champion.test_size, mine.test_size, f"{champion.test_size:g}"),
+        ("--id-column", champion.id_column, mine.id_column, champion.id_column or ""),
+        (
+            "--text-columns",
+            champion.text_columns,
+            mine.text_columns,
+            ",".join(champion.text_columns),
+        ),
+    )
+    found = [
+        (f"{flag} {_shown(theirs)} (this run: {_shown(own)})", f"{flag} {shlex.quote(value)}")
+        for flag, theirs, own, value in settings
+        if theirs != own
+    ]
+    if champion.salt != mine.salt:  # only another version of this project sets another salt
+        found.append((f"the hash salt {champion.salt!r} (this run: {mine.salt!r})", ""))
+    return found
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, tuple):
+        return ",".join(value) or "none"
+    return "none" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _split_hints(theirs: SplitDefinition, own: SplitDefinition) -> list[str]:
+    """For a champion of the same products held out otherwise: what differs, then the fix."""
+    differences = split_differences(theirs, own)
+    options = " ".join(option for _, option in differences if option)
+    listed = ", ".join(difference for difference, _ in differences)
+    reads = (
+        " (--text-columns also sets what the model reads)" if "--text-columns" in options else ""
+    )
+    fix = (
+        f"train again with the champion's values ({options}) so that both models are compared "
+        f"on the same holdout{reads}, or register this model under its own --model-name"
+        if options
+        else "register this model under its own --model-name"
+    )
+    return [f"the champion held out its rows by other split settings: {listed}", fix]
+
+
 def explain_shortfall(
     decision: GateDecision,
     champion: TrainingOrigin | None,
@@ -194,23 +248,28 @@ def explain_shortfall(
     min_rows: int,
 ) -> GateDecision:
     """`decision` with why too few rows were shared, and what to do: a champion trained on
-    another catalog or split (another --model-name), or a holdout below --gate-min-rows."""
+    another catalog (another --model-name) or held out otherwise (its split settings, else
+    another --model-name), or a holdout below --gate-min-rows."""
     if decision.promote or decision.compared_rows >= min_rows:
         return decision
     hints = []
     lost_rows = decision.compared_rows < holdout_rows  # the champion trained on some of them
-    if lost_rows and champion is not None and champion.source and champion.source != mine.source:
+    other_catalog = champion is not None and _other_products(champion, mine)
+    if lost_rows and champion is not None and other_catalog:
         theirs_name, mine_name = champion.catalog(), mine.catalog()
         if theirs_name == mine_name:  # two folders, one file name
             theirs_name, mine_name = champion.source, mine.source
         hints.append(f"the champion was trained on {theirs_name}, this model on {mine_name}")
     theirs, own = splits
-    if lost_rows and theirs is not None and split_keys(theirs) != split_keys(own):
+    split_differs = lost_rows and theirs is not None and split_keys(theirs) != split_keys(own)
+    if split_differs and theirs is not None and not other_catalog:
+        hints += _split_hints(theirs, own)
+    elif split_differs and theirs is not None:
         hints.append(
             f"their holdouts are chosen differently (champion: {split_keys(theirs)}; this run: "
             f"{split_keys(own)})"
         )
-    if hints:
+    if lost_rows and other_catalog:
         hints.append("a model of other products belongs under its own --model-name")
     if decision.compared_rows > 0 and holdout_rows < min_rows:
         hints.append(

@@ -1,49 +1,48 @@
-"""Label cleaning: a user's label map, and finding labels that look like variants of each other.
-
-Real catalogs write one category several ways (`fridge`/`Fridges`, `CPU`/`CPUs`, `Mobile Phone` /
-`Mobile Phones`); each spelling would become a class of its own. `--label-map` merges them before
-classes are counted, and `find_variants` points at the groups that a map should merge.
+"""Label cleaning: a user's label map (`--label-map`) merging the ways a catalog writes one label.
 
 A map's keys are matched exactly, then ignoring case. Chains are followed to their end (`a: b` and
 `b: c` send both `a` and `b` to `c`), so a map can grow line by line; a cycle (`a: b`, `b: a`) has
 no end and is refused. Keys that match no label are named in a warning: usually a typo.
 Keys and labels are kept as written; one that is empty, a YAML boolean, a list or a mapping is
-refused, and so are keys equal but for case that lead to different labels.
+refused, and so are keys equal but for case that lead to different labels. The file is read by
+`training.label_map_files`; the groups of labels a map should merge are found by
+`training.label_variants`.
 """
 
 from __future__ import annotations
 
-import csv
 import logging
-import re
 from collections.abc import Mapping, Set
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
 from training.errors import ConfigError
+from training.label_map_files import read_label_map
 
 log = logging.getLogger(__name__)
-_NOT_ALNUM = re.compile(r"[\W_]+")
-MAX_LABELS_FOR_EDIT_DISTANCE = 3000
 MAX_NAMED_KEYS = 10  # unused keys listed in the warning; the rest are counted
 
 
 class LabelMap(dict[str, str]):
-    """`variant: canonical` pairs as written in the file named by `source`."""
+    """`variant: canonical` pairs as written in the file named by `source`, with the line of each
+    key in `lines` (where known)."""
 
-    def __init__(self, pairs: Mapping[str, str], source: str = "") -> None:
+    def __init__(
+        self, pairs: Mapping[str, str], source: str = "", lines: Mapping[str, int] | None = None
+    ) -> None:
         super().__init__(pairs)
         self.source = source
+        self.lines = dict(lines or {})
 
 
 def load_label_map(path: Path) -> LabelMap:
     """`variant: canonical` pairs from a YAML mapping or a two-column CSV (variant, canonical);
     a map with a cycle, or with keys equal but for case that lead to different labels, is
     refused."""
-    mapping = LabelMap(_read_label_map(path), str(path))
+    entries = read_label_map(path)
+    pairs = {key: label for key, (label, _) in entries.items()}
+    mapping = LabelMap(pairs, str(path), {key: line for key, (_, line) in entries.items()})
     folded = folded_keys(mapping)
     # each key's final label (`label_chain` raises on a cycle)
     ends = {key: mapping[label_chain(mapping, key, folded)[-1]] for key in mapping}
@@ -51,109 +50,7 @@ def load_label_map(path: Path) -> LabelMap:
     return mapping
 
 
-def _read_label_map(path: Path) -> dict[str, str]:
-    try:
-        text = path.read_text("utf-8")
-    except OSError as error:
-        raise ConfigError(f"--label-map {path}: cannot read the file ({error.strerror})") from None
-    if path.suffix.lower() in (".csv", ".tsv"):
-        return _csv_map(path, text)
-    try:
-        # Composed, not loaded: the text as written is kept (`01` stays `01`), and a null, a
-        # boolean or a list is seen for what it is instead of becoming the label 'None' or 'True'.
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as error:
-        raise ConfigError(f"--label-map {path}: not valid YAML: {error}") from None
-    if not isinstance(root, yaml.MappingNode) or not root.value:
-        raise ConfigError(
-            f"--label-map {path}: expected a YAML mapping of `variant: canonical` lines "
-            "(or a two-column CSV)"
-        )
-    mapping: dict[str, str] = {}
-    lines: dict[str, int] = {}
-    for key_node, value_node in root.value:
-        key = _yaml_label(path, key_node, key=None)
-        label = _yaml_label(path, value_node, key=key)
-        _add_pair(path, mapping, lines, (key, label), key_node.start_mark.line + 1)
-    return mapping
-
-
-def _add_pair(
-    path: Path, mapping: dict[str, str], lines: dict[str, int], pair: tuple[str, str], line: int
-) -> None:
-    """Add `key: label` read at `line`; a key given twice with two labels stops the run."""
-    key, label = pair
-    if key in mapping and mapping[key] != label:
-        raise ConfigError(
-            f"--label-map {path}, lines {lines[key]} and {line}: the key {key!r} maps to "
-            f"{mapping[key]!r} and to {label!r}; keep one of the two lines"
-        )
-    mapping[key] = label
-    lines.setdefault(key, line)
-
-
-def _yaml_label(path: Path, node: yaml.Node, key: str | None) -> str:
-    """The trimmed text of one key (`key` None) or of `key`'s value; a null, blank, boolean,
-    list or mapping stops the run naming the file, line and key."""
-    problem = _not_a_label(node)
-    if problem is None:
-        return str(node.value).strip()
-    where = f"--label-map {path}, line {node.start_mark.line + 1}"
-    if key is None:
-        raise ConfigError(
-            f"{where}: a key is {problem}; write the label to map as text (quoted if YAML would "
-            "read it otherwise, e.g. 'yes': ...), or delete the line"
-        )
-    written = str(node.value).strip() if isinstance(node, yaml.ScalarNode) else ""
-    example = f"{_yaml_str(key)}: '{written or 'yes'}'"
-    raise ConfigError(
-        f"{where}: the key {key!r} maps to {problem}; give the label it maps to "
-        f"({_yaml_str(key)}: the label), in quotes if YAML would read it otherwise ({example}), "
-        "or delete the line"
-    )
-
-
-def _not_a_label(node: yaml.Node) -> str | None:
-    """What makes a YAML node no label (None for a scalar such as `Laptops` or `01`)."""
-    if isinstance(node, yaml.SequenceNode):
-        return "a list"
-    if isinstance(node, yaml.MappingNode):
-        return "a mapping"
-    if node.tag == "tag:yaml.org,2002:null":
-        return f"{node.value}, which YAML reads as null" if node.value else "nothing (empty)"
-    if node.tag == "tag:yaml.org,2002:bool":
-        return f"{node.value}, which YAML reads as a boolean, not a text"
-    return None if str(node.value).strip() else "a blank text"
-
-
-def _csv_map(path: Path, text: str) -> dict[str, str]:
-    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
-    mapping: dict[str, str] = {}
-    lines: dict[str, int] = {}
-    for number, row in enumerate(csv.reader(text.splitlines(), delimiter=delimiter), start=1):
-        if not row or not "".join(row).strip():
-            continue
-        if len(row) != 2:
-            raise ConfigError(
-                f"--label-map {path}, line {number}: expected two columns (variant, canonical), "
-                f"found {len(row)}"
-            )
-        variant, canonical = (cell.strip() for cell in row)
-        if not variant or not canonical:
-            subject = (
-                f"the key {variant!r} has an empty second cell" if variant else "a key is empty"
-            )
-            raise ConfigError(
-                f"--label-map {path}, line {number}: {subject}; give both the variant and the "
-                "label it maps to, or delete the line"
-            )
-        _add_pair(path, mapping, lines, (variant, canonical), number)
-    if not mapping:
-        raise ConfigError(f"--label-map {path}: the file holds no `variant,canonical` rows")
-    return mapping
-
-
-def _check_case_variant_keys(mapping: Mapping[str, str], ends: Mapping[str, str]) -> None:
+def _check_case_variant_keys(mapping: LabelMap, ends: Mapping[str, str]) -> None:
     """Refuse keys equal but for case that lead to labels (`ends`, by key) differing beyond case:
     labels are unified across case after the map, so such keys would split one label in two."""
     seen: dict[str, tuple[str, str]] = {}
@@ -161,11 +58,18 @@ def _check_case_variant_keys(mapping: Mapping[str, str], ends: Mapping[str, str]
         first, first_end = seen.setdefault(key.casefold(), (key, end))
         if first_end.casefold() != end.casefold():
             raise ConfigError(
-                f"--label-map{_source(mapping)}: the keys {first!r} and {key!r} differ only in "
-                f"case but lead to different labels ({first_end!r} and {end!r}); labels are "
-                "unified across case after the map, so one label would become two: delete one "
-                "of the lines, or give both the same label"
+                f"--label-map{_source(mapping)}{_lines_of(mapping, first, key)}: the keys "
+                f"{first!r} and {key!r} differ only in case but lead to different labels "
+                f"({first_end!r} and {end!r}); labels are unified across case after the map, so "
+                "one label would become two: delete one of the lines, or give both the same label"
             )
+
+
+def _lines_of(mapping: LabelMap, first: str, second: str) -> str:
+    """`, lines 2 and 3`: where the two keys are written (nothing if not known)."""
+    if first not in mapping.lines or second not in mapping.lines:
+        return ""
+    return f", lines {mapping.lines[first]} and {mapping.lines[second]}"
 
 
 def folded_keys(mapping: Mapping[str, str]) -> dict[str, str]:
@@ -299,82 +203,3 @@ def check_other_label_not_mapped(
         f"'other (rare classes)'), or, to merge them into {final!r} on purpose, map them to it "
         "with --label-map"
     )
-
-
-def variant_key(label: str) -> str:
-    """Case, spacing and punctuation removed, a plural ending dropped: `Mobile Phones` and
-    `mobile-phone` share the key `mobilephone`."""
-    key = _NOT_ALNUM.sub("", label.casefold())
-    if key.endswith("ies") and len(key) > 4:
-        return key[:-3] + "y"
-    if key.endswith(("ches", "shes", "sses", "xes")):
-        return key[:-2]
-    if key.endswith("s") and not key.endswith("ss") and len(key) > 3:
-        return key[:-1]
-    return key
-
-
-def within_one_edit(a: str, b: str) -> bool:
-    """Whether `a` becomes `b` by at most one inserted, deleted or replaced character."""
-    if abs(len(a) - len(b)) > 1 or a == b:
-        return a == b
-    if len(a) > len(b):
-        a, b = b, a
-    i = 0
-    while i < len(a) and a[i] == b[i]:
-        i += 1
-    return a[i + (len(a) == len(b)) :] == b[i + 1 :]
-
-
-@dataclass(frozen=True)
-class VariantGroup:
-    """Labels that look like one category, most rows first; `canonical` is the first."""
-
-    labels: tuple[tuple[str, int], ...]
-
-    @property
-    def canonical(self) -> str:
-        return self.labels[0][0]
-
-    def map_lines(self) -> list[str]:
-        """The `--label-map` YAML lines that would merge the group."""
-        return [f"{_yaml_str(label)}: {_yaml_str(self.canonical)}" for label, _ in self.labels[1:]]
-
-    def describe(self) -> str:
-        counts = ", ".join(f"'{label}' ({rows:,} rows)" for label, rows in self.labels)
-        return f"{counts}; to merge, add to --label-map: {'; '.join(self.map_lines())}"
-
-
-def find_variants(counts: Mapping[str, int]) -> list[VariantGroup]:
-    """Groups of labels that differ only in case, spacing, punctuation, a plural ending or (for
-    keys of 5+ characters) one edited character."""
-    labels = sorted(counts, key=lambda label: (-counts[label], label))
-    parent = {label: label for label in labels}
-
-    def root(label: str) -> str:
-        while parent[label] != label:
-            label = parent[label]
-        return label
-
-    keys = {label: variant_key(label) for label in labels}
-    by_key: dict[str, str] = {}
-    for label in labels:
-        first = by_key.setdefault(keys[label], label)
-        parent[root(label)] = root(first)
-    if len(labels) <= MAX_LABELS_FOR_EDIT_DISTANCE:
-        for i, a in enumerate(labels):
-            for b in labels[i + 1 :]:
-                if len(keys[a]) >= 5 and within_one_edit(keys[a], keys[b]):
-                    parent[root(b)] = root(a)
-    groups: dict[str, list[str]] = {}
-    for label in labels:
-        groups.setdefault(root(label), []).append(label)
-    return [
-        VariantGroup(tuple((label, int(counts[label])) for label in members))
-        for members in groups.values()
-        if len(members) > 1
-    ]
-
-
-def _yaml_str(text: str) -> str:
-    return yaml.safe_dump(text, default_style=None).removesuffix("\n...\n").strip()

@@ -5,12 +5,19 @@ logging set-up) is loaded.
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 from urllib.parse import urlsplit, urlunsplit
 
 from training.errors import ConfigError
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+# The schemes MLflow's own tracking and registry stores take (as `serving/settings.py`, which the
+# serve image ships without `training/`): "" for a folder; a database's, which may name a driver.
+MLFLOW_SCHEMES = frozenset({"", "file", "http", "https", "databricks", "databricks-uc", "uc"})
+MLFLOW_DATABASES = frozenset({"sqlite", "postgresql", "mysql", "mssql"})
+MLFLOW_STORE_PLUGINS = ("mlflow.tracking_store", "mlflow.model_registry_store")
+BARE_SCHEMES = frozenset({"databricks", "databricks-uc", "uc"})
 
 
 def resolve_tracking_uri(configured: str | None) -> str:
@@ -18,25 +25,59 @@ def resolve_tracking_uri(configured: str | None) -> str:
 
 
 def check_store_allowed(configured: str | None) -> None:
-    """`ConfigError` (exit 2) at start-up when the tracking URI is a folder (`./mlruns`,
-    `file:/path`) and MLflow would refuse it: MLflow 3 keeps its file store in maintenance mode and
+    """`ConfigError` (exit 2) at start-up when the tracking URI, or a registry URI given apart in
+    MLFLOW_REGISTRY_URI, has a scheme MLflow has no store for, or is a folder (`./mlruns`,
+    `file:/path`) that MLflow would refuse: MLflow 3 keeps its file store in maintenance mode and
     only opens one with MLFLOW_ALLOW_FILE_STORE=true. Otherwise every command would fail later,
     after reading its data, with MLflow's long message."""
     uri = resolve_tracking_uri(configured)
-    scheme = urlsplit(uri).scheme.lower()
-    if scheme not in ("", "file") and len(scheme) != 1:  # one letter: a Windows drive, C:\mlruns
+    _check_store(uri, "the tracking URI", "--tracking-uri / MLFLOW_TRACKING_URI", "")
+    registry = os.environ.get("MLFLOW_REGISTRY_URI", "").strip()
+    if registry and registry != uri:
+        unset = ", unset MLFLOW_REGISTRY_URI to keep the registry in the tracking store"
+        _check_store(registry, "the registry URI", "MLFLOW_REGISTRY_URI", unset)
+
+
+def _check_store(uri: str, what: str, given_by: str, other_fix: str) -> None:
+    """Refuse `uri` (`what`, set by `given_by`) if MLflow cannot open it; `other_fix` is one more
+    way out, said with the others."""
+    # MLflow reads a bare `databricks` (no `://`) as that scheme, not as a folder of that name
+    scheme = uri if uri in BARE_SCHEMES else urlsplit(uri).scheme.lower()
+    named = f"{what} {redact(uri)!r} ({given_by})"
+    if len(scheme) == 1 or scheme in ("", "file"):  # one letter: a Windows drive, C:\mlruns
+        if not _file_store_allowed():
+            raise ConfigError(
+                f"{named} is a folder store, which MLflow refuses (its file backend is in "
+                f"maintenance mode): use a database such as sqlite:///mlflow.db{other_fix}, or "
+                "set MLFLOW_ALLOW_FILE_STORE=true to keep the folder"
+            )
         return
-    value = os.environ.get("MLFLOW_ALLOW_FILE_STORE", "false")
-    if value.lower() not in ("true", "false", "1", "0"):  # as MLflow reads its boolean settings
-        raise ConfigError(f"MLFLOW_ALLOW_FILE_STORE must be true or false, got {value!r}")
-    allowed = value.lower() in ("true", "1")
-    if not allowed:
+    database, _, driver = scheme.partition("+")
+    known = scheme in MLFLOW_SCHEMES or (database in MLFLOW_DATABASES and "+" not in driver)
+    if not known and scheme not in _plugin_schemes():
         raise ConfigError(
-            f"the tracking URI {redact(uri)!r} (--tracking-uri / MLFLOW_TRACKING_URI) is a folder "
-            "store, which MLflow refuses (its file backend is in maintenance mode): use a "
-            "database such as sqlite:///mlflow.db, or set MLFLOW_ALLOW_FILE_STORE=true to keep "
-            "the folder"
+            f"{named}: MLflow has no store for the scheme {scheme!r}: use a database "
+            "(sqlite:///mlflow.db, postgresql://...), a tracking server (http:// or https://), "
+            f"a local folder, or databricks{other_fix}"
         )
+
+
+def _file_store_allowed() -> bool:
+    """Whether MLFLOW_ALLOW_FILE_STORE lets MLflow open a folder store, read as MLflow reads its
+    boolean settings."""
+    value = os.environ.get("MLFLOW_ALLOW_FILE_STORE", "false")
+    if value.lower() not in ("true", "false", "1", "0"):
+        raise ConfigError(f"MLFLOW_ALLOW_FILE_STORE must be true or false, got {value!r}")
+    return value.lower() in ("true", "1")
+
+
+def _plugin_schemes() -> frozenset[str]:
+    """The tracking and registry URI schemes installed MLflow plugins add."""
+    return frozenset(
+        entry.name
+        for group in MLFLOW_STORE_PLUGINS
+        for entry in importlib.metadata.entry_points(group=group)
+    )
 
 
 def redact(uri: str) -> str:

@@ -176,8 +176,9 @@ def test_rerunning_a_study_resumes_it_and_other_settings_are_refused(
 
     code, err = tune_here([*command, "--trials", "5", "--min-samples-leaf", "3"])
     assert code == 2
-    # a newly fixed option is also left out of the space
-    assert "began with other settings (options, space differ: min_samples_leaf)" in err
+    # a newly fixed option is also left out of the space: one difference, named with the fix
+    assert "not comparable: --min-samples-leaf: searched before (int 1..2), fixed at 3 now." in err
+    assert "To resume it, leave --min-samples-leaf out (the study searches it)" in err
     assert len(load(tmp_path, "resume").trials) == 3
 
 

@@ -28,6 +28,7 @@ DEFAULT_STORAGE = "sqlite:///optuna.db"
 POSTGRES_SCHEMA = "optuna"
 READY = "ready"
 SETTINGS = "settings"
+MAX_LISTED_DIFFERENCES = 4  # named in the refusal to resume; the rest are counted
 # Trials that use up the budget: finished ones, and those running or queued now. Failed trials
 # (a killed worker) do not, so a resumed or continuing study makes up for them.
 BUDGET_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
@@ -149,22 +150,98 @@ def _check_same_settings(
     comparable: Callable[[dict[str, Any]], dict[str, Any]],
 ) -> None:
     stored = comparable(study.user_attrs.get(SETTINGS, {}))
-    differing = [key for key in sorted(settings) if stored.get(key) != settings[key]]
-    if differing:
-        details = _first_difference(stored, settings, differing[0])
-        raise ConfigError(
-            f"study {study.study_name!r} began with other settings ({', '.join(differing)} "
-            f"differ{details}); resume it with the same options and search space, or pass a "
-            "new --study-name"
-        )
+    differences, fixes = describe_differences(stored, settings)
+    if not differences:
+        return
+    more = len(differences) - MAX_LISTED_DIFFERENCES
+    listed = "; ".join(differences[:MAX_LISTED_DIFFERENCES]) + (
+        f"; and {more} more" if more > 0 else ""
+    )
+    resume = f"To resume it, {'; '.join(fixes)}; or pass" if fixes else "Pass"
+    raise ConfigError(
+        f"study {study.study_name!r} began with other settings, and trials scored under other "
+        f"settings are not comparable: {listed}. {resume} a new --study-name to begin another "
+        "study with these settings"
+    )
 
 
-def _first_difference(stored: dict[str, Any], settings: dict[str, Any], key: str) -> str:
-    before, now = stored.get(key), settings[key]
-    if isinstance(before, dict) and isinstance(now, dict):
-        keys = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
-        return f": {', '.join(keys)}" if keys else ""
-    return f": {before!r} then, {now!r} now"
+def describe_differences(
+    stored: dict[str, Any], settings: dict[str, Any]
+) -> tuple[list[str], list[str]]:
+    """What differs between the settings a study began with (`stored`) and these, one entry per
+    option, search-space parameter or other setting; and how to resume it (what to give again)."""
+    options = (_section(stored, "options"), _section(settings, "options"))
+    space = (_section(stored, "space"), _section(settings, "space"))
+    differences: list[str] = []
+    give_again: list[str] = []  # `--flag value` pairs the study began with
+    leave_out: list[str] = []  # flags fixed now that the study searches
+    changed_options = _changed(*options)
+    for name in changed_options:
+        flag = "--" + name.replace("_", "-")
+        if name in space[0] and name not in space[1]:  # fixed now, so no longer searched
+            differences.append(
+                f"{flag}: searched before ({_drawn(space[0][name])}), fixed at "
+                f"{options[1].get(name)!r} now"
+            )
+            leave_out.append(flag)
+            continue
+        before, now = _value(options[0], name), _value(options[1], name)
+        differences.append(f"{flag}: {before} before, {now} now")
+        if name in options[0]:
+            give_again.append(f"{flag} {before}")
+    searched = [name for name in _changed(*space) if name not in changed_options]
+    differences += [
+        f"search-space parameter {name}: {_drawn(space[0].get(name))} before, "
+        f"{_drawn(space[1].get(name))} now"
+        for name in searched
+    ]
+    for key in sorted((set(stored) | set(settings)) - {"options", "space"}):
+        if stored.get(key) != settings.get(key):
+            differences.append(f"--{key}: {stored.get(key)!r} before, {settings.get(key)!r} now")
+            give_again.append(f"--{key} {stored.get(key)!r}")
+    fixes = [f"give {_some_of(give_again)} as before"] if give_again else []
+    if leave_out:
+        them = "them" if len(leave_out) > 1 else "it"
+        fixes.append(f"leave {', '.join(leave_out)} out (the study searches {them})")
+    if searched:
+        fixes.append("use the --search-space it began with")
+    return differences, fixes
+
+
+def _some_of(flags: list[str]) -> str:
+    """The first few `--flag value` pairs, and a note that there are more."""
+    shown = " ".join(flags[:MAX_LISTED_DIFFERENCES])
+    return f"{shown} and the other options listed" if len(flags) > MAX_LISTED_DIFFERENCES else shown
+
+
+def _section(settings: dict[str, Any], key: str) -> dict[str, Any]:
+    section = settings.get(key)
+    return section if isinstance(section, dict) else {}
+
+
+def _changed(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    """The names whose value differs, or that only one side has."""
+    return sorted(
+        name
+        for name in set(before) | set(now)
+        if name not in before or name not in now or before[name] != now[name]
+    )
+
+
+def _value(values: dict[str, Any], name: str) -> str:
+    return repr(values[name]) if name in values else "not set"
+
+
+def _drawn(param: Any) -> str:
+    """A stored search-space parameter in short: `int 1..4`, `one of [None, 40]`."""
+    if not isinstance(param, dict):
+        return "not searched" if param is None else repr(param)
+    if param.get("type") == "categorical":
+        return f"one of {param.get('choices')!r}"
+    extras = [f"step {param['step']}"] if param.get("step") not in (None, 1) else []
+    extras += ["log"] if param.get("log") else []
+    shown = f"{param.get('type')} {param.get('low')}..{param.get('high')}"
+    return f"{shown} ({', '.join(extras)})" if extras else shown
 
 
 def remaining_trials(study: optuna.Study, budget: int | None) -> int | None:

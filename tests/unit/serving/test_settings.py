@@ -154,6 +154,43 @@ def test_a_tracking_uri_scheme_mlflow_cannot_use_is_refused_at_start_up() -> Non
     )
 
 
+@pytest.mark.parametrize("tracking", ["sqlite:////srv/mlflow.db", "http://mlflow:5000"])
+@pytest.mark.parametrize("registry", ["/srv/registry", "file:./mlruns"])
+def test_a_folder_given_only_as_the_registry_uri_stops_start_up(
+    monkeypatch, tracking: str, registry: str
+) -> None:
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", registry)
+    with pytest.raises(ValidationError) as caught:
+        Settings(mlflow_tracking_uri=tracking)
+    message = describe_settings_error(caught.value)
+    assert message.startswith(f"invalid settings: MLFLOW_REGISTRY_URI={registry!r} is a folder")
+    assert "unset MLFLOW_REGISTRY_URI" in message and "MLFLOW_ALLOW_FILE_STORE=true" in message
+    assert Settings(mlflow_tracking_uri=tracking, model_uri="/models/c")  # no store needed
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    assert Settings(mlflow_tracking_uri=tracking)
+
+
+def test_a_registry_uri_scheme_mlflow_cannot_use_stops_start_up(monkeypatch) -> None:
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", "bogus://x")
+    with pytest.raises(ValidationError) as caught:
+        Settings(mlflow_tracking_uri="http://mlflow:5000")
+    message = describe_settings_error(caught.value)
+    assert message.startswith("invalid settings: MLFLOW_REGISTRY_URI='bogus://x': MLflow has no")
+    assert "'bogus'" in message and "unset MLFLOW_REGISTRY_URI" in message
+
+
+@pytest.mark.parametrize(
+    "registry", ["", "sqlite:///registry.db", "postgresql+psycopg2://u@db/r", "databricks-uc"]
+)
+def test_a_registry_uri_mlflow_can_open_is_taken(monkeypatch, registry: str) -> None:
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", registry)
+    assert Settings(mlflow_tracking_uri="http://mlflow:5000")
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", "databricks")  # MLflow's scheme, not a folder
+    assert Settings(mlflow_tracking_uri="databricks")
+
+
 def test_a_scheme_a_plugin_registers_is_taken(monkeypatch) -> None:
     monkeypatch.setattr(settings_module, "plugin_schemes", lambda: frozenset({"bogus"}))
     assert Settings(mlflow_tracking_uri="bogus://x").mlflow_tracking_uri == "bogus://x"

@@ -111,3 +111,30 @@ def test_no_shared_rows_with_a_champion_of_another_catalog_says_what_differs() -
     assert "its own --model-name" in explained.reason
     fair = decide(0.9, 0.8, 200, 100, False, "1")
     assert explain_shortfall(fair, LISTINGS, other, (theirs, mine), 500, 100) == fair
+
+
+def test_a_champion_of_the_same_products_held_out_otherwise_names_its_split_values() -> None:
+    theirs = SplitDefinition(0.2, None, ("Product Title",))
+    mine = SplitDefinition(0.3, "sku", ("Product Title",))
+    nothing = decide(None, None, 0, 100, False, "1")
+    explained = explain_shortfall(nothing, LISTINGS, LISTINGS, (theirs, mine), 500, 100)
+    reason = explained.reason
+    assert (
+        "The champion held out its rows by other split settings: --test-size 0.2 (this run: 0.3), "
+        "--id-column none (this run: sku)" in reason
+    )
+    fix = "train again with the champion's values (--test-size 0.2 --id-column '') so that both"
+    assert fix in reason and "--text-columns" not in reason
+    # the champion's values come first; another --model-name is the second choice
+    assert reason.index("--test-size 0.2 --id-column") < reason.index("its own --model-name")
+    assert "a model of other products" not in reason
+
+
+def test_the_same_catalog_moved_is_the_same_products() -> None:
+    theirs = SplitDefinition(0.2, None, ("Product Title", "Description"))
+    mine = SplitDefinition(0.2, None, ("Product Title",))
+    moved = TrainingOrigin("single_label", "Category Label", "/new/listings.csv", "aaa")
+    nothing = decide(None, None, 0, 100, False, "1")
+    reason = explain_shortfall(nothing, LISTINGS, moved, (theirs, mine), 500, 100).reason
+    assert "--text-columns 'Product Title,Description'" in reason
+    assert "also sets what the model reads" in reason and "trained on" not in reason

@@ -1,4 +1,4 @@
-"""Label maps and label-variant detection."""
+"""Label maps: reading, checking and applying them."""
 
 from __future__ import annotations
 
@@ -13,60 +13,8 @@ from training.labels import (
     apply_label_map,
     check_other_label,
     check_other_label_not_mapped,
-    find_variants,
     load_label_map,
-    variant_key,
-    within_one_edit,
 )
-
-
-@pytest.mark.parametrize(
-    ("a", "b"),
-    [
-        ("Fridges", "fridge"),
-        ("CPU", "CPUs"),
-        ("Mobile Phone", "Mobile Phones"),
-        ("mobile-phone", "Mobile phones"),
-        ("Batteries", "battery"),
-        ("Watches", "watch"),
-    ],
-)
-def test_variant_keys_match(a: str, b: str) -> None:
-    assert variant_key(a) == variant_key(b)
-
-
-@pytest.mark.parametrize(("a", "b"), [("Fridges", "Fridge Freezers"), ("libs", "oldlibs")])
-def test_different_categories_keep_different_keys(a: str, b: str) -> None:
-    assert variant_key(a) != variant_key(b)
-
-
-def test_within_one_edit() -> None:
-    assert within_one_edit("television", "televsion")
-    assert within_one_edit("monitor", "monitors")
-    assert within_one_edit("laptop", "laptip")
-    assert not within_one_edit("laptop", "desktop")
-    assert within_one_edit("abc", "abc")  # zero edits is within one
-
-
-def test_find_variants_groups_with_the_most_frequent_first() -> None:
-    counts = {
-        "Fridges": 1204,
-        "fridge": 12,
-        "CPUs": 500,
-        "CPU": 40,
-        "Televisions": 300,
-        "Televsions": 3,
-        "Washing Machines": 800,
-    }
-    groups = {group.canonical: group for group in find_variants(counts)}
-    assert set(groups) == {"Fridges", "CPUs", "Televisions"}
-    assert groups["Fridges"].labels == (("Fridges", 1204), ("fridge", 12))
-    assert groups["CPUs"].map_lines() == ["CPU: CPUs"]
-    assert "'fridge' (12 rows)" in groups["Fridges"].describe()
-
-
-def test_no_variants_in_distinct_labels() -> None:
-    assert find_variants({"games": 10, "science": 5, "libs": 30, "oldlibs": 4}) == []
 
 
 def test_label_map_from_yaml_and_csv(tmp_path: Path) -> None:
@@ -248,3 +196,70 @@ def test_a_key_given_twice_with_two_labels_is_refused(
     assert "lines 1 and" in str(error.value) and error.value.exit_code == 2
     path.write_text(content.replace("devel", "libs"))
     assert load_label_map(path)["perl"] == "libs"  # the same pair twice changes nothing
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "lines"),
+    [
+        ("map.yaml", "perl: libs\nLibs: devel\nlibs: utils\n", "lines 2 and 3"),
+        ("map.csv", "Libs,devel\ncpu,CPUs\nlibs,utils\n", "lines 1 and 3"),
+        ("map.yaml", "base: &base\n  Libs: devel\n<<: *base\nlibs: utils\n", "lines 2 and 4"),
+    ],
+)
+def test_case_variant_keys_are_refused_naming_file_and_lines(
+    tmp_path: Path, name: str, content: str, lines: str
+) -> None:
+    path = tmp_path / name
+    path.write_text(content)
+    with pytest.raises(ConfigError, match="'Libs' and 'libs' differ only in case") as error:
+        load_label_map(path)
+    assert str(error.value).startswith(f"--label-map {path}, {lines}: ")
+
+
+def test_yaml_merge_keys_merge_mappings_and_explicit_keys_win(tmp_path: Path) -> None:
+    path = tmp_path / "map.yaml"
+    path.write_text(
+        "common: &common\n  fridge: Fridges\n  CPU: CPUs\n"
+        "more: &more {CPU: Processors, tv: TVs}\n"
+        "<<: [*common, *more]\n"  # the first merged mapping wins: CPU -> CPUs
+        "fridge: Fridge Freezers\n"  # an explicit key overrides a merged one
+        "laptop: Laptops\n"
+    )
+    mapping = load_label_map(path)
+    assert mapping == {
+        "fridge": "Fridge Freezers",
+        "CPU": "CPUs",
+        "tv": "TVs",
+        "laptop": "Laptops",
+    }  # `common` and `more` only define what `<<` merges: no label maps them
+    assert mapping.lines == {"fridge": 6, "CPU": 3, "tv": 4, "laptop": 7}
+
+
+def test_a_merged_mapping_anchored_inline_and_nested_merges(tmp_path: Path) -> None:
+    path = tmp_path / "map.yaml"
+    path.write_text("<<: &base {fridge: Fridges}\nsub: &sub {<<: *base, cpu: CPUs}\n<<: *sub\n")
+    assert load_label_map(path) == {"fridge": "Fridges", "cpu": "CPUs"}
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("<<: Laptops\n", "line 1: the merge key `<<` takes a mapping"),
+        ("a: x\n<<: [*x]\n", "not valid YAML"),
+        ("b: &b {c: d}\n<<: [*b, e]\n", "line 2: the merge key `<<` takes a mapping"),
+        ("a: &a {<<: *a, x: y}\n<<: *a\n", "a mapping merges itself"),
+        ("a: {x: y}\n", "line 1: the key 'a' maps to a mapping.*merge it: `<<: \\*name`"),
+    ],
+)
+def test_a_bad_merge_key_is_refused_naming_the_line(tmp_path: Path, content, message) -> None:
+    path = tmp_path / "map.yaml"
+    path.write_text(content)
+    with pytest.raises(ConfigError, match=message) as error:
+        load_label_map(path)
+    assert str(error.value).startswith(f"--label-map {path}") and error.value.exit_code == 2
+
+
+def test_a_quoted_merge_key_is_a_label(tmp_path: Path) -> None:
+    path = tmp_path / "map.yaml"
+    path.write_text("'<<': arrows\n")
+    assert load_label_map(path) == {"<<": "arrows"}

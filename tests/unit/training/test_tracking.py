@@ -59,6 +59,51 @@ def test_other_stores_pass_the_folder_check(monkeypatch, uri) -> None:
     check_store_allowed(uri)
 
 
+@pytest.mark.parametrize("tracking", ["sqlite:////srv/mlflow.db", "http://mlflow:5000"])
+@pytest.mark.parametrize("registry", ["/srv/registry", "file:./mlruns"])
+def test_a_folder_given_only_as_the_registry_uri_is_checked_too(
+    monkeypatch, tracking: str, registry: str
+) -> None:
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", registry)
+    with pytest.raises(ConfigError) as caught:
+        check_store_allowed(tracking)
+    message = str(caught.value)
+    assert message.startswith(f"the registry URI {registry!r} (MLFLOW_REGISTRY_URI) is a folder")
+    assert "unset MLFLOW_REGISTRY_URI" in message and "MLFLOW_ALLOW_FILE_STORE=true" in message
+    assert caught.value.exit_code == 2
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    check_store_allowed(tracking)
+
+
+@pytest.mark.parametrize(
+    ("variable", "uri", "what"),
+    [
+        ("MLFLOW_REGISTRY_URI", "bogus://x", "the registry URI 'bogus://x' (MLFLOW_REGISTRY_URI)"),
+        ("MLFLOW_TRACKING_URI", "bogus://x", "the tracking URI 'bogus://x' (--tracking-uri"),
+    ],
+)
+def test_a_store_scheme_mlflow_does_not_know_is_a_config_error(
+    monkeypatch, variable: str, uri: str, what: str
+) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv(variable, uri)
+    with pytest.raises(ConfigError) as caught:
+        check_store_allowed(None)
+    message = str(caught.value)
+    assert message.startswith(what) and "no store for the scheme 'bogus'" in message
+    assert "sqlite:///mlflow.db" in message and caught.value.exit_code == 2
+
+
+@pytest.mark.parametrize(
+    "registry", ["", "sqlite:///registry.db", "postgresql+psycopg2://u@db/r", "databricks-uc"]
+)
+def test_a_registry_uri_mlflow_can_open_passes(monkeypatch, registry: str) -> None:
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", registry)
+    check_store_allowed("http://mlflow:5000")
+
+
 def test_an_unreadable_allow_file_store_value_is_a_config_error(monkeypatch) -> None:
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "yes")
     with pytest.raises(ConfigError, match="must be true or false, got 'yes'"):
@@ -74,15 +119,23 @@ def test_an_unreadable_allow_file_store_value_is_a_config_error(monkeypatch) -> 
         ("training.monitor", ["should-retrain", "--prediction-log", "missing.jsonl"]),
     ],
 )
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"MLFLOW_TRACKING_URI": "file:./mlruns"},
+        {"MLFLOW_TRACKING_URI": "sqlite:///mlflow.db", "MLFLOW_REGISTRY_URI": "file:./mlruns"},
+    ],
+)
 def test_every_cli_stops_at_start_up_on_a_refused_folder_store(
-    monkeypatch, capsys, tmp_path, module, argv
+    monkeypatch, capsys, tmp_path, module, argv, env
 ) -> None:
     import importlib
     import signal
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", "file:./mlruns")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
     saved = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGINT)}
     try:
         with pytest.raises(SystemExit) as caught:

@@ -15,7 +15,7 @@ import yaml
 from optuna.trial import TrialState
 
 from tests.support import tracking_uri_restored
-from training.config import make_config, read_config_file
+from training.config_files import make_config, read_config_file
 from training.errors import ConfigError
 from training.tuning.objective import MLFLOW_RUN, WORKER_PID
 from training.tuning.report import OUTPUT_OPTIONS, collect_result, format_summary
@@ -30,6 +30,7 @@ from training.tuning.space import SearchSpace
 from training.tuning.study import (
     READY,
     create_or_join,
+    describe_differences,
     leave_enqueued_trials_to_worker_0,
     open_storage,
     redact,
@@ -56,8 +57,57 @@ def test_the_first_process_sets_the_study_up_and_the_next_joins(storage: Any) ->
 def test_joining_with_other_settings_is_refused_with_what_differs(storage: Any) -> None:
     create_or_join(storage, "s", SETTINGS, lambda study: None)
     changed = SETTINGS | {"options": {"seed": 7}}
-    with pytest.raises(ConfigError, match=r"other settings \(options differ: seed\).*study-name"):
+    with pytest.raises(ConfigError, match=r"other settings.*: --seed: 42 before, 7 now\.") as error:
         create_or_join(storage, "s", changed, lambda study: None)
+    assert "To resume it, give --seed 42 as before; or pass a new --study-name" in str(error.value)
+
+
+def test_resuming_with_a_searched_option_fixed_names_it_and_says_to_leave_it_out() -> None:
+    space = {"min_samples_leaf": {"type": "int", "low": 1, "high": 4, "step": 1, "log": False}}
+    stored = {"options": {"min_samples_leaf": 1, "seed": 42}, "space": space, "folds": 3}
+    now = {"options": {"min_samples_leaf": 3, "seed": 42}, "space": {}, "folds": 3}
+    differences, fixes = describe_differences(stored, now)
+    assert differences == ["--min-samples-leaf: searched before (int 1..4), fixed at 3 now"]
+    assert fixes == ["leave --min-samples-leaf out (the study searches it)"]
+
+
+def test_each_differing_option_space_parameter_and_setting_is_named() -> None:
+    stored = {
+        "options": {"seed": 42, "test_size": 0.2, "data": "/p/a.csv"},
+        "space": {"max_depth": {"type": "categorical", "choices": [None, 40]}},
+        "folds": 3,
+    }
+    now = {
+        "options": {"seed": 42, "test_size": 0.3, "data": "/p/b.csv"},
+        "space": {
+            "max_depth": {"type": "categorical", "choices": [None, 80]},
+            "n_estimators": {"type": "int", "low": 100, "high": 500, "step": 50, "log": False},
+        },
+        "folds": 5,
+    }
+    differences, fixes = describe_differences(stored, now)
+    assert differences == [
+        "--data: '/p/a.csv' before, '/p/b.csv' now",
+        "--test-size: 0.2 before, 0.3 now",
+        "search-space parameter max_depth: one of [None, 40] before, one of [None, 80] now",
+        "search-space parameter n_estimators: not searched before, int 100..500 (step 50) now",
+        "--folds: 3 before, 5 now",
+    ]
+    assert fixes == [
+        "give --data '/p/a.csv' --test-size 0.2 --folds 3 as before",
+        "use the --search-space it began with",
+    ]
+
+
+def test_a_refusal_lists_a_few_differences_and_counts_the_rest(storage: Any) -> None:
+    options = {f"option_{i}": i for i in range(7)}
+    create_or_join(storage, "s", SETTINGS | {"options": options}, lambda study: None)
+    changed = SETTINGS | {"options": dict.fromkeys(options, -1)}
+    with pytest.raises(ConfigError) as error:
+        create_or_join(storage, "s", changed, lambda study: None)
+    message = str(error.value)
+    assert "--option-3: 3 before, -1 now; and 3 more." in message and "--option-4:" not in message
+    assert "give --option-0 0 --option-1 1 --option-2 2 --option-3 3 and the other" in message
 
 
 def test_a_study_resumes_from_another_folder_with_its_files_named_otherwise(
@@ -91,7 +141,7 @@ def test_a_study_resumes_from_another_folder_with_its_files_named_otherwise(
     now = old | {"options": {"data": str(tmp_path / "proj/c.tsv"), "label_map": "s3://b/m.yaml"}}
     create_or_join(storage, "old", now, lambda study: None, comparable=comparable_settings)
     other_file = make_config({"data": "../proj/d.tsv", "label_map": "../proj/m.yaml"})
-    with pytest.raises(ConfigError, match=r"options differ: data"):
+    with pytest.raises(ConfigError, match=r"--data: .*c\.tsv. before, .*d\.tsv. now"):
         create_or_join(
             storage, "s", study_settings(other_file, options), lambda s: None,
             comparable=comparable_settings,
