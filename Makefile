@@ -220,7 +220,7 @@ push-batch-spark: check-container-tool check-registry ## Push the Spark batch-sc
 load-batch-spark: check-container-tool check-load ## Load the Spark batch-scoring image into kind or minikube (LOAD=...)
 	$(call load_image,batch-spark)
 
-publish-batch-spark: $(if $(LOAD),load,push)-batch-spark
+publish-batch-spark: $(if $(LOAD),load,push)-batch-spark ## Push the Spark batch-scoring image to REGISTRY, or load it with LOAD=kind|minikube
 
 .PHONY: push push-train push-serve push-mlflow load-train load-serve load-mlflow
 push: push-train push-serve push-mlflow ## Push the three images to REGISTRY
@@ -300,9 +300,9 @@ deploy-batch-spark: check-cluster render ## Submit the batch-scoring SparkApplic
 
 .PHONY: all-training all-serving publish-train publish-serve publish-mlflow
 # Push to REGISTRY, or load into the local cluster when LOAD is set.
-publish-train: $(if $(LOAD),load,push)-train
-publish-serve: $(if $(LOAD),load,push)-serve
-publish-mlflow: $(if $(LOAD),load,push)-mlflow
+publish-train: $(if $(LOAD),load,push)-train ## Push the training image to REGISTRY, or load it with LOAD=kind|minikube
+publish-serve: $(if $(LOAD),load,push)-serve ## Push the serving image to REGISTRY, or load it with LOAD=kind|minikube
+publish-mlflow: $(if $(LOAD),load,push)-mlflow ## Push the MLflow image to REGISTRY, or load it with LOAD=kind|minikube
 
 all-training: image-train image-mlflow publish-train publish-mlflow deploy-training wait-training ## Build, push (or LOAD=kind|minikube), deploy MLflow and train; print the summary
 
