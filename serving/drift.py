@@ -258,7 +258,8 @@ def _total_families(totals: Totals) -> Iterator[Metric]:
 
 
 def reference_of(model: Any) -> Mapping[str, Any] | None:
-    """The reference profile the served model carries, if it has one (models before 0.3 not)."""
+    """The reference profile the served model carries, if it has one (models from before drift
+    profiles have none)."""
     if model is None:
         return None
     profile = getattr(model.predictor, "profile", None)

@@ -98,8 +98,8 @@ def challenge(
         return decide(None, None, len(holdout), min_rows, force, None)
     if champion.split is None:
         log.warning(
-            "champion v%s records no split definition (trained before 0.2.0): the rows it "
-            "trained on are unknown",
+            "champion v%s records no split definition (trained by an older version of this "
+            "project): the rows it trained on are unknown",
             champion.version,
         )
         return decide(None, None, 0, min_rows, force, champion.version)

@@ -21,7 +21,7 @@ import pandas as pd
 def main(model_uri: str, rows_path: str, answer_path: str) -> None:
     model = mlflow.pyfunc.load_model(model_uri).unwrap_python_model()
     rows = pd.read_pickle(rows_path)
-    contract = getattr(model, "contract", None)  # models trained before 0.2.0 have none
+    contract = getattr(model, "contract", None)  # models from before input contracts have none
     if contract is not None:
         rows = contract.coerce_frame(rows)
     proba = np.asarray(model.predict_proba(rows))

@@ -153,8 +153,8 @@ def test_two_seeds_score_alike_on_the_same_holdout_and_the_gate_follows(
 def test_champion_without_a_recorded_split_is_kept_unless_forced(
     store, small_catalog, tmp_path
 ) -> None:
-    """A champion registered before 0.2.0 records no split: the gate cannot know which rows it
-    trained on, so it keeps it and says why; --force-promote replaces it."""
+    """A champion registered by an older version records no split: the gate cannot know which rows
+    it trained on, so it keeps it and says why; --force-promote replaces it."""
     from tests.support import REPO
 
     legacy = tmp_path / "legacy-model"  # a copy: registering writes into the model folder
