@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from training.config import ColumnName, CsvSeparator
+from training.config_values import ColumnName, CsvSeparator
 from training.errors import ConfigError
 
 OUTPUT_FORMATS = {".parquet": "parquet", ".csv": "csv", ".jsonl": "jsonl"}

@@ -110,8 +110,8 @@ def train_model(config: Any, work: Path) -> None:
 def held_out_products(config: Any) -> tuple[list[dict[str, Any]], list[str]]:
     """The products the model's own split held out, with their label, as the API takes them."""
     from training.catalog import load_catalog
+    from training.catalog_split import split_catalog, split_definition
     from training.pipeline import feature_spec
-    from training.run import split_catalog, split_definition
 
     catalog = load_catalog(config)
     _, holdout = split_catalog(catalog, split_definition(config))

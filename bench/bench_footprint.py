@@ -39,10 +39,11 @@ from tests.support import (
 )
 from training import registry, tracking
 from training.catalog import load_catalog
+from training.catalog_split import split_catalog, split_definition
 from training.config import TrainConfig
 from training.evaluate import evaluate
+from training.model_metadata import model_metadata
 from training.pipeline import build_pipeline, for_serving, model_input
-from training.run import model_metadata, split_catalog, split_definition
 
 RESULTS = Path(__file__).parent / "results"
 TARGETS = {

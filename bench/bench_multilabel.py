@@ -35,9 +35,9 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.svm import LinearSVC
 
+from training.catalog_split import split_definition
 from training.config import TrainConfig
 from training.pipeline import model_input
-from training.run import split_definition
 from training.tag_catalog import indicator_matrix, load_tag_catalog, split_tag_catalog
 from training.tag_evaluate import set_scores
 from training.tag_model import fit_tag_model

@@ -47,9 +47,9 @@ def fit_once(catalog: Path, workdir: Path) -> dict[str, Any]:
     if done.exists():
         return json.loads(done.read_text())
     from training.catalog import load_catalog
+    from training.catalog_split import split_catalog, split_definition
     from training.config import TrainConfig
     from training.pipeline import build_pipeline, for_serving, model_input
-    from training.run import split_catalog, split_definition
 
     # The model issue 13 measured: without linear class scores, which the baseline's code cannot
     # load; this compares code speed on one saved model (their cost: see bench_serving's ceiling).

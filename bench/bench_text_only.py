@@ -28,9 +28,10 @@ from sklearn.metrics import accuracy_score
 from sklearn.svm import LinearSVC
 
 from training.catalog import load_catalog
+from training.catalog_split import split_catalog, split_definition
 from training.config import TrainConfig
 from training.evaluate import macro_f1
-from training.run import fit_and_evaluate, split_catalog, split_definition
+from training.fit_evaluate import fit_and_evaluate
 
 RESULTS = Path(__file__).parent / "results"
 TEXT_ONLY = {"id_column": "", "token_columns": [], "text_columns": ["title", "description"]}

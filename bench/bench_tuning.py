@@ -75,7 +75,7 @@ def holdout_f1(values: dict[str, Any]) -> float:
     """Fit on the training split, score macro-F1 on the holdout, as product-train does."""
     from training.catalog import load_catalog
     from training.config import TrainConfig
-    from training.run import fit_and_evaluate
+    from training.fit_evaluate import fit_and_evaluate
     from training.tuning.objective import holdout_split
 
     config = TrainConfig(**values)

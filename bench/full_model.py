@@ -42,10 +42,11 @@ def full_catalog_model(catalog: Path) -> Path:
 
     from training import registry
     from training.catalog import load_catalog
+    from training.catalog_split import split_catalog, split_definition
     from training.config import TrainConfig
     from training.evaluate import evaluate
+    from training.model_metadata import model_metadata
     from training.pipeline import build_pipeline, for_serving, model_input
-    from training.run import model_metadata, split_catalog, split_definition
 
     config = TrainConfig(data=str(catalog.resolve()), model_name="soak")
     rows = load_catalog(config)

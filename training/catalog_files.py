@@ -214,8 +214,9 @@ CSV_OPTIONS: dict[str, Any] = {
 
 
 def csv_separator_for(path: Path, separator: str | None) -> str:
-    """The separator given (already one character, see `training.config.parse_csv_separator`),
-    else tab for a .tsv file and comma for any other."""
+    """The separator given (already one character, see
+    `training.config_values.parse_csv_separator`), else tab for a .tsv file and comma for any
+    other."""
     if separator is not None:
         return separator
     return "\t" if catalog_suffix(path) == TSV_SUFFIX else ","

@@ -14,7 +14,8 @@ from typing import Any
 
 from pydantic_settings import CliSettingsSource, SettingsError
 
-from training.config import TrainConfig, make_config, read_config_file
+from training.config import TrainConfig
+from training.config_files import make_config, read_config_file
 from training.errors import ConfigError, DataError, TrainingError
 from training.interrupts import ignore_further_signals, stop_on_signals
 from training.logs import check_log_level, configure_logging, quiet_registry

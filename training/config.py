@@ -1,152 +1,33 @@
 """Every training parameter, in one typed settings class shared by the CLI and config files.
 
-A config file (YAML, JSON or TOML) is a flat mapping whose keys are the field names below; command
-line options (`--n-estimators 300`) override it (`training/cli.py`); relative file paths in it are
-relative to its folder (`PATH_OPTIONS`). Values that are more than a word (`--smote-strategy
-share:0.05`, `--max-features 0.05`, `--csv-separator '\\t'`) are parsed here, once, into typed
-values. Defaults were chosen by measurement on the shared 63k-product catalog (see README, "Model
+Command line options (`--n-estimators 300`) override a config file's (`training/cli.py`); reading
+config files and validating into one ConfigError is in `training/config_files.py`, the parsing of
+values that are more than a word (`--smote-strategy share:0.05`) in `training/config_values.py`.
+Defaults were chosen by measurement on the shared 63k-product catalog (see README, "Model
 quality").
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Literal
 
-import yaml
-from pydantic import (
-    BeforeValidator,
-    Field,
-    PlainSerializer,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
-from pydantic_settings import (
-    BaseSettings,
-    InitSettingsSource,
-    JsonConfigSettingsSource,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-    TomlConfigSettingsSource,
-    YamlConfigSettingsSource,
-)
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from product_model.features import FeatureSpec
-from training.errors import ConfigError
+from training.config_values import (
+    ColumnName,
+    CsvSeparator,
+    MaxFeatures,
+    Names,
+    ShareOfLargest,
+    SmoteStrategy,
+)
 
 AMAZON = FeatureSpec()  # the Amazon 2018 field mapping, the defaults of the column options
 TEXT_ONLY_CHAR_FEATURES = 50_000
 """Character n-grams read by a text-only model's linear scores (2 points of macro-F1 on the shared
 catalog reduced to title and description); with token columns or an id they added nothing."""
-
-NamedSmoteStrategy = Literal["auto", "not majority", "minority", "not minority", "all"]
-SMOTE_STRATEGIES: tuple[str, ...] = NamedSmoteStrategy.__args__  # type: ignore[attr-defined]
-
-
-@dataclass(frozen=True)
-class ShareOfLargest:
-    """SMOTE target `share:R`: every class to at least R times the largest class."""
-
-    share: float
-
-    def __str__(self) -> str:
-        return f"share:{self.share:g}"
-
-
-@dataclass(frozen=True)
-class MinimumRows:
-    """SMOTE target `min:N`: every class to at least N rows."""
-
-    rows: int
-
-    def __str__(self) -> str:
-        return f"min:{self.rows}"
-
-
-def parse_smote_strategy(value: Any) -> Any:
-    """`share:R`, `min:N` or an imbalanced-learn name, as a typed value."""
-    if not isinstance(value, str):
-        return value
-    kind, _, number = value.partition(":")
-    if kind == "min":
-        if not number.isdigit() or int(number) < 2:
-            raise ValueError("'min:N' needs a whole number N >= 2, e.g. min:300")
-        return MinimumRows(int(number))
-    if kind == "share":
-        share = _float_or(number, -1.0)
-        if not 0 < share <= 1:
-            raise ValueError("'share:R' needs a fraction 0 < R <= 1, e.g. share:0.05")
-        return ShareOfLargest(share)
-    if value not in SMOTE_STRATEGIES:
-        raise ValueError(f"must be share:R, min:N or one of {', '.join(SMOTE_STRATEGIES)}")
-    return value
-
-
-def parse_max_features(value: Any) -> Any:
-    """`sqrt`, `log2`, a fraction of the features (< 1) or a whole number of them (>= 1)."""
-    if value in ("sqrt", "log2") or isinstance(value, bool):
-        return value
-    number = _float_or(value, float("nan"))
-    if not number > 0:
-        raise ValueError("must be sqrt, log2 or a positive number")
-    if number >= 1 and not number.is_integer():
-        raise ValueError("a number of features >= 1 must be whole (fractions are below 1)")
-    return int(number) if number >= 1 else number
-
-
-def split_commas(value: Any) -> Any:
-    """`a, b` (command line) or `[a, b]` (config file) as a list of trimmed, non-empty names."""
-    items = value.split(",") if isinstance(value, str) else value
-    if not isinstance(items, list):
-        return items
-    return [item.strip() if isinstance(item, str) else item for item in items if item != ""]
-
-
-SEPARATOR_ESCAPE = re.compile(r"\\(t|\\|x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4})")
-r"""`\t`, `\\`, `\xHH` or `\uHHHH`, as a separator is typed in a shell (`--csv-separator '\t'`)."""
-
-
-def parse_csv_separator(value: Any) -> Any:
-    r"""One character, given as itself or as an escape (`\t` is tab); None: chosen by extension."""
-    if not isinstance(value, str):
-        return value
-    if SEPARATOR_ESCAPE.fullmatch(value):
-        value = value.encode("ascii").decode("unicode_escape")
-    if len(value) != 1:
-        shown = f"'{value}'" if value.isprintable() else repr(value)
-        raise ValueError(
-            f"{shown} is not one character; give one, or an escape such as \\t for tab"
-        )
-    if value in '\r\n"':
-        raise ValueError("a line break or the quote character cannot separate fields")
-    return value
-
-
-def strip_text(value: Any) -> Any:
-    """A column name as typed, trimmed as the catalog's headers are ("Category " is "Category")."""
-    return value.strip() if isinstance(value, str) else value
-
-
-def _float_or(text: Any, fallback: float) -> float:
-    try:
-        return float(text)
-    except (TypeError, ValueError):
-        return fallback
-
-
-SmoteStrategy = Annotated[
-    ShareOfLargest | MinimumRows | NamedSmoteStrategy,
-    BeforeValidator(parse_smote_strategy),
-    PlainSerializer(str),
-]
-MaxFeatures = Annotated[Literal["sqrt", "log2"] | int | float, BeforeValidator(parse_max_features)]
-Names = Annotated[list[str], BeforeValidator(split_commas)]
-ColumnName = Annotated[str, BeforeValidator(strip_text)]
-CsvSeparator = Annotated[str, BeforeValidator(parse_csv_separator)]
 
 
 class TrainConfig(BaseSettings):
@@ -431,74 +312,3 @@ class TrainConfig(BaseSettings):
         # Only what the caller passes (the CLI adds its own source in front): no environment
         # variables, whose names here (DATA, SEED, FORMAT) are too common to read silently.
         return (init_settings,)
-
-
-CONFIG_FILE_SOURCES: dict[str, Callable[[type[BaseSettings], Path], InitSettingsSource]] = {
-    ".json": JsonConfigSettingsSource,
-    ".toml": TomlConfigSettingsSource,
-}
-
-
-def read_config_file(path: Path) -> dict[str, Any]:
-    """The mapping in a YAML, JSON or TOML config file (YAML unless it ends in .json or .toml)."""
-    try:
-        with path.open("rb"):  # the library's sources skip a missing file silently
-            pass
-    except OSError as error:
-        raise ConfigError(f"cannot read config file {path}: {error.strerror}") from None
-    source = CONFIG_FILE_SOURCES.get(path.suffix, YamlConfigSettingsSource)
-    try:
-        values = source(TrainConfig, path)()
-    except (ValueError, TypeError, AttributeError, OSError, yaml.YAMLError) as error:
-        kind = path.suffix[1:].upper() if source is not YamlConfigSettingsSource else "YAML"
-        raise ConfigError(
-            f"config file {path}: not valid {kind}, or not a mapping of option: value "
-            f"({' '.join(str(error).split())})"
-        ) from None
-    return resolve_paths(values, path.parent)
-
-
-PATH_OPTIONS = ("data", "label_map")
-"""The options that name a file. Relative in a config file, they are relative to its folder (as
-docker compose, kustomize and MLflow projects read theirs); on the command line, to the working
-directory."""
-
-
-def file_paths(values: dict[str, Any]) -> dict[str, str]:
-    """The options of `values` that name a local file (`PATH_OPTIONS`, not blank, not a URI)."""
-    return {
-        name: value
-        for name in PATH_OPTIONS
-        if isinstance(value := values.get(name), str) and value.strip() and "://" not in value
-    }
-
-
-def resolve_paths(values: dict[str, Any], folder: Path) -> dict[str, Any]:
-    """`values` with each relative file path (`~` expanded) prefixed by `folder`."""
-    paths = file_paths(values)
-    return values | {name: str(folder / Path(value).expanduser()) for name, value in paths.items()}
-
-
-def make_config(values: dict[str, Any], source: str = "options", **sources: Any) -> TrainConfig:
-    """Validate `values` (and `sources`, e.g. the CLI's) into a TrainConfig, or one ConfigError."""
-    try:
-        return TrainConfig(**values, **sources)
-    except ValidationError as error:
-        raise ConfigError(describe_problems(error, source)) from None
-
-
-def describe_problems(error: ValidationError, source: str) -> str:
-    """One line: unknown options first (with where to find the known ones), then bad values."""
-    unknown = [str(item["loc"][0]) for item in error.errors() if item["type"] == "extra_forbidden"]
-    if unknown:
-        return (
-            f"unknown option(s) {', '.join(unknown)} in {source}; "
-            "run `product-train --help` for the list"
-        )
-    problems = "; ".join(
-        f"{item['loc'][0]} (--{str(item['loc'][0]).replace('_', '-')}): {item['msg']}"
-        if item["loc"]
-        else str(item["msg"]).removeprefix("Value error, ")
-        for item in error.errors()
-    )
-    return f"invalid {source}: {problems}"

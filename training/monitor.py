@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from training.catalog import bundled_sample, file_sha256
-from training.config import make_config, read_config_file
+from training.config_files import make_config, read_config_file
 from training.drift_report import (
     LEVELS,
     MIN_PRODUCTS,

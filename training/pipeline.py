@@ -26,7 +26,8 @@ from sklearn.feature_selection import SelectKBest, chi2
 from product_model.features import FeatureSpec, FixedColumns, ProductFeaturizer
 from product_model.forest import CompactForest
 from product_model.stacking import LinearScores
-from training.config import MinimumRows, ShareOfLargest, TrainConfig
+from training.config import TrainConfig
+from training.config_values import MinimumRows, ShareOfLargest
 
 
 class RaiseToMinimum:

@@ -9,14 +9,9 @@ marked FAILED on the way out.
 from __future__ import annotations
 
 import logging
-import platform
 import tempfile
-import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from importlib import metadata as package_metadata
 from pathlib import Path
 from typing import Any
 
@@ -25,26 +20,21 @@ import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
-from sklearn.metrics import f1_score
-from sklearn.model_selection import StratifiedKFold
 
 from training import gate, registry, tracking
 from training.catalog import Catalog, load_catalog
+from training.catalog_split import check_cv_folds, check_min_df, split_catalog, split_definition
 from training.config import TrainConfig
-from training.errors import ConfigError, DataError
-from training.evaluate import Evaluation, evaluate, write_reports
+from training.evaluate import Evaluation, write_reports
+from training.fit_evaluate import compare_without_smote, cross_validate, fit_and_evaluate
 from training.interrupts import raise_if_interrupted
-from training.pipeline import (
-    build_pipeline,
-    feature_spec,
-    for_serving,
-    model_input,
-    resampled_counts,
-)
+from training.model_metadata import model_metadata
+from training.pipeline import feature_spec, model_input
 from training.profile import plot_profiles, reference_profile
 from training.retries import RetryPolicy
 from training.run_writer import RunWriter, metric_name
-from training.split import SplitDefinition, holdout_split
+from training.split import SplitDefinition
+from training.stages import stage
 
 log = logging.getLogger(__name__)
 ABANDONED_RUN_HOURS = 24.0
@@ -59,69 +49,6 @@ class TrainResult:
     decision: str
     metrics: dict[str, float] = field(default_factory=dict)
     champion_f1: float | None = None
-
-
-@contextmanager
-def stage(name: str, timings: dict[str, float], key: str | None = None) -> Iterator[None]:
-    """Log the start and duration of a long step, timed under `key` (default: `name`): a key
-    without sizes or addresses, so that runs log the same `time_*` metrics."""
-    raise_if_interrupted()
-    log.info("%s ...", name)
-    start = time.perf_counter()
-    yield
-    raise_if_interrupted()
-    timings[key or name] = seconds = time.perf_counter() - start
-    log.info("%s done in %.1fs", name, seconds)
-
-
-def check_min_df(config: TrainConfig, train_rows: pd.DataFrame) -> None:
-    """Stop before fitting when no term could be in --min-df training products."""
-    if config.min_df > len(train_rows):
-        raise ConfigError(
-            f"--min-df {config.min_df} is more than the {len(train_rows)} training rows, so no "
-            "term could be kept; lower it"
-        )
-
-
-def check_cv_folds(config: TrainConfig, train_rows: pd.DataFrame) -> None:
-    """Stop before fitting when a class has fewer training rows than --cv-folds."""
-    if config.cv_folds < 2:
-        return
-    counts = train_rows["label"].value_counts()
-    if counts.iloc[-1] < config.cv_folds:
-        raise ConfigError(
-            f"--cv-folds {config.cv_folds}: class '{counts.index[-1]}' has only "
-            f"{counts.iloc[-1]} training rows, fewer than the folds; use fewer folds or a "
-            "higher --min-class-size"
-        )
-
-
-def split_definition(config: TrainConfig) -> SplitDefinition:
-    return SplitDefinition(config.test_size, config.id_column, tuple(config.text_columns))
-
-
-def split_catalog(
-    catalog: Catalog, definition: SplitDefinition
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Training and holdout rows; classes with fewer than 2 training rows are dropped (warned)."""
-    train, holdout = holdout_split(catalog.frame, definition)
-    sizes = train["label"].value_counts()
-    too_few = sorted(set(catalog.frame["label"]) - set(sizes[sizes >= 2].index))
-    if too_few:
-        log.warning(
-            "classes with fewer than 2 training rows after the holdout split are dropped: %s "
-            "(raise --min-class-size to drop or fold such classes up front)",
-            ", ".join(too_few[:20]),
-        )
-        train = train[~train["label"].isin(too_few)]
-        holdout = holdout[~holdout["label"].isin(too_few)]
-    if train["label"].nunique() < 2 or holdout.empty:
-        raise DataError(
-            f"{catalog.source}: after the holdout split, {len(train)} training rows in "
-            f"{train['label'].nunique()} class(es) and {len(holdout)} holdout rows remain; "
-            "training needs 2+ classes and a holdout (more rows, or another --test-size)"
-        )
-    return train, holdout
 
 
 def train(config: TrainConfig) -> TrainResult:
@@ -351,94 +278,3 @@ class TrainingRun:
             f"challenger_{metric}_on_shared_holdout": decision.challenger_f1,
         }
         self.writer.metrics({k: v for k, v in scores.items() if v is not None})
-
-
-def model_metadata(
-    config: TrainConfig,
-    catalog: Catalog,
-    split: SplitDefinition,
-    evaluation: Evaluation,
-    run_id: str,
-) -> dict[str, Any]:
-    """What the model carries about itself: its input contract, split, metrics and origin."""
-    contract = feature_spec(config).contract(catalog.frame, config.label_column)
-    return {
-        "model_name": config.model_name,
-        "run_id": run_id,
-        "metrics": evaluation.metrics,
-        "contract": contract.to_dict(),
-        "input_fields": list(contract.names),
-        "split": split.to_dict(),
-        "data_sha256": catalog.sha256,
-        "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "python": platform.python_version(),
-        "platform_version": platform_version(),
-    }
-
-
-def fit_and_evaluate(
-    config: TrainConfig,
-    train: pd.DataFrame,
-    test: pd.DataFrame,
-    smote: bool,
-    timings: dict[str, float],
-) -> tuple[Any, Evaluation, dict[str, int]]:
-    y_train = train["label"].to_numpy()
-    pipeline = build_pipeline(config, y_train, smote=smote)
-    what = f"fitting {'with' if smote else 'without'} SMOTE"
-    with stage(f"{what} ({len(train)} rows)", timings, key=what):
-        pipeline.fit(model_input(train, config), y_train)
-    after = resampled_counts(pipeline, y_train)
-    with stage("compacting the forest", timings):
-        served = for_serving(pipeline, config.compact)
-    with stage("evaluating", timings):
-        proba = served.predict_proba(model_input(test, config))
-        evaluation = evaluate(test["label"].to_numpy(), proba, served.classes_)
-    return served, evaluation, after
-
-
-def cross_validate(config: TrainConfig, train: pd.DataFrame) -> dict[str, float]:
-    """Macro-F1 over stratified folds of the training rows; each fold's pipeline is built for
-    its own rows (SMOTE's neighbours fit the smallest class of that fold)."""
-    y = train["label"].to_numpy()
-    inputs = model_input(train, config)
-    folds = StratifiedKFold(config.cv_folds, shuffle=True, random_state=config.seed)
-    scores = []
-    for fit_rows, test_rows in folds.split(inputs, y):
-        pipeline = build_pipeline(config, y[fit_rows]).fit(inputs.iloc[fit_rows], y[fit_rows])
-        predicted = pipeline.predict(inputs.iloc[test_rows])
-        scores.append(f1_score(y[test_rows], predicted, average="macro"))
-    return {"cv_f1_macro_mean": float(np.mean(scores)), "cv_f1_macro_std": float(np.std(scores))}
-
-
-def compare_without_smote(
-    config: TrainConfig,
-    policy: RetryPolicy,
-    client: MlflowClient,
-    train: pd.DataFrame,
-    test: pd.DataFrame,
-    timings: dict[str, float],
-) -> dict[str, float]:
-    """The same training without SMOTE, in a nested run (created and ended with retries)."""
-    parent = mlflow.active_run()
-    assert parent is not None, "called inside the training run"
-    run_id = tracking.start_run_once(
-        policy, client, parent.info.experiment_id, "without-smote", parent.info.run_id
-    )
-    writer = RunWriter(policy)
-    try:
-        writer.params({"smote": False})
-        _, evaluation, _ = fit_and_evaluate(config, train, test, smote=False, timings=timings)
-        writer.metrics(evaluation.metrics)
-    except BaseException:
-        tracking.end_failed_run(policy, client, run_id)
-        raise
-    tracking.end_run(policy, client, run_id, "FINISHED")
-    return {f"no_smote_{k}": v for k, v in evaluation.metrics.items()}
-
-
-def platform_version() -> str:
-    try:
-        return package_metadata.version("product-categorization")
-    except package_metadata.PackageNotFoundError:
-        return "unknown"

@@ -17,19 +17,15 @@ from mlflow.exceptions import MlflowException
 
 from product_model.tags import PATH, TagDecoder
 from training import gate, tracking
+from training.catalog_split import check_min_df, split_definition
 from training.config import TrainConfig
 from training.evaluate import Evaluation
+from training.model_metadata import model_metadata
 from training.pipeline import model_input
 from training.retries import RetryPolicy
-from training.run import (
-    TrainingRun,
-    TrainResult,
-    check_min_df,
-    model_metadata,
-    split_definition,
-    stage,
-)
+from training.run import TrainingRun, TrainResult
 from training.run_writer import metric_name
+from training.stages import stage
 from training.tag_catalog import load_tag_catalog, split_tag_catalog
 from training.tag_evaluate import evaluate_tags, set_scores, write_tag_reports
 from training.tag_model import fit_tag_model

@@ -209,8 +209,8 @@ def test_thresholds_are_chosen_without_the_holdout(tag_registry: tuple[str, Path
     the forest) learn nothing from the holdout, so they do not move."""
     import mlflow
 
+    from training.catalog_split import split_definition
     from training.config import TrainConfig
-    from training.run import split_definition
 
     url, root = tag_registry
     rows = tag_rows(random.Random(7), 480)

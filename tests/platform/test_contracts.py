@@ -14,7 +14,8 @@ from serving.api import create_app
 from serving.settings import Settings
 from tests.platform.kube import K8S, OVERLAYS, find, pod_spec, render, run
 from training.cli import build_parser, parse_config
-from training.config import TrainConfig, make_config, read_config_file
+from training.config import TrainConfig
+from training.config_files import make_config, read_config_file
 
 pytestmark = pytest.mark.platform
 

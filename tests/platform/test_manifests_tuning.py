@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.platform.kube import OVERLAYS, find
-from training.config import make_config, read_config_file
+from training.config_files import make_config, read_config_file
 from training.tuning.space import load_space
 
 pytestmark = pytest.mark.platform

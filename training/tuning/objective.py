@@ -24,10 +24,10 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 from sklearn.model_selection import StratifiedKFold
 
 from training.catalog import Catalog, load_catalog
+from training.catalog_split import split_catalog, split_definition
 from training.config import TrainConfig
 from training.evaluate import macro_f1
 from training.pipeline import build_pipeline, model_input
-from training.run import split_catalog, split_definition
 from training.tuning.space import SearchSpace
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ import optuna
 import yaml
 from optuna.trial import FrozenTrial, TrialState
 
-from training.config import file_paths, make_config
+from training.config_files import file_paths, make_config
 from training.errors import TrainingError
 from training.tuning.objective import BASELINE
 from training.tuning.study import count_states

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from training.cli import build_parser, parse_config
-from training.config import MinimumRows, ShareOfLargest, TrainConfig
+from training.config import TrainConfig
+from training.config_values import MinimumRows, ShareOfLargest
 from training.errors import ConfigError
 
 

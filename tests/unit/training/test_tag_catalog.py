@@ -88,7 +88,7 @@ def test_indicator_matrix_ignores_unknown_tags() -> None:
 
 
 def test_task_options_that_cannot_work_stop_at_start() -> None:
-    from training.config import make_config
+    from training.config_files import make_config
     from training.errors import ConfigError
 
     with pytest.raises(ConfigError, match="--gate-metric: a single_label model"):
