@@ -87,9 +87,9 @@ def score(config: BatchConfig) -> Any:
     from batch import model as models
 
     if not (Path(config.model.removeprefix("file://")) / "MLmodel").is_file():
-        from training.tracking_uri import check_store_allowed  # a model folder needs no store
+        from training.tracking_uri import check_store_exists  # a model folder needs no store
 
-        check_store_allowed(config.tracking_uri)
+        check_store_exists(config.tracking_uri)
     ref = models.resolve(config.model, config.tracking_uri, config.tracking_timeout_seconds)
     loaded = models.load(ref, config.id_column)
     raise_if_interrupted()

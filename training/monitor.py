@@ -359,9 +359,9 @@ def main(argv: list[str] | None = None) -> None:
     try:
         args = with_training_config(args)
         if not getattr(args, "always", False):  # `should-retrain --always` reads no champion
-            from training.tracking_uri import check_store_allowed
+            from training.tracking_uri import check_store_exists
 
-            check_store_allowed(args.tracking_uri)
+            check_store_exists(args.tracking_uri)
         bound_mlflow_retries(args.tracking_timeout_seconds)
         sys.exit(command(args))
     except TrainingError as error:

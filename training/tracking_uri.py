@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
-from urllib.parse import urlsplit, urlunsplit
+from pathlib import Path
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from training.errors import ConfigError
 
@@ -36,6 +37,42 @@ def check_store_allowed(configured: str | None) -> None:
     if registry and registry != uri:
         unset = ", unset MLFLOW_REGISTRY_URI to keep the registry in the tracking store"
         _check_store(registry, "the registry URI", "MLFLOW_REGISTRY_URI", unset)
+
+
+def check_store_exists(configured: str | None) -> None:
+    """`check_store_allowed`, and a `ConfigError` (exit 2) when the tracking or registry URI is a
+    `sqlite:///` file that does not exist, for commands that only read a store: MLflow would create
+    an empty store there and the command would then report a missing model (or, asking whether to
+    retrain, "no champion yet") instead of the mistyped path. Only looks: creates nothing."""
+    check_store_allowed(configured)
+    uri = resolve_tracking_uri(configured)
+    _check_sqlite_file(uri, "the tracking URI", "--tracking-uri / MLFLOW_TRACKING_URI")
+    registry = os.environ.get("MLFLOW_REGISTRY_URI", "").strip()
+    if registry and registry != uri:
+        _check_sqlite_file(registry, "the registry URI", "MLFLOW_REGISTRY_URI")
+
+
+def _check_sqlite_file(uri: str, what: str, given_by: str) -> None:
+    """Refuse `uri` (`what`, set by `given_by`) if it names a SQLite file that is not there."""
+    store = sqlite_file(uri)
+    if store is not None and not store.is_file():
+        raise ConfigError(
+            f"no MLflow store at {store.absolute()} ({what} {redact(uri)!r}, {given_by}): "
+            "check the path, or train a model there first (product-train creates the store)"
+        )
+
+
+def sqlite_file(uri: str) -> Path | None:
+    """The database file a `sqlite:///` URI names, as SQLAlchemy reads it (percent-decoded, its
+    `?query` dropped; a relative path is relative to the working directory), or None for any other
+    URI and for an in-memory or `file:` URI database."""
+    scheme, separator, rest = uri.partition("://")
+    if not separator or scheme.lower().partition("+")[0] != "sqlite":
+        return None
+    database = unquote(rest.partition("?")[0].partition("/")[2])  # what follows `sqlite://HOST/`
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)
 
 
 def _check_store(uri: str, what: str, given_by: str, other_fix: str) -> None:

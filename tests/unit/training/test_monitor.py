@@ -104,8 +104,10 @@ def test_a_broken_prediction_log_is_a_data_error(tmp_path: Path) -> None:
 
 
 def test_should_retrain_without_the_catalog_exits_3(tmp_path: Path, capsys) -> None:
+    (tmp_path / "mlflow.db").touch()  # a store, so that only the catalog is missing
+    store = f"sqlite:///{tmp_path}/mlflow.db"
     with pytest.raises(SystemExit) as stop:
-        main(["should-retrain", "--data", str(tmp_path / "missing.jsonl.gz")])
+        main(["should-retrain", "--tracking-uri", store, "--data", str(tmp_path / "missing.gz")])
     assert stop.value.code == 3
     assert "no such catalog file" in capsys.readouterr().err
 
@@ -123,6 +125,7 @@ def test_should_retrain_always(tmp_path: Path, caplog) -> None:
 def test_report_without_a_champion_exits_3(tmp_path: Path, capsys, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     store = f"sqlite:///{tmp_path}/mlflow.db"
+    (tmp_path / "mlflow.db").touch()  # an empty file: MLflow sets its tables up in it
     log = tmp_path / "predictions.jsonl"
     log.write_text('{"label": "A", "confidence": 0.9}\n')
     with tracking_uri_restored(), pytest.raises(SystemExit) as stop:
@@ -227,8 +230,10 @@ def test_a_failed_report_leaves_no_report_folder(
 
 def test_report_into_a_file_is_a_bad_option(tmp_path: Path, capsys) -> None:
     log = write_prediction_log(tmp_path / "predictions.jsonl", ["a"] * 7, 3)
+    (tmp_path / "mlflow.db").touch()  # a store, so that only --out is wrong
+    store = f"sqlite:///{tmp_path}/mlflow.db"
     with pytest.raises(SystemExit) as stop:
-        main(["report", "--prediction-log", str(log), "--out", str(log)])
+        main(["report", "--prediction-log", str(log), "--out", str(log), "--tracking-uri", store])
     assert stop.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"--out {log}: {log} is a file" in err[0]
