@@ -11,6 +11,9 @@ from training.config_values import ColumnName, CsvSeparator
 from training.errors import ConfigError
 
 OUTPUT_FORMATS = {".parquet": "parquet", ".csv": "csv", ".jsonl": "jsonl"}
+MAX_TOP_K = 100
+"""A chunk holds chunk_size x top_k ranked labels in memory: 5,000 rows x 1,000 labels took
+785 MiB (serving's top_k goes to 1,000, but a request holds at most 1,000 products)."""
 
 
 class BatchConfig(BaseModel):
@@ -22,7 +25,8 @@ class BatchConfig(BaseModel):
         description="models:/NAME@ALIAS, models:/NAME/VERSION, or a local MLflow model folder"
     )
     data: str = Field(
-        description="catalog file (.jsonl[.gz], .csv[.gz], .parquet) or Parquet folder"
+        description="catalog file (.jsonl[.gz], .json[.gz], .csv[.gz], .tsv[.gz], .parquet) or "
+        "Parquet folder"
     )
     output: str = Field(
         description="output file; .parquet, .csv or .jsonl (Spark: a .parquet folder)"
@@ -41,7 +45,12 @@ class BatchConfig(BaseModel):
         description="catalog column holding the product id (default: the model's id field; "
         "'' or a model without one: rows are identified by their 0-based position, 'row')",
     )
-    top_k: int = Field(3, ge=1, le=100, description="labels kept per product, most probable first")
+    top_k: int = Field(
+        3,
+        ge=1,
+        le=MAX_TOP_K,
+        description=f"labels kept per product, most probable first; 1 to {MAX_TOP_K}",
+    )
     chunk_size: int = Field(5000, ge=1, description="rows scored at a time (local engine)")
     overwrite: bool = Field(False, description="replace an existing output")
     tracking_uri: str | None = Field(
@@ -103,9 +112,29 @@ def make_config(values: dict[str, object]) -> BatchConfig:
         )
         raise ConfigError(f"invalid options: {problems}") from None
     config.output_format  # noqa: B018  the extension is checked before any work starts
+    check_output_is_not_input(config.data, config.output)
     if config.engine == "spark" and config.output_format != "parquet":
         raise ConfigError(
             f"--output {config.output}: the Spark engine writes a folder of Parquet files; "
             "name it *.parquet (or use --engine local for CSV or JSONL)"
         )
     return config
+
+
+def check_output_is_not_input(data: str, output: str) -> None:
+    """The labels never replace the catalog they come from: the output is not the input file,
+    not inside an input folder and not a folder holding the input (paths and symlinks resolved)."""
+    source, target = Path(data.removeprefix("file://")), Path(output.removeprefix("file://"))
+    source, target = source.resolve(), target.resolve()
+    where = None
+    if source == target or (source.exists() and target.exists() and source.samefile(target)):
+        where = "is the catalog being classified"
+    elif source in target.parents:
+        where = "is inside the catalog folder being classified"
+    elif target in source.parents:
+        where = "is a folder holding the catalog being classified"
+    if where is not None:
+        raise ConfigError(
+            f"--output {output} {where} (--data {data}); --overwrite would replace the catalog "
+            "with its labels: write the labels elsewhere"
+        )

@@ -8,11 +8,16 @@ Jensen-Shannon distance for predicted labels, PSI for confidence and out-of-voca
 (see `serving.distances`). Between scrapes at most `size` products wait; older ones are
 dropped unprofiled (counted in `prediction_drift_unprofiled_total`).
 
-Labels stay bounded: model version, metric kind, and the field names of the model's contract.
+Each profiled product is also counted by its most probable class and that class's probability,
+as the reference counts it, for every task (`predictions_total` counts every tag or path node).
+
+Labels stay bounded: model version, metric kind, the model's classes, and the field names of the
+model's contract.
 """
 
 from __future__ import annotations
 
+import bisect
 import logging
 import math
 import threading
@@ -41,6 +46,9 @@ from serving.distances import (
 
 log = logging.getLogger(__name__)
 
+CONFIDENCE_EDGES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+"""Bins of the exported top-class probability histogram (the reference profile's own)."""
+
 
 @dataclass(frozen=True)
 class Batch:
@@ -64,12 +72,18 @@ class Seen:
 
 @dataclass
 class Totals:
-    """Counters since start: missing inputs per field, out-of-vocabulary histogram, drops."""
+    """Counters since start: missing inputs per field, out-of-vocabulary histogram, each
+    product's most probable class and its probability (binned as the reference bins), drops."""
 
     missing: Counter[str] = field(default_factory=Counter)
     oov_buckets: list[int] = field(default_factory=lambda: [0] * (len(OOV_EDGES) - 1))
     oov_sum: float = 0.0
     oov_count: int = 0
+    top_classes: Counter[str] = field(default_factory=Counter)
+    top_probability_bins: list[int] = field(
+        default_factory=lambda: [0] * (len(CONFIDENCE_EDGES) - 1)
+    )
+    top_probability_sum: float = 0.0
     unprofiled: int = 0
 
 
@@ -99,6 +113,8 @@ class DriftWatch(Collector):
             with self._scrape_lock:
                 for name in model.contract.names:
                     self.totals.missing.setdefault(name, 0)
+                for label in model.classes:
+                    self.totals.top_classes.setdefault(str(label), 0)
 
     # -- hot path: the model thread --------------------------------------------------------
 
@@ -134,18 +150,21 @@ class DriftWatch(Collector):
             self.totals.missing[field_name] += missing
         for i, answer in enumerate(batch.ranked):
             share = None if oov is None else float(oov[i])
-            self._window.append(
-                Seen(batch.at, str(answer[0]["label"]), float(answer[0]["probability"]), share)
-            )
+            seen = Seen(batch.at, str(answer[0]["label"]), float(answer[0]["probability"]), share)
+            self._window.append(seen)
+            self._count_top_class(seen)
             if share is not None:
                 self._count_oov(share)
 
+    def _count_top_class(self, seen: Seen) -> None:
+        totals = self.totals
+        totals.top_classes[seen.label] += 1
+        totals.top_probability_bins[reference_bin(seen.confidence, CONFIDENCE_EDGES)] += 1
+        totals.top_probability_sum += seen.confidence
+
     def _count_oov(self, share: float) -> None:
         totals = self.totals
-        index = min(
-            next(i for i, edge in enumerate(OOV_EDGES[1:]) if share <= edge), len(OOV_EDGES) - 2
-        )
-        totals.oov_buckets[index] += 1
+        totals.oov_buckets[reference_bin(share, OOV_EDGES)] += 1
         totals.oov_sum += share
         totals.oov_count += 1
 
@@ -238,15 +257,11 @@ def _total_families(totals: Totals) -> Iterator[Metric]:
     )
     for name, count in sorted(totals.missing.items()):
         missing.add_metric([name], count)
-    running, buckets = 0, []
-    for edge, count in zip(OOV_EDGES[1:], totals.oov_buckets, strict=True):
-        running += count
-        buckets.append((f"{edge:g}" if edge < 1 else "1.0", running))
-    buckets.append(("+Inf", totals.oov_count))
     oov = HistogramMetricFamily(
         "prediction_oov_share",
-        "Share of a product's text tokens that the model's vocabulary does not know.",
-        buckets=buckets,
+        "Share of a product's text tokens that the model's vocabulary does not know, binned as "
+        "the reference profile bins it: le=b holds the bins below b, each [lower, upper).",
+        buckets=cumulative(OOV_EDGES, totals.oov_buckets),
         sum_value=totals.oov_sum,
     )
     unprofiled = CounterMetricFamily(
@@ -254,7 +269,44 @@ def _total_families(totals: Totals) -> Iterator[Metric]:
         "Products dropped before the drift window saw them (more than a window between scrapes).",
         value=totals.unprofiled,
     )
-    yield from (missing, oov, unprofiled)
+    yield from (missing, oov, unprofiled, *_top_class_families(totals))
+
+
+def _top_class_families(totals: Totals) -> Iterator[Metric]:
+    """Each profiled product's most probable class and its probability, for `product-monitor`:
+    `predictions_total` counts every tag or path node answered, `prediction_confidence` a path's
+    deepest level; the reference counts neither."""
+    top = CounterMetricFamily(
+        "prediction_top_class",
+        "Products the drift window profiled, by their most probable class (what the reference "
+        "profile's label shares count).",
+        labels=["label"],
+    )
+    for label, count in sorted(totals.top_classes.items()):
+        top.add_metric([label], count)
+    probability = HistogramMetricFamily(
+        "prediction_top_probability",
+        "Probability of each profiled product's most probable class, binned as the reference "
+        "profile bins it: le=b holds the bins below b, each [lower, upper), the last closed.",
+        buckets=cumulative(CONFIDENCE_EDGES, totals.top_probability_bins),
+        sum_value=totals.top_probability_sum,
+    )
+    yield from (top, probability)
+
+
+def cumulative(edges: Sequence[float], counts: Sequence[int]) -> list[tuple[str, float]]:
+    """Per-bin counts as Prometheus' cumulative buckets, keyed by each bin's upper edge."""
+    running, buckets = 0, []
+    for edge, count in zip(edges[1:], counts, strict=True):
+        running += count
+        buckets.append((f"{edge:g}" if edge < 1 else "1.0", running))
+    return [*buckets, ("+Inf", running)]
+
+
+def reference_bin(value: float, edges: Sequence[float]) -> int:
+    """The bin of `value` as the reference profile bins (numpy.histogram): [edge, next edge),
+    the last bin closed, values outside clipped into the end bins."""
+    return min(max(bisect.bisect_right(edges, value) - 1, 0), len(edges) - 2)
 
 
 def reference_of(model: Any) -> Mapping[str, Any] | None:

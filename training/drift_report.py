@@ -29,6 +29,8 @@ from product_model.profile import (
 )
 from training.errors import ConfigError, DataError, TrackingError
 
+SELECTOR_EXAMPLE = 'job="product-classifier" or job="shop",namespace="prod"'
+
 # (warning, critical) per kind; why these levels: README, "Model monitoring".
 LEVELS: dict[str, tuple[float, float]] = {
     "label": (0.2, 0.3),
@@ -87,24 +89,54 @@ class Prometheus:
         try:
             with urllib.request.urlopen(address, timeout=30) as response:
                 answer = json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            answer = prometheus_error(error)
+            if answer is None:
+                raise SourceError(
+                    f"{self.url} answered {expr!r} with HTTP {error.code}, not as Prometheus' "
+                    "query API does; check --prometheus"
+                ) from None
         except (urllib.error.URLError, OSError, ValueError) as error:
             raise SourceError(
                 f"Prometheus at {self.url} did not answer {expr!r}: {error}; check --prometheus"
             ) from None
         if answer.get("status") != "success":
-            raise SourceError(f"Prometheus refused {expr!r}: {answer.get('error')}")
+            self.refused(expr, answer)
         return list(answer["data"]["result"])
+
+    def refused(self, expr: str, answer: Mapping[str, Any]) -> None:
+        """Raise what Prometheus said: a query it cannot parse is a bad --selector (--window is
+        checked before), anything else a Prometheus failure."""
+        said = answer.get("error") or "no reason given"
+        if answer.get("errorType") == "bad_data":
+            raise ConfigError(
+                f"--selector {self.selector!r} is not valid PromQL label matchers: Prometheus says "
+                f"{said} (in {expr!r}); give matchers without braces, e.g. {SELECTOR_EXAMPLE}"
+            )
+        raise SourceError(f"Prometheus at {self.url} refused {expr!r}: {said}")
 
     def increase_by(self, series: str, by: str) -> dict[str, float]:
         expr = f"sum by ({by}) (increase({series}{{{self.selector}}}[{self.window}]))"
         return {r["metric"].get(by, ""): float(r["value"][1]) for r in self.query(expr)}
 
-    def live_profile(self) -> dict[str, Any]:
-        """What the servers saw over the window, shaped like a reference profile."""
-        confidence = self.increase_by("prediction_confidence_bucket", "le")
+    def live_profile(self, task: str = "single_label") -> dict[str, Any]:
+        """What the servers saw over the window, shaped like a reference profile: each product's
+        most probable class and its probability, as the reference counts them: for a single-label
+        model `predictions_total` and `prediction_confidence` (summed over a server's workers);
+        for a multilabel or path model, whose `predictions_total` counts every tag or path node
+        answered, the drift window's `prediction_top_class_total` and `_top_probability`."""
+        if task == "single_label":
+            labels = self.increase_by("predictions_total", "label")
+            confidence = self.increase_by("prediction_confidence_bucket", "le")
+        else:
+            labels = self.increase_by("prediction_top_class_total", "label")
+            confidence = self.increase_by("prediction_top_probability_bucket", "le")
+            if not confidence and any(
+                self.increase_by("prediction_confidence_count", "job").values()
+            ):
+                raise DataError(old_servers(task))
         total = confidence.get("+Inf", 0.0)
         missing = self.increase_by("prediction_input_missing_total", "field")
-        labels = self.increase_by("predictions_total", "label")
         return {
             "rows": round(total),
             "labels": {k: v / total for k, v in labels.items() if v > 0} if total else {},
@@ -119,6 +151,24 @@ class Prometheus:
         """The serving pods' own window scores now (the largest over pods), by kind."""
         expr = f"max by (kind) (prediction_drift_score{{{self.selector}}})"
         return {r["metric"]["kind"]: float(r["value"][1]) for r in self.query(expr)}
+
+
+def old_servers(task: str) -> str:
+    what = "every tag" if task == "multilabel" else "every node of a path"
+    return (
+        f"the servers predicted, but export no prediction_top_probability (older than this "
+        f"product-monitor): for a {task} model predictions_total counts {what}, not one class per "
+        "product as the reference does; update the servers, or give --prediction-log"
+    )
+
+
+def prometheus_error(error: urllib.error.HTTPError) -> dict[str, Any] | None:
+    """The JSON body of Prometheus' error answer (None if the answer is not Prometheus')."""
+    try:
+        body = json.loads(error.read())
+    except (OSError, ValueError):
+        return None
+    return body if isinstance(body, dict) and body.get("status") == "error" else None
 
 
 def shares_from_buckets(cumulative: Mapping[str, float], edges: Iterable[float]) -> dict[str, Any]:
@@ -149,10 +199,10 @@ def log_profile(path: Path, fields: Iterable[str], text_fields: Iterable[str]) -
         ) from None
     try:
         entries = [json.loads(line) for line in lines if line.strip()]
-        labels = [str(e["label"]) for e in entries]
-        confidences = [float(e["confidence"]) for e in entries]
+        answers = [most_probable(entry) for entry in entries]
+        labels, confidences = [a[0] for a in answers], [a[1] for a in answers]
         products = [e.get("product") or {} for e in entries]
-    except (ValueError, KeyError, TypeError, AttributeError) as error:
+    except (ValueError, KeyError, TypeError, AttributeError, IndexError) as error:
         raise DataError(
             f"{path}: not a prediction log of JSON lines with label and confidence ({error!r})"
         ) from None
@@ -160,6 +210,16 @@ def log_profile(path: Path, fields: Iterable[str], text_fields: Iterable[str]) -
     profile = build_profile(products, labels, confidences, [], logged_fields, list(text_fields))
     profile["oov"] = None
     return profile
+
+
+def most_probable(entry: Mapping[str, Any]) -> tuple[str, float]:
+    """A logged product's most probable class and its probability, as the reference counts: the
+    first of its `top_k` (a path model logs the whole path as `label` with its deepest level's
+    probability); `label` and `confidence` when no top-k was logged."""
+    top = entry.get("top_k")
+    if top:
+        return str(top[0][0]), float(top[0][1])
+    return str(entry["label"]), float(entry["confidence"])
 
 
 # -- the report's files -----------------------------------------------------------------------

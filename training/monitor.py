@@ -49,6 +49,7 @@ class Champion:
     run_id: str
     profile: dict[str, Any] | None
     data_sha256: str | None
+    task: str = "single_label"
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,8 @@ def load_champion(tracking_uri: str | None, model_name: str) -> Champion | None:
     except MlflowException as error:
         raise tracking.as_tracking_error(error, f"reading the champion of {model_name}") from None
     sha = run.data.tags.get("data.sha256")
-    return Champion(str(version.version), run.info.run_id, profile, sha)
+    task = run.data.params.get("task", "single_label")  # runs before tasks were single-label
+    return Champion(str(version.version), run.info.run_id, profile, sha, task)
 
 
 def decide(champion: Champion | None, catalog_sha: str, drift: Comparison | None) -> Decision:
@@ -124,7 +126,7 @@ def live_profile(args: argparse.Namespace, champion: Champion) -> dict[str, Any]
             )
         return live
     if args.prometheus is not None:
-        return Prometheus(args.prometheus, args.selector, args.window).live_profile()
+        return Prometheus(args.prometheus, args.selector, args.window).live_profile(champion.task)
     return None
 
 
@@ -240,10 +242,18 @@ def add_common_options(command: argparse.ArgumentParser, required_source: bool) 
     source.add_argument("--prometheus", metavar="URL", help="Prometheus base URL")
     source.add_argument("--prediction-log", type=Path, metavar="FILE")
     command.add_argument(
-        "--selector", default=DEFAULT_SELECTOR, help="PromQL label matchers of the servers"
+        "--selector",
+        default=DEFAULT_SELECTOR,
+        metavar="MATCHERS",
+        help="PromQL label matchers of the servers, without braces, e.g. "
+        'job="shop",namespace="prod" (default: %(default)s)',
     )
     command.add_argument(
-        "--window", type=promql_duration, default="6h", help="PromQL range of live traffic"
+        "--window",
+        type=promql_duration,
+        default="6h",
+        metavar="DURATION",
+        help="PromQL range of live traffic: 30m, 6h, 1d, 1h30m (default: %(default)s)",
     )
 
 
@@ -297,8 +307,8 @@ def run_report(args: argparse.Namespace) -> int:
     if champion is None or champion.profile is None:
         what = "no champion" if champion is None else f"champion v{champion.version}"
         raise DataError(
-            f"{args.model_name}: {what} with a reference profile (models trained before "
-            "0.3 have none; retrain to get one)"
+            f"{args.model_name}: {what} with a reference profile (models from an older "
+            "version of this project have none; retrain to get one)"
         )
     live = live_profile(args, champion)
     assert live is not None

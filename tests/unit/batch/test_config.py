@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from batch.cli import main, parse_config
@@ -76,3 +78,52 @@ def test_a_blank_id_column_is_kept_apart_from_no_option() -> None:
     config, _ = parse_config([*REQUIRED, "--output", "o.csv", "--id-column", ""])
     assert config.id_column == ""
     assert parse_config([*REQUIRED, "--output", "o.csv"])[0].id_column is None
+
+
+def catalog_and_outputs(tmp_path: Path) -> dict[str, tuple[Path, str]]:
+    """(--data, --output) pairs where the labels would replace the catalog."""
+    catalog = tmp_path / "catalog.jsonl"
+    catalog.write_text('{"title": "a game"}\n')
+    (tmp_path / "link.jsonl").symlink_to(catalog)
+    (tmp_path / "hard.jsonl").hardlink_to(catalog)
+    folder = tmp_path / "feed.parquet"
+    folder.mkdir()
+    (folder / "part-0.parquet").write_bytes(b"PAR1")
+    return {
+        "the same file": (catalog, str(catalog)),
+        "the same file, relative": (catalog, "./sub/../catalog.jsonl"),
+        "a symlink to it": (catalog, str(tmp_path / "link.jsonl")),
+        "a hard link to it": (catalog, str(tmp_path / "hard.jsonl")),
+        "inside the Parquet folder": (folder, str(folder / "labels.parquet")),
+        "the Parquet folder itself": (folder, str(folder)),
+        "a folder holding the catalog": (folder / "part-0.parquet", str(folder)),
+    }
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["the same file", "the same file, relative", "a symlink to it", "a hard link to it",
+     "inside the Parquet folder", "the Parquet folder itself", "a folder holding the catalog"],
+)  # fmt: skip
+def test_the_output_never_replaces_the_catalog(
+    case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--data X --output X --overwrite` wrote the labels over the catalog (exit 0)."""
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path)
+    data, output = catalog_and_outputs(tmp_path)[case]
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    with pytest.raises(SystemExit) as stop:
+        main(["--model", "models:/m@champion", "--data", str(data), "--output", output,
+              "--overwrite"])  # fmt: skip
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"--output {output} is " in err[0] and f"(--data {data})" in err[0]
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+
+
+def test_an_output_beside_the_catalog_is_fine(tmp_path: Path) -> None:
+    data = tmp_path / "feed.parquet"
+    values: dict[str, object] = {"model": "m", "data": str(data)}
+    values["output"] = str(tmp_path / "feed-labels.parquet")
+    assert make_config(values).output.endswith("feed-labels.parquet")

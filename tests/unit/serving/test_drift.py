@@ -8,7 +8,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from serving.drift import DriftWatch
+from serving.drift import DriftWatch, reference_bin
 from serving.model import ServedModel
 from serving.service import ranked_labels
 from tests.support import REPO, sample_records
@@ -128,13 +128,14 @@ def test_metrics_endpoint_shows_drift_after_predictions(make_client) -> None:
 
 def test_the_servers_distances_agree_with_the_models_profile_code() -> None:
     from product_model import profile
-    from serving import distances
+    from serving import distances, drift
 
     rng = np.random.default_rng(3)
     values = rng.beta(2, 5, 500).tolist()
     edges = profile.CONFIDENCE_EDGES
     assert distances.binned_shares(values, edges) == profile.binned_shares(values, edges)
     assert distances.OOV_EDGES == profile.OOV_EDGES
+    assert drift.CONFIDENCE_EDGES == profile.CONFIDENCE_EDGES
     a, b = rng.dirichlet(np.ones(10)).tolist(), rng.dirichlet(np.ones(10)).tolist()
     assert distances.population_stability_index(a, b) == pytest.approx(
         profile.population_stability_index(a, b)
@@ -159,3 +160,35 @@ def test_a_loaded_model_shows_every_field_missing_zero_times(served_model: Serve
     watch.expect(served_model)
     missing = samples(list(watch.collect()), "prediction_input_missing_total")
     assert missing == {(("field", name),): 0 for name in served_model.contract.names}
+
+
+def test_each_product_is_counted_once_by_its_most_probable_class(
+    served_model: ServedModel, unseen: list[dict]
+) -> None:
+    """What `product-monitor` compares with the reference: one class per product, its
+    probability binned as the reference bins (a value on an edge falls in the bin above)."""
+    watch = DriftWatch(size=100)
+    watch.expect(served_model)
+    feed(watch, served_model, unseen[:40])
+    families = list(watch.collect())
+    top = samples(families, "prediction_top_class_total")
+    assert {dict(k)["label"] for k in top} == {str(c) for c in served_model.classes}
+    assert sum(top.values()) == 40
+    assert samples(families, "prediction_top_probability_count") == {(): 40}
+    window = list(watch._window)
+    expected = profile_shares([s.confidence for s in window])
+    buckets = samples(families, "prediction_top_probability_bucket")
+    cumulative = [buckets[(("le", le),)] for le in ("0.1", "0.2", "0.3", "0.4", "0.5", "0.6",
+                                                       "0.7", "0.8", "0.9", "1.0")]  # fmt: skip
+    assert np.diff([0.0, *cumulative]) / 40 == pytest.approx(expected)
+
+
+def test_reference_bins_put_an_edge_in_the_bin_above() -> None:
+    edges = (0.0, 0.5, 1.0)
+    assert [reference_bin(v, edges) for v in (-1, 0.0, 0.49, 0.5, 1.0, 2)] == [0, 0, 0, 1, 1, 1]
+
+
+def profile_shares(values: list[float]) -> list[float]:
+    from product_model import profile
+
+    return profile.binned_shares(values, profile.CONFIDENCE_EDGES)

@@ -3,15 +3,26 @@ written whole or not at all."""
 
 from __future__ import annotations
 
+import io
 import json
+import urllib.error
+from email.message import Message
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+import numpy as np
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from product_model.profile import build_profile
-from training.drift_report import log_profile, write_report_files
-from training.errors import ConfigError, DataError
+from product_model.tags import TagDecoder
+from serving.metrics import ServingMetrics
+from serving.prediction_log import PredictionLog
+from serving.service import PredictionService, as_prediction
+from serving.validation import RequestContract
+from training.drift_report import Prometheus, compare, log_profile, write_report_files
+from training.errors import ConfigError, DataError, TrackingError
 
 REFERENCE = build_profile(
     [{"title": "a", "brand": "b"}] * 4, ["A", "A", "B", "C"], [0.9, 0.8, 0.7, 0.6],
@@ -68,3 +79,141 @@ def test_the_report_folder_under_a_file_is_a_config_error(tmp_path: Path) -> Non
 def test_a_missing_prediction_log_names_the_option(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"cannot read the prediction log .*--prediction-log"):
         log_profile(tmp_path / "missing.log", [], [])
+
+
+# -- live label shares count what the reference counts, for every task ------------------------
+
+PATH_NODES = (
+    "Desktop", "Desktop > games", "Desktop > sound", "Development", "Development > perl",
+    "Development > python", "System", "System > net",
+)  # fmt: skip
+TAGS = ("role::program", "use::editing", "interface::x11", "devel::lang:perl", "works-with::text")
+
+
+def fake_probabilities(task: str, rows: int) -> tuple[tuple[str, ...], np.ndarray]:
+    """Per-class probabilities shaped like each task's forest: one distribution (single label),
+    independent tags, or path nodes no more probable than their parent."""
+    rng = np.random.default_rng(7)
+    if task == "single_label":
+        return TAGS, rng.dirichlet(np.full(len(TAGS), 0.4), rows)
+    if task == "multilabel":
+        return TAGS, rng.beta(0.6, 0.9, (rows, len(TAGS)))
+    proba = rng.beta(0.5, 0.5, (rows, len(PATH_NODES)))
+    for column, node in enumerate(PATH_NODES):
+        if " > " in node:
+            parent = PATH_NODES.index(node.rsplit(" > ", 1)[0])
+            proba[:, column] *= proba[:, parent]
+    return PATH_NODES, proba
+
+
+def serve(task: str, rows: int) -> tuple[dict[str, Any], ServingMetrics, list[dict[str, Any]]]:
+    """Run the server's own ranking and metrics on a `task` model's probabilities; returns the
+    model's reference profile (as training makes it: argmax class, max probability), the
+    server's metrics and its answers."""
+    classes, proba = fake_probabilities(task, rows)
+    decoder = TagDecoder(task, classes, (0.5,) * len(classes)) if task != "single_label" else None
+    model = SimpleNamespace(
+        ref=SimpleNamespace(version="1"),
+        classes=np.asarray(classes),
+        contract=RequestContract((), task),
+        predictor=SimpleNamespace(),
+        path_separator=" > ",
+        predict_proba=lambda products, overlap=None: proba,
+        answers=lambda p: decoder.answers(p) if decoder else None,
+    )
+    metrics = ServingMetrics()
+    products = [{"title": f"product {i}"} for i in range(rows)]
+    job = SimpleNamespace(products=products, top_k=3)
+    rank: Any = PredictionService._rank  # the server's own ranking, on a stand-in model
+    ranked, extras = rank(SimpleNamespace(metrics=metrics), model, [job])
+    answers = [as_prediction(r[:3]) | e for r, e in zip(ranked[0], extras[0], strict=True)]
+    labels = [classes[i] for i in np.argmax(proba, axis=1)]
+    reference = build_profile(products, labels, proba.max(axis=1).tolist(), [0.0] * rows, [], [])
+    return reference, metrics, answers
+
+
+class ScrapedPrometheus(Prometheus):
+    """Prometheus over one scrape of a server that started at zero: increase() is the value."""
+
+    def __init__(self, metrics: ServingMetrics) -> None:
+        super().__init__("http://prometheus", 'job="x"', "1h")
+        text = metrics.render()[0].decode()
+        self.samples = [s for f in text_string_to_metric_families(text) for s in f.samples]
+
+    def increase_by(self, series: str, by: str) -> dict[str, float]:
+        totals: dict[str, float] = {}
+        for sample in (s for s in self.samples if s.name == series):
+            key = sample.labels.get(by, "")
+            totals[key] = totals.get(key, 0.0) + sample.value
+        return totals
+
+
+@pytest.mark.parametrize("task", ["single_label", "multilabel", "path"])
+def test_in_distribution_traffic_reads_as_no_drift_from_prometheus(task: str, monkeypatch) -> None:
+    """A multilabel or path model's predictions_total counts every tag or node (shares summing
+    to about 2 for paths), and a path's prediction_confidence its deepest level: the live side
+    must count one most probable class per product, as the reference does."""
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    reference, metrics, _ = serve(task, 600)
+    live = ScrapedPrometheus(metrics).live_profile(task)
+    assert live["rows"] == 600 and sum(live["labels"].values()) == pytest.approx(1.0)
+    drift = compare(live, reference)
+    assert drift.scores["label"] == pytest.approx(0.0, abs=1e-6)
+    assert drift.scores["confidence"] == pytest.approx(0.0, abs=0.01)
+    assert drift.level() == "ok"
+
+
+@pytest.mark.parametrize("task", ["single_label", "multilabel", "path"])
+def test_in_distribution_traffic_reads_as_no_drift_from_a_prediction_log(
+    task: str, tmp_path: Path
+) -> None:
+    """A path model logs the whole path as `label` (`Desktop > sound`) and its deepest level's
+    probability; the reference holds the most probable class (`Desktop`): read the top-k's first."""
+    reference, _, answers = serve(task, 600)
+    log = tmp_path / "predictions.jsonl"
+    PredictionLog(str(log), False).write("r", ("m", "1"), [{}] * len(answers), answers)
+    if task == "path":
+        assert " > " in "".join(json.loads(line)["label"] for line in log.read_text().splitlines())
+    drift = compare(log_profile(log, [], []), reference)
+    assert drift.scores["label"] == pytest.approx(0.0, abs=1e-6)
+    assert drift.scores["confidence"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_servers_without_the_top_class_series_are_named_for_a_path_model(monkeypatch) -> None:
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    _, metrics, _ = serve("path", 50)
+    older = ScrapedPrometheus(metrics)
+    older.samples = [s for s in older.samples if not s.name.startswith("prediction_top_")]
+    with pytest.raises(DataError, match=r"export no prediction_top_probability.*--prediction-log"):
+        older.live_profile("path")
+
+
+# -- a selector Prometheus cannot parse ----------------------------------------------------------
+
+PARSE_ERROR = (
+    'invalid parameter "query": 1:48: parse error: unexpected identifier "product" in label '
+    "matching, expected string"
+)
+
+
+def answer_400(body: bytes) -> Any:
+    def urlopen(address: str, timeout: float) -> Any:
+        raise urllib.error.HTTPError(address, 400, "Bad Request", Message(), io.BytesIO(body))
+
+    return urlopen
+
+
+def test_a_selector_prometheus_cannot_parse_is_a_bad_option(monkeypatch) -> None:
+    body = json.dumps({"status": "error", "errorType": "bad_data", "error": PARSE_ERROR})
+    monkeypatch.setattr("urllib.request.urlopen", answer_400(body.encode()))
+    with pytest.raises(ConfigError) as raised:
+        Prometheus("http://prometheus:9090", "job=product", "6h").live_profile()
+    message = str(raised.value)
+    assert message.startswith("--selector 'job=product' is not valid PromQL label matchers")
+    assert PARSE_ERROR in message and 'e.g. job="product-classifier"' in message
+
+
+def test_an_error_page_that_is_not_prometheus_names_the_url(monkeypatch) -> None:
+    monkeypatch.setattr("urllib.request.urlopen", answer_400(b"<html>bad request</html>"))
+    with pytest.raises(TrackingError, match="with HTTP 400, not as Prometheus' query API"):
+        Prometheus("http://shop:8080", 'job="x"', "6h").live_profile()

@@ -261,3 +261,26 @@ def test_an_unreachable_mlflow_is_given_up_within_the_timeout(tmp_path: Path, ca
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "MLflow did not answer" in err[0]
     assert not (tmp_path / "report").exists()
+
+
+def test_a_selector_prometheus_cannot_parse_exits_2_naming_it(
+    tiny_champion: Registry, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    from tests.unit.training.test_drift_report import PARSE_ERROR, answer_400
+
+    body = {"status": "error", "errorType": "bad_data", "error": PARSE_ERROR}
+    monkeypatch.setattr("urllib.request.urlopen", answer_400(json.dumps(body).encode()))
+    data = tmp_path / "catalog.jsonl"
+    data.write_text("{}\n")
+    code = monitor(tiny_champion, "should-retrain", "--prometheus", "http://prometheus:9090",
+                   "--selector", "job=product", "--data", str(data))  # fmt: skip
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--selector 'job=product'" in err[0] and PARSE_ERROR in err[0]
+
+
+def test_the_champion_names_its_task(tiny_champion: Registry) -> None:
+    """The live side reads other series for a multilabel or path model (see drift_report)."""
+    with tracking_uri_restored():
+        champion = load_champion(tiny_champion.tracking_uri, tiny_champion.model_name)
+    assert champion is not None and champion.task == "single_label"
