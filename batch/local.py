@@ -12,7 +12,7 @@ from tqdm import tqdm
 from batch import readers, writers
 from batch.config import BatchConfig
 from batch.model import ScoringModel
-from batch.scoring import check_columns, output_schema, score_chunk
+from batch.scoring import check_columns, output_schema, score_chunk, with_model_names
 from batch.summary import Summary
 from training.interrupts import raise_if_interrupted
 
@@ -36,6 +36,7 @@ def run_local(config: BatchConfig, model: ScoringModel) -> Summary:
         try:
             for chunk in chunks:
                 raise_if_interrupted()
+                chunk = with_model_names(chunk, model.inputs)
                 if summary.rows == 0:
                     check_columns(list(chunk.columns), model.inputs, source)
                 scored = score_chunk(model, chunk, config.top_k, first_row=summary.rows)

@@ -10,6 +10,8 @@ model's signature types them `double` and MLflow refuses text or integers there.
 
 from __future__ import annotations
 
+import unicodedata
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +61,29 @@ def output_schema(task: str, by_row: bool = False) -> pa.Schema:
 
 def no_text_reason(inputs: ModelInputs) -> str:
     return f"no text: {', '.join(inputs.text_columns)} all empty or missing"
+
+
+def model_names(columns: Sequence[str], inputs: ModelInputs) -> list[str]:
+    """The catalog's column names, those naming one of the model's columns in another Unicode
+    normal form (a header saved with a decomposed "ö") spelled as the model spells it: names
+    are compared after NFC normalisation, as the server compares a request's field names."""
+    wanted = [*inputs.columns, *([inputs.id_column] if inputs.id_column else [])]
+    by_nfc = {unicodedata.normalize("NFC", name): name for name in reversed(wanted)}
+    taken = set(columns)  # a name the catalog already has is never given to another column
+    renamed = []
+    for column in columns:
+        name = by_nfc.get(unicodedata.normalize("NFC", column), column)
+        if name != column and name not in taken:
+            taken.add(name)
+            column = name
+        renamed.append(column)
+    return renamed
+
+
+def with_model_names(frame: pd.DataFrame, inputs: ModelInputs) -> pd.DataFrame:
+    """`frame` with its columns named as `model_names` names them."""
+    names = model_names([str(c) for c in frame.columns], inputs)
+    return frame if names == list(frame.columns) else frame.set_axis(names, axis="columns")
 
 
 def check_columns(columns: list[str], inputs: ModelInputs, source: Path | str) -> None:

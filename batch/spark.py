@@ -32,6 +32,7 @@ from batch.scoring import (
     ROW_COLUMN,
     TASK_COLUMNS,
     check_columns,
+    model_names,
     no_text_reason,
     output_schema,
 )
@@ -286,6 +287,7 @@ def run_spark(config: BatchConfig, model: ScoringModel) -> Summary:
         if remote and not config.overwrite and HadoopPaths(spark).exists(config.output):
             raise ConfigError(f"--output {config.output}: already exists; pass --overwrite")
         frame, summary.malformed_lines = read_catalog(spark, config)
+        frame = frame.toDF(*model_names(frame.columns, model.inputs))
         check_columns(frame.columns, model.inputs, config.data)
         if model.inputs.id_column is None:
             frame = with_row_numbers(frame)

@@ -65,17 +65,56 @@ def _is_json(value: Any, depth: int) -> bool:
     return False
 
 
-NUMERIC_STRING = r"^\s*-?\d+(\.\d+)?\s*$"
-"""A number written as a string: digits, an optional sign and decimals (the OpenAPI pattern)."""
+NUMERIC_STRING = r"^\s*([+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?)?\s*$"
+"""A number written as a string, as the OpenAPI document describes it: blank (a missing value),
+or a decimal number with an optional sign, decimals and exponent ("12.5", ".5", "+3", "1e3").
+The server takes what Python's float() reads as a finite number, as training does."""
 
 
 def _number(value: Any) -> Any:
+    """A float; None (a missing value) for a blank string, as training reads a blank cell."""
     if is_finite_number(value):
         return float(value)
-    if isinstance(value, str) and re.match(NUMERIC_STRING, value):
+    if not isinstance(value, str):
+        return INVALID
+    if not value.strip():
+        return None
+    try:
         number = float(value)
-        return number if math.isfinite(number) else INVALID
-    return INVALID
+    except ValueError:
+        return INVALID
+    return number if math.isfinite(number) else INVALID
+
+
+_DECIMAL_COMMA = re.compile(r"\s*[+-]?[\d.]*\d,[\d.,]*\s*")
+"""A number written with a decimal comma or thousands separators ("9,99", "1.234,5", "1,000")."""
+MISSING_HINT = "for a missing value send null or an empty string, or leave the field out"
+
+
+def number_problem(value: Any) -> str:
+    """Why a number field refuses `value`, and how to send it instead."""
+    if isinstance(value, str) and _DECIMAL_COMMA.fullmatch(value):
+        return (
+            "must be a number written with '.' as the decimal point and without thousands "
+            "separators (9.99, not 9,99)"
+        )
+    if isinstance(value, str) and value.strip():
+        reads_as = "too large, infinite or NaN" if _reads_as_float(value) else "not a number"
+        return (
+            f'must be a finite number or a numeric string such as "12.5" or "1e3"; this '
+            f"text is {reads_as} ({MISSING_HINT})"
+        )
+    if isinstance(value, int) and not isinstance(value, bool):
+        return "must be a finite number: this integer is too large for a float (about 1.8e308)"
+    return f"must be {TYPE_NAMES['number']} ({MISSING_HINT})"
+
+
+def _reads_as_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _price(value: Any) -> Any:

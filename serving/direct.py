@@ -33,6 +33,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from serving.errors import ServingError
+from serving.json_body import invalid_json
 
 Answer = Callable[[Any], Awaitable[Response]]
 """The endpoint's work, given the validated body."""
@@ -109,8 +110,8 @@ def parse_json_body(scope: Scope, body: bytes) -> Any:
         return json.loads(body)
     except json.JSONDecodeError as error:
         raise RequestValidationError([_invalid_json(error.pos, error.msg)], body=body) from error
-    except Exception as error:  # not UTF-8/16/32, nested too deeply...
-        raise HTTPException(400, "There was an error parsing the body") from error
+    except Exception as error:  # not UTF-8/16/32, nested too deeply, a number too long...
+        raise invalid_json(error, body) from None  # as the app's handler renders FastAPI's 400
 
 
 def _invalid_json(position: int, reason: str) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from serving.errors import (
     ServingError,
     error_body,
 )
+from serving.json_body import invalid_json
 from serving.logs import request_id_var
 
 JSON = "application/json"
@@ -72,21 +73,26 @@ async def _validation_error(_: Request | None, error: RequestValidationError) ->
     return render(InvalidInputError(message, field=field))
 
 
-async def _http_error(_: Request | None, error: StarletteHTTPException) -> Response:
+async def _http_error(request: Request | None, error: StarletteHTTPException) -> Response:
     """Starlette's own errors (unknown path, wrong method, unreadable body) in our format."""
     serving_error: ServingError
     if error.status_code == 404:
         serving_error = NotFoundError("no such resource")
     elif error.status_code == 405:
         serving_error = MethodNotAllowedError("method not allowed")
-    elif error.status_code == 400:  # FastAPI could not decode the body (not UTF-8, too deep)
-        serving_error = InvalidInputError(
-            "invalid JSON: the body cannot be decoded (not UTF-8, or nested too deeply)",
-            field="body",
-        )
+    elif error.status_code == 400:  # FastAPI could not decode the body (see json_problem)
+        serving_error = invalid_json(error.__cause__ or error, await _body_of(request))
     else:
         serving_error = BadRequestError(str(error.detail), status_code=error.status_code)
     return render(serving_error, headers=error.headers)
+
+
+async def _body_of(request: Request | None) -> bytes | None:
+    """The body FastAPI has read (and kept) for the request, whose JSON it could not decode; None
+    without a request (`serving.direct` renders its own decoding errors)."""
+    if request is None:
+        return None
+    return await request.body()
 
 
 def field_path(loc: Any) -> str:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from serving.errors import InvalidInputError, UnsupportedMediaTypeError
+from serving.json_body import invalid_json
 from serving.validation import product_position
 
 FORMATS = ("dataframe_records", "dataframe_split", "instances", "inputs")
@@ -72,9 +73,8 @@ def parse_json_body(body: bytes) -> ScoringRequest:
     """The records and params of a JSON request body."""
     try:
         payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError) as error:
-        reason = "nested too deeply" if isinstance(error, RecursionError) else error
-        raise InvalidInputError(f"invalid JSON: {reason}", field="body") from None
+    except (ValueError, RecursionError) as error:
+        raise invalid_json(error, body) from None
     if not isinstance(payload, Mapping):
         raise InvalidInputError(_which_format("the body is not a JSON object"), field="body")
     present = [key for key in FORMATS if key in payload]

@@ -82,7 +82,7 @@ class RequestMiddleware:
     async def _answer(self, scope: Scope, receive: Receive, exchange: _Exchange) -> None:
         watchers: list[asyncio.Task[None]] = []
         try:
-            if scope["method"] in BODY_METHODS:
+            if scope["method"] in BODY_METHODS and not self._method_not_allowed(scope):
                 check_content_encoding(scope)
                 check_content_type(scope)
                 body = await self._read_limited_body(scope, receive)
@@ -111,6 +111,14 @@ class RequestMiddleware:
                 watcher.cancel()
             if scope["method"] in BODY_METHODS:
                 request_watch_var.set(None)
+
+    def _method_not_allowed(self, scope: Scope) -> bool:
+        """Whether a route has this path but not this method: the router's 405 (with `Allow`)
+        answers it, whatever its body, which is then neither checked nor read."""
+        if scope["method"] == "POST" and scope["path"] in self.direct:
+            return False
+        matches = [route.matches(scope)[0] for route in self.routes]
+        return Match.FULL not in matches and Match.PARTIAL in matches
 
     async def _read_limited_body(self, scope: Scope, receive: Receive) -> Message:
         """Read the whole body, refusing it (413) once it is known to exceed the limit, from the
@@ -253,10 +261,14 @@ def pick_request_id(scope: Scope) -> str:
 
 
 def route_template(scope: Scope, routes: Sequence[BaseRoute]) -> str:
-    """The route template that matched (or would match) the request; "other" for unknown paths."""
+    """The route template that matched (or would match) the request, also for a method the
+    route does not take (a 405); "other" for unknown paths."""
     route = scope.get("route")
     if route is None:
-        route = next((r for r in routes if r.matches(scope)[0] is Match.FULL), None)
+        matches = [(r, r.matches(scope)[0]) for r in routes]
+        full = [r for r, match in matches if match is Match.FULL]
+        partial = [r for r, match in matches if match is Match.PARTIAL]
+        route = next(iter(full + partial), None)
     return getattr(route, "path", None) or OTHER_ROUTE
 
 

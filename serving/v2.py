@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from serving.errors import BadRequestError, InvalidInputError
+from serving.json_body import json_problem
 from serving.v2_inputs import products_of, read_inputs
 from serving.v2_tensors import BinarySection, output_tensor
 from serving.validation import InputField, RequestContract, product_position
@@ -121,9 +122,9 @@ def split_body(body: bytes, header_length: int | None) -> tuple[Any, BinarySecti
         )
     try:
         header = json.loads(body[:header_length])
-    except (ValueError, UnicodeDecodeError, RecursionError) as error:
+    except (ValueError, RecursionError) as error:
         where = "the JSON header" if header_length < len(body) else "the body"
-        reason = "nested too deeply" if isinstance(error, RecursionError) else str(error)
+        reason = json_problem(error, body[:header_length])
         raise BadRequestError(f"{where} is not valid JSON: {reason}") from None
     return header, BinarySection(body[header_length:])
 

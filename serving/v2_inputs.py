@@ -5,6 +5,7 @@ then one product per row keyed by the field names, without padding or missing va
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from typing import Any
@@ -23,7 +24,7 @@ def read_inputs(specs: Any, binary: BinarySection, contract: RequestContract) ->
         raise BadRequestError("`inputs` must be a non-empty list of input tensors")
     tensors = [read_tensor(spec, binary) for spec in specs]
     binary.check_consumed()
-    check_names(tensors, contract)
+    tensors = named_as_fields(tensors, contract)
     rows = {t.rows for t in tensors}
     if len(rows) > 1:
         sizes = ", ".join(f"'{t.name}' has {t.rows}" for t in tensors)
@@ -36,22 +37,27 @@ def read_inputs(specs: Any, binary: BinarySection, contract: RequestContract) ->
     return tensors
 
 
-def check_names(tensors: list[Tensor], contract: RequestContract) -> None:
-    seen: set[str] = set()
+def named_as_fields(tensors: list[Tensor], contract: RequestContract) -> list[Tensor]:
+    """The tensors named as the contract names its fields (names compared after Unicode NFC
+    normalisation), each once, at least one of them a text input."""
+    named: list[Tensor] = []
     for tensor in tensors:
-        if tensor.name not in contract.names:
+        name = contract.field_name(tensor.name)
+        if name is None:
             raise BadRequestError(
                 f"unknown input '{tensor.name}': the model's inputs are "
                 f"{', '.join(repr(n) for n in contract.names)} (see the model metadata)"
             )
-        if tensor.name in seen:
+        if any(t.name == name for t in named):
             raise BadRequestError(f"input '{tensor.name}' is given twice")
-        seen.add(tensor.name)
+        named.append(tensor if name == tensor.name else dataclasses.replace(tensor, name=name))
+    seen = {t.name for t in named}
     if not seen & set(contract.text_fields):
         wanted = ", ".join(repr(n) for n in contract.text_fields)
         raise BadRequestError(
             f"the request has none of the model's text inputs: send one of {wanted}"
         )
+    return named
 
 
 def products_of(tensors: list[Tensor], contract: RequestContract) -> list[dict[str, Any]]:

@@ -10,12 +10,20 @@ Amazon 2018 field names only, and get the roles those fields always had.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from serving.contract_types import CHECKERS, INVALID, TYPE_NAMES, is_finite_number, value_schema
+from serving.contract_types import (
+    CHECKERS,
+    INVALID,
+    TYPE_NAMES,
+    is_finite_number,
+    number_problem,
+    value_schema,
+)
 from serving.errors import InvalidInputError
 from serving.plain_values import PLAIN_CHECKS, SLOW, PlainCheck
 
@@ -81,6 +89,18 @@ class RequestContract:
     def checks(self) -> dict[str, tuple[InputField, PlainCheck | None]]:
         """Each field by name, with its fast check for plain values (`serving.plain_values`)."""
         return {f.name: (f, PLAIN_CHECKS.get(f.type)) for f in self.fields}
+
+    @cached_property
+    def nfc_names(self) -> dict[str, str]:
+        """Each field's name in Unicode NFC, to the name as the contract spells it."""
+        return {unicodedata.normalize("NFC", name): name for name in reversed(self.names)}
+
+    def field_name(self, key: str) -> str | None:
+        """The name of the field `key` names, compared after Unicode NFC normalisation (a
+        client may send "Größe" with a decomposed "ö", which looks the same); None if none."""
+        if key in self.checks:
+            return key
+        return self.nfc_names.get(unicodedata.normalize("NFC", key))
 
     def describe(self) -> list[dict[str, str]]:
         return [{"name": f.name, "role": f.role, "type": f.type} for f in self.fields]
@@ -155,23 +175,42 @@ def check_product(
         raise InvalidInputError("a product must be a JSON object of field: value", field=where)
     checks, max_chars = contract.checks, limits.max_text_chars
     clean: dict[str, Any] = {}
-    for name, value in product.items():
-        known = checks.get(name)
+    for key, value in product.items():
+        known = checks.get(key)
+        if known is None:
+            known = _in_another_form(key, product, contract, where)
         if known is None or value is None:
             continue
         field, plain_check = known
         parsed = SLOW if plain_check is None else plain_check(value, max_chars)
         if parsed is SLOW:
-            parsed = check_value(value, field, limits, f"{where}.{name}")
-        clean[name] = parsed
+            parsed = check_value(value, field, limits, f"{where}.{key}")
+        if parsed is not None:  # None: a blank number, a missing value
+            clean[field.name] = parsed
     if not any(has_text(clean.get(name)) for name in contract.text_fields):
         raise InvalidInputError(missing_text_message(product, contract), field=where)
     return clean
 
 
+def _in_another_form(
+    key: Any, product: Mapping[str, Any], contract: RequestContract, where: str
+) -> tuple[InputField, PlainCheck | None] | None:
+    """The field a key names in another Unicode normal form than the contract's; None if it
+    names none. `InvalidInputError` if the product also has the field under its own spelling."""
+    name = contract.field_name(key) if isinstance(key, str) else None
+    if name is None:
+        return None
+    if name in product:
+        raise InvalidInputError(
+            f"field {name!r} is given twice, in two Unicode normal forms: send it once",
+            field=f"{where}.{key}",
+        )
+    return contract.checks[name]
+
+
 def missing_text_message(product: Mapping[str, Any], contract: RequestContract) -> str:
     wanted = ", ".join(f"'{name}'" for name in contract.text_fields)
-    if not any(name in contract.names for name in product):
+    if not any(isinstance(name, str) and contract.field_name(name) for name in product):
         given = ", ".join(f"'{name}'" for name in list(product)[:10]) or "no fields"
         return (
             f"the product has none of the model's input fields (it has {given}); the model "
@@ -187,7 +226,9 @@ def check_value(value: Any, field: InputField, limits: Limits, where: str) -> An
         value = str(value)  # ids read from CSV files are often numbers
     parsed = CHECKERS[field.type](value)
     if parsed is INVALID:
-        raise InvalidInputError(f"must be {TYPE_NAMES[field.type]}", field=where)
+        wanted = f"must be {TYPE_NAMES[field.type]}"
+        message = number_problem(value) if field.type == "number" else wanted
+        raise InvalidInputError(message, field=where)
     chars = field_chars(parsed)
     if chars > limits.max_text_chars:
         raise InvalidInputError(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -130,3 +131,33 @@ def test_values_the_model_cannot_read_are_one_line_and_exit_3(
     assert len(message.splitlines()) == 1 and len(message) < 400
     assert "catalog rows 0-0" in message and "Product Title" in message
     assert not output.exists()
+
+
+def test_a_header_in_another_unicode_normal_form_is_read(tmp_path: Path) -> None:
+    """The catalog's "Größe (KB)" with a decomposed "ö" is the model's column (it was left out
+    of what the model read, silently)."""
+    from batch.local import run_local
+    from batch.model import ModelInputs, ModelRef, ScoringModel
+
+    received: list[pd.DataFrame] = []
+
+    class RecordingModel:
+        def predict(self, frame: pd.DataFrame, params: dict) -> pd.DataFrame:
+            received.append(frame.copy())
+            rows = len(frame)
+            return pd.DataFrame(
+                {
+                    "label": ["x"] * rows,
+                    "probability": [1.0] * rows,
+                    "top_labels": [["x"]] * rows,
+                    "top_probabilities": [[1.0]] * rows,
+                }
+            )
+
+    inputs = ModelInputs(("Kurz", "Größe (KB)"), ("Kurz",), None, ("Größe (KB)",))
+    model = ScoringModel(ModelRef("m", "m", "1"), inputs, RecordingModel(), ("x",))
+    catalog = tmp_path / "catalog.csv"
+    catalog.write_text(unicodedata.normalize("NFD", "Kurz,Größe (KB)\nEditor,1e3\n"), "utf-8")
+    output = str(tmp_path / "labels.jsonl")
+    run_local(make_config({"model": "m", "data": str(catalog), "output": output}), model)
+    assert received[0].to_dict("records") == [{"Kurz": "Editor", "Größe (KB)": 1000.0}]

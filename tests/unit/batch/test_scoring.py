@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 import math
+import unicodedata
 
 import pandas as pd
 import pytest
 
 from batch.model import ModelInputs
-from batch.scoring import check_columns, has_text, model_frame
+from batch.scoring import check_columns, has_text, model_frame, model_names, with_model_names
 from training.errors import DataError
 
 INPUTS = ModelInputs(("title", "description", "brand", "asin"), ("title", "description"), "asin")
@@ -91,3 +92,21 @@ def test_without_an_id_column_rows_carry_their_catalog_position() -> None:
     schema = output_schema("single_label", by_row=True)
     assert schema.field(0) == pa.field("row", pa.int64())
     assert list(scored.columns) == list(schema.names)
+
+
+def test_columns_named_in_another_unicode_normal_form_are_the_models() -> None:
+    """A header with a decomposed "ö" looks like the model's column but was silently missing."""
+    inputs = ModelInputs(("Größe (KB)", "Kurzbeschreibung"), ("Kurzbeschreibung",), None)
+    nfd = unicodedata.normalize("NFD", "Größe (KB)")
+    assert model_names([nfd, "Kurzbeschreibung", "other"], inputs) == [
+        "Größe (KB)",
+        "Kurzbeschreibung",
+        "other",
+    ]
+    # the exact spelling wins; the other keeps its name (and is not read)
+    assert model_names([nfd, "Größe (KB)"], inputs) == [nfd, "Größe (KB)"]
+    frame = pd.DataFrame({"Kurzbeschreibung": ["a"], nfd: [" 12 "]})
+    numbers = ModelInputs(inputs.columns, inputs.text_columns, None, ("Größe (KB)",))
+    assert model_frame(with_model_names(frame, numbers), numbers).to_dict("records") == [
+        {"Größe (KB)": 12.0, "Kurzbeschreibung": "a"}
+    ]

@@ -195,6 +195,29 @@ def test_json_nested_too_deeply_is_invalid_input(client, path: str) -> None:
     assert error["message"].startswith("invalid JSON:") and "nested too deeply" in error["message"]
 
 
+@pytest.mark.parametrize("direct", [True, False])
+def test_a_number_of_thousands_of_digits_is_named_as_such(make_client, direct) -> None:
+    """Was "the body cannot be decoded (not UTF-8, or nested too deeply)" (/v1/predict), which
+    it is not, or Python's advice to call sys.set_int_max_str_digits() (v2)."""
+    client = make_client()
+    if not direct:  # Starlette's router answers, as it does with OpenTelemetry set up
+        client.app.state.direct_routes.clear()
+    number = b"9" * 5000
+    bodies = {
+        "/v1/predict": b'{"products": [{"title": "x", "price": ' + number + b"}]}",
+        "/invocations": b'{"dataframe_records": [{"title": "x", "price": ' + number + b"}]}",
+        "/v2/models/tiny-classifier/infer": b'{"inputs": [{"name": "price", "datatype": "FP64", '
+        b'"shape": [1], "data": [' + number + b"]}]}",
+    }
+    for path, body in bodies.items():
+        response = client.post(path, content=body, headers={"content-type": "application/json"})
+        assert response.status_code in (400, 422), response.text
+        error = response.json()["error"]
+        message = error if path.startswith("/v2") else error["message"]
+        assert "a number in the body has more than 4300 digits (5000 digits, at line 1" in message
+        assert "sys." not in message and "UTF-8" not in message
+
+
 def test_body_that_is_not_utf8(client) -> None:
     response = client.post(
         "/v1/predict", content=b"W\xff<h\xfe", headers={"content-type": "application/json"}

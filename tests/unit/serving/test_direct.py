@@ -29,6 +29,7 @@ REQUESTS: list[tuple[bytes, dict[str, str]]] = [
     (b"{", JSON_TYPE),
     (b"\xff\xfe\x00", JSON_TYPE),
     (b"[" * 100_000, JSON_TYPE),
+    (b'{"products": [{"title": "x", "price": ' + b"9" * 5000 + b"}]}", JSON_TYPE),
     (b"null", JSON_TYPE),
     (b"[]", JSON_TYPE),
     (b'"text"', JSON_TYPE),

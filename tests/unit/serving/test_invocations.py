@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import unicodedata
 
 import pytest
 
 from serving.errors import InvalidInputError, UnsupportedMediaTypeError
 from serving.invocations import charset_of, parse_csv_body, parse_json_body
+from serving.validation import InputField, Limits, RequestContract, check_products
 
 
 def test_csv_rows_become_records_with_empty_cells_as_missing_values() -> None:
@@ -125,3 +127,31 @@ def test_dataframe_split_column_names_must_be_strings() -> None:
     with pytest.raises(InvalidInputError, match="column names") as caught:
         parse_json_body(body)
     assert caught.value.field == "dataframe_split.columns"
+
+
+def test_a_number_of_too_many_digits_is_named_without_pythons_advice() -> None:
+    body = b'{"dataframe_records": [{"title": "x", "Gr\xc3\xb6\xc3\x9fe": ' + b"1" * 5000 + b"}]}"
+    with pytest.raises(InvalidInputError) as caught:
+        parse_json_body(body)
+    assert caught.value.field == "body"
+    assert caught.value.message == (
+        "invalid JSON: a number in the body has more than 4300 digits (5000 digits, at line 1, "
+        'column 48, the value of "Größe"); no field takes such a number: send an identifier '
+        "of that length as a string"
+    )
+
+
+def test_csv_numbers_and_decomposed_headers_read_as_in_the_other_routes() -> None:
+    """Blank and " " are missing, "1e3" a number; a header in NFD names the NFC field."""
+    contract = RequestContract(
+        (InputField("Titel", "text", "string"), InputField("Größe (KB)", "numeric", "number"))
+    )
+    header = unicodedata.normalize("NFD", "Titel,Größe (KB)\n")
+    body = (header + "a,\nb, \nc,1e3\nd,.5\n").encode()
+    records = parse_csv_body(body).records
+    checked = check_products(records, contract, Limits(max_products=10, max_text_chars=100))
+    assert [p.get("Größe (KB)") for p in checked] == [None, None, 1000.0, 0.5]
+    records = parse_csv_body((header + 'e,"9,99"\n').encode()).records
+    with pytest.raises(InvalidInputError) as caught:
+        check_products(records, contract, Limits(max_products=10, max_text_chars=100))
+    assert "'.' as the decimal point" in caught.value.message

@@ -170,6 +170,42 @@ def test_metrics_names_labels_and_exclusions(make_client, served_model) -> None:
     assert "process_resident_memory_bytes" in families or "process_cpu_seconds" in families
 
 
+@pytest.mark.parametrize("path", ["/v1/predict", "/invocations"])
+def test_a_wrong_method_is_405_whatever_the_body(make_client, path) -> None:
+    """PUT or PATCH without a JSON Content-Type, compressed or too large, were refused for their
+    body (415, 413) before the router said the method was wrong, and counted as route "other"."""
+    client = make_client(max_body_bytes=1024)
+    sent = [
+        ("PUT", {}, b"x"),
+        ("PATCH", {}, b""),
+        ("PUT", {"Content-Type": "text/plain"}, b"x"),
+        ("PATCH", {"Content-Type": "application/json", "Content-Encoding": "gzip"}, b"x"),
+        ("PUT", {"Content-Type": "application/json"}, b"[" + b" " * 2000 + b"]"),
+        ("DELETE", {}, b"x"),
+    ]
+    for method, headers, body in sent:
+        response = client.request(method, path, headers=headers, content=body)
+        assert response.status_code == 405, (method, headers, response.text)
+        assert response.headers["allow"] == "POST"
+        assert response.json()["error"]["code"] == "method_not_allowed"
+    counted = {
+        (s.labels["route"], s.labels["method"], s.labels["status"]): s.value
+        for s in metric_samples(client)["http_requests"]
+        if s.name == "http_requests_total"
+    }
+    assert counted == {
+        (path, "PUT", "405"): 3,
+        (path, "PATCH", "405"): 2,
+        (path, "DELETE", "405"): 1,
+    }
+
+
+def test_route_template_of_a_method_the_route_does_not_take(make_client) -> None:
+    routes = make_client(ready=False).app.router.routes
+    put = scope() | {"method": "PUT"}
+    assert route_template(put, routes) == "/v1/predict"
+
+
 def test_access_log_skips_probes_and_hides_product_text(make_client, caplog) -> None:
     client = make_client()
     with caplog.at_level(logging.INFO, logger="serving.access"):

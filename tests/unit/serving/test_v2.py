@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import struct
+import unicodedata
 
 import numpy as np
 import pytest
@@ -18,7 +19,7 @@ from serving.v2 import (
     rejected_input,
 )
 from serving.v2_tensors import decode_bytes, encode_bytes
-from serving.validation import InputField, RequestContract
+from serving.validation import InputField, Limits, RequestContract, check_products
 
 CONTRACT = RequestContract(
     (
@@ -270,6 +271,48 @@ def test_a_missing_datatype_or_shape_is_named_as_missing(missing, given) -> None
         f"input 'Product Title': field `{missing}` is required"
     ), caught.value.message
     assert "None" not in caught.value.message
+
+
+def test_numbers_as_bytes_read_as_the_other_routes_read_them() -> None:
+    """A BYTES element for a number field: blank is missing, "1e3" a number, other text a 400
+    that says how to send it (the service's check, named in tensor terms)."""
+    limits = Limits(max_products=10, max_text_chars=100)
+    values = ["", " ", "1e3", ".5", "+3"]
+    request = parse({"inputs": [tensor("Product Title", ["a"] * 5), tensor("Weight (g)", values)]})
+    checked = check_products(request.products, CONTRACT, limits)
+    assert [p.get("Weight (g)") for p in checked] == [None, None, 1000.0, 0.5, 3.0]
+    request = parse({"inputs": [tensor("Product Title", ["a"]), tensor("Weight (g)", ["9,99"])]})
+    with pytest.raises(InvalidInputError) as caught:
+        check_products(request.products, CONTRACT, limits)
+    message = rejected_input(caught.value).message
+    assert message.startswith("input 'Weight (g)', row 0: must be a number written with '.'")
+
+
+def test_input_names_match_the_fields_in_another_unicode_normal_form() -> None:
+    weight = unicodedata.normalize("NFD", "Gewicht (ö)")  # looks the same, another name
+    contract = RequestContract(
+        (
+            InputField("Product Title", "text", "string"),
+            InputField("Gewicht (ö)", "numeric", "number"),
+        )
+    )
+    body = {"inputs": [tensor("Product Title", ["a"]), tensor(weight, ["2"])]}
+    request = parse_infer_request(json.dumps(body).encode(), None, contract, 3)
+    assert request.products == [{"Product Title": "a", "Gewicht (ö)": "2"}]
+    twice = {"inputs": [*body["inputs"], tensor("Gewicht (ö)", ["3"])]}
+    with pytest.raises(BadRequestError, match="is given twice"):
+        parse_infer_request(json.dumps(twice).encode(), None, contract, 3)
+
+
+def test_a_number_of_too_many_digits_is_named_not_pythons_advice() -> None:
+    body = b'{"inputs": [{"name": "sku", "datatype": "INT64", "shape": [1], "data": [' + (
+        b"7" * 5000 + b"]}]}"
+    )
+    with pytest.raises(BadRequestError) as caught:
+        parse_infer_request(body, None, CONTRACT, 3)
+    message = caught.value.message
+    assert "a number in the body has more than 4300 digits (5000 digits, at line 1" in message
+    assert "sys." not in message and "set_int_max_str_digits" not in message
 
 
 def test_header_length_must_fit_and_header_must_be_json() -> None:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
+import unicodedata
+
 import pytest
 
-from serving.contract_types import MAX_JSON_DEPTH, value_schema
+from serving.contract_types import MAX_JSON_DEPTH, NUMERIC_STRING, value_schema
 from serving.errors import InvalidInputError
 from serving.validation import (
     Limits,
@@ -62,6 +66,78 @@ def test_csv_model_fields_by_their_own_names_and_numbers_parsed() -> None:
 def test_numeric_fields_take_numbers_or_numeric_strings_only(value) -> None:
     error = rejected([{"Product Title": "x", "Weight (g)": value}], CSV_MODEL)
     assert error.field == "products[0].Weight (g)" and "number" in error.message
+
+
+@pytest.mark.parametrize("blank", ["", " ", "\t \n"])
+def test_a_blank_number_is_a_missing_value_as_training_reads_it(blank) -> None:
+    """`product_model.contract.to_numbers` reads a blank cell as missing; the server refused it."""
+    clean = check_products([{"Product Title": "x", "Weight (g)": blank}], CSV_MODEL, LIMITS)
+    assert clean == [{"Product Title": "x"}]
+
+
+@pytest.mark.parametrize(
+    ("text", "number"), [("1e3", 1000.0), (".5", 0.5), ("+3", 3.0), (" 7 ", 7.0), ("-2.", -2.0)]
+)
+def test_a_numeric_string_is_the_number_float_reads(text, number) -> None:
+    """As training and batch scoring read it; the server took only `-?digits(.digits)`."""
+    clean = check_products([{"Product Title": "x", "Weight (g)": text}], CSV_MODEL, LIMITS)
+    assert clean == [{"Product Title": "x", "Weight (g)": number}]
+    assert re.match(NUMERIC_STRING, text)  # and the OpenAPI document says it takes it
+
+
+@pytest.mark.parametrize(
+    ("text", "advice"),
+    [
+        ("n/a", "for a missing value send null or an empty string, or leave the field out"),
+        ("9,99", "'.' as the decimal point"),
+        ("1.234,5", "'.' as the decimal point and without thousands separators"),
+        ("1e999", "too large, infinite or NaN"),
+    ],
+)
+def test_text_that_is_no_number_is_refused_saying_how_to_send_it(text, advice) -> None:
+    error = rejected([{"Product Title": "x", "Weight (g)": text}], CSV_MODEL)
+    assert error.field == "products[0].Weight (g)" and advice in error.message
+    assert not re.match(NUMERIC_STRING, text) or text == "1e999"
+
+
+NFC_MODEL = RequestContract.from_metadata(
+    {
+        "contract": {
+            "fields": [
+                {"name": "Kurzbeschreibung", "role": "text", "type": "string"},
+                {"name": "Größe (KB)", "role": "numeric", "type": "number"},
+            ]
+        }
+    }
+)
+NFD_SIZE = unicodedata.normalize("NFD", "Größe (KB)")
+
+
+def test_field_names_match_in_another_unicode_normal_form() -> None:
+    """A decomposed "ö" looks the same but was another key: the field was silently missing."""
+    assert NFD_SIZE != "Größe (KB)"
+    products = [{"Kurzbeschreibung": "GNOME", NFD_SIZE: "12"}]
+    assert check_products(products, NFC_MODEL, LIMITS)[0]["Größe (KB)"] == 12.0
+    decomposed_contract = RequestContract(
+        tuple(
+            dataclasses.replace(f, name=NFD_SIZE) if f.type == "number" else f
+            for f in NFC_MODEL.fields
+        )
+    )
+    products = [{"Kurzbeschreibung": "GNOME", "Größe (KB)": "12"}]
+    assert check_products(products, decomposed_contract, LIMITS)[0] == {
+        "Kurzbeschreibung": "GNOME",
+        NFD_SIZE: 12.0,
+    }
+
+
+def test_a_field_sent_in_two_normal_forms_is_refused_and_unknown_keys_still_ignored() -> None:
+    error = rejected([{"Kurzbeschreibung": "x", "Größe (KB)": 1, NFD_SIZE: 2}], NFC_MODEL)
+    assert "twice, in two Unicode normal forms" in error.message
+    product = {"Kurzbeschreibung": "x", unicodedata.normalize("NFD", "Größe (MB)"): "n/a"}
+    assert check_products([product], NFC_MODEL, LIMITS) == [{"Kurzbeschreibung": "x"}]
+    only_nfd = rejected([{unicodedata.normalize("NFD", "Kurzbeschreibung"): ""}], NFC_MODEL)
+    assert "a product needs a non-empty value" in only_nfd.message  # it has a model field
 
 
 def test_amazon_fields_on_a_csv_model_name_the_models_fields() -> None:
