@@ -23,7 +23,7 @@ import numpy as np
 from serving.contract_types import CHECKERS
 from serving.errors import ARTIFACT_MISSING, LOAD_ERROR, REGISTRY_MISS, UNREACHABLE, ModelLoadError
 from serving.loading import SavedEnvironment, load_python_model, looks_unreachable, short
-from serving.settings import REGISTRY_URI, Settings
+from serving.settings import REGISTRY_URI, Settings, sqlite_file
 from serving.validation import RequestContract
 
 
@@ -214,7 +214,7 @@ class ModelLocator:
             from mlflow import MlflowClient
 
             uri = self.settings.mlflow_tracking_uri
-            store = Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+            store = sqlite_file(uri)
             if store is not None and not store.is_file():  # MLflow would create an empty one
                 raise ModelLoadError(
                     REGISTRY_MISS,

@@ -11,7 +11,7 @@ import os
 import re
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -217,6 +217,21 @@ def check_file_store_allowed(tracking_uri: str, variable: str = "MLFLOW_TRACKING
             "backend is in maintenance mode): use a database such as sqlite:///mlflow.db"
             f"{unset}, or set MLFLOW_ALLOW_FILE_STORE=true to keep the folder"
         )
+
+
+def sqlite_file(uri: str) -> Path | None:
+    """The database file a `sqlite:///` URI names, as SQLAlchemy reads it (a driver such as
+    `sqlite+pysqlite` allowed, percent-decoded, its `?query` dropped, a relative path relative to
+    the working directory), or None for any other URI and for an in-memory or `file:` URI
+    database. (`training/tracking_uri.py` has the same rule; the serve image ships only
+    `serving/`.)"""
+    scheme, separator, rest = uri.partition("://")
+    if not separator or scheme.lower().partition("+")[0] != "sqlite":
+        return None
+    database = unquote(rest.partition("?")[0].partition("/")[2])  # what follows `sqlite://HOST/`
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)
 
 
 def plugin_schemes() -> frozenset[str]:

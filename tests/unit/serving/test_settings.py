@@ -10,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from serving import settings as settings_module
-from serving.settings import Settings, describe_settings_error
+from serving.settings import Settings, describe_settings_error, sqlite_file
 from tests.support import REPO
 
 
@@ -253,3 +253,22 @@ def test_help_lists_the_environment_variables() -> None:
     assert result.returncode == 0
     for name in ("MODEL_ALIAS", "RELOAD_INTERVAL_SECONDS", "MAX_BODY_BYTES", "LOG_PRODUCT_TEXT"):
         assert name in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("uri", "expected"),
+    [
+        ("sqlite:///mlflow.db", "mlflow.db"),
+        ("sqlite:////abs/store.db", "/abs/store.db"),
+        ("sqlite:///mlflow.db?timeout=5", "mlflow.db"),
+        ("sqlite+pysqlite:////abs/my%20store.db", "/abs/my store.db"),
+        ("sqlite://", None),
+        ("sqlite:///:memory:", None),
+        ("sqlite:///file:store.db?mode=ro&uri=true", None),
+        ("postgresql://db/mlflow", None),
+        ("http://mlflow:5000", None),
+    ],
+)
+def test_the_sqlite_file_is_read_as_sqlalchemy_reads_it(uri: str, expected: str | None) -> None:
+    found = sqlite_file(uri)
+    assert (None if found is None else str(found)) == expected
