@@ -12,27 +12,21 @@ Each profiled product is also counted by its most probable class and that class'
 as the reference counts it, for every task (`predictions_total` counts every tag or path node).
 
 Labels stay bounded: model version, metric kind, the model's classes, and the field names of the
-model's contract.
+model's contract. The families themselves are built in `serving.drift_families`.
 """
 
 from __future__ import annotations
 
-import bisect
 import logging
 import math
 import threading
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    Metric,
-)
+from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
 from serving.distances import (
@@ -43,11 +37,15 @@ from serving.distances import (
     label_shares,
     population_stability_index,
 )
+from serving.drift_families import (
+    CONFIDENCE_EDGES,
+    Totals,
+    reference_bin,
+    total_families,
+    window_families,
+)
 
 log = logging.getLogger(__name__)
-
-CONFIDENCE_EDGES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
-"""Bins of the exported top-class probability histogram (the reference profile's own)."""
 
 
 @dataclass(frozen=True)
@@ -68,23 +66,6 @@ class Seen:
     label: str
     confidence: float
     oov: float | None
-
-
-@dataclass
-class Totals:
-    """Counters since start: missing inputs per field, out-of-vocabulary histogram, each
-    product's most probable class and its probability (binned as the reference bins), drops."""
-
-    missing: Counter[str] = field(default_factory=Counter)
-    oov_buckets: list[int] = field(default_factory=lambda: [0] * (len(OOV_EDGES) - 1))
-    oov_sum: float = 0.0
-    oov_count: int = 0
-    top_classes: Counter[str] = field(default_factory=Counter)
-    top_probability_bins: list[int] = field(
-        default_factory=lambda: [0] * (len(CONFIDENCE_EDGES) - 1)
-    )
-    top_probability_sum: float = 0.0
-    unprofiled: int = 0
 
 
 class DriftWatch(Collector):
@@ -203,110 +184,10 @@ class DriftWatch(Collector):
 
     def _families(self) -> Iterator[Metric]:
         version = str(self._model.ref.version) if self._model is not None else None
-        yield from _window_families(
+        yield from window_families(
             version, len(self._window), self.scores(), self.means(), reference_of(self._model)
         )
-        yield from _total_families(self.totals)
-
-
-def _window_families(
-    version: str | None,
-    size: int,
-    scores: Mapping[str, float],
-    means: Mapping[str, float],
-    profile: Mapping[str, Any] | None,
-) -> Iterator[Metric]:
-    drift = GaugeMetricFamily(
-        "prediction_drift_score",
-        "Drift of the recent-predictions window from the model's reference: Jensen-Shannon "
-        "distance (kind=label) or PSI (kind=confidence, oov).",
-        labels=["kind", "version"],
-    )
-    window = GaugeMetricFamily(
-        "prediction_drift_window_size",
-        "Products in the drift window (0: no traffic, scores absent).",
-        labels=["version"],
-    )
-    live = GaugeMetricFamily(
-        "prediction_window_mean",
-        "Mean confidence / out-of-vocabulary share over the drift window.",
-        labels=["kind", "version"],
-    )
-    reference = GaugeMetricFamily(
-        "prediction_reference_mean",
-        "Mean confidence / out-of-vocabulary share on the model's holdout (its reference).",
-        labels=["kind", "version"],
-    )
-    if version is not None:
-        window.add_metric([version], size)
-        for kind, value in scores.items():
-            drift.add_metric([kind, version], value)
-        for kind, value in means.items():
-            live.add_metric([kind, version], value)
-        for kind in ("confidence", "oov"):
-            if profile is not None and kind in profile:
-                reference.add_metric([kind, version], float(profile[kind]["mean"]))
-    yield from (drift, window, live, reference)
-
-
-def _total_families(totals: Totals) -> Iterator[Metric]:
-    missing = CounterMetricFamily(
-        "prediction_input_missing",
-        "Products classified without a value in this input field of the model's contract.",
-        labels=["field"],
-    )
-    for name, count in sorted(totals.missing.items()):
-        missing.add_metric([name], count)
-    oov = HistogramMetricFamily(
-        "prediction_oov_share",
-        "Share of a product's text tokens that the model's vocabulary does not know, binned as "
-        "the reference profile bins it: le=b holds the bins below b, each [lower, upper).",
-        buckets=cumulative(OOV_EDGES, totals.oov_buckets),
-        sum_value=totals.oov_sum,
-    )
-    unprofiled = CounterMetricFamily(
-        "prediction_drift_unprofiled",
-        "Products dropped before the drift window saw them (more than a window between scrapes).",
-        value=totals.unprofiled,
-    )
-    yield from (missing, oov, unprofiled, *_top_class_families(totals))
-
-
-def _top_class_families(totals: Totals) -> Iterator[Metric]:
-    """Each profiled product's most probable class and its probability, for `product-monitor`:
-    `predictions_total` counts every tag or path node answered, `prediction_confidence` a path's
-    deepest level; the reference counts neither."""
-    top = CounterMetricFamily(
-        "prediction_top_class",
-        "Products the drift window profiled, by their most probable class (what the reference "
-        "profile's label shares count).",
-        labels=["label"],
-    )
-    for label, count in sorted(totals.top_classes.items()):
-        top.add_metric([label], count)
-    probability = HistogramMetricFamily(
-        "prediction_top_probability",
-        "Probability of each profiled product's most probable class, binned as the reference "
-        "profile bins it: le=b holds the bins below b, each [lower, upper), the last closed.",
-        buckets=cumulative(CONFIDENCE_EDGES, totals.top_probability_bins),
-        sum_value=totals.top_probability_sum,
-    )
-    yield from (top, probability)
-
-
-def cumulative(edges: Sequence[float], counts: Sequence[int]) -> list[tuple[str, float]]:
-    """Per-bin counts as Prometheus' cumulative buckets, keyed by each bin's upper edge."""
-    running, buckets = 0, []
-    for edge, count in zip(edges[1:], counts, strict=True):
-        running += count
-        buckets.append((f"{edge:g}" if edge < 1 else "1.0", running))
-    return [*buckets, ("+Inf", running)]
-
-
-def reference_bin(value: float, edges: Sequence[float]) -> int:
-    """The bin of `value` as the reference profile bins (numpy.histogram): [edge, next edge),
-    the last bin closed, values outside clipped into the end bins."""
-    return min(max(bisect.bisect_right(edges, value) - 1, 0), len(edges) - 2)
+        yield from total_families(self.totals)
 
 
 def reference_of(model: Any) -> Mapping[str, Any] | None:

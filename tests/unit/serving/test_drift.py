@@ -8,7 +8,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from serving.drift import DriftWatch, reference_bin
+from serving.drift import DriftWatch
+from serving.drift_families import reference_bin
 from serving.model import ServedModel
 from serving.service import ranked_labels
 from tests.support import REPO, sample_records
@@ -128,14 +129,14 @@ def test_metrics_endpoint_shows_drift_after_predictions(make_client) -> None:
 
 def test_the_servers_distances_agree_with_the_models_profile_code() -> None:
     from product_model import profile
-    from serving import distances, drift
+    from serving import distances, drift_families
 
     rng = np.random.default_rng(3)
     values = rng.beta(2, 5, 500).tolist()
     edges = profile.CONFIDENCE_EDGES
     assert distances.binned_shares(values, edges) == profile.binned_shares(values, edges)
     assert distances.OOV_EDGES == profile.OOV_EDGES
-    assert drift.CONFIDENCE_EDGES == profile.CONFIDENCE_EDGES
+    assert drift_families.CONFIDENCE_EDGES == profile.CONFIDENCE_EDGES
     a, b = rng.dirichlet(np.ones(10)).tolist(), rng.dirichlet(np.ones(10)).tolist()
     assert distances.population_stability_index(a, b) == pytest.approx(
         profile.population_stability_index(a, b)
