@@ -90,7 +90,7 @@ def test_server_restarted_within_the_timeout_lets_the_run_finish(
         uri,
         small_catalog,
         "--n-estimators",
-        "400",
+        "150",  # a fit of some seconds, longer than the kill takes
         "--tracking-timeout-seconds",
         "90",
     )
@@ -112,7 +112,7 @@ def test_server_gone_too_long_exits_4_and_next_run_fails_the_abandoned_one(
 ) -> None:
     uri = tracking.uri
     training = start_training(
-        tmp_path, uri, small_catalog, "--n-estimators", "400", "--tracking-timeout-seconds", "4"
+        tmp_path, uri, small_catalog, "--n-estimators", "100", "--tracking-timeout-seconds", "4"
     )
     run_id = wait_for_running_run(MlflowClient(uri))
     tracking.kill()
