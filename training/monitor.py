@@ -7,23 +7,21 @@ The reference is the champion's own (logged with its training run); the live sid
 Prometheus or a prediction log. Exit codes: 0 report written / retrain, 1 keep the champion,
 2 bad option, 3 unreadable catalog or log (or no live predictions to compare), 4 Prometheus or
 MLflow unreachable (5 refused). Every failure is one line on stderr, never a traceback.
+
+The options are parsed in `monitor_options.py`; the champion is read and the retraining decided in
+`retrain_decision.py`; this module wires them to the live side and writes the report.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
-import re
 import sys
-import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
-from training.catalog import bundled_sample, file_sha256
-from training.config_files import make_config, read_config_file
+from training.catalog import file_sha256
 from training.drift_report import (
     LEVELS,
     MIN_PRODUCTS,
@@ -36,80 +34,10 @@ from training.drift_report import (
 )
 from training.errors import DataError, TrainingError
 from training.logs import check_log_level, requested_level
+from training.monitor_options import PROG, build_parser, with_training_config
+from training.retrain_decision import Champion, Decision, decide, load_champion
 
 log = logging.getLogger("product-monitor")
-PROG = "product-monitor"
-DEFAULT_SELECTOR = 'job="product-classifier"'
-PROMQL_DURATION = re.compile(r"(?:\d+(?:ms|s|m|h|d|w|y))+")
-
-
-@dataclass(frozen=True)
-class Champion:
-    version: str
-    run_id: str
-    profile: dict[str, Any] | None
-    data_sha256: str | None
-    task: str = "single_label"
-
-
-@dataclass(frozen=True)
-class Decision:
-    retrain: bool
-    reason: str
-
-
-def load_champion(tracking_uri: str | None, model_name: str) -> Champion | None:
-    """The champion's version, reference profile and training-data hash (None: no champion)."""
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
-    from training import registry, tracking
-
-    uri = tracking.resolve_tracking_uri(tracking_uri)
-    client = tracking.connect(uri)
-    try:
-        version = registry.current_champion(client, model_name)
-        if version is None:
-            return None
-        run = client.get_run(str(version.run_id))
-        with tempfile.TemporaryDirectory() as scratch:
-            try:
-                path = mlflow.artifacts.download_artifacts(
-                    run_id=run.info.run_id,
-                    artifact_path="monitoring/reference_profile.json",
-                    dst_path=scratch,
-                )
-                profile = json.loads(Path(path).read_text("utf-8"))
-            except (MlflowException, OSError):  # trained before reference profiles existed
-                profile = None
-    except MlflowException as error:
-        raise tracking.as_tracking_error(error, f"reading the champion of {model_name}") from None
-    sha = run.data.tags.get("data.sha256")
-    task = run.data.params.get("task", "single_label")  # runs before tasks were single-label
-    return Champion(str(version.version), run.info.run_id, profile, sha, task)
-
-
-def decide(champion: Champion | None, catalog_sha: str, drift: Comparison | None) -> Decision:
-    """Retrain when there is something new to learn and live traffic has moved (or cannot tell)."""
-    if champion is None:
-        return Decision(True, "no champion yet")
-    level = drift.level() if drift is not None else "unknown"
-    if champion.data_sha256 == catalog_sha:
-        advice = " add recent products to the catalog" if level in ("warning", "critical") else ""
-        return Decision(
-            False,
-            f"the catalog is champion v{champion.version}'s training data "
-            f"(sha256 {catalog_sha[:12]}); retraining would reproduce it; drift is {level}"
-            + (f":{advice}" if advice else ""),
-        )
-    if level == "ok":
-        return Decision(
-            False,
-            f"the catalog changed, but live traffic still matches champion v{champion.version}'s "
-            "reference (drift below the warning level); --always trains anyway",
-        )
-    why = "no drift verdict (too little live traffic)" if level == "unknown" else f"drift {level}"
-    return Decision(True, f"the catalog changed and {why}")
 
 
 def live_profile(args: argparse.Namespace, champion: Champion) -> dict[str, Any] | None:
@@ -131,6 +59,7 @@ def live_profile(args: argparse.Namespace, champion: Champion) -> dict[str, Any]
 
 
 def no_traffic(args: argparse.Namespace) -> str:
+    """Why Prometheus gave no live side, and which option to change."""
     return (
         f"Prometheus at {args.prometheus} has no predictions of {{{args.selector}}} over the last "
         f"{args.window}; widen --window or check --selector"
@@ -138,6 +67,7 @@ def no_traffic(args: argparse.Namespace) -> str:
 
 
 def format_report(champion: Champion, drift: Comparison, server: dict[str, float]) -> str:
+    """The printed table: each drift score against its levels and the servers' own score."""
     lines = [
         f"champion v{champion.version} (run {champion.run_id}); {drift.products} live products",
         f"{'kind':<12}{'live vs ref':>12}{'warning':>9}{'critical':>9}{'servers now':>13}",
@@ -172,102 +102,6 @@ def write_report(
     profiles = {"reference (holdout)": champion.profile, "live": live}
     title = f"Champion v{champion.version}: live vs. reference"
     return write_report_files(folder, report, profiles, title)
-
-
-# -- command line ---------------------------------------------------------------------------
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """Bad options are one line on stderr and exit 2, like every other failure here."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-def promql_duration(text: str) -> str:
-    """--window: a PromQL range such as 30m, 6h, 1d or 1h30m."""
-    value = text.strip()
-    if not PROMQL_DURATION.fullmatch(value) or not any(int(n) for n in re.findall(r"\d+", value)):
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a PromQL duration; give e.g. 30m, 6h, 1d or 1h30m"
-        )
-    return value
-
-
-def positive_seconds(text: str) -> float:
-    try:
-        seconds = float(text)
-    except ValueError:
-        seconds = float("nan")
-    if not seconds > 0 or seconds == float("inf"):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
-    return seconds
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(
-        prog=PROG,
-        description="Compare live predictions with the champion's reference profile.",
-        epilog="Exit codes: 0 report written / retrain, 1 keep the champion, 2 bad option, "
-        "3 unreadable catalog or log (or no live predictions to compare), "
-        "4 Prometheus or MLflow unreachable, 5 MLflow refused.",
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
-    report = commands.add_parser("report", help="print and draw live vs. reference")
-    retrain = commands.add_parser("should-retrain", help="exit 0 if a retraining is due, else 1")
-    for command in (report, retrain):
-        add_common_options(command, required_source=command is report)
-    report.add_argument(
-        "--out", type=Path, default=Path("drift-report"), help="folder (default: drift-report)"
-    )
-    retrain.add_argument(
-        "--config", type=Path, help="product-train's config file: data, model name, MLflow"
-    )
-    retrain.add_argument("--data", type=Path, help="the catalog to train on (else the config's)")
-    retrain.add_argument("--always", action="store_true", help="decide to retrain regardless")
-    return parser
-
-
-def add_common_options(command: argparse.ArgumentParser, required_source: bool) -> None:
-    command.add_argument("--model-name", help="registered model (default: product-classifier)")
-    command.add_argument("--tracking-uri", help="MLflow (default: MLFLOW_TRACKING_URI)")
-    command.add_argument(
-        "--tracking-timeout-seconds",
-        type=positive_seconds,
-        metavar="SECONDS",
-        help="how long each MLflow call retries an unreachable server before exit 4 "
-        "(default: the config's tracking_timeout_seconds, else 60)",
-    )
-    source = command.add_mutually_exclusive_group(required=required_source)
-    source.add_argument("--prometheus", metavar="URL", help="Prometheus base URL")
-    source.add_argument("--prediction-log", type=Path, metavar="FILE")
-    command.add_argument(
-        "--selector",
-        default=DEFAULT_SELECTOR,
-        metavar="MATCHERS",
-        help="PromQL label matchers of the servers, without braces, e.g. "
-        'job="shop",namespace="prod" (default: %(default)s)',
-    )
-    command.add_argument(
-        "--window",
-        type=promql_duration,
-        default="6h",
-        metavar="DURATION",
-        help="PromQL range of live traffic: 30m, 6h, 1d, 1h30m (default: %(default)s)",
-    )
-
-
-def with_training_config(args: argparse.Namespace) -> argparse.Namespace:
-    """Fill what the command line left out from product-train's config (the CronJob shares it
-    with the training run), then from product-train's defaults."""
-    path = getattr(args, "config", None)
-    config = make_config(read_config_file(path) if path else {}, f"config file {path}")
-    args.model_name = args.model_name or config.model_name
-    args.tracking_uri = args.tracking_uri or config.tracking_uri
-    args.tracking_timeout_seconds = args.tracking_timeout_seconds or config.tracking_timeout_seconds
-    if hasattr(args, "data"):
-        args.data = args.data or (Path(config.data) if config.data else bundled_sample())
-    return args
 
 
 class FirstRetryOnly(logging.Filter):

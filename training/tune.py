@@ -77,9 +77,9 @@ def _positive(kind: type, minimum: int = 1) -> Any:
 def parse(argv: list[str]) -> tuple[Any, argparse.Namespace, list[str]]:
     """(options, parsed tuning arguments, the training arguments)."""
     from training.cli import check_inputs, parse_config
-    from training.tuning.run import TuneOptions
     from training.tuning.space import load_space
     from training.tuning.study import check_storage_url
+    from training.tuning.study_setup import TuneOptions
 
     args, train_argv = build_parser().parse_known_args(argv)
     base, _ = parse_config(train_argv)

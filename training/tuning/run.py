@@ -7,6 +7,8 @@ Roles (`product-tune --role`):
   the Kubernetes Indexed Job);
 - `best`: wait until the study is finished, then export and summarize (the final training Job's
   first step).
+
+Every role joins the study through `study_setup.py`, which also sets it up the first time.
 """
 
 from __future__ import annotations
@@ -17,23 +19,14 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
-import mlflow
 import optuna
-from mlflow.entities import Param
-from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
-from training import tracking
 from training.config import TrainConfig
 from training.errors import ConfigError, DataError, TrackingError, TrainingError
 from training.tuning.objective import (
-    BASELINE,
     WORKER_PID,
     Folds,
     Objective,
@@ -41,137 +34,26 @@ from training.tuning.objective import (
     end_stale_trial_run,
     make_folds,
 )
-from training.tuning.report import (
-    OUTPUT_OPTIONS,
-    TuningResult,
-    collect_result,
-    with_absolute_paths,
-)
-from training.tuning.space import SearchSpace
+from training.tuning.report import TuningResult, collect_result
 from training.tuning.study import (
-    create_or_join,
     leave_enqueued_trials_to_worker_0,
     open_storage,
     redact,
     remaining_trials,
     wait_until_finished,
 )
+from training.tuning.study_setup import (
+    EXPERIMENT,
+    PARENT_RUN,
+    TuneOptions,
+    connect_mlflow,
+    join_study,
+)
 
 log = logging.getLogger(__name__)
 
-PARENT_RUN = "mlflow_parent_run_id"
-EXPERIMENT = "mlflow_experiment_id"
-# Options that say how or where to run, not what to train: not compared when a study resumes.
 # Exits whose cause the worker has already told its user; no trial of theirs was left running.
 USER_ERROR_CODES = (ConfigError.exit_code, DataError.exit_code, TrackingError.exit_code)
-RUN_OPTIONS = frozenset(
-    {"tracking_uri", "run_name", "force_promote", "tracking_timeout_seconds", "n_jobs"}
-)
-
-
-@dataclass
-class TuneOptions:
-    """The tuning options proper (the training options are a `TrainConfig`)."""
-
-    space: SearchSpace
-    trials: int | None
-    timeout: float | None
-    workers: int
-    storage: str
-    study_name: str
-    folds: int
-    output: Path
-    worker_index: int = 0
-    wait_seconds: float = 86400
-    heartbeat_seconds: int = 10
-
-
-def study_settings(base: TrainConfig, options: TuneOptions) -> dict[str, Any]:
-    """What must not change while a study lives: trials are only comparable under these."""
-    values = base.model_dump(mode="json")
-    return comparable_settings(
-        {
-            "options": {k: v for k, v in values.items() if k not in RUN_OPTIONS},
-            "space": options.space.as_dict(),
-            "folds": options.folds,
-        }
-    )
-
-
-def comparable_settings(settings: dict[str, Any]) -> dict[str, Any]:
-    """`settings` with the file paths absolute, so that a study resumed from another folder (or
-    one stored before paths were stored absolute) compares the files, not how they were typed."""
-    if not isinstance(settings.get("options"), dict):
-        return settings
-    return settings | {"options": with_absolute_paths(settings["options"])}
-
-
-def connect_mlflow(base: TrainConfig) -> tuple[MlflowClient, str]:
-    tracking.bound_retries(base.tracking_timeout_seconds)
-    uri = tracking.resolve_tracking_uri(base.tracking_uri)
-    client = tracking.connect(uri)
-    try:
-        experiment = mlflow.set_experiment(base.experiment_name)
-    except MlflowException as error:
-        raise tracking.as_tracking_error(error, f"experiment {base.experiment_name}") from None
-    return client, str(experiment.experiment_id)
-
-
-def _set_up(
-    base: TrainConfig, options: TuneOptions, client: MlflowClient, experiment_id: str
-) -> Callable[[optuna.Study], None]:
-    """The study creator's one-time work: the parent run, the output options, the defaults."""
-
-    def set_up(study: optuna.Study) -> None:
-        run = client.create_run(
-            experiment_id,
-            run_name=f"tune-{study.study_name}",
-            tags={"optuna.study": study.study_name, "optuna.storage": redact(options.storage)},
-        )
-        run_id = run.info.run_id
-        described = {"study_name": study.study_name, "folds": options.folds}
-        described |= {"trials": options.trials, "storage": redact(options.storage)}
-        client.log_batch(run_id, params=[Param(k, str(v)) for k, v in described.items()])
-        client.log_dict(run_id, options.space.as_dict(), "tuning/search_space.yaml")
-        explicit = {
-            k: v
-            for k, v in base.model_dump(mode="json").items()
-            if k in base.model_fields_set and k not in RUN_OPTIONS
-        }
-        # Absolute: `--role best` may export from another folder than the creator's.
-        study.set_user_attr(OUTPUT_OPTIONS, with_absolute_paths(explicit))
-        study.set_user_attr(PARENT_RUN, run_id)
-        study.set_user_attr(EXPERIMENT, experiment_id)
-        configured = base.model_dump(mode="json")
-        in_space = {
-            name: configured[name]
-            for name, param in options.space.root.items()
-            if param.contains(configured[name])
-        }
-        study.enqueue_trial(in_space, user_attrs={BASELINE: True})
-
-    return set_up
-
-
-def join_study(
-    base: TrainConfig, options: TuneOptions, client: MlflowClient, experiment_id: str
-) -> optuna.Study:
-    storage = open_storage(options.storage, options.heartbeat_seconds, end_stale_trial_run(client))
-    study = create_or_join(
-        storage,
-        options.study_name,
-        study_settings(base, options),
-        _set_up(base, options, client, experiment_id),
-        comparable=comparable_settings,
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0),
-    )
-    # Seeded per worker and per restart, so parallel or resumed workers do not repeat draws.
-    seed = base.seed + 7919 * options.worker_index + len(study.trials)
-    startup = 10 if options.trials is None else max(3, min(10, options.trials // 4))
-    study.sampler = optuna.samplers.TPESampler(
-        seed=seed, n_startup_trials=startup, constant_liar=True
-    )
-    return study
 
 
 def run_worker(base: TrainConfig, options: TuneOptions) -> None:

@@ -14,7 +14,8 @@ from product_model.profile import CONFIDENCE_EDGES, OOV_EDGES, build_profile
 from tests.support import Registry, free_port, sqlite_store, tracking_uri_restored, train_tiny
 from training.drift_report import Comparison, compare, log_profile, shares_from_buckets
 from training.errors import DataError
-from training.monitor import Champion, decide, load_champion, main
+from training.monitor import main
+from training.retrain_decision import Champion, decide, load_champion
 from training.tracking import retry_settings
 
 REFERENCE = build_profile(

@@ -19,13 +19,7 @@ from training.config_files import make_config, read_config_file
 from training.errors import ConfigError
 from training.tuning.objective import MLFLOW_RUN, WORKER_PID
 from training.tuning.report import OUTPUT_OPTIONS, collect_result, format_summary
-from training.tuning.run import (
-    TuneOptions,
-    _fail_trials_of,
-    comparable_settings,
-    connect_mlflow,
-    study_settings,
-)
+from training.tuning.run import _fail_trials_of
 from training.tuning.space import SearchSpace
 from training.tuning.study import (
     READY,
@@ -35,6 +29,12 @@ from training.tuning.study import (
     open_storage,
     redact,
     remaining_trials,
+)
+from training.tuning.study_setup import (
+    TuneOptions,
+    comparable_settings,
+    connect_mlflow,
+    study_settings,
 )
 
 SETTINGS = {"options": {"seed": 42}, "space": {"n_estimators": {"type": "int"}}, "folds": 3}

@@ -1,0 +1,89 @@
+"""Whether `product-monitor should-retrain` retrains: the champion vs. the catalog and live drift.
+
+The champion is read from the registry with what its training run logged: the reference profile
+(live traffic is compared with it) and the training data's hash (an unchanged catalog would only
+reproduce the champion).
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from training.drift_report import Comparison
+
+
+@dataclass(frozen=True)
+class Champion:
+    """The registry's champion and what its training run logged (None: the run predates it)."""
+
+    version: str
+    run_id: str
+    profile: dict[str, Any] | None
+    data_sha256: str | None
+    task: str = "single_label"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Retrain or keep the champion, and why (logged for whoever reads the CronJob's output)."""
+
+    retrain: bool
+    reason: str
+
+
+def load_champion(tracking_uri: str | None, model_name: str) -> Champion | None:
+    """The champion's version, reference profile and training-data hash (None: no champion)."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from training import registry, tracking
+
+    uri = tracking.resolve_tracking_uri(tracking_uri)
+    client = tracking.connect(uri)
+    try:
+        version = registry.current_champion(client, model_name)
+        if version is None:
+            return None
+        run = client.get_run(str(version.run_id))
+        with tempfile.TemporaryDirectory() as scratch:
+            try:
+                path = mlflow.artifacts.download_artifacts(
+                    run_id=run.info.run_id,
+                    artifact_path="monitoring/reference_profile.json",
+                    dst_path=scratch,
+                )
+                profile = json.loads(Path(path).read_text("utf-8"))
+            except (MlflowException, OSError):  # trained before reference profiles existed
+                profile = None
+    except MlflowException as error:
+        raise tracking.as_tracking_error(error, f"reading the champion of {model_name}") from None
+    sha = run.data.tags.get("data.sha256")
+    task = run.data.params.get("task", "single_label")  # runs before tasks were single-label
+    return Champion(str(version.version), run.info.run_id, profile, sha, task)
+
+
+def decide(champion: Champion | None, catalog_sha: str, drift: Comparison | None) -> Decision:
+    """Retrain when there is something new to learn and live traffic has moved (or cannot tell)."""
+    if champion is None:
+        return Decision(True, "no champion yet")
+    level = drift.level() if drift is not None else "unknown"
+    if champion.data_sha256 == catalog_sha:
+        advice = " add recent products to the catalog" if level in ("warning", "critical") else ""
+        return Decision(
+            False,
+            f"the catalog is champion v{champion.version}'s training data "
+            f"(sha256 {catalog_sha[:12]}); retraining would reproduce it; drift is {level}"
+            + (f":{advice}" if advice else ""),
+        )
+    if level == "ok":
+        return Decision(
+            False,
+            f"the catalog changed, but live traffic still matches champion v{champion.version}'s "
+            "reference (drift below the warning level); --always trains anyway",
+        )
+    why = "no drift verdict (too little live traffic)" if level == "unknown" else f"drift {level}"
+    return Decision(True, f"the catalog changed and {why}")
