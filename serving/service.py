@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from serving.answers import answered_classes, as_prediction, ranked_labels, task_answer
 from serving.batching import MicroBatcher, Overlap, Traffic
 from serving.errors import ClientGoneError, DeadlineExceededError, ModelNotReadyError
 from serving.keeper import ModelKeeper
@@ -261,51 +262,6 @@ class PredictionService:
             more.append(extras[start : start + len(job.products)])
             start += len(job.products)
         return per_job, more
-
-
-def ranked_labels(
-    proba: np.ndarray, order: np.ndarray, classes: np.ndarray
-) -> list[list[dict[str, Any]]]:
-    """For each row, the labels in `order` with their probabilities (rounded to 6 places)."""
-    labels = classes[order]
-    scores = np.take_along_axis(proba, order, axis=1).round(6)
-    return [
-        [
-            {"label": str(label), "probability": float(p)}
-            for label, p in zip(row_l, row_p, strict=True)
-        ]
-        for row_l, row_p in zip(labels.tolist(), scores.tolist(), strict=True)
-    ]
-
-
-def task_answer(model: ServedModel, chosen: list[tuple[str, float]]) -> dict[str, Any]:
-    """A multilabel answer's `tags` (above their thresholds), or a path answer: `label` the
-    whole path, `probability` its deepest level's, `path` each level with its probability."""
-    scored = [{"label": name, "probability": round(p, 6)} for name, p in chosen]
-    if model.contract.task == "path":
-        path = model.path_separator.join(name for name, _ in chosen)
-        return {"label": path, "probability": scored[-1]["probability"], "path": scored}
-    return {"tags": scored}
-
-
-def answered_classes(
-    model: ServedModel, chosen: list[list[tuple[str, float]]]
-) -> tuple[list[str], list[float]]:
-    """The model's own classes answered (each tag, or each node of a path: bounded by the
-    model's tag set) and each product's confidence (its top tag, or its path's deepest level)."""
-    if model.contract.task == "path":
-        separator = model.path_separator
-        labels = [
-            separator.join(name for name, _ in row[: depth + 1])
-            for row in chosen
-            for depth in range(len(row))
-        ]
-        return labels, [row[-1][1] for row in chosen]
-    return [name for row in chosen for name, _ in row], [row[0][1] for row in chosen]
-
-
-def as_prediction(top: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"label": top[0]["label"], "probability": top[0]["probability"], "top_k": top}
 
 
 _model_thread = threading.local()  # per model thread: the swaps it has limited threads after

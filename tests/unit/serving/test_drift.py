@@ -8,10 +8,10 @@ import dataclasses
 import numpy as np
 import pytest
 
+from serving.answers import ranked_labels
 from serving.drift import DriftWatch
 from serving.drift_families import reference_bin
 from serving.model import ServedModel
-from serving.service import ranked_labels
 from tests.support import REPO, sample_records
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+from serving.answers import answered_classes, task_answer
 from serving.invocations import mlflow_prediction
-from serving.service import answered_classes, task_answer
 from serving.v2 import output_columns, outputs_of
 from serving.validation import RequestContract
 

@@ -17,9 +17,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from product_model.profile import build_profile
 from product_model.tags import TagDecoder
+from serving.answers import as_prediction
 from serving.metrics import ServingMetrics
 from serving.prediction_log import PredictionLog
-from serving.service import PredictionService, as_prediction
+from serving.service import PredictionService
 from serving.validation import RequestContract
 from training.drift_report import Prometheus, compare, log_profile, write_report_files
 from training.errors import ConfigError, DataError, TrackingError
