@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import inspect
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -214,16 +215,25 @@ class ModelLocator:
             from mlflow import MlflowClient
 
             uri = self.settings.mlflow_tracking_uri
-            store = sqlite_file(uri)
-            if store is not None and not store.is_file():  # MLflow would create an empty one
-                raise ModelLoadError(
-                    REGISTRY_MISS,
-                    f"no MLflow store at {store.absolute()} (MLFLOW_TRACKING_URI={uri}); train "
-                    "a model there first, or point MLFLOW_TRACKING_URI at the store",
-                )
+            check_store_exists(uri, "MLFLOW_TRACKING_URI")
+            registry = os.environ.get("MLFLOW_REGISTRY_URI", "").strip()  # read by MLflow itself
+            if registry and registry != uri:
+                check_store_exists(registry, "MLFLOW_REGISTRY_URI")
             mlflow.set_tracking_uri(uri)  # `models:/` URIs in load_model resolve through it
             self._client = MlflowClient(tracking_uri=uri)
         return self._client
+
+
+def check_store_exists(uri: str, variable: str) -> None:
+    """`ModelLoadError` when `uri` names a `sqlite:///` file that does not exist: MLflow would
+    create an empty store there and find no model in it."""
+    store = sqlite_file(uri)
+    if store is not None and not store.is_file():
+        raise ModelLoadError(
+            REGISTRY_MISS,
+            f"no MLflow store at {store.absolute()} ({variable}={uri}); train a model there "
+            f"first, or point {variable} at the store",
+        )
 
 
 def scalar_metrics(metadata: dict[str, Any]) -> dict[str, Any]:

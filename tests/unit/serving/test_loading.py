@@ -107,3 +107,20 @@ def test_the_saved_environment_is_checked_once_serving(tmp_path: Path, caplog) -
     saved.warn_of_mismatches()
     assert "scikit-learn==0.0.1" in caplog.text
     assert "Python 2.7.18" in caplog.text
+
+
+@pytest.mark.parametrize("variable", ["MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"])
+def test_a_missing_sqlite_store_is_refused_not_created(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    from serving.model import ModelLocator
+    from serving.settings import Settings
+
+    store = tmp_path / "existing.db"
+    store.touch()
+    missing = tmp_path / "missing.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store}?timeout=5")  # a query is no path
+    monkeypatch.setenv(variable, f"sqlite+pysqlite:///{missing}")
+    with pytest.raises(ModelLoadError, match=f"no MLflow store at {missing} \\({variable}="):
+        ModelLocator(Settings()).resolve()
+    assert not missing.exists()
