@@ -135,6 +135,7 @@ def check_output_is_not_input(data: str, output: str) -> None:
         where = "is a folder holding the catalog being classified"
     if where is not None:
         raise ConfigError(
-            f"--output {output} {where} (--data {data}); --overwrite would replace the catalog "
-            "with its labels: write the labels elsewhere"
+            f"--output {output} {where} (--data {data}); the labels are never written over or "
+            "into the catalog they come from: pass an --output outside it, such as a file "
+            "beside it"
         )

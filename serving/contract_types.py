@@ -89,10 +89,18 @@ def _number(value: Any) -> Any:
 _DECIMAL_COMMA = re.compile(r"\s*[+-]?[\d.]*\d,[\d.,]*\s*")
 """A number written with a decimal comma or thousands separators ("9,99", "1.234,5", "1,000")."""
 MISSING_HINT = "for a missing value send null or an empty string, or leave the field out"
+"""How a JSON object (`/v1/predict`, `/invocations` JSON) sends a missing number."""
+CSV_MISSING_HINT = "for a missing value leave the cell empty"
+"""How a CSV body sends one: a cell cannot hold null."""
+V2_MISSING_HINT = (
+    'for a missing value send an empty string ("") in a BYTES input, or NaN in an FP64 input'
+)
+"""How an Open Inference Protocol tensor sends one: a BYTES element cannot be null."""
 
 
-def number_problem(value: Any) -> str:
-    """Why a number field refuses `value`, and how to send it instead."""
+def number_problem(value: Any, missing_hint: str = MISSING_HINT) -> str:
+    """Why a number field refuses `value`, and how to send it instead; `missing_hint` says how
+    the request's format sends a missing value."""
     if isinstance(value, str) and _DECIMAL_COMMA.fullmatch(value):
         return (
             "must be a number written with '.' as the decimal point and without thousands "
@@ -102,11 +110,17 @@ def number_problem(value: Any) -> str:
         reads_as = "too large, infinite or NaN" if _reads_as_float(value) else "not a number"
         return (
             f'must be a finite number or a numeric string such as "12.5" or "1e3"; this '
-            f"text is {reads_as} ({MISSING_HINT})"
+            f"text is {reads_as} ({missing_hint})"
         )
     if isinstance(value, int) and not isinstance(value, bool):
         return "must be a finite number: this integer is too large for a float (about 1.8e308)"
-    return f"must be {TYPE_NAMES['number']} ({MISSING_HINT})"
+    return f"must be {TYPE_NAMES['number']} ({missing_hint})"
+
+
+def in_csv_terms(message: str) -> str:
+    """A complaint about a product's value (`number_problem`'s words for JSON) in a CSV body's
+    terms: how a cell says a value is missing."""
+    return message.replace(MISSING_HINT, CSV_MISSING_HINT)
 
 
 def _reads_as_float(text: str) -> bool:

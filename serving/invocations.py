@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from serving.contract_types import in_csv_terms
 from serving.errors import InvalidInputError, UnsupportedMediaTypeError
 from serving.json_body import invalid_json
 from serving.validation import product_position
@@ -39,14 +40,16 @@ class ScoringRequest:
 
     def located(self, error: InvalidInputError) -> InvalidInputError:
         """The service's complaint about `products[i].name`, named where this request holds
-        that value; any other complaint as it is."""
+        that value (and, for CSV, saying how a cell sends a missing value: it cannot hold null);
+        any other complaint as it is."""
         if error.field == "products":
             return InvalidInputError(error.message, field=self._container())
         position = product_position(error.field)
         if position is None:
             return error
         where, prefix = self._place(*position)
-        return InvalidInputError(f"{prefix}{error.message}", field=where)
+        message = in_csv_terms(error.message) if self.form == "csv" else error.message
+        return InvalidInputError(f"{prefix}{message}", field=where)
 
     def _container(self) -> str:
         return "body" if self.form == "csv" else self.form

@@ -45,8 +45,9 @@ def long_number_problem(body: bytes | None) -> str:
         column = len(body[line_start:start].decode("utf-8", errors="replace")) + 1
         where = f" ({end - start} digits, at line {line}, column {column}{_key_of(body, start)})"
     return (
-        f"a number in the body has more than {limit} digits{where}; no field takes such a "
-        "number: send an identifier of that length as a string"
+        f"a number in the body has more than {limit} digits{where}; no value takes a number "
+        "this long: a count such as top_k is small, a number field holds at most about "
+        "1.8e308, and an identifier (a code, an SKU) this long is sent as a string"
     )
 
 

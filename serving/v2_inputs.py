@@ -1,6 +1,7 @@
 """The input tensors of an Open Inference Protocol (v2) request as product records: checked
-against the model's contract (known names, each once, one row count, some text in every row),
-then one product per row keyed by the field names, without padding or missing values.
+against the model's contract (known names, each once, one row count, numbers that read as
+numbers, some text in every row), then one product per row keyed by the field names, without
+padding or missing values.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import json
 import math
 from typing import Any
 
+from serving.contract_types import CHECKERS, INVALID, V2_MISSING_HINT, number_problem
 from serving.errors import BadRequestError
 from serving.v2_tensors import BinarySection, Tensor, read_tensor
 from serving.validation import RequestContract, has_text
@@ -73,8 +75,22 @@ def products_of(tensors: list[Tensor], contract: RequestContract) -> list[dict[s
                 value = [decoded(v) for v in value] if isinstance(value, list) else decoded(value)
             if value is not None:
                 product[tensor.name] = value
+    check_numbers(products, contract)
     check_rows_have_text(tensors, products, contract)
     return products
+
+
+def check_numbers(products: list[dict[str, Any]], contract: RequestContract) -> None:
+    """Every value of a number input must read as a number, as the service requires. Said
+    here, in tensor terms: a missing number is an empty BYTES element or NaN, never null,
+    which a BYTES tensor cannot hold."""
+    numbers = [f.name for f in contract.fields if f.type == "number"]
+    for index, product in enumerate(products):
+        for name in numbers:
+            value = product.get(name)
+            if value is not None and CHECKERS["number"](value) is INVALID:
+                problem = number_problem(value, V2_MISSING_HINT)
+                raise BadRequestError(f"input '{name}', row {index}: {problem}")
 
 
 def check_rows_have_text(

@@ -11,7 +11,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import unicodedata
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -87,8 +89,42 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+COLUMN_OPTIONS = (
+    "label_column",
+    "id_column",
+    "text_columns",
+    "token_columns",
+    "numeric_columns",
+    "char_ngram_columns",
+)
+"""The options that name catalog columns."""
+
+
+def use_catalog_spelling(columns: Iterable[str], config: TrainConfig) -> None:
+    """Spell each column option as the catalog spells the column it names, names compared after
+    Unicode NFC normalisation: a header may write "Größe" with a decomposed "ö" that the option,
+    typed on a keyboard, composes. The model's field names are then the catalog's own (serving
+    and batch scoring match either form). The catalog's names are distinct after NFC
+    (`check_distinct_columns`)."""
+    spellings = {unicodedata.normalize("NFC", column): column for column in columns}
+
+    def catalog_spelling(name: str) -> str:
+        return spellings.get(unicodedata.normalize("NFC", name), name)
+
+    for option in COLUMN_OPTIONS:
+        value = getattr(config, option)
+        if isinstance(value, list):
+            spelled: list[str] | str | None = [catalog_spelling(name) for name in value]
+        else:
+            spelled = catalog_spelling(value) if value else value
+        if spelled != value:
+            setattr(config, option, spelled)
+
+
 def check_columns(frame: pd.DataFrame, config: TrainConfig, path: Path) -> None:
-    """Stop on a missing label column or a mapped column the file does not have."""
+    """Spell the column options as the catalog does (`use_catalog_spelling`), then stop on a
+    missing label column or a mapped column the file does not have."""
+    use_catalog_spelling(frame.columns, config)
     available = ", ".join(sorted(frame.columns)[:30])
     if config.label_column not in frame.columns:
         raise DataError(

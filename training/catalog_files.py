@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import json
 import logging
+import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -284,7 +285,8 @@ def read_parquet(path: Path, max_rows: int | None = None) -> pd.DataFrame:
 
 
 def read_catalog_file(path: Path, config: TrainConfig) -> pd.DataFrame:
-    """The raw table in `path`, with column names stripped of stray spaces."""
+    """The raw table in `path`, with column names stripped of stray spaces and distinct after
+    Unicode NFC normalisation."""
     if not path.is_file():
         raise DataError(f"{path}: no such file; pass --data with a catalog file")
     kind = detect_format(path, config.format)
@@ -296,10 +298,26 @@ def read_catalog_file(path: Path, config: TrainConfig) -> pd.DataFrame:
     else:
         frame = read_parquet(path, config.max_rows)
     frame.columns = [str(column).strip() for column in frame.columns]
+    check_distinct_columns(path, list(frame.columns))
     frame.attrs["format"] = kind  # how its rows are named in messages (`row_name`)
     if frame.empty:
         raise DataError(f"{path}: the file holds no rows")
     return frame
+
+
+def check_distinct_columns(path: Path, columns: list[str]) -> None:
+    """Refuse two columns whose names are one text in two Unicode normal forms ("Größe" with a
+    composed and with a decomposed "ö"): column options, serving and batch scoring all compare
+    names after NFC normalisation, so neither could be told apart from the other."""
+    seen: dict[str, str] = {}
+    for column in columns:
+        first = seen.setdefault(unicodedata.normalize("NFC", column), column)
+        if first != column:
+            raise DataError(
+                f"{path}: columns {first!r} ({first!a}) and {column!r} ({column!a}) "
+                "are one name written in two Unicode normal forms (composed and decomposed "
+                "characters); rename or drop one of them"
+            )
 
 
 def row_name(frame: pd.DataFrame, index: int) -> str:

@@ -122,6 +122,20 @@ def test_the_output_never_replaces_the_catalog(
     assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
 
 
+@pytest.mark.parametrize("overwrite", [[], ["--overwrite"]])
+def test_an_output_inside_the_catalog_folder_says_to_write_elsewhere(
+    overwrite: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without --overwrite the message still offered it, which would not have helped."""
+    data, output = catalog_and_outputs(tmp_path)["inside the Parquet folder"]
+    with pytest.raises(SystemExit) as stop:
+        main(["--model", "models:/m@champion", "--data", str(data), "--output", output,
+              *overwrite])  # fmt: skip
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert "--overwrite" not in err and "pass an --output outside it" in err
+
+
 def test_an_output_beside_the_catalog_is_fine(tmp_path: Path) -> None:
     data = tmp_path / "feed.parquet"
     values: dict[str, object] = {"model": "m", "data": str(data)}

@@ -136,8 +136,9 @@ def test_a_number_of_too_many_digits_is_named_without_pythons_advice() -> None:
     assert caught.value.field == "body"
     assert caught.value.message == (
         "invalid JSON: a number in the body has more than 4300 digits (5000 digits, at line 1, "
-        'column 48, the value of "Größe"); no field takes such a number: send an identifier '
-        "of that length as a string"
+        'column 48, the value of "Größe"); no value takes a number this long: a count such as '
+        "top_k is small, a number field holds at most about 1.8e308, and an identifier (a code, "
+        "an SKU) this long is sent as a string"
     )
 
 
@@ -155,3 +156,29 @@ def test_csv_numbers_and_decomposed_headers_read_as_in_the_other_routes() -> Non
     with pytest.raises(InvalidInputError) as caught:
         check_products(records, contract, Limits(max_products=10, max_text_chars=100))
     assert "'.' as the decimal point" in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (b"Titel,Gewicht\nChess,n/a\n", "body"),
+        (b'{"dataframe_records": [{"Titel": "Chess", "Gewicht": "n/a"}]}', "dataframe_records[0]"),
+    ],
+)
+def test_a_number_that_is_not_one_is_told_how_this_body_sends_a_missing_value(
+    body: bytes, field: str
+) -> None:
+    """A CSV cell cannot hold null: its message says to leave the cell empty; JSON's says null."""
+    contract = RequestContract(
+        (InputField("Titel", "text", "string"), InputField("Gewicht", "numeric", "number"))
+    )
+    scoring = parse_csv_body(body) if field == "body" else parse_json_body(body)
+    with pytest.raises(InvalidInputError) as caught:
+        check_products(scoring.records, contract, Limits(max_products=10, max_text_chars=100))
+    message = scoring.located(caught.value).message
+    if field == "body":
+        assert message.startswith("CSV line 2, column 'Gewicht': must be a finite number")
+        assert message.endswith("(for a missing value leave the cell empty)"), message
+        assert "null" not in message
+    else:
+        assert message.endswith("send null or an empty string, or leave the field out)")

@@ -249,7 +249,7 @@ def test_json_values_must_fit_the_declared_datatype(datatype, value, message) ->
         ("UINT64", 2**64 - 1),
         ("FP32", 3),  # a whole number is a number
         ("FP32", float("nan")),
-        ("FP16", float("inf")),
+        ("FP16", 65504.0),  # infinity fits too, but is no number a field takes (below)
         ("FP64", 1.7e308),
     ],
 )
@@ -281,11 +281,32 @@ def test_numbers_as_bytes_read_as_the_other_routes_read_them() -> None:
     request = parse({"inputs": [tensor("Product Title", ["a"] * 5), tensor("Weight (g)", values)]})
     checked = check_products(request.products, CONTRACT, limits)
     assert [p.get("Weight (g)") for p in checked] == [None, None, 1000.0, 0.5, 3.0]
-    request = parse({"inputs": [tensor("Product Title", ["a"]), tensor("Weight (g)", ["9,99"])]})
-    with pytest.raises(InvalidInputError) as caught:
-        check_products(request.products, CONTRACT, limits)
-    message = rejected_input(caught.value).message
+    with pytest.raises(BadRequestError) as caught:
+        parse({"inputs": [tensor("Product Title", ["a"]), tensor("Weight (g)", ["9,99"])]})
+    message = caught.value.message
     assert message.startswith("input 'Weight (g)', row 0: must be a number written with '.'")
+
+
+@pytest.mark.parametrize(
+    ("values", "datatype", "row"),
+    [
+        (["2", "n/a"], "BYTES", 1),
+        ([[""], ["n/a"]], "BYTES", 1),
+        ([1.0, float("inf")], "FP16", 1),
+    ],
+)
+def test_a_number_input_that_is_no_number_says_how_a_tensor_sends_a_missing_one(
+    values, datatype, row
+) -> None:
+    """A BYTES element cannot be null (a 400 of its own): the message says "" or NaN instead."""
+    shape = [2, 1] if isinstance(values[0], list) else [2]
+    inputs = [tensor("Product Title", ["a", "b"]), tensor("Weight (g)", values, datatype, shape)]
+    with pytest.raises(BadRequestError) as caught:
+        parse({"inputs": inputs})
+    message = caught.value.message
+    assert message.startswith(f"input 'Weight (g)', row {row}: must be a finite number"), message
+    assert message.endswith('send an empty string ("") in a BYTES input, or NaN in an FP64 input)')
+    assert "null" not in message
 
 
 def test_input_names_match_the_fields_in_another_unicode_normal_form() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import unicodedata
 import warnings
 from pathlib import Path
 
@@ -416,3 +417,39 @@ def test_a_tab_separated_csv_read_with_commas_says_which_separator_to_pass(
     with pytest.raises(DataError, match=r"tab separated: pass --csv-separator '\\t'") as raised:
         load_catalog(csv_config(path))
     assert raised.value.exit_code == 3
+
+
+def nfd(text: str) -> str:
+    return unicodedata.normalize("NFD", text)
+
+
+def test_column_options_match_a_decomposed_header_and_keep_its_spelling(tmp_path: Path) -> None:
+    """A header may write "ö" decomposed, an option typed on a keyboard composes it: they name
+    one column (as serving and batch scoring compare names), and the model keeps the catalog's
+    spelling as its field name."""
+    names = ["Bezeichnung Größe", "Kategorie ä", "Artikel-Nr ü", "Gewicht (ö)", "Marke é"]
+    rows = [",".join(nfd(name) for name in names)]
+    rows += [f"thing {i},{'ab'[i % 2]},s{i},{i},brand {i % 3}" for i in range(12)]
+    config = csv_config(
+        write_csv(tmp_path / "c.csv", rows),
+        text_columns=[names[0]],
+        label_column=names[1],
+        id_column=names[2],
+        numeric_columns=[names[3]],
+        token_columns=[names[4]],
+        char_ngram_columns=[names[0]],
+    )
+    catalog = load_catalog(config)
+    assert catalog.frame[nfd(names[3])].dtype == "float64"
+    assert len(catalog.frame) == 12 and set(catalog.labels) == {"a", "b"}
+    assert config.text_columns == config.char_ngram_columns == [nfd(names[0])]
+    assert (config.label_column, config.id_column) == (nfd(names[1]), nfd(names[2]))
+    assert config.numeric_columns == [nfd(names[3])] and config.token_columns == [nfd(names[4])]
+
+
+def test_two_columns_equal_after_nfc_are_refused_naming_both(tmp_path: Path) -> None:
+    rows = [f"Größe,{nfd('Größe')},cat", "a,b,x", "c,d,y"]
+    with pytest.raises(DataError, match="two Unicode normal forms") as raised:
+        load_catalog(csv_config(write_csv(tmp_path / "c.csv", rows), text_columns=["Größe"]))
+    assert raised.value.exit_code == 3
+    assert ascii("Größe") in str(raised.value) and ascii(nfd("Größe")) in str(raised.value)

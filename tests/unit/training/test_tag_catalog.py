@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import unicodedata
 from pathlib import Path
 
 import pandas as pd
@@ -125,3 +126,15 @@ def test_path_levels_are_unified_and_label_mapped_level_by_level(tmp_path) -> No
     )
     labels = set(load_tag_catalog(paths).frame["label"])
     assert labels == {("Electronics", "Electronics > Laptops")}
+
+
+def test_a_tag_column_in_another_unicode_normal_form_is_the_one_named(tmp_path) -> None:
+    """--label-column typed composed ("Schlagwörter") names a header written decomposed."""
+    tags, name = (unicodedata.normalize("NFD", n) for n in ("Schlagwörter", "Bezeichnung"))
+    rows = [{name: f"red shirt {i}", tags: "red|shirt"} for i in range(4)]
+    path = tmp_path / "c.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    options = config(path, label_column="Schlagwörter", text_columns=["Bezeichnung"])
+    catalog = load_tag_catalog(options)
+    assert set(catalog.frame["label"]) == {("red", "shirt")}
+    assert options.label_column == tags and list(catalog.frame.columns) == [name, "label"]
