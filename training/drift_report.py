@@ -3,8 +3,8 @@ decision behind `product-monitor`.
 
 The live profile is read from Prometheus (what every serving pod exported over a time window:
 predicted labels, confidence and out-of-vocabulary histograms, missing fields) or from a
-prediction log, in the same shape as the reference, so both go through the same distances
-(`product_model.profile`) and the same picture (`training.profile.plot_profiles`).
+prediction log (`training.drift_log`), in the same shape as the reference, so both go through the
+same distances (`product_model.profile`) and the same picture (`training.profile.plot_profiles`).
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from typing import Any
 from product_model.profile import (
     CONFIDENCE_EDGES,
     OOV_EDGES,
-    build_profile,
     jensen_shannon_distance,
     population_stability_index,
 )
@@ -81,8 +80,24 @@ def compare(live: Mapping[str, Any], reference: Mapping[str, Any]) -> Comparison
 class Prometheus:
     """Plain-HTTP queries of Prometheus' API (`/api/v1/query`)."""
 
-    def __init__(self, url: str, selector: str, window: str) -> None:
+    def __init__(
+        self, url: str, selector: str, window: str, model: tuple[str, str] | None = None
+    ) -> None:
+        """`model` (name, version): only the servers that served it count (None: every server
+        the selector matches)."""
         self.url, self.selector, self.window = url.rstrip("/"), selector, window
+        self.model = model
+
+    def of_model(self, expr: str, window: str | None) -> str:
+        """`expr` restricted to the servers (job, instance) whose `model_info` names the judged
+        model, over `window` (None: now). The counters carry no model label, and a selector may
+        match servers of other models: their labels would be summed with this model's."""
+        if self.model is None:
+            return expr
+        name, version = (json.dumps(value, ensure_ascii=False) for value in self.model)
+        info = f"model_info{{name={name},version={version}}}"
+        served = f"max_over_time({info}[{window}])" if window else info
+        return f"({expr}) and on (job, instance) ({served} > 0)"
 
     def query(self, expr: str) -> list[dict[str, Any]]:
         address = f"{self.url}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
@@ -116,7 +131,8 @@ class Prometheus:
         raise SourceError(f"Prometheus at {self.url} refused {expr!r}: {said}")
 
     def increase_by(self, series: str, by: str) -> dict[str, float]:
-        expr = f"sum by ({by}) (increase({series}{{{self.selector}}}[{self.window}]))"
+        increase = f"increase({series}{{{self.selector}}}[{self.window}])"
+        expr = f"sum by ({by}) ({self.of_model(increase, self.window)})"
         return {r["metric"].get(by, ""): float(r["value"][1]) for r in self.query(expr)}
 
     def live_profile(self, task: str = "single_label") -> dict[str, Any]:
@@ -149,8 +165,19 @@ class Prometheus:
 
     def server_scores(self) -> dict[str, float]:
         """The serving pods' own window scores now (the largest over pods), by kind."""
-        expr = f"max by (kind) (prediction_drift_score{{{self.selector}}})"
-        return {r["metric"]["kind"]: float(r["value"][1]) for r in self.query(expr)}
+        scores = self.of_model(f"prediction_drift_score{{{self.selector}}}", None)
+        return {
+            r["metric"]["kind"]: float(r["value"][1])
+            for r in self.query(f"max by (kind) ({scores})")
+        }
+
+    def models_served(self) -> list[str]:
+        """The models ("name vVERSION") the selector's servers served over the window."""
+        info = f"max_over_time(model_info{{{self.selector}}}[{self.window}]) > 0"
+        found = self.query(f"count by (name, version) ({info})")
+        return sorted(
+            f"{r['metric'].get('name', '?')} v{r['metric'].get('version', '?')}" for r in found
+        )
 
 
 def old_servers(task: str) -> str:
@@ -183,43 +210,6 @@ def shares_from_buckets(cumulative: Mapping[str, float], edges: Iterable[float])
         shares.append((at - below) / total if total else 0.0)
         below = at
     return {"edges": bounds, "shares": shares, "mean": None}
-
-
-# -- prediction log ---------------------------------------------------------------------------
-
-
-def log_profile(path: Path, fields: Iterable[str], text_fields: Iterable[str]) -> dict[str, Any]:
-    """The live profile of a prediction log (JSON lines of `serving.prediction_log`); fill
-    rates only if it logged product fields, and no out-of-vocabulary shares."""
-    try:
-        lines = path.read_text("utf-8").splitlines()
-    except OSError as error:
-        raise DataError(
-            f"{path}: cannot read the prediction log ({error.strerror}); check --prediction-log"
-        ) from None
-    try:
-        entries = [json.loads(line) for line in lines if line.strip()]
-        answers = [most_probable(entry) for entry in entries]
-        labels, confidences = [a[0] for a in answers], [a[1] for a in answers]
-        products = [e.get("product") or {} for e in entries]
-    except (ValueError, KeyError, TypeError, AttributeError, IndexError) as error:
-        raise DataError(
-            f"{path}: not a prediction log of JSON lines with label and confidence ({error!r})"
-        ) from None
-    logged_fields = list(fields) if any(products) else []
-    profile = build_profile(products, labels, confidences, [], logged_fields, list(text_fields))
-    profile["oov"] = None
-    return profile
-
-
-def most_probable(entry: Mapping[str, Any]) -> tuple[str, float]:
-    """A logged product's most probable class and its probability, as the reference counts: the
-    first of its `top_k` (a path model logs the whole path as `label` with its deepest level's
-    probability); `label` and `confidence` when no top-k was logged."""
-    top = entry.get("top_k")
-    if top:
-        return str(top[0][0]), float(top[0][1])
-    return str(entry["label"]), float(entry["confidence"])
 
 
 # -- the report's files -----------------------------------------------------------------------

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from training.catalog import file_sha256
+from training.drift_log import log_profile
 from training.drift_report import (
     LEVELS,
     MIN_PRODUCTS,
@@ -29,40 +30,83 @@ from training.drift_report import (
     Prometheus,
     check_report_folder,
     compare,
-    log_profile,
     write_report_files,
 )
 from training.errors import DataError, TrainingError
 from training.logs import check_log_level, requested_level
 from training.monitor_options import PROG, build_parser, with_training_config
-from training.retrain_decision import Champion, Decision, decide, load_champion
+from training.retrain_decision import (
+    Champion,
+    Decision,
+    decide,
+    load_champion,
+    unregistered_model,
+)
 
 log = logging.getLogger("product-monitor")
 
+FOREIGN_LABELS_LIMIT = 0.05
+"""Share of live products whose label the reference never saw, beyond which the live side is
+taken to hold other models' predictions: a class too rare to show up in the holdout's predictions
+stays rarer than this live, while another model's traffic (its own label set) is far above it."""
+
 
 def live_profile(args: argparse.Namespace, champion: Champion) -> dict[str, Any] | None:
-    """The live side, from the prediction log or Prometheus (None: neither given)."""
+    """The live side of the champion's own servers, from the prediction log or Prometheus (None:
+    neither given)."""
+    model = (args.model_name, champion.version)
     if args.prediction_log is not None:
         reference = champion.profile or {}
-        fields = list(reference.get("fill_rate", {}))
-        live = log_profile(args.prediction_log, fields, list(reference.get("text_length", {})))
+        fields, texts = list(reference.get("fill_rate", {})), list(reference.get("text_length", {}))
+        live = log_profile(args.prediction_log, fields, texts, model)
         if not live["rows"]:  # explicitly given and empty: a wrong file or logging was off
             raise DataError(
                 f"{args.prediction_log}: no predictions in this prediction log, nothing to compare "
                 "with the reference; give the file the servers append to (PREDICTION_LOG)"
                 + ("" if args.command == "report" else ", or leave it out to decide on the catalog")
             )
-        return live
-    if args.prometheus is not None:
-        return Prometheus(args.prometheus, args.selector, args.window).live_profile(champion.task)
-    return None
+    elif args.prometheus is not None:
+        live = prometheus(args, champion).live_profile(champion.task)
+    else:
+        return None
+    check_own_labels(args, champion, live)
+    return live
 
 
-def no_traffic(args: argparse.Namespace) -> str:
+def prometheus(args: argparse.Namespace, champion: Champion) -> Prometheus:
+    """Prometheus, asked about the servers of the champion only."""
+    model = (args.model_name, champion.version)
+    return Prometheus(args.prometheus, args.selector, args.window, model)
+
+
+def check_own_labels(args: argparse.Namespace, champion: Champion, live: dict[str, Any]) -> None:
+    """`DataError` when more than FOREIGN_LABELS_LIMIT of the live products carry labels the
+    reference does not know: the selector (or the log) mixes in other models' predictions."""
+    known = set((champion.profile or {}).get("labels", {}))
+    foreign = {label: share for label, share in live["labels"].items() if label not in known}
+    if not known or sum(foreign.values()) <= FOREIGN_LABELS_LIMIT:
+        return
+    few = ", ".join(sorted(foreign, key=foreign.__getitem__, reverse=True)[:5])
+    fix = (
+        f"narrow --selector ({args.selector!r}) to the servers of {args.model_name}"
+        if args.prediction_log is None
+        else "give the prediction log of its servers"
+    )
+    raise DataError(
+        f"{len(foreign)} live labels ({few}{', ...' if len(foreign) > 5 else ''}; "
+        f"{sum(foreign.values()):.0%} of the live products) are not among champion "
+        f"v{champion.version}'s {len(known)} classes: other models' predictions are mixed in; {fix}"
+    )
+
+
+def no_traffic(args: argparse.Namespace, champion: Champion) -> str:
     """Why Prometheus gave no live side, and which option to change."""
+    served = prometheus(args, champion).models_served()
     return (
-        f"Prometheus at {args.prometheus} has no predictions of {{{args.selector}}} over the last "
-        f"{args.window}; widen --window or check --selector"
+        f"Prometheus at {args.prometheus} has no predictions of {args.model_name} "
+        f"v{champion.version} by {{{args.selector}}} over the last {args.window}"
+        + (f" (those servers served {', '.join(served[:5])})" if served else "")
+        + "; widen --window or check --selector"
     )
 
 
@@ -138,22 +182,25 @@ def bound_mlflow_retries(timeout_seconds: float) -> None:
 def run_report(args: argparse.Namespace) -> int:
     check_report_folder(args.out)  # before the slow part
     champion = load_champion(args.tracking_uri, args.model_name)
-    if champion is None or champion.profile is None:
-        what = "no champion" if champion is None else f"champion v{champion.version}"
+    unknown = unregistered_model(args.tracking_uri, args.model_name) if champion is None else None
+    if unknown:
+        raise DataError(unknown)
+    if champion is None:
         raise DataError(
-            f"{args.model_name}: {what} with a reference profile (models from an older "
-            "version of this project have none; retrain to get one)"
+            f"{args.model_name}: no version has the champion alias, so there is no reference to "
+            "compare with; train one that passes the gate (or use product-train --force-promote)"
+        )
+    if champion.profile is None:
+        raise DataError(
+            f"{args.model_name}: champion v{champion.version} has no reference profile (models "
+            "from an older version of this project have none; retrain to get one)"
         )
     live = live_profile(args, champion)
     assert live is not None
     if not live["rows"]:
-        raise DataError(no_traffic(args) + "; nothing to report")
+        raise DataError(no_traffic(args, champion) + "; nothing to report")
     drift = compare(live, champion.profile)
-    server = (
-        Prometheus(args.prometheus, args.selector, args.window).server_scores()
-        if (args.prometheus)
-        else {}
-    )
+    server = prometheus(args, champion).server_scores() if args.prometheus else {}
     print(format_report(champion, drift, server))
     for path in write_report(args.out, champion, live, drift, server):
         print(f"wrote {path}")
@@ -168,7 +215,7 @@ def live_drift(args: argparse.Namespace, champion: Champion | None) -> Compariso
     if live is None:
         return None
     if not live["rows"]:
-        log.info("%s: no drift verdict", no_traffic(args))
+        log.info("%s: no drift verdict", no_traffic(args, champion))
         return None
     drift = compare(live, champion.profile)
     scores = ", ".join(f"{k}={v:.3f}" for k, v in drift.scores.items())

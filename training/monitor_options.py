@@ -82,7 +82,13 @@ def add_common_options(command: argparse.ArgumentParser, required_source: bool) 
     )
     source = command.add_mutually_exclusive_group(required=required_source)
     source.add_argument("--prometheus", metavar="URL", help="Prometheus base URL")
-    source.add_argument("--prediction-log", type=Path, metavar="FILE")
+    source.add_argument(
+        "--prediction-log",
+        type=Path,
+        metavar="FILE",
+        help="the JSON lines the servers append with PREDICTION_LOG=FILE (only the champion's "
+        "lines count; instead of --prometheus)",
+    )
     command.add_argument(
         "--selector",
         default=DEFAULT_SELECTOR,

@@ -8,12 +8,15 @@ reproduce the champion).
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from training.drift_report import Comparison
+
+IN_MEMORY = re.compile(r"sqlite(\+\w+)?:///?(:memory:)?")
 
 
 @dataclass(frozen=True)
@@ -87,3 +90,33 @@ def decide(champion: Champion | None, catalog_sha: str, drift: Comparison | None
         )
     why = "no drift verdict (too little live traffic)" if level == "unknown" else f"drift {level}"
     return Decision(True, f"the catalog changed and {why}")
+
+
+def unregistered_model(tracking_uri: str | None, name: str) -> str | None:
+    """Why `name` has no champion when the store has no registered model of that name, naming a
+    few that it has (None: `name` is registered)."""
+    from mlflow.exceptions import MlflowException
+
+    from training import tracking
+    from training.tracking_uri import redact
+
+    uri = tracking.resolve_tracking_uri(tracking_uri)
+    client = tracking.connect(uri)
+    try:
+        client.get_registered_model(name)
+        return None
+    except MlflowException as error:
+        if error.error_code not in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"):
+            raise tracking.as_tracking_error(error, f"reading the model {name}") from None
+    try:
+        names = [model.name for model in client.search_registered_models(max_results=6)]
+    except MlflowException:
+        names = []
+    there = f"it has {', '.join(names[:5])}" + (", ..." if len(names) > 5 else "")
+    if not names:
+        memory = " (an in-memory database starts empty)" if IN_MEMORY.fullmatch(uri) else ""
+        there = f"it has none{memory}"
+    return (
+        f"{name}: no registered model of that name in the store {redact(uri)!r} ({there}); "
+        "give --model-name of a registered model, or --tracking-uri of the store that holds it"
+    )

@@ -81,6 +81,12 @@ def _check_store(uri: str, what: str, given_by: str, other_fix: str) -> None:
     # MLflow reads a bare `databricks` (no `://`) as that scheme, not as a folder of that name
     scheme = uri if uri in BARE_SCHEMES else urlsplit(uri).scheme.lower()
     named = f"{what} {redact(uri)!r} ({given_by})"
+    store = sqlite_file(uri)
+    if store is not None and not is_sqlite_database(store):
+        raise ConfigError(
+            f"{store.absolute()} is not an SQLite database, so not an MLflow store ({named}): "
+            "give the store's file, e.g. sqlite:///mlflow.db"
+        )
     if len(scheme) == 1 or scheme in ("", "file"):  # one letter: a Windows drive, C:\mlruns
         if not _file_store_allowed():
             raise ConfigError(
@@ -97,6 +103,21 @@ def _check_store(uri: str, what: str, given_by: str, other_fix: str) -> None:
             "(sqlite:///mlflow.db, postgresql://...), a tracking server (http:// or https://), "
             f"a local folder, or databricks{other_fix}"
         )
+
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def is_sqlite_database(file: Path) -> bool:
+    """Whether `file` starts as an SQLite database does; True when it is missing, empty (MLflow
+    sets a new store up in it) or unreadable: other checks, or MLflow, say what is wrong then.
+    SQLAlchemy's own "file is not a database" would come later, as a traceback."""
+    try:
+        with file.open("rb") as opened:
+            head = opened.read(len(SQLITE_HEADER))
+    except OSError:
+        return True
+    return not head or head == SQLITE_HEADER
 
 
 def _file_store_allowed() -> bool:

@@ -22,7 +22,8 @@ from serving.metrics import ServingMetrics
 from serving.prediction_log import PredictionLog
 from serving.service import PredictionService
 from serving.validation import RequestContract
-from training.drift_report import Prometheus, compare, log_profile, write_report_files
+from training.drift_log import log_profile
+from training.drift_report import Prometheus, compare, write_report_files
 from training.errors import ConfigError, DataError, TrackingError
 
 REFERENCE = build_profile(
@@ -218,3 +219,70 @@ def test_an_error_page_that_is_not_prometheus_names_the_url(monkeypatch) -> None
     monkeypatch.setattr("urllib.request.urlopen", answer_400(b"<html>bad request</html>"))
     with pytest.raises(TrackingError, match="with HTTP 400, not as Prometheus' query API"):
         Prometheus("http://shop:8080", 'job="x"', "6h").live_profile()
+
+
+# -- only the judged model's servers -------------------------------------------------------------
+
+
+class RecordingPrometheus(Prometheus):
+    """Prometheus answering every query with nothing, keeping the queries asked."""
+
+    def __init__(self, model: tuple[str, str] | None) -> None:
+        super().__init__("http://prometheus", "", "1h", model)
+        self.asked: list[str] = []
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        self.asked.append(expr)
+        return []
+
+
+def test_every_query_keeps_the_servers_of_the_judged_model() -> None:
+    """A selector matching several servers summed every model's labels (62 for a 3-class model);
+    the counters carry no model label: the servers are picked by their model_info."""
+    prometheus = RecordingPrometheus(("path17", "1"))
+    prometheus.live_profile("path")
+    prometheus.server_scores()
+    served = 'model_info{name="path17",version="1"}'
+    window = f"and on (job, instance) (max_over_time({served}[1h]) > 0)"
+    assert all(window in expr for expr in prometheus.asked[:-1]) and len(prometheus.asked) > 4
+    assert prometheus.asked[-1] == (
+        f"max by (kind) ((prediction_drift_score{{}}) and on (job, instance) ({served} > 0))"
+    )
+
+
+def test_without_a_model_the_queries_are_the_selectors_alone() -> None:
+    prometheus = RecordingPrometheus(None)
+    prometheus.live_profile("single_label")
+    assert not any("model_info" in expr for expr in prometheus.asked)
+
+
+def test_a_model_name_is_quoted_as_promql_reads_it() -> None:
+    prometheus = RecordingPrometheus(('shop "eu"\\2', "3"))
+    assert 'model_info{name="shop \\"eu\\"\\\\2",version="3"}' in prometheus.of_model("x", None)
+
+
+def test_the_models_the_selectors_servers_served_are_named(monkeypatch) -> None:
+    prometheus = Prometheus("http://prometheus", 'job=~".+"', "6h", ("path17", "1"))
+    found = [
+        {"metric": {"name": "tags17", "version": "1"}},
+        {"metric": {"name": "a", "version": "2"}},
+    ]
+    monkeypatch.setattr(prometheus, "query", lambda expr: found)
+    assert prometheus.models_served() == ["a v2", "tags17 v1"]
+
+
+def test_a_prediction_log_keeps_the_judged_models_lines(tmp_path: Path) -> None:
+    log = tmp_path / "predictions.jsonl"
+    lines = [
+        {"model": "path17", "version": "1", "label": "A", "confidence": 0.9},
+        {"model": "path17", "version": "3", "label": "B", "confidence": 0.9},
+        {"model": "tags17", "version": "1", "label": "role::program", "confidence": 0.9},
+        {"label": "A", "confidence": 0.5},  # names no model: cannot tell, kept
+    ]
+    log.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    profile = log_profile(log, [], [], ("path17", "1"))
+    assert profile["rows"] == 2 and profile["labels"] == {"A": 1.0}
+    only_others = log.with_name("others.jsonl")
+    only_others.write_text(json.dumps(lines[2]) + "\n")
+    with pytest.raises(DataError, match=r"another model's: tags17 v1: 1 line; champion v1 of x"):
+        log_profile(only_others, [], [], ("x", "1"))

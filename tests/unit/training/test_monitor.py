@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import time
@@ -12,9 +13,10 @@ import pytest
 
 from product_model.profile import CONFIDENCE_EDGES, OOV_EDGES, build_profile
 from tests.support import Registry, free_port, sqlite_store, tracking_uri_restored, train_tiny
-from training.drift_report import Comparison, compare, log_profile, shares_from_buckets
+from training.drift_log import log_profile
+from training.drift_report import Comparison, compare, shares_from_buckets
 from training.errors import DataError
-from training.monitor import main
+from training.monitor import check_own_labels, main
 from training.retrain_decision import Champion, decide, load_champion
 from training.tracking import retry_settings
 
@@ -132,7 +134,9 @@ def test_report_without_a_champion_exits_3(tmp_path: Path, capsys, monkeypatch) 
     with tracking_uri_restored(), pytest.raises(SystemExit) as stop:
         main(["report", "--tracking-uri", store, "--prediction-log", str(log)])
     assert stop.value.code == 3
-    assert "product-classifier: no champion with a reference profile" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "product-classifier: no registered model of that name in the store" in err
+    assert "(it has none)" in err
 
 
 # -- the CLI on a real champion (a tiny model trained into a SQLite store) ---------------------
@@ -158,15 +162,30 @@ def no_mlflow_retry_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     pool.filters[:] = filters
 
 
-def write_prediction_log(path: Path, labels: list[str], rows: int) -> Path:
-    """A prediction log as `serving.prediction_log` writes it (no product fields)."""
+def write_prediction_log(
+    path: Path, labels: list[str], rows: int, model: tuple[str, str] = ("m", "1")
+) -> Path:
+    """A prediction log as `serving.prediction_log` writes it (no product fields) for `model`."""
     entries = [
-        {"ts": 1.0, "request_id": "r", "model": "m", "version": "1", "label": labels[i % 7],
-         "confidence": 0.3 + 0.6 * (i % 10) / 10, "top_k": []}
+        {"ts": 1.0, "request_id": "r", "model": model[0], "version": model[1],
+         "label": labels[i % len(labels)], "confidence": 0.3 + 0.6 * (i % 10) / 10, "top_k": []}
         for i in range(rows)
     ]  # fmt: skip
     path.write_text("".join(json.dumps(e) + "\n" for e in entries))
     return path
+
+
+def own(registry: Registry) -> tuple[str, str]:
+    """What the prediction log names for the servers of `registry`'s champion."""
+    return registry.model_name, registry.version
+
+
+def champion_labels(registry: Registry) -> list[str]:
+    """The labels of the champion's reference profile."""
+    with tracking_uri_restored():
+        champion = load_champion(registry.tracking_uri, registry.model_name)
+    assert champion is not None and champion.profile is not None
+    return sorted(champion.profile["labels"])
 
 
 def monitor(registry: Registry, *args: str) -> int:
@@ -180,11 +199,8 @@ def test_report_from_a_prediction_log_writes_json_and_picture(
     tiny_champion: Registry, tmp_path: Path, capsys
 ) -> None:
     """A prediction log has no out-of-vocabulary shares: the picture says so, it does not crash."""
-    with tracking_uri_restored():
-        champion = load_champion(tiny_champion.tracking_uri, tiny_champion.model_name)
-    assert champion is not None and champion.profile is not None
-    labels = sorted(champion.profile["labels"])
-    log = write_prediction_log(tmp_path / "predictions.jsonl", labels, 600)
+    labels = champion_labels(tiny_champion)
+    log = write_prediction_log(tmp_path / "predictions.jsonl", labels, 600, own(tiny_champion))
     out = tmp_path / "report"
     assert monitor(tiny_champion, "report", "--prediction-log", str(log), "--out", str(out)) == 0
     printed = capsys.readouterr()
@@ -221,7 +237,8 @@ def test_a_failed_report_leaves_no_report_folder(
         raise RuntimeError("the plot broke")
 
     monkeypatch.setattr("training.profile.plot_profiles", broken_plot)
-    log = write_prediction_log(tmp_path / "predictions.jsonl", ["a", "b"] * 4, 50)
+    labels = champion_labels(tiny_champion)
+    log = write_prediction_log(tmp_path / "predictions.jsonl", labels, 50, own(tiny_champion))
     out = tmp_path / "new" / "report"
     assert monitor(tiny_champion, "report", "--prediction-log", str(log), "--out", str(out)) == 1
     err = capsys.readouterr().err
@@ -285,3 +302,108 @@ def test_the_champion_names_its_task(tiny_champion: Registry) -> None:
     with tracking_uri_restored():
         champion = load_champion(tiny_champion.tracking_uri, tiny_champion.model_name)
     assert champion is not None and champion.task == "single_label"
+
+
+# -- only the judged model's traffic -----------------------------------------------------------
+
+
+def test_a_log_of_another_model_only_is_exit_3_naming_it(
+    tiny_champion: Registry, tmp_path: Path, capsys
+) -> None:
+    """Another model's log was scored against this champion (label 1.000, exit 0)."""
+    labels = champion_labels(tiny_champion)
+    capsys.readouterr()  # MLflow's download progress
+    log = write_prediction_log(tmp_path / "other.jsonl", labels, 600, ("tags17", "1"))
+    out = tmp_path / "report"
+    assert monitor(tiny_champion, "report", "--prediction-log", str(log), "--out", str(out)) == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "every line of this prediction log is another model's" in err[0]
+    assert "tags17 v1: 600 lines" in err[0] and "--model-name" in err[0]
+    assert not out.exists()
+
+
+def test_other_models_lines_are_left_out_with_a_warning(
+    tiny_champion: Registry, tmp_path: Path, caplog
+) -> None:
+    labels = champion_labels(tiny_champion)
+    log = write_prediction_log(tmp_path / "mine.jsonl", labels, 600, own(tiny_champion))
+    other = write_prediction_log(tmp_path / "other.jsonl", ["role::program"], 300, ("tags17", "1"))
+    log.write_text(log.read_text() + other.read_text())
+    caplog.set_level("INFO")
+    out = tmp_path / "report"
+    assert monitor(tiny_champion, "report", "--prediction-log", str(log), "--out", str(out)) == 0
+    assert "300 lines of other models left out (tags17 v1: 300 lines)" in caplog.text
+    report = json.loads((out / "drift_report.json").read_text())
+    assert report["live"]["rows"] == 600 and "role::program" not in report["live"]["labels"]
+
+
+def test_labels_the_champion_does_not_know_are_refused_naming_the_selector() -> None:
+    """A selector matching several models' servers summed their labels (62 for a 3-class model)."""
+    args = argparse.Namespace(prediction_log=None, selector="", model_name="path17")
+    live = {"labels": {"A": 0.5, "role::program": 0.3, "games": 0.2}}
+    with pytest.raises(DataError) as raised:
+        check_own_labels(args, CHAMPION, live)
+    message = str(raised.value)
+    assert message.startswith("2 live labels (role::program, games; 50% of the live products)")
+    assert "champion v3's 3 classes" in message and "narrow --selector ('')" in message
+    check_own_labels(args, CHAMPION, {"labels": {"A": 0.96, "new": 0.04}})  # a rare new class
+
+
+# -- the store and the model name --------------------------------------------------------------
+
+
+def test_a_store_file_that_is_not_sqlite_is_a_bad_option(tmp_path: Path, capsys) -> None:
+    (tmp_path / "text.db").write_text("hello\n")
+    log = write_prediction_log(tmp_path / "predictions.jsonl", ["a"], 3)
+    with pytest.raises(SystemExit) as stop:
+        main(["report", "--prediction-log", str(log), "--out", str(tmp_path / "report"),
+              "--tracking-uri", f"sqlite:///{tmp_path}/text.db"])  # fmt: skip
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{tmp_path}/text.db is not an SQLite database" in err[0]
+    assert "not an MLflow store" in err[0] and "DatabaseError" not in err[0]
+
+
+def test_a_model_name_the_store_lacks_is_named_with_those_it_has(
+    tiny_champion: Registry, tmp_path: Path, capsys
+) -> None:
+    log = write_prediction_log(tmp_path / "predictions.jsonl", ["a"], 3)
+    with tracking_uri_restored(), pytest.raises(SystemExit) as stop:
+        main(["report", "--tracking-uri", tiny_champion.tracking_uri, "--model-name", "nope",
+              "--prediction-log", str(log), "--out", str(tmp_path / "report")])  # fmt: skip
+    assert stop.value.code == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "nope: no registered model of that name in the store" in err[0]
+    assert f"it has {tiny_champion.model_name}" in err[0] and "older version" not in err[0]
+
+
+def test_an_in_memory_store_says_it_is_empty(tmp_path: Path, capsys) -> None:
+    log = write_prediction_log(tmp_path / "predictions.jsonl", ["a"], 3)
+    with tracking_uri_restored(), pytest.raises(SystemExit) as stop:
+        main(["report", "--tracking-uri", "sqlite://", "--prediction-log", str(log),
+              "--out", str(tmp_path / "report")])  # fmt: skip
+    assert stop.value.code == 3
+    assert "it has none (an in-memory database starts empty)" in capsys.readouterr().err
+
+
+def test_the_prediction_log_option_has_help(capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["report", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "--prediction-log FILE the JSON lines the servers append with PREDICTION_LOG" in out
+
+
+def test_a_registered_model_without_a_champion_says_so(tmp_path: Path, capsys) -> None:
+    from mlflow.tracking import MlflowClient
+
+    store = f"sqlite:///{tmp_path}/mlflow.db"
+    with tracking_uri_restored():
+        MlflowClient(store).create_registered_model("unpromoted")
+    capsys.readouterr()
+    log = write_prediction_log(tmp_path / "predictions.jsonl", ["a"], 3)
+    with tracking_uri_restored(), pytest.raises(SystemExit) as stop:
+        main(["report", "--tracking-uri", store, "--model-name", "unpromoted",
+              "--prediction-log", str(log), "--out", str(tmp_path / "report")])  # fmt: skip
+    assert stop.value.code == 3
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "unpromoted: no version has the champion alias" in err and "older version" not in err

@@ -110,3 +110,33 @@ def test_every_read_only_cli_stops_before_mlflow_creates_a_store(
     assert caught.value.code == 2 and len(error.splitlines()) == 1
     assert f"no MLflow store at {store} " in error and "product-train" in error
     assert not store.exists() and not store.parent.exists()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["training.cli", "--data", "catalog.csv"],
+        ["batch.cli", "--model", "models:/m@champion", "--data", "x.csv", "--output", "o.csv"],
+        ["training.monitor", "should-retrain", "--model-name", "m", "--data", "catalog.csv"],
+    ],
+)
+def test_a_store_file_that_is_not_sqlite_stops_every_cli_at_start(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path, argv
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "x.csv").write_text("title\nmouse\n", "utf-8")
+    (tmp_path / "catalog.csv").write_text("title,category\nmouse,pc\n", "utf-8")
+    store = tmp_path / "notes.db"
+    store.write_text("not a database\n", "utf-8")
+    module, *options = argv
+    saved = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        with pytest.raises(SystemExit) as caught:
+            importlib.import_module(module).main([*options, "--tracking-uri", f"sqlite:///{store}"])
+    finally:
+        for number, handler in saved.items():
+            signal.signal(number, handler)
+    error = capsys.readouterr().err.strip()
+    assert caught.value.code == 2 and len(error.splitlines()) == 1, error
+    assert f"{store} is not an SQLite database, so not an MLflow store" in error
+    assert store.read_text("utf-8") == "not a database\n"
