@@ -12,8 +12,14 @@ from tqdm import tqdm
 from batch import readers, writers
 from batch.config import BatchConfig
 from batch.model import ScoringModel
-from batch.scoring import check_columns, output_schema, score_chunk, with_model_names
-from batch.summary import Summary
+from batch.scoring import (
+    check_columns,
+    count_not_numbers,
+    output_schema,
+    score_chunk,
+    with_model_names,
+)
+from batch.summary import Summary, warn_not_numbers
 from training.interrupts import raise_if_interrupted
 
 
@@ -40,6 +46,7 @@ def run_local(config: BatchConfig, model: ScoringModel) -> Summary:
                 if summary.rows == 0:
                     check_columns(list(chunk.columns), model.inputs, source)
                 scored = score_chunk(model, chunk, config.top_k, first_row=summary.rows)
+                summary.not_numbers.update(count_not_numbers(chunk, model.inputs))
                 writer.write(scored)
                 _count(summary, scored, started)
                 bar.update(len(scored))
@@ -48,6 +55,7 @@ def run_local(config: BatchConfig, model: ScoringModel) -> Summary:
             writer.close()
     summary.malformed_lines = counts.malformed_lines
     summary.seconds = time.perf_counter() - started
+    warn_not_numbers(summary, config.data)
     return summary
 
 

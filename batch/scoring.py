@@ -5,12 +5,15 @@ not sent to the model: it gets an empty label and a reason. The output columns a
 are defined here once; the Spark engine writes the same schema. Without an id column a row is
 identified by its 0-based position in the catalog, in a `row` column instead of `product_id`.
 Numeric fields are parsed as numbers first (as training and serving parse them), since the
-model's signature types them `double` and MLflow refuses text or integers there.
+model's signature types them `double` and MLflow refuses text or integers there; values that are
+there but are not numbers are read as missing, and counted (`count_not_numbers`) so that the run
+can say so, as training does.
 """
 
 from __future__ import annotations
 
 import unicodedata
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -122,6 +125,21 @@ def model_frame(frame: pd.DataFrame, inputs: ModelInputs) -> pd.DataFrame:
         if column in columns.columns:
             columns[column] = to_numbers(columns[column])
     return columns
+
+
+def count_not_numbers(frame: pd.DataFrame, inputs: ModelInputs) -> Counter[str]:
+    """Per numeric column of the model, the values `model_frame` reads as missing that were there:
+    neither null nor blank text, yet not a finite number (`n/a`, `9,99`, `true`, `inf`)."""
+    counts: Counter[str] = Counter()
+    for column in inputs.numeric_columns:
+        if column not in frame.columns:
+            continue
+        raw = frame[column]
+        blank = raw.isna() | raw.map(lambda value: isinstance(value, str) and not value.strip())
+        bad = int((to_numbers(raw).isna() & ~blank).sum())
+        if bad:
+            counts[column] = bad
+    return counts
 
 
 def row_ids(frame: pd.DataFrame, inputs: ModelInputs, first_row: int) -> tuple[str, np.ndarray]:

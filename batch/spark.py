@@ -10,8 +10,10 @@ dict (`key=value` tokens, or `key value` text) so that both engines give the sam
 Multilabel and path models return their tags (or path levels) through the same UDF, as two more
 struct fields, decoded by the model itself: the output has the local engine's columns. Numeric
 fields are parsed as numbers before the UDF (MLflow refuses text or integers where the signature
-says `double`), and a catalog without id column gets each row's position (`row`), numbered
-before the rows are spread over the cores, in the local engine's order (`batch.spark_rows`).
+says `double`; values that are not numbers are counted as the local engine counts them, in one
+more pass over the catalog's numeric columns after the output is written: `batch.spark_numbers`),
+and a catalog without id column gets each row's position (`row`), numbered before the rows are
+spread over the cores, in the local engine's order (`batch.spark_rows`).
 """
 
 from __future__ import annotations
@@ -36,9 +38,10 @@ from batch.scoring import (
     no_text_reason,
     output_schema,
 )
+from batch.spark_numbers import as_number, count_not_numbers
 from batch.spark_output import HadoopPaths, count_output, write_atomically
 from batch.spark_rows import with_row_numbers
-from batch.summary import Summary
+from batch.summary import Summary, warn_not_numbers
 from training.catalog_files import csv_separator_for, detect_format, first_character
 from training.errors import ConfigError, DataError
 
@@ -135,23 +138,6 @@ def spread(spark: Any, frame: Any) -> Any:
     """A gzip file is one partition: spread its rows so that every core scores."""
     cores = spark.sparkContext.defaultParallelism
     return frame.repartition(cores) if frame.rdd.getNumPartitions() < cores else frame
-
-
-def as_number(frame: Any, column: str) -> Any:
-    """A numeric field as `scoring.model_frame` reads it: numbers and numeric text as doubles;
-    blanks, text, booleans, objects and infinities missing."""
-    from pyspark.sql import functions as F  # noqa: N812  Spark's own spelling
-    from pyspark.sql.types import BooleanType, NumericType, StringType
-
-    kind = frame.schema[column].dataType
-    if isinstance(kind, StringType):
-        value = F.trim(F.col(column)).try_cast("double")
-    elif isinstance(kind, NumericType) and not isinstance(kind, BooleanType):
-        value = F.col(column).cast("double")
-    else:
-        value = F.lit(None).cast("double")
-    finite = ~F.isnan(value) & (F.abs(value) != F.lit(float("inf")))
-    return F.when(finite, value).alias(column)
 
 
 def as_model_value(frame: Any, column: str, text: bool) -> Any:
@@ -289,6 +275,7 @@ def run_spark(config: BatchConfig, model: ScoringModel) -> Summary:
         frame, summary.malformed_lines = read_catalog(spark, config)
         frame = frame.toDF(*model_names(frame.columns, model.inputs))
         check_columns(frame.columns, model.inputs, config.data)
+        catalog = frame
         if model.inputs.id_column is None:
             frame = with_row_numbers(frame)
         frame = spread(spark, frame)
@@ -297,8 +284,11 @@ def run_spark(config: BatchConfig, model: ScoringModel) -> Summary:
             scored = scored_frame(spark, frame, model, udf)
             write_atomically(spark, scored, config.output, config.overwrite)
         count_output(spark, config.output, summary)
+        numeric = [c for c in model.inputs.numeric_columns if c in catalog.columns]
+        summary.not_numbers = count_not_numbers(catalog, numeric)
     finally:
         if created:
             spark.stop()
     summary.seconds = time.perf_counter() - started
+    warn_not_numbers(summary, config.data)
     return summary

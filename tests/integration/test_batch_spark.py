@@ -260,12 +260,20 @@ def test_without_an_id_column_both_engines_number_the_rows_alike(
     shape: str,
     tmp_path: Path,
     request: pytest.FixtureRequest,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
+    """The same row numbers and labels from both engines, and the same count of values that are
+    not numbers (the catalog's `n/a` weights, read as missing)."""
     catalog = request.getfixturevalue(shape)
-    args = [*model_args(listings_registry), "--data", str(catalog)]
+    args = [*model_args(listings_registry), "--data", str(catalog), "--json"]
     local_path, spark_path = tmp_path / "local.parquet", tmp_path / "spark.parquet"
     assert classify(*args, "--output", str(local_path)) == 0
+    local_summary = json.loads(capsys.readouterr().out.splitlines()[-1])
     assert classify(*args, "--output", str(spark_path), "--engine", "spark") == 0
+    spark_summary = json.loads(capsys.readouterr().out.splitlines()[-1])
+    not_numbers = sum(row["Weight (g)"] == "n/a" for row in listings.listings_rows())
+    assert local_summary["not_numbers"] == {"Weight (g)": not_numbers} and not_numbers > 0
+    assert spark_summary["not_numbers"] == local_summary["not_numbers"]
     local = pd.read_parquet(local_path)
     distributed = pd.read_parquet(spark_path).sort_values("row").reset_index(drop=True)
     assert local["row"].tolist() == list(range(len(listings.listings_rows())))

@@ -161,3 +161,43 @@ def test_a_header_in_another_unicode_normal_form_is_read(tmp_path: Path) -> None
     output = str(tmp_path / "labels.jsonl")
     run_local(make_config({"model": "m", "data": str(catalog), "output": output}), model)
     assert received[0].to_dict("records") == [{"Kurz": "Editor", "Größe (KB)": 1000.0}]
+
+
+class ConstantModel:
+    """Answers "x" for every product, without MLflow."""
+
+    def predict(self, frame: pd.DataFrame, params: dict) -> pd.DataFrame:
+        rows = len(frame)
+        return pd.DataFrame(
+            {
+                "label": ["x"] * rows,
+                "probability": [1.0] * rows,
+                "top_labels": [["x"]] * rows,
+                "top_probabilities": [[1.0]] * rows,
+            }
+        )
+
+
+def test_values_that_are_not_numbers_are_counted_and_warned_about(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """They were read as missing silently; blanks are missing values, not counted."""
+    from batch.local import run_local
+    from batch.model import ModelInputs, ModelRef, ScoringModel
+
+    inputs = ModelInputs(("title", "price", "weight"), ("title",), None, ("price", "weight"))
+    model = ScoringModel(ModelRef("m", "m", "1"), inputs, ConstantModel(), ("x",))
+    catalog = tmp_path / "catalog.csv"
+    prices = ["9.99", "n/a", "", "9,99", " 3 ", "abc", "  "]
+    rows = {"title": ["t"] * len(prices), "price": prices, "weight": range(len(prices))}
+    pd.DataFrame(rows).to_csv(catalog, index=False)
+    output = str(tmp_path / "labels.csv")
+    values = {"model": "m", "data": str(catalog), "output": output, "chunk_size": 3}
+    config = make_config(values | {"progress": False})
+    with caplog.at_level("WARNING", logger="batch.summary"):
+        summary = run_local(config, model)
+    assert summary.not_numbers == {"price": 3}
+    assert "not numbers:     price 3 (read as missing)" in summary.text()
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{catalog}: column 'price': 3 value(s) are not numbers and count as missing"
+    ]

@@ -110,3 +110,22 @@ def test_columns_named_in_another_unicode_normal_form_are_the_models() -> None:
     assert model_frame(with_model_names(frame, numbers), numbers).to_dict("records") == [
         {"Größe (KB)": 12.0, "Kurzbeschreibung": "a"}
     ]
+
+
+def test_values_there_that_are_not_numbers_are_counted_per_numeric_column() -> None:
+    """They are read as missing; blanks and nulls are plain missing values, not counted."""
+    from batch.scoring import count_not_numbers
+
+    numeric = ("price", "weight", "size")
+    inputs = ModelInputs(("title", *numeric), ("title",), None, numeric)
+    price = ["9.99", " 7 ", "", "  ", None, math.nan, "n/a", "9,99", "abc", "inf", True, {"a": 1}]
+    frame = pd.DataFrame(
+        {
+            "title": ["t"] * len(price),
+            "price": price,
+            "weight": [1, 2.5, None, math.nan, float("inf"), 3, 4, 5, 6, 7, 8, 9],
+        }
+    )
+    assert count_not_numbers(frame, inputs) == {"price": 6, "weight": 1}
+    assert model_frame(frame, inputs)["price"].notna().sum() == 2  # what the model gets
+    assert count_not_numbers(frame[["title"]], inputs) == {}  # columns the catalog lacks
