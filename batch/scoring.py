@@ -22,7 +22,7 @@ import pandas as pd
 import pyarrow as pa
 
 from batch.model import ModelInputs, ScoringModel
-from product_model.contract import to_numbers
+from product_model.contract import is_present, to_numbers
 from product_model.features import as_text
 from training.errors import DataError
 
@@ -135,8 +135,7 @@ def count_not_numbers(frame: pd.DataFrame, inputs: ModelInputs) -> Counter[str]:
         if column not in frame.columns:
             continue
         raw = frame[column]
-        blank = raw.isna() | raw.map(lambda value: isinstance(value, str) and not value.strip())
-        bad = int((to_numbers(raw).isna() & ~blank).sum())
+        bad = int((to_numbers(raw).isna() & is_present(raw)).sum())
         if bad:
             counts[column] = bad
     return counts

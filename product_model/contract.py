@@ -130,6 +130,12 @@ def to_numbers(values: pd.Series) -> pd.Series:
     return values.map(one).astype("float64")
 
 
+def is_present(values: pd.Series) -> pd.Series:
+    """True where a value is there: not null, not NaN, not blank text. A present value that
+    `to_numbers` reads as NaN is not a number (training and batch scoring count those)."""
+    return ~(values.isna() | values.map(lambda v: isinstance(v, str) and not v.strip()))
+
+
 def text_type(values: Iterable[Any]) -> ValueType:
     """The type of a text field from its catalog's values: `string` when all are strings, `text`
     when all are strings or lists of strings, else `json` (objects, numbers, booleans, or lists

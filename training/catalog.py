@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from product_model.contract import to_numbers
+from product_model.contract import is_present, to_numbers
 from product_model.features import as_text
 from training.catalog_files import detect_format as detect_format  # imported from here by others
 from training.catalog_files import read_catalog_file, row_name
@@ -154,16 +154,15 @@ def parse_numeric_columns(frame: pd.DataFrame, config: TrainConfig, path: Path) 
         if column not in frame.columns:
             continue
         raw = frame[column]
-        parsed = to_numbers(raw)
-        blank = raw.map(lambda v: v is None or (isinstance(v, str) and not v.strip()) or v != v)
-        bad = parsed.isna() & ~blank
-        share = bad.sum() / max(1, (~blank).sum())
+        parsed, present = to_numbers(raw), is_present(raw)
+        bad = parsed.isna() & present
+        share = bad.sum() / max(1, present.sum())
         if share > config.max_bad_numeric_share:
             first = int(bad.to_numpy().nonzero()[0][0])
             raise DataError(
                 f"{path}, {row_name(frame, first)}, column '{column}': "
                 f"{raw.iloc[first]!r} is not a number ({int(bad.sum())} of "
-                f"{int((~blank).sum())} values are not); fix the file, drop the column from "
+                f"{int(present.sum())} values are not); fix the file, drop the column from "
                 "--numeric-columns, or raise --max-bad-numeric-share"
             )
         if bad.any():
