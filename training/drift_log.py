@@ -56,14 +56,14 @@ def lines_of_model(
     """The lines `model` (name, version) wrote (lines naming no model are kept: they cannot
     tell); the others are left out with a warning, and a `DataError` if none are left."""
     name, version = model
-    others = Counter(
-        f"{e['model']} v{e.get('version', '?')}"
-        for e in entries
-        if "model" in e and (e["model"], str(e.get("version"))) != (name, version)
-    )
+
+    def judged(entry: Mapping[str, Any]) -> bool:
+        return "model" not in entry or (entry["model"], str(entry.get("version"))) == model
+
+    others = Counter(f"{e['model']} v{e.get('version', '?')}" for e in entries if not judged(e))
     if not others:
         return entries
-    kept = [e for e in entries if "model" not in e or (e["model"], str(e.get("version"))) == model]
+    kept = [e for e in entries if judged(e)]
     named = ", ".join(f"{what}: {lines(count)}" for what, count in others.most_common(5))
     if not kept:
         raise DataError(
