@@ -98,16 +98,9 @@ def test_every_read_only_cli_stops_before_mlflow_creates_a_store(
     (tmp_path / "catalog.csv").write_text("title,category\nmouse,pc\n", "utf-8")
     (tmp_path / "log.jsonl").write_text('{"label": "pc"}\n', "utf-8")
     store = tmp_path / "missing" / "nostore.db"
-    module, *options = argv
-    saved = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        with pytest.raises(SystemExit) as caught:
-            importlib.import_module(module).main([*options, "--tracking-uri", f"sqlite:///{store}"])
-    finally:
-        for number, handler in saved.items():
-            signal.signal(number, handler)
+    code = exit_of(argv, f"sqlite:///{store}")
     error = capsys.readouterr().err.strip()
-    assert caught.value.code == 2 and len(error.splitlines()) == 1
+    assert code == 2 and len(error.splitlines()) == 1
     assert f"no MLflow store at {store} " in error and "product-train" in error
     assert not store.exists() and not store.parent.exists()
 
@@ -128,15 +121,22 @@ def test_a_store_file_that_is_not_sqlite_stops_every_cli_at_start(
     (tmp_path / "catalog.csv").write_text("title,category\nmouse,pc\n", "utf-8")
     store = tmp_path / "notes.db"
     store.write_text("not a database\n", "utf-8")
+    code = exit_of(argv, f"sqlite:///{store}")
+    error = capsys.readouterr().err.strip()
+    assert code == 2 and len(error.splitlines()) == 1, error
+    assert f"{store} is not an SQLite database, so not an MLflow store" in error
+    assert store.read_text("utf-8") == "not a database\n"
+
+
+def exit_of(argv: list[str], tracking_uri: str) -> object:
+    """The exit code of the CLI `argv` names (module, then options) run with `tracking_uri`;
+    the signal handlers it installs are put back."""
     module, *options = argv
     saved = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGINT)}
     try:
         with pytest.raises(SystemExit) as caught:
-            importlib.import_module(module).main([*options, "--tracking-uri", f"sqlite:///{store}"])
+            importlib.import_module(module).main([*options, "--tracking-uri", tracking_uri])
     finally:
         for number, handler in saved.items():
             signal.signal(number, handler)
-    error = capsys.readouterr().err.strip()
-    assert caught.value.code == 2 and len(error.splitlines()) == 1, error
-    assert f"{store} is not an SQLite database, so not an MLflow store" in error
-    assert store.read_text("utf-8") == "not a database\n"
+    return caught.value.code
