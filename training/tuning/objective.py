@@ -111,8 +111,10 @@ def trial_run(parent: ParentRun, trial: optuna.Trial, params: dict[str, Any]) ->
         status = "KILLED"
         raise
     finally:
-        parent.client.set_tag(run_id, "optuna.state", state)
-        parent.client.set_terminated(run_id, status)
+        try:
+            parent.client.set_tag(run_id, "optuna.state", state)
+        finally:  # an interrupt while tagging must not leave the run RUNNING
+            parent.client.set_terminated(run_id, status)
 
 
 def end_stale_trial_run(client: MlflowClient) -> Callable[[optuna.Study, Any], None]:
@@ -154,12 +156,20 @@ class Objective:
         trial.set_user_attr(WORKER_PID, os.getpid())
         params = self.params(trial)
         config = TrainConfig.model_validate(self.base.model_dump(mode="json") | params)
-        with trial_run(self.parent, trial, params) as run_id:
-            score = score_folds(config, self.folds, self._reporter(trial, run_id))
-            seconds = time.perf_counter() - started
-            self.parent.client.log_metric(run_id, "cv_f1_macro", score)
-            self.parent.client.log_metric(run_id, "trial_seconds", seconds)
-        log.info("trial %d: macro-F1 %.4f in %.0fs %s", trial.number, score, seconds, params)
+        run_id = ""
+        try:
+            with trial_run(self.parent, trial, params) as run_id:
+                score = score_folds(config, self.folds, self._reporter(trial, run_id))
+                seconds = time.perf_counter() - started
+                self.parent.client.log_metric(run_id, "cv_f1_macro", score)
+                self.parent.client.log_metric(run_id, "trial_seconds", seconds)
+            log.info("trial %d: macro-F1 %.4f in %.0fs %s", trial.number, score, seconds, params)
+        except KeyboardInterrupt:
+            # An interrupt just as the trial ended (its run already FINISHED, or being ended)
+            # still fails the trial in Optuna: its run says so too.
+            if run_id:
+                self.parent.client.set_terminated(run_id, "KILLED")
+            raise
         return score
 
     def _reporter(self, trial: optuna.Trial, run_id: str) -> Callable[[int, float], None]:
