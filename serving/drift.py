@@ -12,7 +12,10 @@ Each profiled product is also counted by its most probable class and that class'
 as the reference counts it, for every task (`predictions_total` counts every tag or path node).
 
 Labels stay bounded: model version, metric kind, the model's classes, and the field names of the
-model's contract. The families themselves are built in `serving.drift_families`.
+model's contract. Only the served version's series are exported: a swap (`expect`) starts the new
+version's window and counters, and the previous version's series vanish from the next scrape
+(Prometheus marks them stale); its products still queued then are left out. The families
+themselves are built in `serving.drift_families`.
 """
 
 from __future__ import annotations
@@ -80,7 +83,9 @@ class DriftWatch(Collector):
         self._pending_rows = 0
         self._window: deque[Seen] = deque(maxlen=size)
         self._model: Any = None
-        self.totals = Totals()
+        self._retired: set[str] = set()  # versions served before: their late batches are left out
+        self.totals = Totals()  # of the served version
+        self.unprofiled = 0
 
     def configure(self, size: int, max_age_seconds: float) -> None:
         with self._scrape_lock, self._lock:
@@ -88,14 +93,30 @@ class DriftWatch(Collector):
             self._window = deque(self._window, maxlen=size)
 
     def expect(self, model: Any) -> None:
-        """A model was loaded: its input fields are counted from 0 from now on, so that a rate
-        over the counters sees its first products (a counter's first sample is its baseline)."""
+        """A model was loaded (at start or by a swap): its version's series start now, its input
+        fields and classes counted from 0, so that a rate over the counters sees its first
+        products (a counter's first sample is its baseline)."""
         if model is not None:
             with self._scrape_lock:
+                self._serve(model)
                 for name in model.contract.names:
                     self.totals.missing.setdefault(name, 0)
                 for label in model.classes:
                     self.totals.top_classes.setdefault(str(label), 0)
+
+    def _serve(self, model: Any) -> None:
+        """Profile `model`'s version from now on; another version before it is retired: its
+        window, reference and counters are dropped (its series leave /metrics)."""
+        version = str(model.ref.version)
+        self._retired.discard(version)  # served again (a rollback): its batches count again
+        if self._model is not None and str(self._model.ref.version) == version:
+            self._model = model
+            return
+        if self._model is not None:
+            self._retired.add(str(self._model.ref.version))
+        self._model = model
+        self._window.clear()
+        self.totals = Totals()
 
     # -- hot path: the model thread --------------------------------------------------------
 
@@ -107,7 +128,7 @@ class DriftWatch(Collector):
             while self._pending_rows - len(self._pending[0].rows) >= self.size:
                 dropped = self._pending.popleft()
                 self._pending_rows -= len(dropped.rows)
-                self.totals.unprofiled += len(dropped.rows)
+                self.unprofiled += len(dropped.rows)
 
     # -- on scrape ---------------------------------------------------------------------------
 
@@ -122,9 +143,11 @@ class DriftWatch(Collector):
             self._window.popleft()
 
     def _profile(self, batch: Batch) -> None:
-        if self._model is None or self._model.ref.version != batch.model.ref.version:
-            self._model = batch.model  # a new version: a new reference, an empty window
-            self._window.clear()
+        version = str(batch.model.ref.version)
+        if self._model is None or str(self._model.ref.version) != version:
+            if version in self._retired:  # answered just before a swap: that version is gone
+                return
+            self._serve(batch.model)  # a version not announced by `expect` yet
         oov = oov_shares(batch.model, batch.rows)
         for field_name in batch.model.contract.names:
             missing = sum(not is_filled(row.get(field_name)) for row in batch.rows)
@@ -187,7 +210,7 @@ class DriftWatch(Collector):
         yield from window_families(
             version, len(self._window), self.scores(), self.means(), reference_of(self._model)
         )
-        yield from total_families(self.totals)
+        yield from total_families(self.totals, version, self.unprofiled)
 
 
 def reference_of(model: Any) -> Mapping[str, Any] | None:

@@ -1,6 +1,10 @@
 """The drift signals as Prometheus families: the window's scores and means (gauges), and the
-counters since start (missing inputs, out-of-vocabulary and top-class histograms, binned as the
-reference profile bins them, so that `product-monitor` can compare them with it).
+counters of the served version (missing inputs, out-of-vocabulary and top-class histograms, binned
+as the reference profile bins them, so that `product-monitor` can compare them with it).
+
+Every family but `prediction_drift_unprofiled_total` carries the served model's `version`, so that
+`product-monitor` counts the champion's own answers only; a swap starts the new version's series at
+0 and drops the previous version's (Prometheus marks them stale), which keeps one version's series.
 """
 
 from __future__ import annotations
@@ -26,8 +30,9 @@ CONFIDENCE_EDGES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 
 @dataclass
 class Totals:
-    """Counters since start: missing inputs per field, out-of-vocabulary histogram, each
-    product's most probable class and its probability (binned as the reference bins), drops."""
+    """Counters of one model version since it was served: missing inputs per field,
+    out-of-vocabulary histogram, each product's most probable class and its probability (binned
+    as the reference bins)."""
 
     missing: Counter[str] = field(default_factory=Counter)
     oov_buckets: list[int] = field(default_factory=lambda: [0] * (len(OOV_EDGES) - 1))
@@ -38,7 +43,6 @@ class Totals:
         default_factory=lambda: [0] * (len(CONFIDENCE_EDGES) - 1)
     )
     top_probability_sum: float = 0.0
-    unprofiled: int = 0
 
 
 def window_families(
@@ -81,30 +85,33 @@ def window_families(
     yield from (drift, window, live, reference)
 
 
-def total_families(totals: Totals) -> Iterator[Metric]:
+def total_families(totals: Totals, version: str | None, unprofiled: int) -> Iterator[Metric]:
+    """The counters of the served `version` (no samples before a model is served), and the
+    products dropped unprofiled (of any version)."""
     missing = CounterMetricFamily(
         "prediction_input_missing",
         "Products classified without a value in this input field of the model's contract.",
-        labels=["field"],
+        labels=["field", "version"],
     )
-    for name, count in sorted(totals.missing.items()):
-        missing.add_metric([name], count)
     oov = HistogramMetricFamily(
         "prediction_oov_share",
         "Share of a product's text tokens that the model's vocabulary does not know, binned as "
         "the reference profile bins it: le=b holds the bins below b, each [lower, upper).",
-        buckets=cumulative(OOV_EDGES, totals.oov_buckets),
-        sum_value=totals.oov_sum,
+        labels=["version"],
     )
-    unprofiled = CounterMetricFamily(
+    if version is not None:
+        for name, count in sorted(totals.missing.items()):
+            missing.add_metric([name, version], count)
+        oov.add_metric([version], cumulative(OOV_EDGES, totals.oov_buckets), totals.oov_sum)
+    unprofiled_family = CounterMetricFamily(
         "prediction_drift_unprofiled",
         "Products dropped before the drift window saw them (more than a window between scrapes).",
-        value=totals.unprofiled,
+        value=unprofiled,
     )
-    yield from (missing, oov, unprofiled, *_top_class_families(totals))
+    yield from (missing, oov, unprofiled_family, *_top_class_families(totals, version))
 
 
-def _top_class_families(totals: Totals) -> Iterator[Metric]:
+def _top_class_families(totals: Totals, version: str | None) -> Iterator[Metric]:
     """Each profiled product's most probable class and its probability, for `product-monitor`:
     `predictions_total` counts every tag or path node answered, `prediction_confidence` a path's
     deepest level; the reference counts neither."""
@@ -112,17 +119,19 @@ def _top_class_families(totals: Totals) -> Iterator[Metric]:
         "prediction_top_class",
         "Products the drift window profiled, by their most probable class (what the reference "
         "profile's label shares count).",
-        labels=["label"],
+        labels=["label", "version"],
     )
-    for label, count in sorted(totals.top_classes.items()):
-        top.add_metric([label], count)
     probability = HistogramMetricFamily(
         "prediction_top_probability",
         "Probability of each profiled product's most probable class, binned as the reference "
         "profile bins it: le=b holds the bins below b, each [lower, upper), the last closed.",
-        buckets=cumulative(CONFIDENCE_EDGES, totals.top_probability_bins),
-        sum_value=totals.top_probability_sum,
+        labels=["version"],
     )
+    if version is not None:
+        for label, count in sorted(totals.top_classes.items()):
+            top.add_metric([label, version], count)
+        buckets = cumulative(CONFIDENCE_EDGES, totals.top_probability_bins)
+        probability.add_metric([version], buckets, totals.top_probability_sum)
     yield from (top, probability)
 
 

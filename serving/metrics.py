@@ -3,6 +3,10 @@ status, model name/version/alias and predicted label — never by raw path or ot
 
 With PROMETHEUS_MULTIPROC_DIR set (several workers), values live in that directory and /metrics
 aggregates every worker; the process_* metrics are then those of the worker that answers.
+
+The prediction series carry the answering model's version, so that `product-monitor` judges a
+champion on its own answers; a retired version's series are removed (Prometheus marks them stale),
+except from the multiprocess files, which keep their last values until the workers restart.
 """
 
 from __future__ import annotations
@@ -47,6 +51,9 @@ class ServingMetrics:
             add_runtime_collectors(self.registry)
         r = self.registry
         self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self._served_version = ""  # of the last model loaded: the default of observe_predictions
+        self._labels_by_version: dict[str, set[str]] = {}  # the children to remove on retirement
+        self._retired_versions: set[str] = set()  # late answers of these are not counted
         self.http_requests = Counter(
             "http_requests", "HTTP requests answered.", ["route", "method", "status"], registry=r
         )
@@ -64,11 +71,15 @@ class ServingMetrics:
             multiprocess_mode="livesum",
         )
         self.predictions = Counter(
-            "predictions", "Products classified, by predicted label.", ["label"], registry=r
+            "predictions",
+            "Products classified, by predicted label and the version of the model that answered.",
+            ["label", "version"],
+            registry=r,
         )
         self.confidence = Histogram(
             "prediction_confidence",
-            "Probability of the predicted label.",
+            "Probability of the predicted label, by the version of the model that answered.",
+            ["version"],
             buckets=CONFIDENCE_BUCKETS,
             registry=r,
         )
@@ -127,25 +138,46 @@ class ServingMetrics:
     def observe_batch(self, rows: int) -> None:
         self.batch_size.observe(rows)
 
-    def observe_predictions(self, labels: Iterable[str], confidences: Iterable[float]) -> None:
-        for label, count in Tally(labels).items():
-            self.predictions.labels(label).inc(count)
+    def observe_predictions(
+        self, labels: Iterable[str], confidences: Iterable[float], version: str | None = None
+    ) -> None:
+        """Count one batch's answers under the `version` that gave them (default: the version
+        loaded last, which misplaces a batch in flight across a swap). A retired version's late
+        answers are not counted: its series are gone, and stay gone (bounded labels)."""
+        version = self._served_version if version is None else str(version)
+        if version in self._retired_versions:
+            return
+        counted = Tally(labels)
+        self._labels_by_version.setdefault(version, set()).update(counted)
+        for label, count in counted.items():
+            self.predictions.labels(label, version).inc(count)
+        confidence = self.confidence.labels(version)
         for value in confidences:
-            self.confidence.observe(value)
+            confidence.observe(value)
 
     def model_loaded(
         self, identity: tuple[str, str, str], classes: Sequence[str], seconds: float, at: float
     ) -> None:
         """Record a successful load; `identity` is (name, version, alias)."""
+        version = self._served_version = identity[1]
+        self._retired_versions.discard(version)
+        self._labels_by_version.setdefault(version, set()).update(classes)
         for label in classes:  # every class shows up at 0 before its first prediction
-            self.predictions.labels(label)
+            self.predictions.labels(label, version)
+        self.confidence.labels(version)  # so does the histogram: increase() sees its first
         self.model_info.labels(*identity).set(1)
         self.load_duration.observe(seconds)
         self.last_load.set(at)
 
     def model_retired(self, identity: tuple[str, str, str]) -> None:
+        """The model `identity` no longer serves: its series leave /metrics (and go stale)."""
         self.model_info.labels(*identity).set(0)  # a multiprocess file keeps the last value
         self.model_info.remove(*identity)
+        version = identity[1]
+        self._retired_versions.add(version)
+        for label in self._labels_by_version.pop(version, set()):
+            self.predictions.remove(label, version)
+        self.confidence.remove(version)
 
     def model_wanted(
         self, identity: tuple[str, str, str], previous: tuple[str, str, str] | None

@@ -249,12 +249,15 @@ class PredictionService:
         chosen = model.answers(proba)
         extras = [task_answer(model, row) for row in chosen] if chosen else [{} for _ in rows]
         self.metrics.observe_batch(len(rows))
+        version = str(model.ref.version)  # the version that answered, even across a swap
         if chosen is None:
             self.metrics.observe_predictions(
-                (row[0]["label"] for row in ranked), (row[0]["probability"] for row in ranked)
+                (row[0]["label"] for row in ranked),
+                (row[0]["probability"] for row in ranked),
+                version,
             )
         else:
-            self.metrics.observe_predictions(*answered_classes(model, chosen))
+            self.metrics.observe_predictions(*answered_classes(model, chosen), version)
         self.metrics.drift.observe(model, rows, ranked)
         per_job, more, start = [], [], 0
         for job in jobs:

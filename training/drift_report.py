@@ -83,15 +83,27 @@ class Prometheus:
     def __init__(
         self, url: str, selector: str, window: str, model: tuple[str, str] | None = None
     ) -> None:
-        """`model` (name, version): only the servers that served it count (None: every server
-        the selector matches)."""
+        """`model` (name, version): only its own series count, those of its version on the
+        servers that served it (None: every series the selector matches)."""
         self.url, self.selector, self.window = url.rstrip("/"), selector, window
         self.model = model
 
+    def series(self, name: str, version: str | None = None) -> str:
+        """`name` with the selector's matchers and the judged model's `version` label (or the
+        given one: "" matches series without that label): a server's prediction series carry
+        the version that answered, so the previous one's answers before a swap are left out."""
+        selector = self.selector.strip().rstrip(",")  # `job="x",` is valid PromQL alone
+        matchers = [selector] if selector else []
+        if version is None and self.model is not None:
+            version = self.model[1]
+        if version is not None:
+            matchers.append(f"version={json.dumps(version, ensure_ascii=False)}")
+        return f"{name}{{{','.join(matchers)}}}"
+
     def of_model(self, expr: str, window: str | None) -> str:
         """`expr` restricted to the servers (job, instance) whose `model_info` names the judged
-        model, over `window` (None: now). The counters carry no model label, and a selector may
-        match servers of other models: their labels would be summed with this model's."""
+        model, over `window` (None: now): the series name no model, only its version, and a
+        selector may match servers of other models."""
         if self.model is None:
             return expr
         name, version = (json.dumps(value, ensure_ascii=False) for value in self.model)
@@ -130,8 +142,9 @@ class Prometheus:
             )
         raise SourceError(f"Prometheus at {self.url} refused {expr!r}: {said}")
 
-    def increase_by(self, series: str, by: str) -> dict[str, float]:
-        increase = f"increase({series}{{{self.selector}}}[{self.window}])"
+    def increase_by(self, series: str, by: str, version: str | None = None) -> dict[str, float]:
+        """The judged model's increase of `series` over the window, summed by the label `by`."""
+        increase = f"increase({self.series(series, version)}[{self.window}])"
         expr = f"sum by ({by}) ({self.of_model(increase, self.window)})"
         return {r["metric"].get(by, ""): float(r["value"][1]) for r in self.query(expr)}
 
@@ -152,6 +165,8 @@ class Prometheus:
             ):
                 raise DataError(old_servers(task))
         total = confidence.get("+Inf", 0.0)
+        if not total and self.model is not None and self.unversioned_traffic():
+            raise DataError(unversioned_servers())
         missing = self.increase_by("prediction_input_missing_total", "field")
         return {
             "rows": round(total),
@@ -163,9 +178,16 @@ class Prometheus:
             "fill_rate": {k: 1 - v / total for k, v in missing.items()} if total else {},
         }
 
+    def unversioned_traffic(self) -> bool:
+        """Whether the judged model's servers predicted over the window with series that carry
+        no version (servers older than this product-monitor)."""
+        counts = self.increase_by("prediction_confidence_count", "job", version="")
+        return any(counts.values())
+
     def server_scores(self) -> dict[str, float]:
-        """The serving pods' own window scores now (the largest over pods), by kind."""
-        scores = self.of_model(f"prediction_drift_score{{{self.selector}}}", None)
+        """The serving pods' own window scores now (the largest over pods), by kind: the judged
+        version's only (a pod that has not answered with it yet has none)."""
+        scores = self.of_model(self.series("prediction_drift_score"), None)
         return {
             r["metric"]["kind"]: float(r["value"][1])
             for r in self.query(f"max by (kind) ({scores})")
@@ -186,6 +208,14 @@ def old_servers(task: str) -> str:
         f"the servers predicted, but export no prediction_top_probability (older than this "
         f"product-monitor): for a {task} model predictions_total counts {what}, not one class per "
         "product as the reference does; update the servers, or give --prediction-log"
+    )
+
+
+def unversioned_servers() -> str:
+    return (
+        "the servers predicted, but their prediction series carry no version label (older than "
+        "this product-monitor), so the champion's own answers cannot be told from an earlier "
+        "version's; update the servers, or give --prediction-log"
     )
 
 

@@ -100,11 +100,25 @@ def check_own_labels(args: argparse.Namespace, champion: Champion, live: dict[st
 
 
 def no_traffic(args: argparse.Namespace, champion: Champion) -> str:
-    """Why Prometheus gave no live side, and which option to change."""
+    """Why Prometheus gave no live side: the champion took no traffic yet (e.g. it was just
+    swapped in; earlier versions' answers do not count), or which option to change."""
     served = prometheus(args, champion).models_served()
+    judged = f"{args.model_name} v{champion.version}"
+    if judged in served:  # e.g. just swapped in: the previous version answered until then
+        others = [model for model in served if model != judged]
+        not_counted = (
+            f"; the answers of {', '.join(others[:5])} in that time are not the champion's and "
+            "do not count"
+        )
+        return (
+            f"champion {judged} has answered no predictions yet on the servers "
+            f"{{{args.selector}}} that serve it, over the last {args.window}"
+            + (not_counted if others else "")
+            + "; run again once it has had traffic"
+        )
     return (
-        f"Prometheus at {args.prometheus} has no predictions of {args.model_name} "
-        f"v{champion.version} by {{{args.selector}}} over the last {args.window}"
+        f"Prometheus at {args.prometheus} has no predictions of {judged} "
+        f"by {{{args.selector}}} over the last {args.window}"
         + (f" (those servers served {', '.join(served[:5])})" if served else "")
         + "; widen --window or check --selector"
     )

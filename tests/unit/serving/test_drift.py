@@ -85,9 +85,9 @@ def test_metrics_name_the_version_and_count_missing_fields(
     kinds = {dict(k)["kind"] for k in samples(families, "prediction_drift_score")}
     assert kinds == {"label", "confidence", "oov"}
     missing = samples(families, "prediction_input_missing_total")
-    assert missing[(("field", "title"),)] == 0
-    assert missing[(("field", "description"),)] == 40
-    assert samples(families, "prediction_oov_share_count") == {(): 40}
+    assert missing[(("field", "title"), ("version", version))] == 0
+    assert missing[(("field", "description"), ("version", version))] == 40
+    assert samples(families, "prediction_oov_share_count") == {(("version", version),): 40}
 
 
 def test_the_window_keeps_the_newest_products_and_drops_old_ones(
@@ -97,7 +97,7 @@ def test_the_window_keeps_the_newest_products_and_drops_old_ones(
     feed(watch, served_model, unseen[:100], at_once=10)
     watch.update()
     assert len(watch._window) == 30
-    assert watch.totals.unprofiled == 70
+    assert watch.unprofiled == 70
     watch.configure(30, 1e-9)
     feed(watch, served_model, unseen[:10])
     watch.update()
@@ -110,12 +110,61 @@ def test_a_new_version_starts_an_empty_window(
     watch = DriftWatch(size=100)
     feed(watch, served_model, unseen[:20])
     watch.update()
-    newer = dataclasses.replace(
-        served_model, ref=dataclasses.replace(served_model.ref, version="999")
-    )
+    newer = versioned(served_model, "999")
     feed(watch, newer, unseen[:5])
     families = list(watch.collect())
     assert samples(families, "prediction_drift_window_size") == {(("version", "999"),): 5}
+
+
+def versioned(model: ServedModel, version: str) -> ServedModel:
+    return dataclasses.replace(model, ref=dataclasses.replace(model.ref, version=version))
+
+
+def test_a_swap_starts_the_new_versions_series_and_drops_the_previous_ones(
+    served_model: ServedModel, unseen: list[dict]
+) -> None:
+    """After a hot swap the monitor judges the new champion: every series it reads names the
+    version that answered, the previous version's leave /metrics, and its products still queued
+    at the swap are counted for neither."""
+    watch, old, new = (
+        DriftWatch(size=100),
+        versioned(served_model, "2"),
+        versioned(served_model, "6"),
+    )
+    watch.expect(old)
+    feed(watch, old, unseen[:30])
+    list(watch.collect())
+    feed(watch, old, unseen[30:40])  # answered by v2, queued when v6 comes in
+    watch.expect(new)
+    families = list(watch.collect())
+    for name in (
+        "prediction_top_class_total", "prediction_top_probability_count",
+        "prediction_oov_share_count", "prediction_input_missing_total",
+        "prediction_drift_window_size",
+    ):  # fmt: skip
+        assert {dict(k)["version"] for k in samples(families, name)} == {"6"}, name
+    assert sum(samples(families, "prediction_top_class_total").values()) == 0
+    assert samples(families, "prediction_drift_score") == {}  # no v6 traffic: no v6 score
+    feed(watch, new, unseen[40:45])
+    feed(watch, old, unseen[45:50])  # a late batch of the retired version
+    families = list(watch.collect())
+    assert sum(samples(families, "prediction_top_class_total").values()) == 5
+    assert samples(families, "prediction_drift_window_size") == {(("version", "6"),): 5}
+
+
+def test_a_rollback_serves_the_earlier_version_again(
+    served_model: ServedModel, unseen: list[dict]
+) -> None:
+    watch, old, new = (
+        DriftWatch(size=100),
+        versioned(served_model, "2"),
+        versioned(served_model, "6"),
+    )
+    for model in (old, new, old):
+        watch.expect(model)
+    feed(watch, old, unseen[:7])
+    families = list(watch.collect())
+    assert samples(families, "prediction_drift_window_size") == {(("version", "2"),): 7}
 
 
 def test_metrics_endpoint_shows_drift_after_predictions(make_client) -> None:
@@ -160,7 +209,8 @@ def test_a_loaded_model_shows_every_field_missing_zero_times(served_model: Serve
     watch = DriftWatch()
     watch.expect(served_model)
     missing = samples(list(watch.collect()), "prediction_input_missing_total")
-    assert missing == {(("field", name),): 0 for name in served_model.contract.names}
+    version = served_model.ref.version
+    assert missing == {(("field", n), ("version", version)): 0 for n in served_model.contract.names}
 
 
 def test_each_product_is_counted_once_by_its_most_probable_class(
@@ -175,12 +225,13 @@ def test_each_product_is_counted_once_by_its_most_probable_class(
     top = samples(families, "prediction_top_class_total")
     assert {dict(k)["label"] for k in top} == {str(c) for c in served_model.classes}
     assert sum(top.values()) == 40
-    assert samples(families, "prediction_top_probability_count") == {(): 40}
+    version = ("version", served_model.ref.version)
+    assert samples(families, "prediction_top_probability_count") == {(version,): 40}
     window = list(watch._window)
     expected = profile_shares([s.confidence for s in window])
     buckets = samples(families, "prediction_top_probability_bucket")
-    cumulative = [buckets[(("le", le),)] for le in ("0.1", "0.2", "0.3", "0.4", "0.5", "0.6",
-                                                       "0.7", "0.8", "0.9", "1.0")]  # fmt: skip
+    bounds = ("0.1", "0.2", "0.3", "0.4", "0.5", "0.6", "0.7", "0.8", "0.9", "1.0")
+    cumulative = [buckets[(("le", le), version)] for le in bounds]
     assert np.diff([0.0, *cumulative]) / 40 == pytest.approx(expected)
 
 

@@ -108,45 +108,59 @@ def fake_probabilities(task: str, rows: int) -> tuple[tuple[str, ...], np.ndarra
     return PATH_NODES, proba
 
 
-def serve(task: str, rows: int) -> tuple[dict[str, Any], ServingMetrics, list[dict[str, Any]]]:
-    """Run the server's own ranking and metrics on a `task` model's probabilities; returns the
-    model's reference profile (as training makes it: argmax class, max probability), the
-    server's metrics and its answers."""
+def serve(
+    task: str, rows: int, metrics: ServingMetrics | None = None, version: str = "1"
+) -> tuple[dict[str, Any], ServingMetrics, list[dict[str, Any]]]:
+    """Run the server's own ranking and metrics on a `task` model's probabilities, as `version`
+    loaded into `metrics` (default: new ones); returns the model's reference profile (as training
+    makes it: argmax class, max probability), the server's metrics and its answers."""
     classes, proba = fake_probabilities(task, rows)
     decoder = TagDecoder(task, classes, (0.5,) * len(classes)) if task != "single_label" else None
+    products = [{"title": f"product {i}"} for i in range(rows)]
+    labels = [classes[i] for i in np.argmax(proba, axis=1)]
+    reference = build_profile(products, labels, proba.max(axis=1).tolist(), [0.0] * rows, [], [])
     model = SimpleNamespace(
-        ref=SimpleNamespace(version="1"),
+        ref=SimpleNamespace(version=version),
         classes=np.asarray(classes),
         contract=RequestContract((), task),
-        predictor=SimpleNamespace(),
+        predictor=SimpleNamespace(profile=reference),
         path_separator=" > ",
         predict_proba=lambda products, overlap=None: proba,
         answers=lambda p: decoder.answers(p) if decoder else None,
     )
-    metrics = ServingMetrics()
-    products = [{"title": f"product {i}"} for i in range(rows)]
+    metrics = metrics if metrics is not None else ServingMetrics()
+    metrics.model_loaded(("m", version, "champion"), [str(c) for c in classes], 1.0, 0.0)
+    metrics.drift.expect(model)
     job = SimpleNamespace(products=products, top_k=3)
     rank: Any = PredictionService._rank  # the server's own ranking, on a stand-in model
     ranked, extras = rank(SimpleNamespace(metrics=metrics), model, [job])
     answers = [as_prediction(r[:3]) | e for r, e in zip(ranked[0], extras[0], strict=True)]
-    labels = [classes[i] for i in np.argmax(proba, axis=1)]
-    reference = build_profile(products, labels, proba.max(axis=1).tolist(), [0.0] * rows, [], [])
     return reference, metrics, answers
 
 
 class ScrapedPrometheus(Prometheus):
-    """Prometheus over one scrape of a server that started at zero: increase() is the value."""
+    """Prometheus over scrapes of a server that started at zero: increase() is the value (the
+    samples of every scrape added; a series that left /metrics keeps its last value)."""
 
-    def __init__(self, metrics: ServingMetrics) -> None:
-        super().__init__("http://prometheus", 'job="x"', "1h")
-        text = metrics.render()[0].decode()
-        self.samples = [s for f in text_string_to_metric_families(text) for s in f.samples]
+    def __init__(
+        self, *scrapes: ServingMetrics | str, model: tuple[str, str] | None = None
+    ) -> None:
+        super().__init__("http://prometheus", 'job="x"', "1h", model)
+        last: dict[tuple[str, tuple], Any] = {}
+        for scrape in scrapes:
+            text = scrape if isinstance(scrape, str) else scrape.render()[0].decode()
+            for sample in (s for f in text_string_to_metric_families(text) for s in f.samples):
+                last[(sample.name, tuple(sorted(sample.labels.items())))] = sample
+        self.samples = list(last.values())
 
-    def increase_by(self, series: str, by: str) -> dict[str, float]:
+    def increase_by(self, series: str, by: str, version: str | None = None) -> dict[str, float]:
+        """As Prometheus answers `increase_by`'s query: the judged version's series only."""
+        version = self.model[1] if version is None and self.model else version
         totals: dict[str, float] = {}
         for sample in (s for s in self.samples if s.name == series):
-            key = sample.labels.get(by, "")
-            totals[key] = totals.get(key, 0.0) + sample.value
+            if version is None or sample.labels.get("version", "") == version:
+                key = sample.labels.get(by, "")
+                totals[key] = totals.get(key, 0.0) + sample.value
         return totals
 
 
@@ -179,6 +193,37 @@ def test_in_distribution_traffic_reads_as_no_drift_from_a_prediction_log(
     drift = compare(log_profile(log, [], []), reference)
     assert drift.scores["label"] == pytest.approx(0.0, abs=1e-6)
     assert drift.scores["confidence"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_after_a_swap_only_the_champions_own_answers_count(monkeypatch) -> None:
+    """A server that answered 600 products with v2, then swapped to v6: v6 is judged on its own
+    answers (none yet, then 40), never on v2's, whatever the task."""
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    for task in ("single_label", "multilabel"):
+        _, metrics, _ = serve(task, 600, version="2")
+        before = metrics.render()[0].decode()  # the scrape before the swap
+        metrics.model_retired(("m", "2", "champion"))
+        metrics.model_loaded(("m", "6", "champion"), [], 1.0, 0.0)
+        assert (
+            ScrapedPrometheus(before, metrics, model=("m", "2")).live_profile(task)["rows"] == 600
+        )
+        assert ScrapedPrometheus(before, metrics, model=("m", "6")).live_profile(task)["rows"] == 0
+        reference, _, _ = serve(task, 40, metrics, version="6")
+        live = ScrapedPrometheus(before, metrics, model=("m", "6")).live_profile(task)
+        assert live["rows"] == 40
+        assert compare(live, reference).scores["label"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_servers_without_version_labels_are_named(monkeypatch) -> None:
+    """Servers older than the version label: their answers cannot be told from a previous
+    version's, so the monitor says so rather than reporting no traffic."""
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    _, metrics, _ = serve("single_label", 50)
+    older = ScrapedPrometheus(metrics, model=("m", "1"))
+    for sample in older.samples:
+        sample.labels.pop("version", None)
+    with pytest.raises(DataError, match=r"carry no version label .*--prediction-log"):
+        older.live_profile("single_label")
 
 
 def test_servers_without_the_top_class_series_are_named_for_a_path_model(monkeypatch) -> None:
@@ -236,17 +281,36 @@ class RecordingPrometheus(Prometheus):
         return []
 
 
-def test_every_query_keeps_the_servers_of_the_judged_model() -> None:
-    """A selector matching several servers summed every model's labels (62 for a 3-class model);
-    the counters carry no model label: the servers are picked by their model_info."""
+def test_every_query_keeps_the_judged_versions_series_on_the_servers_of_the_judged_model() -> None:
+    """A selector matching several servers summed every model's labels (62 for a 3-class model),
+    and a server's series before a swap counted as the new champion's: each series is matched on
+    its version, and the servers are picked by their model_info (which names the model)."""
     prometheus = RecordingPrometheus(("path17", "1"))
     prometheus.live_profile("path")
     prometheus.server_scores()
     served = 'model_info{name="path17",version="1"}'
     window = f"and on (job, instance) (max_over_time({served}[1h]) > 0)"
     assert all(window in expr for expr in prometheus.asked[:-1]) and len(prometheus.asked) > 4
+    older = [
+        expr for expr in prometheus.asked if '{version=""}' in expr
+    ]  # no traffic: old servers?
+    assert len(older) == 1 and "prediction_confidence_count" in older[0]
+    counted = [expr for expr in prometheus.asked[:-1] if expr not in older]
+    assert all('{version="1"}[1h]' in expr for expr in counted)
     assert prometheus.asked[-1] == (
-        f"max by (kind) ((prediction_drift_score{{}}) and on (job, instance) ({served} > 0))"
+        'max by (kind) ((prediction_drift_score{version="1"}) '
+        f"and on (job, instance) ({served} > 0))"
+    )
+
+
+def test_the_version_is_matched_beside_the_selector() -> None:
+    prometheus = Prometheus("http://p", 'job="shop",namespace="prod"', "6h", ("m", "7"))
+    assert prometheus.series("predictions_total") == (
+        'predictions_total{job="shop",namespace="prod",version="7"}'
+    )
+    assert Prometheus("http://p", 'job="shop"', "6h").series("x") == 'x{job="shop"}'
+    assert (
+        Prometheus("http://p", 'job="a",', "6h", ("m", "7")).series("x") == 'x{job="a",version="7"}'
     )
 
 

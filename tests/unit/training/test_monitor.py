@@ -16,7 +16,7 @@ from tests.support import Registry, free_port, sqlite_store, tracking_uri_restor
 from training.drift_log import log_profile
 from training.drift_report import Comparison, compare, shares_from_buckets
 from training.errors import DataError
-from training.monitor import check_own_labels, main
+from training.monitor import check_own_labels, live_drift, main, no_traffic
 from training.retrain_decision import Champion, decide, load_champion
 from training.tracking import retry_settings
 
@@ -347,6 +347,42 @@ def test_labels_the_champion_does_not_know_are_refused_naming_the_selector() -> 
     assert message.startswith("2 live labels (role::program, games; 50% of the live products)")
     assert "champion v3's 3 classes" in message and "narrow --selector ('')" in message
     check_own_labels(args, CHAMPION, {"labels": {"A": 0.96, "new": 0.04}})  # a rare new class
+
+
+def prometheus_args(command: str = "report") -> argparse.Namespace:
+    return argparse.Namespace(
+        command=command, prediction_log=None, prometheus="http://prometheus:9090",
+        selector='job="shop"', window="6h", model_name="shop",
+    )  # fmt: skip
+
+
+def test_a_champion_swapped_in_without_traffic_yet_is_said_plainly(monkeypatch, caplog) -> None:
+    """Right after a swap the servers served the champion, but only the previous version
+    answered: no live products of the champion, so no verdict (the other version's answers are
+    not the champion's), and no advice to widen --window."""
+    served = ["shop v2", "shop v3"]
+    monkeypatch.setattr("training.drift_report.Prometheus.models_served", lambda self: served)
+    message = no_traffic(prometheus_args(), CHAMPION)
+    assert message.startswith(
+        'champion shop v3 has answered no predictions yet on the servers {job="shop"}'
+    )
+    assert "the answers of shop v2 in that time are not the champion's" in message
+    assert "--window" not in message
+    empty = {"rows": 0, "labels": {}}
+    monkeypatch.setattr("training.drift_report.Prometheus.live_profile", lambda self, task: empty)
+    with caplog.at_level(logging.INFO, logger="product-monitor"):
+        assert live_drift(prometheus_args("should-retrain"), CHAMPION) is None
+    assert "champion shop v3 has answered no predictions yet" in caplog.text
+    assert decide(CHAMPION, "changed", None).reason.endswith(
+        "no drift verdict (too little live traffic)"
+    )
+
+
+def test_no_traffic_of_a_model_the_servers_did_not_serve_names_the_options(monkeypatch) -> None:
+    monkeypatch.setattr("training.drift_report.Prometheus.models_served", lambda self: ["a v1"])
+    message = no_traffic(prometheus_args(), CHAMPION)
+    assert message.startswith("Prometheus at http://prometheus:9090 has no predictions of shop v3")
+    assert "(those servers served a v1); widen --window or check --selector" in message
 
 
 # -- the store and the model name --------------------------------------------------------------
