@@ -24,6 +24,7 @@ import pyarrow as pa
 from batch.model import ModelInputs, ScoringModel
 from product_model.contract import is_present, to_numbers
 from product_model.features import as_text
+from training.catalog_files import integers_as_written
 from training.errors import DataError
 
 OUTPUT_SCHEMA = pa.schema(
@@ -120,7 +121,7 @@ def model_frame(frame: pd.DataFrame, inputs: ModelInputs) -> pd.DataFrame:
     (CSV cells are text and JSON numbers may be integers: the signature wants `double`)."""
     columns = frame[[c for c in inputs.columns if c in frame.columns]].reset_index(drop=True)
     if inputs.id_column in columns.columns:
-        columns[inputs.id_column] = columns[inputs.id_column].map(as_text)
+        columns[inputs.id_column] = ids_as_text(columns[inputs.id_column])
     for column in inputs.numeric_columns:
         if column in columns.columns:
             columns[column] = to_numbers(columns[column])
@@ -145,7 +146,13 @@ def row_ids(frame: pd.DataFrame, inputs: ModelInputs, first_row: int) -> tuple[s
     """The output's first column: the product id as text, or each row's catalog position."""
     if inputs.id_column is None:
         return ROW_COLUMN, np.arange(first_row, first_row + len(frame), dtype=np.int64)
-    return "product_id", frame[inputs.id_column].map(as_text).to_numpy()
+    return "product_id", ids_as_text(frame[inputs.id_column]).to_numpy()
+
+
+def ids_as_text(ids: pd.Series) -> pd.Series:
+    """Product ids as text, as training reads them: integer ids are `7`, also in a chunk where
+    some id is missing and pandas read the column as floats (`7.0`)."""
+    return integers_as_written(ids).map(as_text)
 
 
 def predict(model: ScoringModel, frame: pd.DataFrame, top_k: int, where: str) -> pd.DataFrame:

@@ -20,7 +20,7 @@ import mlflow
 import pandas as pd
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
-from mlflow.models import ModelSignature, infer_signature
+from mlflow.models import ModelSignature, infer_signature, validate_schema
 from mlflow.tracking import MlflowClient
 from mlflow.types.schema import AnyType, ColSpec, Schema, TensorSpec
 
@@ -34,7 +34,7 @@ from product_model.pyfunc import (
     ProductClassifierModel,
     save_pipeline,
 )
-from training.errors import TrackingRefusedError
+from training.errors import TrackingRefusedError, TrainingError
 from training.retries import DEFAULT_POLICY, RetryPolicy
 
 CHAMPION = "champion"
@@ -53,9 +53,12 @@ SERVING_REQUIREMENTS = (
     "regex",  # the text cleaner's tokenizer
 )
 _COLUMN_TYPES: dict[str, Any] = {"string": "string", "number": "double"}
+EXAMPLE_MISMATCH = "Input example does not match the model signature."
 
 
-def input_signature(contract: InputContract, example: pd.DataFrame, output: pd.DataFrame) -> Any:
+def input_signature(
+    contract: InputContract, example: pd.DataFrame, output: pd.DataFrame
+) -> ModelSignature:
     """One optional column per contract field (catalog records miss fields all the time): strings
     and numbers typed, fields that may be lists or objects typed Any."""
     columns: list[ColSpec | TensorSpec] = [
@@ -103,21 +106,53 @@ def log_model(
         wrapper = ProductClassifierModel()
         wrapper.load(pipeline_path, metadata_path)
         example = wrapper.contract.coerce_frame(input_example)
-        info = policy.call(
-            "logging the model",
-            mlflow.pyfunc.log_model,
-            name=MODEL_ARTIFACT,
-            python_model=ProductClassifierModel(),
-            artifacts={
-                PIPELINE_ARTIFACT: str(pipeline_path),
-                METADATA_ARTIFACT: str(metadata_path),
-            },
-            code_paths=[str(copy_model_code(folder / "code"))],
-            signature=input_signature(wrapper.contract, example, wrapper.predict(None, example)),
-            input_example=example,
-            pip_requirements=pinned(SERVING_REQUIREMENTS),
-        )
+        output = wrapper.predict(None, example)
+        signature = checked_signature(wrapper.contract, example, output)
+        try:
+            info = policy.call(
+                "logging the model",
+                mlflow.pyfunc.log_model,
+                name=MODEL_ARTIFACT,
+                python_model=ProductClassifierModel(),
+                artifacts={
+                    PIPELINE_ARTIFACT: str(pipeline_path),
+                    METADATA_ARTIFACT: str(metadata_path),
+                },
+                code_paths=[str(copy_model_code(folder / "code"))],
+                signature=signature,
+                input_example=example,
+                pip_requirements=pinned(SERVING_REQUIREMENTS),
+            )
+        except TrackingRefusedError as error:
+            if EXAMPLE_MISMATCH in str(error):  # its local check, should it differ from ours
+                raise example_mismatch(str(error).split(EXAMPLE_MISMATCH, 1)[1]) from None
+            raise
     return str(info.model_uri)
+
+
+def checked_signature(
+    contract: InputContract, example: pd.DataFrame, output: pd.DataFrame
+) -> ModelSignature:
+    """The model's signature, and the check MLflow makes of the input example against it while
+    logging the model, made here first: both run on this machine, so their failure is this run's
+    own data or code, not a refusal by the tracking server (exit 5), and is not reported as one."""
+    try:
+        signature = input_signature(contract, example, output)
+        validate_schema(example, signature.inputs)
+    except MlflowException as error:
+        raise example_mismatch(str(error)) from None
+    return signature
+
+
+def example_mismatch(detail: str) -> TrainingError:
+    """The error for an input example that does not fit the model's own signature."""
+    return TrainingError(
+        "logging the model: MLflow's check of the model's signature against its input example "
+        f"(the first holdout rows) failed: {' '.join(detail.split())}. The check runs on this "
+        "machine, not on the tracking server: a bug in product-train (a catalog column was not "
+        "converted as the model's input contract types it); please report it with the type of "
+        "the column named there"
+    )
 
 
 def register(

@@ -28,6 +28,7 @@ from training.catalog import (
     bundled_sample,
     check_columns,
     file_sha256,
+    keys_as_written,
     normalize_labels,
     parse_numeric_columns,
     read_catalog_file,
@@ -107,6 +108,7 @@ def clean_tag_catalog(
 ) -> tuple[pd.DataFrame, dict[str, int]]:
     """Rows with text, their tags in `label`, no duplicate, no rare tag; the label column gone."""
     counts = {"rows_read": len(frame), "malformed_lines": frame.attrs.get("malformed_lines", 0)}
+    frame = keys_as_written(frame, config)
     labels = label_sets(frame[config.label_column], config)
     text_columns = [c for c in config.text_columns if c in frame.columns]
     text = frame[text_columns].map(as_text).agg(" ".join, axis=1).str.strip()

@@ -95,6 +95,21 @@ def test_without_an_id_column_rows_are_numbered_in_every_format(
     assert out["row"].tolist() == list(range(len(listings_rows())))
 
 
+def test_integer_ids_are_written_as_integers_also_beside_a_missing_id(
+    listings_registry: Registry, tmp_path: Path
+) -> None:
+    """pandas reads a JSON column of integers holding a null as floats; the ids stay `7`, as
+    training and the server read them, never `7.0`."""
+    catalog = tmp_path / "listings.jsonl"
+    ids = [None if i == 3 else 1000 + i for i in range(len(listings_rows()))]
+    with catalog.open("w", encoding="utf-8") as handle:
+        for row, pid in zip(listings_rows(), ids, strict=True):
+            handle.write(json.dumps(row | {"pid": pid}) + "\n")
+    out = run(listings_registry, catalog, tmp_path / "labels.jsonl", id_column="pid")
+    written = out["product_id"].astype(object).where(out["product_id"].notna(), "")
+    assert [str(v) for v in written] == ["" if pid is None else str(pid) for pid in ids]
+
+
 def test_a_blank_id_column_option_numbers_the_rows_too(
     listings_registry: Registry, listings_csv: Path, tmp_path: Path
 ) -> None:
