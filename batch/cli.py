@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any, NoReturn
@@ -53,7 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--overwrite", action="store_true", default=None, help=_help("overwrite"))
     parser.add_argument(
-        "--no-progress", dest="progress", action="store_false", default=None, help="no progress bar"
+        "--no-progress",
+        dest="progress",
+        action="store_false",
+        default=None,
+        help="no progress bars (neither the scoring's nor MLflow's while it downloads the model)",
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and the summary")
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON line")
@@ -113,6 +118,8 @@ def main(argv: list[str] | None = None) -> None:
         format="%(asctime)s %(levelname)s %(message)s",
         datefmt="%H:%M:%S",
     )
+    if not config.progress:  # MLflow's own bar, as it downloads the model, too
+        os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
     stop_on_signals()
     try:
         summary = score(config)

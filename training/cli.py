@@ -18,7 +18,7 @@ from training.config import TrainConfig
 from training.config_files import make_config, read_config_file
 from training.errors import ConfigError, DataError, TrainingError
 from training.interrupts import ignore_further_signals, stop_on_signals
-from training.logs import check_log_level, configure_logging, quiet_registry
+from training.logs import check_log_level, configure_logging, mlflow_prints
 
 EXIT_INTERRUPTED = 130
 log = logging.getLogger(__name__)
@@ -47,7 +47,8 @@ def build_command_line() -> tuple[argparse.ArgumentParser, CliSettingsSource[Tra
         prog="product-train",
         description="Train a product classifier on a catalog, log it to MLflow, register it, "
         "and promote it to champion if it beats the current one.",
-        epilog="Exit codes: 0 success, 2 bad option or config, 3 unreadable or unusable data, "
+        epilog="Exit codes: 0 success, 1 a failure of the program itself, 2 bad option or config, "
+        "3 unreadable or unusable data, "
         "4 MLflow unreachable, 5 MLflow refused a request, 130 interrupted.",
     )
     parser.add_argument(
@@ -119,6 +120,8 @@ def print_summary(result: Any) -> None:
         f"  champion F1:     {'-' if result.champion_f1 is None else f'{result.champion_f1:.4f}'}",
         f"  promoted:        {'yes' if result.promoted else 'no'} ({result.decision})",
     ]
+    if result.classes_changed:
+        lines.append(f"  classes:         {result.classes_changed}")
     print("\n".join(lines), flush=True)
 
 
@@ -162,7 +165,7 @@ def main(argv: list[str] | None = None) -> None:
     from training.run import train  # heavy imports only after the options are known good
 
     try:
-        with quiet_registry(args.quiet):
+        with mlflow_prints(args.quiet):
             result = train(config)
     except TrainingError as error:
         print(f"product-train: error: {error}", file=sys.stderr)

@@ -18,7 +18,7 @@ import shlex
 import subprocess
 import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,7 @@ class GateDecision:
     challenger_f1: float | None = None
     champion_f1: float | None = None
     compared_rows: int = 0
+    class_change: ClassChange | None = None  # said, whatever the decision
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,38 @@ class ChampionScores:
     split: SplitDefinition | None
     labels: np.ndarray
     tag_sets: list[list[str]] | None = None  # what a multilabel or path champion answered
+    classes: tuple[str, ...] | None = None  # its classes (tags, path nodes); None: not known
+
+
+@dataclass(frozen=True)
+class ClassChange:
+    """The classes a new model no longer has (`removed`) and has anew (`added`) against the
+    champion it was compared with: the gate decides on scores alone, but clients then receive
+    other labels, so the change is said."""
+
+    champion_version: str
+    removed: tuple[str, ...]
+    added: tuple[str, ...]
+
+    def describe(self, shown: int = 5) -> str:
+        parts = [
+            f"{what} {len(names)} ({', '.join(map(repr, names[:shown]))}"
+            f"{', ...' if len(names) > shown else ''})"
+            for what, names in (("removed", self.removed), ("added", self.added))
+            if names
+        ]
+        return f"changed from champion v{self.champion_version}'s: {'; '.join(parts)}"
+
+
+def class_change(champion: ChampionScores, classes: Iterable[str]) -> ClassChange | None:
+    """What differs between the champion's classes and `classes`; None when they are the same,
+    or the champion's are not known."""
+    if champion.classes is None:
+        return None
+    theirs, mine = set(champion.classes), set(classes)
+    if theirs == mine:
+        return None
+    return ClassChange(champion.version, tuple(sorted(theirs - mine)), tuple(sorted(mine - theirs)))
 
 
 def decide(
@@ -130,7 +163,8 @@ def score_champion(tracking_uri: str, model_uri: str, version: str, rows: pd.Dat
         answer = json.loads(answer_path.read_text("utf-8"))
     split = SplitDefinition.from_dict(answer["split"]) if answer.get("split") else None
     labels = np.asarray(answer["labels"], dtype=object)
-    return ChampionScores(version, split, labels, answer.get("tag_sets"))
+    classes = tuple(answer["classes"]) if "classes" in answer else None
+    return ChampionScores(version, split, labels, answer.get("tag_sets"), classes)
 
 
 @dataclass(frozen=True)

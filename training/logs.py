@@ -23,10 +23,13 @@ PROJECT_LOGGERS = ("training", "product_model")
 # MLflow warns about pickled models on every run; logging the model object is this project's
 # deliberate choice (its code travels with it as code_paths), so the warning says nothing new.
 KNOWN_WARNINGS = {"mlflow.pyfunc": "Passing a Python object as `python_model`"}
-# Libraries whose INFO lines are noise here (alembic: one line per MLflow schema migration).
-THIRD_PARTY_LEVELS = {"alembic": logging.WARNING}
+# Libraries whose INFO lines are noise here (alembic: one line per MLflow schema migration;
+# matplotlib: "Using categorical units ..." for each chart of labels that look like numbers).
+THIRD_PARTY_LEVELS = {"alembic": logging.WARNING, "matplotlib": logging.WARNING}
 # Lines MLflow prints (not logs) while registering a model.
 REGISTRY_CHATTER = ("Successfully registered model", "Created version ")
+# MLflow's own switch for the links it prints (not logs) to stdout as a run ends.
+NO_RUN_LINKS = "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"
 
 
 class DropMessages(logging.Filter):
@@ -100,8 +103,6 @@ class _LinesWithout(io.TextIOBase):
         elif not (self.dropping and text == "\n"):  # print() writes the newline on its own
             self.dropping = False
             self.stream.write(text)
-        else:
-            self.dropping = False
         return len(text)
 
     def flush(self) -> None:
@@ -109,10 +110,26 @@ class _LinesWithout(io.TextIOBase):
 
 
 @contextmanager
-def quiet_registry(quiet: bool) -> Iterator[None]:
-    """With -q, hide what MLflow prints to stderr when it registers a model."""
+def run_links_not_printed() -> Iterator[None]:
+    """MLflow prints links to the run and its experiment whenever a run is marked finished over
+    HTTP; inside this, it does not (the variable is read at each print, then put back)."""
+    before = os.environ.get(NO_RUN_LINKS)
+    os.environ[NO_RUN_LINKS] = "true"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(NO_RUN_LINKS, None)
+        else:
+            os.environ[NO_RUN_LINKS] = before
+
+
+@contextmanager
+def mlflow_prints(quiet: bool) -> Iterator[None]:
+    """With -q, hide what MLflow prints (not logs): the lines it writes to stderr when it
+    registers a model, and its links to the run and experiment on stdout."""
     if not quiet:
         yield
         return
-    with redirect_stderr(_LinesWithout(sys.stderr, REGISTRY_CHATTER)):
+    with redirect_stderr(_LinesWithout(sys.stderr, REGISTRY_CHATTER)), run_links_not_printed():
         yield

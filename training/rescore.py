@@ -3,8 +3,8 @@
 Run as a script (`python rescore.py MODEL_URI ROWS.pkl ANSWER.json`), not as part of the
 `training` package: the model then imports its own copy of its code (MLflow puts the model's
 `code/` folder first on sys.path), whatever version of `product_model` training has installed.
-Writes {"labels": [...], "split": the model's split definition or null}, and for a multilabel or
-path model its answered tag sets (`tag_sets`).
+Writes {"labels": [...], "split": the model's split definition or null, "classes": [...]}, and for
+a multilabel or path model its answered tag sets (`tag_sets`).
 """
 
 from __future__ import annotations
@@ -27,7 +27,11 @@ def main(model_uri: str, rows_path: str, answer_path: str) -> None:
     proba = np.asarray(model.predict_proba(rows))
     labels = np.asarray(model.classes)[proba.argmax(axis=1)]
     split = (getattr(model, "metadata", None) or {}).get("split")
-    answer = {"labels": [str(label) for label in labels], "split": split}
+    answer = {
+        "labels": [str(label) for label in labels],
+        "split": split,
+        "classes": [str(label) for label in model.classes],  # the gate names a change of classes
+    }
     decoder = getattr(model, "decoder", None)  # multilabel and path models
     if decoder is not None:
         answer["tag_sets"] = decoder.label_sets(proba)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import tempfile
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ from training.stages import stage
 
 log = logging.getLogger(__name__)
 ABANDONED_RUN_HOURS = 24.0
+MAX_TAG_CHARS = 5000  # what every MLflow store keeps of a tag's value
 
 
 @dataclass
@@ -49,6 +50,7 @@ class TrainResult:
     decision: str
     metrics: dict[str, float] = field(default_factory=dict)
     champion_f1: float | None = None
+    classes_changed: str | None = None  # how the classes differ from the champion's, if they do
 
 
 def train(config: TrainConfig) -> TrainResult:
@@ -137,7 +139,7 @@ class TrainingRun:
             )
         labels = self.predicted(served, evaluation)
         with stage("comparing with the champion", self.timings):
-            decision = self.judge(holdout, labels)
+            decision = self.judge(holdout, labels, [str(c) for c in served.classes_])
         self.log_decision(decision, str(version.version))
         raise_if_interrupted()
         if decision.promote:
@@ -150,6 +152,7 @@ class TrainingRun:
             decision.reason,
             metrics,
             decision.champion_f1,
+            decision.class_change.describe() if decision.class_change else None,
         )
 
     def predicted(self, served: Any, evaluation: Evaluation) -> Any:
@@ -204,8 +207,11 @@ class TrainingRun:
     def metadata(self, evaluation: Evaluation, run_id: str) -> dict[str, Any]:
         return model_metadata(self.config, self.catalog, self.split, evaluation, run_id)
 
-    def judge(self, holdout: pd.DataFrame, labels: Any) -> gate.GateDecision:
-        """Re-score the champion on `holdout` and compare it with this model's `labels`."""
+    def judge(
+        self, holdout: pd.DataFrame, labels: Any, classes: list[str] | None = None
+    ) -> gate.GateDecision:
+        """Re-score the champion on `holdout` and compare it with this model's `labels`; the
+        decision also says how this model's `classes` differ from the champion's."""
         config, rows = self.config, holdout.reset_index(drop=True)
         champion = self.policy.call(
             "reading the champion", registry.current_champion, self.client, config.model_name
@@ -223,9 +229,11 @@ class TrainingRun:
         scores = self.rescore(version, rows)
         decision = self.challenge(scores, rows, labels)
         splits = (scores.split, self.split)
-        return gate.explain_shortfall(
+        decision = gate.explain_shortfall(
             decision, theirs, mine, splits, len(rows), config.gate_min_rows
         )
+        change = gate.class_change(scores, classes) if classes is not None else None
+        return replace(decision, class_change=change)
 
     def origin(self) -> gate.TrainingOrigin:
         """What this model is trained for and on, as the gate compares it with the champion."""
@@ -261,6 +269,8 @@ class TrainingRun:
         short = decision.champion_f1 is None or decision.compared_rows < self.config.gate_min_rows
         undecided = not decision.promote and short  # the gate could not compare: say so loudly
         log.log(logging.WARNING if undecided else logging.INFO, "gate: %s", decision.reason)
+        if decision.class_change is not None:
+            self.log_class_change(decision.class_change)
         self.writer.metrics(
             {f"time_{metric_name(k)}_seconds": v for k, v in self.timings.items()}
             | {"gate_compared_rows": float(decision.compared_rows)}
@@ -278,3 +288,11 @@ class TrainingRun:
             f"challenger_{metric}_on_shared_holdout": decision.challenger_f1,
         }
         self.writer.metrics({k: v for k, v in scores.items() if v is not None})
+
+    def log_class_change(self, change: gate.ClassChange) -> None:
+        """Say a change of classes: a warning, and the run's `classes_changed` tag (the full lists
+        in `gate/classes_changed.json`)."""
+        log.warning("gate: the classes %s", change.describe())
+        self.writer.tags({"classes_changed": change.describe(shown=20)[:MAX_TAG_CHARS]})
+        record = {"champion_version": change.champion_version, "removed": list(change.removed)}
+        self.writer.json(record | {"added": list(change.added)}, "gate/classes_changed.json")

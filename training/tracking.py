@@ -17,6 +17,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from training.errors import TrackingError, TrackingRefusedError
+from training.logs import run_links_not_printed
 from training.retries import RetryPolicy, is_transient
 from training.tracking_uri import (  # noqa: F401  re-exported: the CLIs' callers use them here
     DEFAULT_TRACKING_URI,
@@ -123,7 +124,8 @@ def end_run(policy: RetryPolicy, client: MlflowClient, run_id: str, status: str)
 
     policy.call(f"marking the run {status}", client.set_terminated, run_id, status)
     try:
-        mlflow.end_run(status)  # sets the same status again; it is already recorded
+        with run_links_not_printed():  # MLflow printed them as the client marked the run
+            mlflow.end_run(status)  # sets the same status again; it is already recorded
     except MlflowException as error:
         log.debug("ending the active run: %s", error)
 

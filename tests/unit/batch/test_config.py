@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -141,3 +142,25 @@ def test_an_output_beside_the_catalog_is_fine(tmp_path: Path) -> None:
     values: dict[str, object] = {"model": "m", "data": str(data)}
     values["output"] = str(tmp_path / "feed-labels.parquet")
     assert make_config(values).output.endswith("feed-labels.parquet")
+
+
+@pytest.mark.parametrize(("options", "bar"), [(["--no-progress"], "false"), ([], "true")])
+def test_no_progress_also_turns_off_mlflow_s_download_bar(
+    options: list[str], bar: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import batch.cli
+
+    monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "true")  # restored afterwards
+    seen: list[str] = []
+
+    class Summary:
+        def text(self) -> str:
+            return "summary"
+
+    def score(config: object) -> Summary:
+        seen.append(os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"])  # as MLflow reads it
+        return Summary()
+
+    monkeypatch.setattr(batch.cli, "score", score)
+    main([*REQUIRED, "--output", "o.parquet", *options])
+    assert seen == [bar]

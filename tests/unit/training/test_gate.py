@@ -9,6 +9,7 @@ from training.gate import (
     ChampionScores,
     TrainingOrigin,
     challenge,
+    class_change,
     decide,
     explain_shortfall,
     unfit_champion,
@@ -138,3 +139,22 @@ def test_the_same_catalog_moved_is_the_same_products() -> None:
     reason = explain_shortfall(nothing, LISTINGS, moved, (theirs, mine), 500, 100).reason
     assert "--text-columns 'Product Title,Description'" in reason
     assert "also sets what the model reads" in reason and "trained on" not in reason
+
+
+def test_a_change_of_classes_names_the_removed_and_added_ones() -> None:
+    champion = ChampionScores("2", None, np.array([]), classes=("games", "x11", "devel"))
+    assert class_change(champion, ["devel", "x11", "games"]) is None
+    change = class_change(champion, ["devel", "x11", "gaming", "perl-stuff"])
+    assert change is not None and (change.removed, change.added) == (
+        ("games",),
+        ("gaming", "perl-stuff"),
+    )
+    assert change.describe() == (
+        "changed from champion v2's: removed 1 ('games'); added 2 ('gaming', 'perl-stuff')"
+    )
+    many = class_change(champion, [f"c{i}" for i in range(8)])
+    assert many is not None and "added 8 ('c0', 'c1', 'c2', 'c3', 'c4', ...)" in many.describe()
+
+
+def test_a_champion_whose_classes_are_unknown_reports_no_change() -> None:
+    assert class_change(ChampionScores("2", None, np.array([])), ["a"]) is None

@@ -8,8 +8,9 @@ import subprocess
 import sys
 
 import pytest
+from mlflow.environment_variables import MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT
 
-from training.logs import quiet_registry
+from training.logs import NO_RUN_LINKS, mlflow_prints
 
 EMIT = """
 import logging, warnings
@@ -18,6 +19,7 @@ configure_logging(quiet={quiet})
 logging.getLogger("training.api").debug("project debug")
 logging.getLogger("training.api").info("project info")
 logging.getLogger("matplotlib.font_manager").debug("findfont: score")
+logging.getLogger("matplotlib.category").info("Using categorical units to plot a list of strings")
 logging.getLogger("mlflow.store.db.utils").info("Creating initial MLflow database tables")
 logging.getLogger("alembic.runtime.migration").info("Running upgrade")
 logging.getLogger("mlflow.pyfunc").warning("Passing a Python object as `python_model` ...")
@@ -44,7 +46,7 @@ def emitted(quiet: bool, log_level: str | None) -> list[str]:
 def test_quiet_prints_only_warnings() -> None:
     assert emitted(quiet=True, log_level=None) == [
         "WARNING mlflow.pyfunc: a real MLflow warning",
-        "WARNING py.warnings: UserWarning: a library warning (<string>:12)",
+        "WARNING py.warnings: UserWarning: a library warning (<string>:13)",
     ]
 
 
@@ -56,6 +58,7 @@ def test_debug_shows_the_project_not_third_party_noise() -> None:
         "INFO mlflow.store.db.utils: Creating initial MLflow database tables",
     ]
     assert not any("findfont" in line or "alembic" in line for line in lines)
+    assert not any("categorical units" in line for line in lines)
     assert not any("Passing a Python object" in line for line in lines)
 
 
@@ -63,7 +66,7 @@ def test_debug_shows_the_project_not_third_party_noise() -> None:
 def test_registry_chatter_hidden_only_when_quiet(quiet: bool, monkeypatch) -> None:
     stream = io.StringIO()
     monkeypatch.setattr(sys, "stderr", stream)
-    with quiet_registry(quiet):
+    with mlflow_prints(quiet):
         print("Successfully registered model 'm'.", file=sys.stderr)
         print("Created version '1' of model 'm'.", file=sys.stderr)
         print("something else", file=sys.stderr)
@@ -73,3 +76,20 @@ def test_registry_chatter_hidden_only_when_quiet(quiet: bool, monkeypatch) -> No
             "Successfully registered model 'm'.\nCreated version '1' of model 'm'.\n" + expected
         )
     assert stream.getvalue() == expected
+
+
+@pytest.mark.parametrize("quiet", [True, False])
+def test_mlflow_s_run_links_are_switched_off_only_when_quiet(quiet: bool, monkeypatch) -> None:
+    monkeypatch.delenv(NO_RUN_LINKS, raising=False)
+    with mlflow_prints(quiet):
+        assert MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT.get() is quiet
+    assert NO_RUN_LINKS not in os.environ  # put back as it was
+
+
+def test_the_plots_of_number_like_labels_log_nothing_below_warning() -> None:
+    """product-monitor configures its own logging; the module that draws sets matplotlib's."""
+    import logging
+
+    import training.profile  # noqa: F401
+
+    assert logging.getLogger("matplotlib.category").level >= logging.WARNING

@@ -13,9 +13,11 @@ from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST
 
 from training import gate, registry
 from training.catalog import Catalog
+from training.cli import print_summary
 from training.config import TrainConfig
 from training.retries import RetryPolicy
-from training.run import TrainingRun
+from training.run import TrainingRun, TrainResult
+from training.run_writer import RunWriter
 from training.split import SplitDefinition
 
 SPLIT = SplitDefinition(0.2, None, ("title",))
@@ -81,3 +83,27 @@ def test_the_champion_s_run_params_and_tags_are_read() -> None:
     version: Any = SimpleNamespace(run_id="r1")
     record = registry.training_record(client, version)
     assert record == ({"task": "path"}, {"data.sha256": "x"})
+
+
+def test_a_change_of_classes_is_kept_on_the_decision_logged_and_tagged(monkeypatch, caplog) -> None:
+    rows = holdout(40)
+    scores = gate.ChampionScores("3", SPLIT, rows["label"].to_numpy(), classes=("a", "b", "old"))
+    stub_champion(monkeypatch, {"task": "single_label", "label_column": "main_cat"}, scores)
+    steps = training_run(gate_min_rows=10)
+    decision = steps.judge(rows, rows["label"].to_numpy(), ["a", "b", "new"])
+    assert decision.promote, "the decision itself does not change"
+    assert decision.class_change == gate.ClassChange("3", ("old",), ("new",))
+    written: dict[str, Any] = {}
+    monkeypatch.setattr(RunWriter, "tags", lambda self, tags: written.update(tags))
+    monkeypatch.setattr(RunWriter, "metrics", lambda self, metrics: None)
+    monkeypatch.setattr(RunWriter, "json", lambda self, data, path: written.update({path: data}))
+    steps.log_decision(decision, "4")
+    assert "the classes changed from champion v3's: removed 1 ('old'); added 1" in caplog.text
+    assert written["classes_changed"].startswith("changed from champion v3's: removed 1")
+    assert written["gate/classes_changed.json"]["added"] == ["new"]
+
+
+def test_the_summary_names_a_change_of_classes(capsys) -> None:
+    result = TrainResult("r", "m", "4", True, "no champion yet", {}, None, "changed from ...")
+    print_summary(result)
+    assert "  classes:         changed from ..." in capsys.readouterr().out
