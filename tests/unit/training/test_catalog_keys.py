@@ -67,6 +67,14 @@ def test_integer_labels_and_ids_are_spelled_as_written(
     assert frame["pid"].map(type).eq(str).all() and "10001" in set(frame["pid"])
 
 
+def test_one_fractional_label_renames_no_other_class(tmp_path: Path) -> None:
+    records = rows(missing_label=True)
+    for record in records[-12:]:
+        record["cat_id"] = 102.5
+    frame = load_catalog(config(write_jsonl(tmp_path / "c.jsonl", records))).frame
+    assert set(frame["label"]) == {"100", "101", "102.5"}
+
+
 def test_a_missing_id_stays_missing_and_present_ids_are_integers(tmp_path: Path) -> None:
     records = rows(missing_label=False)
     records[1]["pid"] = None  # pandas then reads every id as a float
@@ -81,10 +89,12 @@ def test_a_label_map_keyed_by_the_integer_text_applies(tmp_path: Path) -> None:
     assert set(frame["label"]) == {"kernel", "101", "102"}
 
 
-def test_genuine_fractions_stay_as_they_were() -> None:
-    values = pd.Series([1.5, np.nan, 2.0])
-    assert integers_as_written(values) is values
-    assert integers_as_written(pd.Series(["a", 1])).tolist() == ["a", 1]
+def test_whole_numbers_are_integers_beside_fractions_which_stay_as_they_are() -> None:
+    """One label written 112.5 must not turn every other class into `100.0`."""
+    values = pd.Series([100.0, np.nan, 112.5, 2.0**53])
+    assert integers_as_written(values).tolist() == [100, None, 112.5, 2.0**53]
+    text = pd.Series(["a", 1])
+    assert integers_as_written(text) is text
 
 
 def test_nullable_integers_and_lists_of_whole_floats_become_integers() -> None:
