@@ -200,8 +200,13 @@ def unfit_champion(
     model: its answers cannot be scored on this run's labels. None when both answer the same."""
     if champion.target() == mine.target():
         return None
-    if force:
-        return GateDecision(True, f"forced with --force-promote (over champion v{version})")
+    if force:  # its classes cannot be compared either: clients will receive other labels
+        return GateDecision(
+            True,
+            f"forced with --force-promote (over champion v{version}, trained for "
+            f"{champion.target()}: clients now receive this model's classes, for "
+            f"{mine.target()})",
+        )
     reason = (
         f"cannot compare: champion v{version} was trained for {champion.target()} of "
         f"{champion.catalog()}, this model for {mine.target()} of {mine.catalog()}, so its "

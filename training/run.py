@@ -225,6 +225,8 @@ class TrainingRun:
         version = str(champion.version)
         unfit = gate.unfit_champion(theirs, mine, version, config.force_promote) if theirs else None
         if unfit is not None:
+            if unfit.promote:
+                log.warning("gate: %s", unfit.reason)
             return unfit
         scores = self.rescore(version, rows)
         decision = self.challenge(scores, rows, labels)

@@ -74,6 +74,9 @@ def test_a_champion_of_another_task_or_label_column_is_not_scored() -> None:
     assert "--model-name" in kept.reason and "--force-promote" in kept.reason
     forced = unfit_champion(LISTINGS, tags, "4", force=True)
     assert forced is not None and forced.promote
+    # its classes cannot be compared: the forced decision says clients get other labels
+    assert "over champion v4, trained for single_label on label column 'Category" in forced.reason
+    assert "this model's classes, for multilabel on label column 'tags'" in forced.reason
     other_column = TrainingOrigin("single_label", "Category", "/data/listings.csv", "aaa")
     assert unfit_champion(LISTINGS, other_column, "4", force=False) is not None
     grown = TrainingOrigin("single_label", "Category Label", "/data/listings.csv", "ccc")
