@@ -10,6 +10,7 @@ same distances (`product_model.profile`) and the same picture (`training.profile
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import urllib.error
@@ -27,6 +28,8 @@ from product_model.profile import (
     population_stability_index,
 )
 from training.errors import ConfigError, DataError, TrackingError
+
+log = logging.getLogger(__name__)
 
 SELECTOR_EXAMPLE = 'job="product-classifier" or job="shop",namespace="prod"'
 
@@ -165,8 +168,15 @@ class Prometheus:
             ):
                 raise DataError(old_servers(task))
         total = confidence.get("+Inf", 0.0)
-        if not total and self.model is not None and self.unversioned_traffic():
+        unversioned = self.unversioned_traffic() if self.model is not None else 0.0
+        if unversioned and not total:
             raise DataError(unversioned_servers())
+        if unversioned:  # e.g. during a rolling upgrade of the servers
+            log.warning(
+                "about %d predictions of servers whose series carry no version label (older "
+                "than this product-monitor) are left out: whose they are cannot be told",
+                round(unversioned),
+            )
         missing = self.increase_by("prediction_input_missing_total", "field")
         return {
             "rows": round(total),
@@ -178,11 +188,10 @@ class Prometheus:
             "fill_rate": {k: 1 - v / total for k, v in missing.items()} if total else {},
         }
 
-    def unversioned_traffic(self) -> bool:
-        """Whether the judged model's servers predicted over the window with series that carry
-        no version (servers older than this product-monitor)."""
-        counts = self.increase_by("prediction_confidence_count", "job", version="")
-        return any(counts.values())
+    def unversioned_traffic(self) -> float:
+        """How many predictions the judged model's servers made over the window with series that
+        carry no version (servers older than this product-monitor)."""
+        return sum(self.increase_by("prediction_confidence_count", "job", version="").values())
 
     def server_scores(self) -> dict[str, float]:
         """The serving pods' own window scores now (the largest over pods), by kind: the judged

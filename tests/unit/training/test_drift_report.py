@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import urllib.error
 from email.message import Message
 from pathlib import Path
@@ -224,6 +225,24 @@ def test_servers_without_version_labels_are_named(monkeypatch) -> None:
         sample.labels.pop("version", None)
     with pytest.raises(DataError, match=r"carry no version label .*--prediction-log"):
         older.live_profile("single_label")
+
+
+def test_servers_without_version_labels_beside_newer_ones_are_left_out_with_a_warning(
+    monkeypatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """During a rolling upgrade some servers carry the version label and some do not: the
+    champion is judged on the former, and the latter's answers are said to be left out."""
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    _, newer, _ = serve("single_label", 600)
+    _, older, _ = serve("single_label", 50)
+    both = ScrapedPrometheus(newer, model=("m", "1"))
+    unlabelled = ScrapedPrometheus(older).samples
+    for sample in unlabelled:
+        sample.labels.pop("version", None)
+    both.samples += unlabelled
+    with caplog.at_level(logging.WARNING, logger="training.drift_report"):
+        assert both.live_profile("single_label")["rows"] == 600
+    assert any("about 50 predictions" in r.getMessage() for r in caplog.records)
 
 
 def test_servers_without_the_top_class_series_are_named_for_a_path_model(monkeypatch) -> None:
