@@ -24,7 +24,7 @@ import pyarrow as pa
 from batch.model import ModelInputs, ScoringModel
 from product_model.contract import is_present, to_numbers
 from product_model.features import as_text
-from training.catalog_files import integers_as_written
+from training.catalog_keys import integers_as_written
 from training.errors import DataError
 
 OUTPUT_SCHEMA = pa.schema(

@@ -25,10 +25,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from serving.contract_changes import warn_of_contract_change
 from serving.errors import ARTIFACT_MISSING, LOAD_ERROR, ModelLoadError
 from serving.loading import short
 from serving.metrics import ServingMetrics
-from serving.model import ModelLocator, ModelRef, ServedModel, contract_changes, describe_changes
+from serving.model import ModelLocator, ModelRef, ServedModel
 from serving.settings import Settings
 from serving.startup import resume_full_collections
 from serving.threads import DaemonThreadExecutor
@@ -40,7 +41,6 @@ RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
 # Failures tied to one version's files: retrying them at once would download the same files again.
 VERSION_FAILURES = (ARTIFACT_MISSING, LOAD_ERROR)
 EXIT_WAIT_FOR_COMPILE_SECONDS = 30.0
-CHANGES_LOGGED = 50  # of each kind, as log fields (a retrain may rename hundreds of classes)
 
 
 @dataclass(frozen=True)
@@ -209,27 +209,6 @@ class ModelKeeper:
     async def _on_loader(self, function: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._loader, function, *args)
-
-
-def warn_of_contract_change(previous: ServedModel, model: ServedModel) -> None:
-    """A WARNING when the model swapped in reads other input fields or answers other classes:
-    requests validated since the swap follow its contract, so clients written for the previous
-    one may now be refused (422) or get labels they do not know, while /readyz stays 200."""
-    changes = contract_changes(previous, model)
-    if not changes:
-        return
-    log.warning(
-        "model contract changed: version %s → %s: %s",
-        previous.ref.version,
-        model.ref.version,
-        describe_changes(changes),
-        extra={
-            "model_name": model.ref.name,
-            "model_version": model.ref.version,
-            "previous_version": previous.ref.version,
-            **{kind: items[:CHANGES_LOGGED] for kind, items in changes.items()},
-        },
-    )
 
 
 def identity(ref: ModelRef) -> tuple[str, str, str]:

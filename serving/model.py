@@ -144,41 +144,6 @@ class ServedModel:
         return str(getattr(decoder, "separator", " > "))
 
 
-def contract_changes(before: ServedModel, after: ServedModel) -> dict[str, list[str]]:
-    """What clients send or get that differs from `before` to `after`: input fields removed,
-    added or given another role or type (`name (text string → tokens tokens)`), classes removed
-    or added (in each model's order), the task; only the kinds that changed (empty: none)."""
-    old = {f.name: f for f in before.contract.fields}
-    new = {f.name: f for f in after.contract.fields}
-    old_classes = [str(label) for label in before.classes]
-    new_classes = [str(label) for label in after.classes]
-    in_old, in_new = set(old_classes), set(new_classes)
-    tasks = before.contract.task, after.contract.task
-    changes = {
-        "fields_removed": [name for name in old if name not in new],
-        "fields_added": [name for name in new if name not in old],
-        "fields_changed": [
-            f"{name} ({old[name].role} {old[name].type} → {new[name].role} {new[name].type})"
-            for name in old
-            if name in new and old[name] != new[name]
-        ],
-        "classes_removed": [label for label in old_classes if label not in in_new],
-        "classes_added": [label for label in new_classes if label not in in_old],
-        "task": [f"{tasks[0]} → {tasks[1]}"] if tasks[0] != tasks[1] else [],
-    }
-    return {kind: items for kind, items in changes.items() if items}
-
-
-def describe_changes(changes: dict[str, list[str]], first_few: int = 5) -> str:
-    """`fields removed: title, description; classes added (12): a, b, c, d, e, …` for a log line."""
-    parts = []
-    for kind, items in changes.items():
-        shown = ", ".join(items[:first_few]) + (", …" if len(items) > first_few else "")
-        count = f" ({len(items)})" if kind.startswith("classes") else ""
-        parts.append(f"{kind.replace('_', ' ')}{count}: {shown}")
-    return "; ".join(parts)
-
-
 class ModelLocator:
     """Answers which model the settings ask for: the alias's version, a pinned one, or a folder."""
 

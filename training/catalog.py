@@ -20,10 +20,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from product_model.contract import is_missing, is_present, to_numbers
+from product_model.contract import is_present, to_numbers
 from product_model.features import as_text
 from training.catalog_files import detect_format as detect_format  # imported from here by others
-from training.catalog_files import integers_as_written, read_catalog_file, row_name
+from training.catalog_files import read_catalog_file, row_name
+from training.catalog_keys import keys_as_written
 from training.config import TrainConfig
 from training.errors import DataError
 from training.label_variants import VariantGroup, find_variants
@@ -185,21 +186,6 @@ def normalize_labels(labels: pd.Series) -> pd.Series:
     for spelling, _ in spellings.most_common():
         canonical.setdefault(spelling.casefold(), spelling)
     return cleaned.map(lambda value: canonical.get(value.casefold(), value))
-
-
-def keys_as_written(frame: pd.DataFrame, config: TrainConfig) -> pd.DataFrame:
-    """`frame` with its label and id columns as the catalog writes them: integers stay integers
-    (`integers_as_written`), so the label 100 is the class "100" whether or not another row lacks
-    a label; ids become text, as the model's contract types them and serving reads a number id
-    (`7` and `"7"` are one product), a missing id None."""
-    keyed = {config.label_column: integers_as_written(frame[config.label_column])}
-    if config.id_column and config.id_column in frame.columns:
-        ids = [
-            None if is_missing(v) else as_text(v)
-            for v in integers_as_written(frame[config.id_column])
-        ]
-        keyed[config.id_column] = pd.Series(ids, index=frame.index, dtype=object)
-    return frame.assign(**keyed)
 
 
 def clean_catalog(frame: pd.DataFrame, config: TrainConfig) -> tuple[pd.DataFrame, dict[str, int]]:

@@ -284,47 +284,6 @@ def read_parquet(path: Path, max_rows: int | None = None) -> pd.DataFrame:
     return frame.head(max_rows) if max_rows else frame
 
 
-def integers_as_written(values: pd.Series) -> pd.Series:
-    """A column of labels or ids with each whole number as a Python int (missing values None),
-    however pandas read it: an integer column holding a missing value (a JSON null, a Parquet
-    null) reads as floats, `100.0`, a column mixing `100` and `112.5` too, and pandas' nullable
-    integers hold `<NA>`. So the label 100 is `100` whatever other rows hold; `112.5` stays a
-    float. The arrays of a list column (tags, paths; Parquet reads a list of integers holding a
-    null as floats) are converted item by item. Any other column is returned as it is."""
-    nullable = isinstance(values.dtype, pd.api.extensions.ExtensionDtype)
-    if pd.api.types.is_integer_dtype(values.dtype) and nullable:  # `Int64`, which holds <NA>
-        return values.astype(object).where(values.notna(), None)
-    if pd.api.types.is_float_dtype(values.dtype):
-        return pd.Series(
-            [_whole_as_int(value) for value in values],
-            index=values.index,
-            dtype=object,
-            name=values.name,
-        )
-    if values.dtype != object:
-        return values
-    floats = values.map(lambda v: isinstance(v, np.ndarray) and v.dtype.kind == "f")
-    if not floats.any():
-        return values
-    as_lists = values[floats].map(lambda items: [_whole_as_int(item) for item in items])
-    return values.where(~floats, as_lists)
-
-
-# Floats count as whole numbers up to 2**53: beyond, a float no longer holds every integer.
-EXACT_FLOAT_INTEGERS = 2.0**53
-
-
-def _whole_as_int(value: Any) -> int | float | None:
-    """None for a missing value, an int for a whole number a float holds exactly, else the
-    float itself."""
-    if pd.isna(value):
-        return None
-    number = float(value)
-    if abs(number) < EXACT_FLOAT_INTEGERS and number.is_integer():
-        return int(number)
-    return number
-
-
 def read_catalog_file(path: Path, config: TrainConfig) -> pd.DataFrame:
     """The raw table in `path`, with column names stripped of stray spaces and distinct after
     Unicode NFC normalisation."""

@@ -28,13 +28,13 @@ from training.catalog import (
     bundled_sample,
     check_columns,
     file_sha256,
-    keys_as_written,
     normalize_labels,
     parse_numeric_columns,
     read_catalog_file,
     warn_if_label_is_input,
     warn_removed_rows,
 )
+from training.catalog_keys import keys_as_written
 from training.config import TrainConfig
 from training.errors import DataError
 from training.labels import apply_label_map, load_label_map

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from training.catalog import load_catalog
-from training.catalog_files import integers_as_written
+from training.catalog_keys import integers_as_written
 from training.config import TrainConfig
 from training.tag_catalog import load_tag_catalog
 

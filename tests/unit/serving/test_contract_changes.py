@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from serving.model import ModelRef, ServedModel, contract_changes, describe_changes
+from serving.contract_changes import contract_changes, describe_changes
+from serving.model import ModelRef, ServedModel
 from serving.validation import InputField, RequestContract
 
 TITLE = InputField("title", "text", "text")
