@@ -336,6 +336,21 @@ def wait_until_ready(client: Any, timeout: float = 60) -> None:
     raise AssertionError(f"not ready after {timeout}s: {client.get('/readyz').json()}")
 
 
+def scrape_config(
+    folder: Path, job: str, target: str, labels: dict[str, str] | None = None
+) -> Path:
+    """A Prometheus config in `folder` that scrapes `target` (host:port) every second as `job`,
+    with `labels` on its series, and evaluates rules every second."""
+    static: dict[str, Any] = {"targets": [target]} | ({"labels": labels} if labels else {})
+    config = {
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "scrape_configs": [{"job_name": job, "static_configs": [static]}],
+    }
+    path = folder / "prometheus.yml"
+    path.write_text(json.dumps(config))  # JSON is YAML
+    return path
+
+
 def start_prometheus(
     binary: str, config: Path, folder: Path
 ) -> tuple[subprocess.Popen[bytes], str]:

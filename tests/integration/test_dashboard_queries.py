@@ -19,6 +19,7 @@ from tests.support import (
     REPO,
     require_binary,
     sample_records,
+    scrape_config,
     start_prometheus,
     stop_process,
 )
@@ -51,13 +52,9 @@ def prometheus(tmp_path: Path, serve_registry) -> Iterator[tuple[str, object]]:
     """A served model and a Prometheus scraping it every second as the operator would label it."""
     binary = require_binary(PROMETHEUS, "prometheus")
     server = serve_registry()
-    config = tmp_path / "prometheus.yml"
-    config.write_text(
-        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
-        "scrape_configs:\n  - job_name: product-classifier\n    static_configs:\n"
-        f"      - targets: ['{server.url.removeprefix('http://')}']\n"
-        f"        labels: {{namespace: {NAMESPACE}, pod: serving-0}}\n"
-    )
+    target = server.url.removeprefix("http://")
+    labels = {"namespace": NAMESPACE, "pod": "serving-0"}
+    config = scrape_config(tmp_path, "product-classifier", target, labels)
     process, base = start_prometheus(binary, config, tmp_path)
     try:
         yield base, server

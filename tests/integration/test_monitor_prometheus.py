@@ -14,7 +14,7 @@ import pytest
 
 from serving.metrics import ServingMetrics
 from tests.integration.test_serving_prometheus import PROMETHEUS, wait_for_value
-from tests.support import require_binary, start_prometheus, stop_process
+from tests.support import require_binary, scrape_config, start_prometheus, stop_process
 from tests.unit.training.test_drift_report import serve
 from training.drift_report import Prometheus
 from training.monitor import no_traffic
@@ -52,12 +52,7 @@ def scraped(tmp_path: Path, monkeypatch) -> Iterator[tuple[str, ServingMetrics]]
     binary = require_binary(PROMETHEUS, "prometheus")
     _, metrics, _ = serve("single_label", 0, version="2")
     server = exposed(metrics)
-    config = tmp_path / "prometheus.yml"
-    config.write_text(
-        "global:\n  scrape_interval: 1s\n"
-        "scrape_configs:\n  - job_name: swap\n    static_configs:\n"
-        f"      - targets: ['127.0.0.1:{server.server_address[1]}']\n"
-    )
+    config = scrape_config(tmp_path, "swap", f"127.0.0.1:{server.server_address[1]}")
     process, base = start_prometheus(binary, config, tmp_path)
     try:
         yield base, metrics

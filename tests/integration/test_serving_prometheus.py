@@ -9,7 +9,7 @@ import urllib.request
 
 import pytest
 
-from tests.support import require_binary, start_prometheus, stop_process
+from tests.support import require_binary, scrape_config, start_prometheus, stop_process
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("mlflow_uri_restored")]
 
@@ -41,12 +41,7 @@ def test_prometheus_scrapes_and_answers_promql(registry, serve_registry, tmp_pat
     binary = require_binary(PROMETHEUS, "prometheus")
     server = serve_registry()
     target = server.url.removeprefix("http://")
-    config = tmp_path / "prometheus.yml"
-    config.write_text(
-        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
-        "scrape_configs:\n  - job_name: product-serving\n"
-        f"    static_configs:\n      - targets: ['{target}']\n"
-    )
+    config = scrape_config(tmp_path, "product-serving", target)
     process, base = start_prometheus(binary, config, tmp_path)
     try:
         for i in range(12):
