@@ -59,6 +59,12 @@ def requested_level(quiet: bool) -> int:
     return levels.get(name, logging.WARNING if quiet else logging.INFO)
 
 
+def quiet_third_parties(level: int) -> None:
+    """The libraries of `THIRD_PARTY_LEVELS` log at their level there, or `level` if higher."""
+    for name, third_party_level in THIRD_PARTY_LEVELS.items():
+        logging.getLogger(name).setLevel(max(level, third_party_level))
+
+
 def configure_logging(quiet: bool) -> None:
     os.environ.setdefault("MLFLOW_CONFIGURE_LOGGING", "false")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -71,8 +77,7 @@ def configure_logging(quiet: bool) -> None:
     )
     for name in PROJECT_LOGGERS:
         logging.getLogger(name).setLevel(level)
-    for name, third_party_level in THIRD_PARTY_LEVELS.items():
-        logging.getLogger(name).setLevel(max(level, third_party_level))
+    quiet_third_parties(level)
     for name, prefix in KNOWN_WARNINGS.items():
         logging.getLogger(name).addFilter(DropMessages(prefix))
     warnings.formatwarning = _one_line_warning
@@ -103,6 +108,8 @@ class _LinesWithout(io.TextIOBase):
         elif not (self.dropping and text == "\n"):  # print() writes the newline on its own
             self.dropping = False
             self.stream.write(text)
+        else:
+            self.dropping = False
         return len(text)
 
     def flush(self) -> None:
