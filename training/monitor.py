@@ -33,7 +33,7 @@ from training.drift_report import (
     write_report_files,
 )
 from training.errors import DataError, TrainingError
-from training.logs import check_log_level, requested_level
+from training.logs import check_log_level, quiet_third_parties, requested_level
 from training.monitor_options import PROG, build_parser, with_training_config
 from training.retrain_decision import (
     Champion,
@@ -259,6 +259,7 @@ def main(argv: list[str] | None = None) -> None:
         fail(str(error), error.exit_code)
     level = requested_level(quiet=False)
     logging.basicConfig(level=level, format="%(asctime)s %(name)s %(message)s")
+    quiet_third_parties(level)  # e.g. matplotlib's line per chart of labels that look like numbers
     args = build_parser().parse_args(argv)
     command = run_report if args.command == "report" else run_should_retrain
     try:

@@ -6,7 +6,6 @@ live profile beside its reference (the drift report uses the same picture).
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -23,10 +22,6 @@ from sklearn.pipeline import Pipeline
 
 from product_model.contract import InputContract
 from product_model.profile import build_profile
-
-# Labels that look like numbers ("100") make matplotlib log an INFO line per axis it draws, which
-# product-monitor's and product-train's output would show: the categories are meant.
-logging.getLogger("matplotlib.category").setLevel(logging.WARNING)
 
 TOP_LABELS = 20
 

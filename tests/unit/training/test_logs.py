@@ -86,10 +86,22 @@ def test_mlflow_s_run_links_are_switched_off_only_when_quiet(quiet: bool, monkey
     assert NO_RUN_LINKS not in os.environ  # put back as it was
 
 
-def test_the_plots_of_number_like_labels_log_nothing_below_warning() -> None:
-    """product-monitor configures its own logging; the module that draws sets matplotlib's."""
-    import logging
-
-    import training.profile  # noqa: F401
-
-    assert logging.getLogger("matplotlib.category").level >= logging.WARNING
+def test_product_monitor_logs_nothing_of_matplotlib_below_warning() -> None:
+    """product-monitor configures its own logging: the plots of number-like labels must not add
+    matplotlib's INFO lines to its output."""
+    script = (
+        "import logging\n"
+        "from training import monitor\n"
+        "try:\n"
+        "    monitor.main(['report', '--help'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "logging.getLogger('matplotlib.category').info('Using categorical units to plot')\n"
+        "logging.getLogger('training.monitor').info('project info')\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "LOG_LEVEL"}
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True
+    )
+    assert "project info" in result.stderr
+    assert "categorical units" not in result.stderr
