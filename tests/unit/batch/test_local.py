@@ -156,18 +156,10 @@ def test_a_header_in_another_unicode_normal_form_is_read(tmp_path: Path) -> None
 
     received: list[pd.DataFrame] = []
 
-    class RecordingModel:
+    class RecordingModel(ConstantModel):
         def predict(self, frame: pd.DataFrame, params: dict) -> pd.DataFrame:
             received.append(frame.copy())
-            rows = len(frame)
-            return pd.DataFrame(
-                {
-                    "label": ["x"] * rows,
-                    "probability": [1.0] * rows,
-                    "top_labels": [["x"]] * rows,
-                    "top_probabilities": [[1.0]] * rows,
-                }
-            )
+            return super().predict(frame, params)
 
     inputs = ModelInputs(("Kurz", "Größe (KB)"), ("Kurz",), None, ("Größe (KB)",))
     model = ScoringModel(ModelRef("m", "m", "1"), inputs, RecordingModel(), ("x",))
