@@ -45,6 +45,9 @@ MODEL = "/v2/models/{model_name}"
 VERSION = MODEL + "/versions/{model_version}"
 
 RejectionLogger = Callable[[InvalidInputError, list[dict[str, Any]], bool], None]
+# HEAD too, as on /healthz and /readyz: probes and uptime checkers often send it; the server
+# answers it as GET without the body.
+GET = ["GET", "HEAD"]
 
 
 def v2_router(
@@ -68,30 +71,30 @@ def v2_router(
         check_version(model_name, request.path_params.get("model_version"), model.ref.version)
         return model
 
-    @router.get("/v2")
+    @router.api_route("/v2", methods=GET)
     async def metadata() -> Response:
         return as_json(server_metadata(app_version()))
 
-    @router.get("/v2/health/live")
+    @router.api_route("/v2/health/live", methods=GET)
     async def live() -> Response:
         return as_json({"live": True})
 
-    @router.get("/v2/health/ready")
+    @router.api_route("/v2/health/ready", methods=GET)
     async def ready() -> Response:
         state = service.readiness()
         if not state.ready:
             raise ModelNotReadyError(f"not ready: {state.reason}")
         return as_json({"ready": True})
 
-    @router.get(MODEL)
-    @router.get(VERSION)
+    @router.api_route(MODEL, methods=GET)
+    @router.api_route(VERSION, methods=GET)
     async def model(request: Request) -> Response:
         served_model = served(request)
         ref = served_model.ref
         return as_json(model_metadata(ref.name, ref.version, served_model.contract))
 
-    @router.get(MODEL + "/ready")
-    @router.get(VERSION + "/ready")
+    @router.api_route(MODEL + "/ready", methods=GET)
+    @router.api_route(VERSION + "/ready", methods=GET)
     async def model_ready(request: Request) -> Response:
         ref = served(request).ref
         return as_json({"name": ref.name, "version": ref.version, "ready": True})

@@ -92,10 +92,6 @@ MISSING_HINT = "for a missing value send null or an empty string, or leave the f
 """How a JSON object (`/v1/predict`, `/invocations` JSON) sends a missing number."""
 CSV_MISSING_HINT = "for a missing value leave the cell empty"
 """How a CSV body sends one: a cell cannot hold null."""
-V2_MISSING_HINT = (
-    'for a missing value send an empty string ("") in a BYTES input, or NaN in an FP64 input'
-)
-"""How an Open Inference Protocol tensor sends one: a BYTES element cannot be null."""
 
 
 def number_problem(value: Any, missing_hint: str = MISSING_HINT) -> str:

@@ -4,8 +4,9 @@ output tensors, and errors in the protocol's `{"error": "..."}` form.
 
 Each of the model's fields is one input tensor named like the field: BYTES for text, tokens and
 ids, FP64 for numbers. Shape [rows] gives one value per product; [rows, items] a list of items per
-product (empty strings are padding). An object or a list for a `json` or `tokens` field is sent
-as its JSON text in one BYTES element. An empty string or NaN is a missing value. Outputs: `label`
+product (empty strings are padding), for the fields whose metadata shape is [-1, -1]. An object or
+a list for a `json` or `tokens` field is sent as its JSON text in one BYTES element. An empty
+string, or null or NaN in a float tensor, is a missing value. Outputs: `label`
 (BYTES) and `probability` (FP32) of shape [rows], `top_labels` (BYTES) and `top_probabilities`
 (FP32) of shape [rows, k], k set by the request parameter `top_k`.
 """
@@ -19,8 +20,8 @@ from typing import Any
 
 from serving.errors import BadRequestError, InvalidInputError
 from serving.json_body import json_problem
-from serving.v2_inputs import products_of, read_inputs
-from serving.v2_tensors import BinarySection, output_tensor
+from serving.v2_inputs import form_of, products_of, read_inputs
+from serving.v2_tensors import BinarySection, json_text, output_tensor
 from serving.validation import InputField, RequestContract, product_position
 
 SERVER_NAME = "product-categorization"
@@ -71,6 +72,12 @@ def input_datatype(field: InputField) -> str:
     return "FP64" if field.role == "numeric" else "BYTES"
 
 
+def input_shape(field: InputField) -> list[int]:
+    """[-1, -1] for a field that takes a list per product (a [rows] tensor, one value per
+    product, is taken too), [-1] for one that takes a single value."""
+    return [-1, -1] if form_of(field).lists else [-1]
+
+
 def model_metadata(name: str, version: str, contract: RequestContract) -> dict[str, Any]:
     """GET /v2/models/{name}: one input per field of the contract, the four outputs."""
     return {
@@ -78,7 +85,8 @@ def model_metadata(name: str, version: str, contract: RequestContract) -> dict[s
         "versions": [version],
         "platform": PLATFORM,
         "inputs": [
-            {"name": f.name, "datatype": input_datatype(f), "shape": [-1]} for f in contract.fields
+            {"name": f.name, "datatype": input_datatype(f), "shape": input_shape(f)}
+            for f in contract.fields
         ],
         "outputs": [
             {"name": out, "datatype": datatype, "shape": [-1] * dims}
@@ -95,9 +103,7 @@ def parse_infer_request(
     header, binary = split_body(body, header_length)
     if not isinstance(header, Mapping):
         raise BadRequestError("the inference request must be a JSON object with `inputs`")
-    parameters = header.get("parameters") or {}
-    if not isinstance(parameters, Mapping):
-        raise BadRequestError('`parameters` must be an object such as {"top_k": 3}')
+    parameters = parameters_of(header, "`parameters`", ' such as {"top_k": 3}')
     tensors = read_inputs(header.get("inputs"), binary, contract)
     return InferenceRequest(
         request_id(header.get("id")),
@@ -109,6 +115,16 @@ def parse_infer_request(
             tuple(name for name, _, _ in outputs_of(contract.task)),
         ),
     )
+
+
+def parameters_of(holder: Mapping[str, Any], where: str, example: str = "") -> Mapping[str, Any]:
+    """The `parameters` object of a request or of one of its outputs; none given is {}."""
+    parameters = holder.get("parameters")
+    if parameters is None:
+        return {}
+    if not isinstance(parameters, Mapping):
+        raise BadRequestError(f"{where} must be an object{example}, not {json_text(parameters)}")
+    return parameters
 
 
 def split_body(body: bytes, header_length: int | None) -> tuple[Any, BinarySection]:
@@ -157,12 +173,12 @@ def requested_outputs(
 def requested_output(
     spec: Any, binary_default: bool, names: tuple[str, ...] = OUTPUT_NAMES
 ) -> RequestedOutput:
-    name = spec.get("name") if isinstance(spec, Mapping) else None
+    if not isinstance(spec, Mapping) or not isinstance(spec.get("name"), str):
+        raise BadRequestError('each requested output must be an object with a string "name"')
+    name = spec["name"]
     if name not in names:
-        raise BadRequestError(f"unknown output {name!r}: the outputs are {', '.join(names)}")
-    parameters = spec.get("parameters") or {}
-    if not isinstance(parameters, Mapping):
-        raise BadRequestError(f"output '{name}': parameters must be an object")
+        raise BadRequestError(f"unknown output '{name}': the outputs are {', '.join(names)}")
+    parameters = parameters_of(spec, f"output '{name}': parameters")
     if "classification" in parameters or "shared_memory_region" in parameters:
         raise BadRequestError(
             f"output '{name}': the classification and shared-memory extensions are not "

@@ -1,7 +1,7 @@
 """The input tensors of an Open Inference Protocol (v2) request as product records: checked
-against the model's contract (known names, each once, one row count, numbers that read as
-numbers, some text in every row), then one product per row keyed by the field names, without
-padding or missing values.
+against the model's contract (known names, each once, a shape and datatype the field takes, one
+row count, numbers that read as numbers, some text in every row), then one product per row keyed
+by the field names, without padding or missing values.
 """
 
 from __future__ import annotations
@@ -9,15 +9,53 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from dataclasses import dataclass
 from typing import Any
 
-from serving.contract_types import CHECKERS, INVALID, V2_MISSING_HINT, number_problem
+from serving.contract_types import CHECKERS, INVALID, number_problem
 from serving.errors import BadRequestError
-from serving.v2_tensors import BinarySection, Tensor, read_tensor
-from serving.validation import RequestContract, has_text
+from serving.v2_tensors import BinarySection, Tensor, json_text, read_tensor
+from serving.validation import InputField, RequestContract, has_text
 
 STRUCTURED_TYPES = ("json", "tokens")
 """Contract types whose values may be objects or lists: sent as JSON text in a BYTES element."""
+MISSING_HINT = (
+    'for a missing value send null in an FP64 input, or an empty string ("") in a BYTES input'
+)
+"""How a tensor sends a missing number (JSON has no NaN; a BYTES element cannot be null)."""
+
+
+@dataclass(frozen=True)
+class TensorForm:
+    """The tensors a field takes, as its contract type reads a product's value: what one row
+    holds, whether a row may be a list of items ([rows, items]), whether a number datatype
+    may carry it, and how a message names the datatypes."""
+
+    holds: str
+    lists: bool
+    numbers: bool
+    datatypes: str
+
+    def shapes(self) -> str:
+        return "[rows] or [rows, items]" if self.lists else "[rows]"
+
+
+ANY_VALUES = TensorForm("a value or a list of values", True, True, "BYTES or a number datatype")
+FORMS = {
+    "string": TensorForm("one string", False, False, "BYTES"),
+    "text": TensorForm("one string or a list of strings", True, False, "BYTES"),
+    "tokens": ANY_VALUES,
+    "json": ANY_VALUES,
+    "number": TensorForm("one number", False, True, "FP64 (or another number datatype, or BYTES)"),
+    "price": TensorForm("one price", False, True, 'FP64 (or BYTES for a text such as "$12.99")'),
+}
+ID_FORM = TensorForm("one id", False, True, "BYTES (or a number datatype)")
+"""An id field is typed `string` but also takes a number, as ids read from CSV files often are."""
+
+
+def form_of(field: InputField) -> TensorForm:
+    """The tensors a field takes (a type this server does not know: any it can read)."""
+    return ID_FORM if field.role == "id" else FORMS.get(field.type, ANY_VALUES)
 
 
 def read_inputs(specs: Any, binary: BinarySection, contract: RequestContract) -> list[Tensor]:
@@ -27,6 +65,8 @@ def read_inputs(specs: Any, binary: BinarySection, contract: RequestContract) ->
     tensors = [read_tensor(spec, binary) for spec in specs]
     binary.check_consumed()
     tensors = named_as_fields(tensors, contract)
+    for tensor in tensors:
+        check_form(tensor, contract)
     rows = {t.rows for t in tensors}
     if len(rows) > 1:
         sizes = ", ".join(f"'{t.name}' has {t.rows}" for t in tensors)
@@ -62,6 +102,22 @@ def named_as_fields(tensors: list[Tensor], contract: RequestContract) -> list[Te
     return named
 
 
+def check_form(tensor: Tensor, contract: RequestContract) -> None:
+    """A tensor's shape and datatype must be ones its field takes: said in tensor terms, not as
+    a complaint about the value of row 0 (a list where the field takes one string)."""
+    form = form_of(contract.checks[tensor.name][0])
+    shape_fits = len(tensor.shape) == 1 or form.lists
+    datatype_fits = tensor.datatype == "BYTES" or form.numbers
+    if shape_fits and datatype_fits:
+        return
+    got_shape = "" if shape_fits else f" (got {list(tensor.shape)})"
+    got_datatype = "" if datatype_fits else f" (got {tensor.datatype})"
+    raise BadRequestError(
+        f"input '{tensor.name}' takes {form.holds} per row: shape {form.shapes()}{got_shape}, "
+        f"datatype {form.datatypes}{got_datatype}"
+    )
+
+
 def products_of(tensors: list[Tensor], contract: RequestContract) -> list[dict[str, Any]]:
     """One product per row; `BadRequestError` for a row with no text in any text input."""
     rows = tensors[0].rows
@@ -82,14 +138,14 @@ def products_of(tensors: list[Tensor], contract: RequestContract) -> list[dict[s
 
 def check_numbers(products: list[dict[str, Any]], contract: RequestContract) -> None:
     """Every value of a number input must read as a number, as the service requires. Said
-    here, in tensor terms: a missing number is an empty BYTES element or NaN, never null,
-    which a BYTES tensor cannot hold."""
+    here, in tensor terms: a missing number is null (or NaN) in a float tensor, or an empty
+    BYTES element, which cannot be null."""
     numbers = [f.name for f in contract.fields if f.type == "number"]
     for index, product in enumerate(products):
         for name in numbers:
             value = product.get(name)
             if value is not None and CHECKERS["number"](value) is INVALID:
-                problem = number_problem(value, V2_MISSING_HINT)
+                problem = number_problem(value, MISSING_HINT)
                 raise BadRequestError(f"input '{name}', row {index}: {problem}")
 
 
@@ -97,7 +153,7 @@ def check_rows_have_text(
     tensors: list[Tensor], products: list[dict[str, Any]], contract: RequestContract
 ) -> None:
     """Every row needs text in one of the text inputs, as the service requires of a product.
-    Said here, in tensor terms: once "" and NaN are dropped as missing values, the service
+    Said here, in tensor terms: once "", null and NaN are dropped as missing values, the service
     would see a product without the inputs that were in fact sent."""
     text_tensors = [t for t in tensors if t.name in contract.text_fields]
     for index, product in enumerate(products):
@@ -106,7 +162,8 @@ def check_rows_have_text(
             wanted = ", ".join(repr(n) for n in contract.text_fields)
             raise BadRequestError(
                 f"row {index} has no text: {sent}. Each product needs a non-empty value in one "
-                f"of the model's text inputs ({wanted}); an empty string or NaN is a missing value"
+                f"of the model's text inputs ({wanted}); an empty string, null or NaN is a "
+                "missing value"
             )
 
 
@@ -115,14 +172,14 @@ def emptiness(value: Any) -> str:
     if isinstance(value, list):
         return f"has {len(value)} items, none with text (empty strings are padding)"
     if isinstance(value, float) and math.isnan(value):
-        return "is NaN"
+        return "is null or NaN"
     if value == "":
         return 'is an empty string ("")'
     if isinstance(value, str) and not value.strip():
         return "holds only whitespace"
     if isinstance(value, str):  # JSON text for a json or tokens input, such as "{}"
         return f"is {json.dumps(value, ensure_ascii=False)}, JSON with no text in it"
-    return f"is {value!r}, which holds no text"
+    return f"is {json_text(value)}, which holds no text"
 
 
 def decoded(value: Any) -> Any:
@@ -136,7 +193,8 @@ def decoded(value: Any) -> Any:
 
 
 def present(value: Any) -> Any:
-    """The value without padding: None for an empty string or NaN, lists without them."""
+    """The value without padding: None for an empty string or NaN (null in a float tensor),
+    lists without them."""
     if isinstance(value, list):
         items = [item for item in value if present(item) is not None]
         return items or None

@@ -6,6 +6,7 @@ binary. Binary data is little-endian, row-major; a BYTES element is a 4-byte len
 from __future__ import annotations
 
 import functools
+import json
 import math
 import struct
 from collections.abc import Mapping, Sequence
@@ -30,6 +31,9 @@ NUMERIC_TYPES = {
     "FP64": "<f8",
 }
 DATATYPES = ("BYTES", *NUMERIC_TYPES)
+FLOAT_TYPES = ("FP16", "FP32", "FP64")
+"""The datatypes whose JSON `data` may hold null: a missing value, read as NaN (as MLServer reads
+it); JSON has no NaN, and a BYTES element or an integer has no missing value of its own."""
 _LENGTH = struct.Struct("<I")
 # An input's fields that have no default, and what to give.
 REQUIRED = {
@@ -101,8 +105,8 @@ def read_tensor(spec: Any, binary: BinarySection) -> Tensor:
     datatype = spec.get("datatype")
     if datatype not in DATATYPES:
         raise BadRequestError(
-            f"input '{name}': datatype {datatype!r} is not supported; use BYTES for text and "
-            f"FP64 (or another of {', '.join(NUMERIC_TYPES)}) for numbers"
+            f"input '{name}': datatype {json_text(datatype)} is not supported; use BYTES for "
+            f"text and FP64 (or another of {', '.join(NUMERIC_TYPES)}) for numbers"
         )
     shape = read_shape(name, spec.get("shape"))
     count = math.prod(shape)  # Python integers: a huge shape cannot overflow to a small one
@@ -123,7 +127,7 @@ def read_shape(name: str, shape: Any) -> tuple[int, ...]:
     if not valid or len(shape) not in (1, 2) or (len(shape) == 2 and shape[1] == 0):
         raise BadRequestError(
             f"input '{name}': shape must be [rows] (one value per product) or [rows, items] "
-            f"(a list of at least one item per product), not {shape!r}"
+            f"(a list of at least one item per product), not {json_text(shape)}"
         )
     return tuple(shape)
 
@@ -147,6 +151,8 @@ def binary_size(name: str, parameters: Any) -> int | None:
 
 
 def json_values(name: str, datatype: str, data: Any, count: int) -> list[Any]:
+    """The flattened `data` (nested lists read in row-major order, as Triton reads them), each
+    element of the datatype's JSON type; null in a float tensor is NaN, a missing value."""
     if data is None:
         raise BadRequestError(f"input '{name}' has neither data nor a binary_data_size parameter")
     values = flatten(data if isinstance(data, list) else [data])
@@ -154,14 +160,30 @@ def json_values(name: str, datatype: str, data: Any, count: int) -> list[Any]:
         raise BadRequestError(
             f"input '{name}': {len(values)} values in data, but its shape holds {count}"
         )
+    if datatype in FLOAT_TYPES:
+        values = [math.nan if value is None else value for value in values]
     wanted = is_text if datatype == "BYTES" else is_number
     for index, value in enumerate(values):
         if not wanted(value):
             kind = "a string" if datatype == "BYTES" else "a number"
             raise BadRequestError(
-                f"input '{name}' ({datatype}): element {index} must be {kind}, not {value!r}"
+                f"input '{name}' ({datatype}): element {index} must be {kind}, "
+                f"not {json_text(value)}{null_advice(datatype) if value is None else ''}"
             )
     return values
+
+
+def null_advice(datatype: str) -> str:
+    """How a tensor of this datatype says a value is missing, when it was sent as null."""
+    if datatype == "BYTES":
+        return '; a missing value in a BYTES input is an empty string ("")'
+    return f"; {datatype} has no missing value: declare the input FP64 to send null for one"
+
+
+def json_text(value: Any, limit: int = 60) -> str:
+    """A value of the request as JSON writes it (null, "12", [1, 2]), cut short if long."""
+    text = json.dumps(value, ensure_ascii=False)  # parsed from JSON, so it writes back
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
 
 
 def check_fits_datatype(name: str, datatype: str, values: list[Any]) -> None:
@@ -177,7 +199,7 @@ def check_fits_datatype(name: str, datatype: str, values: list[Any]) -> None:
             span = f"{low} to {high}" if whole else f"{low:.6g} to {high:.6g}"
             raise BadRequestError(
                 f"input '{name}' ({datatype}): element {index} must be {kind} "
-                f"from {span}, not {value!r} (declare the input FP64 to send any number)"
+                f"from {span}, not {json_text(value)} (declare the input FP64 to send any number)"
             )
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import urllib.request
 from collections.abc import Callable
 from typing import Any
 
@@ -128,9 +129,18 @@ def test_tritonclient_json_and_binary_tensors(
     assert client.is_model_ready(name) and client.is_model_ready(name, version)
     assert not client.is_model_ready(name, "999")
     assert "binary_tensor_data" in client.get_server_metadata()["extensions"]
-    inputs = [(i["name"], i["datatype"]) for i in client.get_model_metadata(name)["inputs"]]
-    roles = [(f["name"], "FP64" if f["role"] == "numeric" else "BYTES") for f in fields]
-    assert inputs == roles
+    inputs = [
+        (i["name"], i["datatype"], i["shape"]) for i in client.get_model_metadata(name)["inputs"]
+    ]
+    forms = [
+        (f["name"], "FP64" if f["role"] == "numeric" else "BYTES", metadata_shape(f))
+        for f in fields
+    ]
+    assert inputs == forms
+    for path in ("/v2/health/ready", f"/v2/models/{name}"):  # HEAD, as probes send it: no body
+        head = urllib.request.Request(server.url + path, method="HEAD")
+        with urllib.request.urlopen(head, timeout=10) as response:
+            assert response.status == 200 and response.read() == b"", path
 
     tensors = as_tensors(products, fields)
     for binary in (True, False):  # binary inputs and binary outputs are tritonclient's default
@@ -151,6 +161,12 @@ def test_tritonclient_json_and_binary_tensors(
         client.infer(name, triton_inputs(tensors, True), model_version="999")
     assert stale.value.status() == "404"
     assert f"the served version is '{version}'" in stale.value.message()
+
+
+def metadata_shape(field: dict[str, str]) -> list[int]:
+    """[-1, -1] for a field that takes a list per product, [-1] for one value per product."""
+    lists = field["type"] in ("text", "tokens", "json") and field["role"] != "id"
+    return [-1, -1] if lists else [-1]
 
 
 def test_kserve_inference_rest_client(

@@ -77,6 +77,23 @@ def test_server_metadata_and_health(client) -> None:
     assert client.get("/v2/health/ready").json() == {"ready": True}
 
 
+def test_head_answers_the_health_and_metadata_routes_as_get_does_without_a_body(
+    client, model_path, tiny_registry
+) -> None:
+    """As on /healthz and /readyz: load balancers and uptime checkers probe with HEAD."""
+    versioned = f"{model_path}/versions/{tiny_registry.version}"
+    paths = ["/v2", "/v2/health/live", "/v2/health/ready", model_path, versioned]
+    for path in [*paths, f"{model_path}/ready", f"{versioned}/ready"]:
+        get, head = client.get(path), client.head(path)
+        assert (head.status_code, get.status_code) == (200, 200), path
+        assert head.content == b"", path
+        assert head.headers["content-length"] == get.headers["content-length"], path
+        assert head.headers["content-type"] == "application/json", path
+    assert client.head("/v2/models/nope").status_code == 404
+    assert client.head(f"{model_path}/versions/999/ready").status_code == 404
+    assert client.head(f"{model_path}/infer").status_code == 405
+
+
 def test_model_metadata_and_ready_with_and_without_version(
     client, model_path, tiny_registry, served_model
 ) -> None:
@@ -211,6 +228,7 @@ def test_not_ready_is_503_in_the_protocols_form(make_client) -> None:
     client = make_client(ready=False, model_name="never-registered")
     assert client.get("/v2/health/live").json() == {"live": True}
     assert_v2_error(client.get("/v2/health/ready"), 503, "not ready")
+    assert client.head("/v2/health/ready").status_code == 503
     assert_v2_error(client.get("/v2/models/never-registered/ready"), 503, "is not ready")
     infer = client.post("/v2/models/never-registered/infer", json=infer_body(TITLES))
     assert_v2_error(infer, 503, "is not ready")

@@ -53,9 +53,9 @@ def test_metadata_has_one_input_per_field_and_the_four_outputs() -> None:
     meta = model_metadata("m", "7", CONTRACT)
     assert meta["name"] == "m" and meta["versions"] == ["7"]
     assert [(i["name"], i["datatype"], i["shape"]) for i in meta["inputs"]] == [
-        ("Product Title", "BYTES", [-1]),
-        ("description", "BYTES", [-1]),
-        ("brand", "BYTES", [-1]),
+        ("Product Title", "BYTES", [-1]),  # a `string`: one per product
+        ("description", "BYTES", [-1, -1]),  # a `text`: a list of paragraphs per product
+        ("brand", "BYTES", [-1, -1]),
         ("Weight (g)", "FP64", [-1]),
         ("price", "FP64", [-1]),
         ("sku", "BYTES", [-1]),
@@ -157,8 +157,8 @@ TITLE = tensor("Product Title", ["a"])
         ({"inputs": [tensor("Product Title", [], shape=[10**9, 0])]}, b"", "shape must be"),
         ({"inputs": [tensor("Product Title", [], shape=[2**32, 2**32])]}, b"", "0 values in data"),
         ({"inputs": [tensor("Product Title", [1])]}, b"", "must be a string"),
-        ({"inputs": [tensor("Weight (g)", ["1"], "FP64")]}, b"", "must be a number"),
-        ({"inputs": [tensor("Product Title", [True], "BOOL")]}, b"", "datatype 'BOOL'"),
+        ({"inputs": [tensor("Weight (g)", ["1"], "FP64")]}, b"", 'must be a number, not "1"'),
+        ({"inputs": [tensor("Product Title", [True], "BOOL")]}, b"", 'datatype "BOOL" is not'),
         (
             {"inputs": [{"name": "Product Title", "datatype": "BYTES", "shape": [1]}]},
             b"",
@@ -201,6 +201,21 @@ TITLE = tensor("Product Title", ["a"])
             "classification",
         ),
         ({"inputs": [TITLE], "id": 5}, b"", "`id` must be a string"),
+        ({"inputs": [TITLE], "parameters": []}, b"", "`parameters` must be an object"),
+        ({"inputs": [TITLE], "parameters": 0}, b"", 'such as {"top_k": 3}, not 0'),
+        ({"inputs": [TITLE], "parameters": False}, b"", "must be an object such as"),
+        (
+            {"inputs": [TITLE], "parameters": ""},
+            b"",
+            'must be an object such as {"top_k": 3}, not ""',
+        ),
+        (
+            {"inputs": [TITLE], "outputs": [{"name": "label", "parameters": []}]},
+            b"",
+            "output 'label': parameters must be an object, not []",
+        ),
+        ({"inputs": [TITLE], "outputs": [{"name": None}]}, b"", 'object with a string "name"'),
+        ({"inputs": [TITLE], "outputs": ["label"]}, b"", 'object with a string "name"'),
     ],
 )
 def test_bad_requests_are_refused_with_a_message(header: dict, binary: bytes, message: str) -> None:
@@ -291,22 +306,21 @@ def test_numbers_as_bytes_read_as_the_other_routes_read_them() -> None:
     ("values", "datatype", "row"),
     [
         (["2", "n/a"], "BYTES", 1),
-        ([[""], ["n/a"]], "BYTES", 1),
+        (["n/a", ""], "BYTES", 0),
         ([1.0, float("inf")], "FP16", 1),
     ],
 )
 def test_a_number_input_that_is_no_number_says_how_a_tensor_sends_a_missing_one(
     values, datatype, row
 ) -> None:
-    """A BYTES element cannot be null (a 400 of its own): the message says "" or NaN instead."""
-    shape = [2, 1] if isinstance(values[0], list) else [2]
-    inputs = [tensor("Product Title", ["a", "b"]), tensor("Weight (g)", values, datatype, shape)]
+    """JSON has no NaN and a BYTES element cannot be null: the message says null or ""."""
+    inputs = [tensor("Product Title", ["a", "b"]), tensor("Weight (g)", values, datatype)]
     with pytest.raises(BadRequestError) as caught:
         parse({"inputs": inputs})
     message = caught.value.message
     assert message.startswith(f"input 'Weight (g)', row {row}: must be a finite number"), message
-    assert message.endswith('send an empty string ("") in a BYTES input, or NaN in an FP64 input)')
-    assert "null" not in message
+    assert message.endswith('send null in an FP64 input, or an empty string ("") in a BYTES input)')
+    assert "NaN" not in message
 
 
 def test_input_names_match_the_fields_in_another_unicode_normal_form() -> None:
@@ -474,8 +488,9 @@ def parse_for(contract: RequestContract, *inputs: dict) -> list[dict]:
         ([tensor("title", [""], shape=[1])], "input 'title' is an empty string"),
         ([tensor("title", [], shape=[0])], "input 'title' has no rows (shape [0])"),
         ([tensor("title", ["   "])], "input 'title' holds only whitespace"),
-        ([tensor("title", [math.nan], "FP64")], "input 'title' is NaN"),
-        ([tensor("title", ["", ""], shape=[1, 2])], "input 'title' has 2 items, none with text"),
+        ([tensor("info", [math.nan], "FP64")], "input 'info' is null or NaN"),
+        ([tensor("info", [None], "FP32")], "input 'info' is null or NaN"),
+        ([tensor("info", ["", ""], shape=[1, 2])], "input 'info' has 2 items, none with text"),
         ([tensor("info", ["{}"])], "input 'info' is \"{}\", JSON with no text in it"),
         ([tensor("info", ["[]"])], "input 'info' is \"[]\", JSON with no text in it"),
         (
@@ -503,4 +518,4 @@ def test_rows_with_text_in_any_text_input_are_taken() -> None:
         tensor("title", ["", "b", "", ""]),
         tensor("info", ['{"a": null}', "", "0", '["x"]']),
     ) == [{"info": {"a": None}}, {"title": "b"}, {"info": "0"}, {"info": ["x"]}]
-    assert parse_for(WITH_JSON, tensor("title", ["", "a"], shape=[1, 2])) == [{"title": ["a"]}]
+    assert parse_for(WITH_JSON, tensor("info", ["", "a"], shape=[1, 2])) == [{"info": ["a"]}]
