@@ -5,7 +5,9 @@ product gets the tags whose probability reaches that tag's threshold (chosen at 
 the training rows, never the holdout), and at least its most probable tag.
 
 A category-path model (`task` "path") is a multi-label model over the nodes of the category tree,
-each node named by its full path (`Electronics > Computers > Laptops`). Its answer is one
+each node named by its full path, its levels joined by the model's `separator` (` > ` as in
+`Electronics > Computers > Laptops`, or the catalog's own, as in `Desktop/games`; no level holds
+it). Its answer is one
 consistent path: the most probable top-level node, then, while the most probable child of the
 node reached passes its threshold, that child. A child is therefore only ever answered under its
 predicted parent, and each level carries its own probability.

@@ -22,6 +22,7 @@ import pandas as pd
 
 from product_model.contract import is_present, to_numbers
 from product_model.features import as_text
+from training.catalog_duplicates import duplicated_rows
 from training.catalog_files import detect_format as detect_format  # imported from here by others
 from training.catalog_files import read_catalog_file, row_name
 from training.catalog_keys import keys_as_written
@@ -207,17 +208,8 @@ def clean_catalog(frame: pd.DataFrame, config: TrainConfig) -> tuple[pd.DataFram
     counts["dropped_no_text"] = int(no_text.sum())
     frame = frame[~no_label & ~no_text]
 
-    if config.id_column and config.id_column in frame.columns:
-        ids = frame[config.id_column].map(as_text).str.strip()
-        duplicated = ids.duplicated() & (ids != "")
-        key = f"the id column '{config.id_column}'"
-    else:
-        normalized = text.loc[frame.index].str.casefold().str.replace(_SPACES, " ", regex=True)
-        duplicated = normalized.duplicated()
-        key = f"the normalised text of {', '.join(text_columns)} (no id column)"
+    duplicated = duplicated_rows(frame, text, config, text_columns)
     counts["dropped_duplicates"] = int(duplicated.sum())
-    if duplicated.any():
-        log.warning("dropped %d duplicate row(s), keyed by %s", int(duplicated.sum()), key)
     frame = frame[~duplicated]
 
     frame, small_class_counts = _small_classes(frame, config, label_map)

@@ -276,6 +276,13 @@ class TrainConfig(BaseSettings):
     def _task_options_fit(self) -> TrainConfig:
         if self.task == "single_label" and self.gate_metric not in (None, "f1_macro"):
             raise ValueError("--gate-metric: a single_label model is compared on f1_macro only")
+        if self.task == "single_label" and self.label_separator:
+            # Ignored, it would train one class per joined string ('audio;garden').
+            raise ValueError(
+                "--label-separator applies to --task multilabel or path (a single_label "
+                "model reads each label whole); add --task multilabel or --task path, or drop "
+                "--label-separator"
+            )
         if self.task != "single_label" and not self.compact:
             raise ValueError(
                 f"--task {self.task} needs the compact forest (--compact): it is fitted in "

@@ -1,10 +1,12 @@
 """Catalogs whose label is a set of tags (`--task multilabel`) or a category path (`--task path`).
 
 The label column holds a list (JSON lines, Parquet) or a string split at `--label-separator`
-(CSV). Tags (and a path's levels) are trimmed, mapped by `--label-map` and unified across case
-as single labels are: `Games` and `games ` are one tag, spelled as most products spell it. A
-path's levels, most general first, become its nodes named by their full path
-(`A`, `A > B`, `A > B > C`), so a path model is a multi-label model over the category tree. Tags
+(CSV); how cells are read and checked is in `training/tag_labels.py`. Tags (and a path's levels)
+are trimmed, mapped by `--label-map` and unified across case as single labels are: `Games` and
+`games ` are one tag, spelled as most products spell it. A path's levels, most general first,
+become its nodes named by their full path, joined by the catalog's joiner (`A`, `A > B`,
+`A > B > C`; `A`, `A/B` with `--label-separator /`), so a path model is a multi-label model over
+the category tree. Tags
 (or nodes) on fewer than `--min-tag-count` products are dropped with a warning that counts them,
 and products left without any tag are dropped. The label column is removed from the rows once
 read: it can never also be an input.
@@ -13,10 +15,9 @@ read: it can never also be an input.
 from __future__ import annotations
 
 import logging
-import re
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -34,29 +35,31 @@ from training.catalog import (
     warn_if_label_is_input,
     warn_removed_rows,
 )
+from training.catalog_duplicates import duplicated_rows
 from training.catalog_keys import keys_as_written
 from training.config import TrainConfig
 from training.errors import DataError
 from training.labels import apply_label_map, load_label_map
 from training.split import SplitDefinition, holdout_split
+from training.tag_labels import (
+    GAP_INSIDE,
+    check_joiner,
+    check_label_separator,
+    check_tag_values,
+    parse_levels,
+    parse_tags,
+    path_joiner,
+    warn_empty_levels,
+)
 
 log = logging.getLogger(__name__)
-_SPACES = re.compile(r"\s+")
-Tags = tuple[str, ...]
-
-
-def parse_tags(value: Any, separator: str | None) -> Tags:
-    """One label cell as tags (or levels) in their order, trimmed, blanks and repeats removed."""
-    if value is None or (isinstance(value, float) and value != value):
-        items: list[Any] = []
-    elif isinstance(value, str):
-        items = value.split(separator) if separator else [value]
-    elif isinstance(value, list | tuple | np.ndarray):
-        items = list(value)
-    else:
-        items = [value]
-    cleaned = (_SPACES.sub(" ", as_text(item)).strip() for item in items)
-    return tuple(dict.fromkeys(item for item in cleaned if item))
+WARNED_COUNTS = (
+    "dropped_rare_tags",
+    "dropped_rare_tag_uses",
+    "dropped_duplicates",
+    "dropped_empty_path_level",
+)
+"""Counts a warning of their own already told: not repeated in the removed-rows summary."""
 
 
 def unify_tags(tags: pd.Series, label_map: str | None) -> pd.Series:
@@ -74,13 +77,30 @@ def unify_tags(tags: pd.Series, label_map: str | None) -> pd.Series:
     return pd.Series(unified, index=tags.index, dtype=object)
 
 
-def label_sets(values: pd.Series, config: TrainConfig) -> pd.Series:
-    """Each row's tags; for a path task, the nodes of its path."""
-    tags = values.map(lambda value: parse_tags(value, config.label_separator))
-    tags = unify_tags(tags, config.label_map)
-    if config.task == PATH:
-        return tags.map(lambda levels: tuple(path_nodes(levels, PATH_SEPARATOR)))
-    return tags
+@dataclass
+class TagCatalog(Catalog):
+    """A multi-label or path catalog; `joiner` joins a path's levels in its node names (and in
+    the model's answers): see training/tag_labels.py."""
+
+    joiner: str = PATH_SEPARATOR
+
+
+def read_labels(
+    frame: pd.DataFrame, config: TrainConfig, path: Path, joiner: str
+) -> tuple[pd.Series, int]:
+    """Each row's tags, or the nodes of its path named with `joiner`; and how many paths gave
+    no node for an empty level before a named one (warned about here)."""
+    values = frame[config.label_column]
+    if config.task != PATH:
+        tags = values.map(lambda value: parse_tags(value, config.label_separator))
+        return unify_tags(tags, config.label_map), 0
+    parsed = values.map(lambda value: parse_levels(value, config.label_separator))
+    gaps = parsed.map(lambda levels_gap: levels_gap[1])
+    warn_empty_levels(frame, gaps, config, path)
+    levels = unify_tags(parsed.map(lambda levels_gap: levels_gap[0]), config.label_map)
+    check_joiner(levels, joiner, frame, config, path)
+    nodes = levels.map(lambda named: tuple(path_nodes(named, joiner)))
+    return nodes, int((gaps == GAP_INSIDE).sum())
 
 
 def drop_rare_tags(labels: pd.Series, min_count: int) -> tuple[pd.Series, dict[str, int]]:
@@ -104,28 +124,21 @@ def drop_rare_tags(labels: pd.Series, min_count: int) -> tuple[pd.Series, dict[s
 
 
 def clean_tag_catalog(
-    frame: pd.DataFrame, config: TrainConfig
+    frame: pd.DataFrame, config: TrainConfig, path: Path, joiner: str = PATH_SEPARATOR
 ) -> tuple[pd.DataFrame, dict[str, int]]:
     """Rows with text, their tags in `label`, no duplicate, no rare tag; the label column gone."""
     counts = {"rows_read": len(frame), "malformed_lines": frame.attrs.get("malformed_lines", 0)}
     frame = keys_as_written(frame, config)
-    labels = label_sets(frame[config.label_column], config)
+    labels, gapped = read_labels(frame, config, path, joiner)
     text_columns = [c for c in config.text_columns if c in frame.columns]
     text = frame[text_columns].map(as_text).agg(" ".join, axis=1).str.strip()
     frame = frame.drop(columns=[config.label_column]).assign(label=labels)
     no_label, no_text = labels.map(len) == 0, text == ""
-    counts["dropped_no_label"] = int(no_label.sum())
+    counts["dropped_no_label"] = int(no_label.sum()) - gapped
+    counts["dropped_empty_path_level"] = gapped
     counts["dropped_no_text"] = int((no_text & ~no_label).sum())
     frame, text = frame[~no_label & ~no_text], text[~no_label & ~no_text]
-    if config.id_column and config.id_column in frame.columns:
-        duplicated = (
-            frame[config.id_column]
-            .map(as_text)
-            .str.strip()
-            .pipe(lambda ids: ids.duplicated() & (ids != ""))
-        )
-    else:
-        duplicated = text.str.casefold().str.replace(_SPACES, " ", regex=True).duplicated()
+    duplicated = duplicated_rows(frame, text, config, text_columns)
     counts["dropped_duplicates"] = int(duplicated.sum())
     frame = frame[~duplicated]
     kept, dropped = drop_rare_tags(frame["label"], config.min_tag_count)
@@ -138,37 +151,19 @@ def clean_tag_catalog(
     return frame.reset_index(drop=True), counts
 
 
-LIKELY_SEPARATORS = (" > ", "|", ";")
-
-
-def check_label_separator(values: pd.Series, config: TrainConfig, path: Path) -> None:
-    """Stop when labels are strings that look joined (most hold " > ", "|" or ";") and no
-    --label-separator splits them: each would be taken as one tag, or one unparented path node."""
-    if config.label_separator:
-        return
-    texts = [value for value in values if isinstance(value, str) and value.strip()]
-    for separator in LIKELY_SEPARATORS:
-        joined = [text for text in texts if separator in text]
-        if texts and len(joined) >= len(texts) / 2:
-            raise DataError(
-                f"{path}: '{config.label_column}' holds strings such as {joined[0]!r} and no "
-                f"--label-separator splits them; {config.task} training reads a list per row or "
-                f"a string split at --label-separator (here perhaps --label-separator "
-                f"'{separator}')"
-            )
-
-
-def load_tag_catalog(config: TrainConfig) -> Catalog:
+def load_tag_catalog(config: TrainConfig) -> TagCatalog:
     """Read, check and clean a multi-label or path catalog; `label` holds tuples of tags."""
     path = Path(config.data) if config.data else bundled_sample()
     raw = read_catalog_file(path, config)
     check_columns(raw, config, path)
     counts = parse_numeric_columns(raw, config, path)
     check_label_separator(raw[config.label_column], config, path)
+    check_tag_values(raw, config, path)
     warn_if_label_is_input(config)
-    frame, cleaned = clean_tag_catalog(raw, config)
+    joiner = path_joiner(raw[config.label_column], config)
+    frame, cleaned = clean_tag_catalog(raw, config, path, joiner)
     counts |= cleaned
-    warn_removed_rows(path, counts, warned=("dropped_rare_tags", "dropped_rare_tag_uses"))
+    warn_removed_rows(path, counts, warned=WARNED_COUNTS)
     if counts["classes"] < 2:
         raise DataError(
             f"{path}: after cleaning, {counts['rows_kept']} rows carry {counts['classes']} "
@@ -176,7 +171,7 @@ def load_tag_catalog(config: TrainConfig) -> Catalog:
             f"{config.task} training needs 2 or more (is '{config.label_column}' a list, or does "
             "it need --label-separator?)"
         )
-    return Catalog(frame, str(path), file_sha256(path), counts)
+    return TagCatalog(frame, str(path), file_sha256(path), counts, joiner=joiner)
 
 
 def split_tag_catalog(

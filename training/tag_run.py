@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
 
-from product_model.tags import PATH, TagDecoder
+from product_model.tags import MULTILABEL, PATH, PATH_SEPARATOR, TagDecoder
 from training import gate, tracking
 from training.catalog_split import check_min_df, split_definition
 from training.config import TrainConfig
@@ -26,7 +26,7 @@ from training.retries import RetryPolicy
 from training.run import TrainingRun, TrainResult
 from training.run_writer import metric_name
 from training.stages import stage
-from training.tag_catalog import load_tag_catalog, split_tag_catalog
+from training.tag_catalog import TagCatalog, load_tag_catalog, split_tag_catalog
 from training.tag_evaluate import evaluate_tags, set_scores, write_tag_reports
 from training.tag_model import fit_tag_model
 
@@ -94,26 +94,35 @@ class TagTrainingRun(TrainingRun):
             self.timings,
             key="fitting",
         ):
-            model = fit_tag_model(config, train_rows, self.tags, config.task)
-        self.decoder = model.decoder
+            # The forest and thresholds are the same for both tasks; the path decoder is made
+            # here, with the joiner the catalog's node names use.
+            model = fit_tag_model(config, train_rows, self.tags, MULTILABEL)
+        decoder = self.decoder = self.task_decoder(model.decoder.thresholds)
         with stage("evaluating", self.timings):
             proba = model.served.predict_proba(model_input(holdout, config))
             counts = Counter(tag for tags in train_rows["label"] for tag in tags)
             evaluation = evaluate_tags(
                 holdout["label"].tolist(),
-                model.decoder.label_sets(proba),
+                decoder.label_sets(proba),
                 proba,
                 self.tags,
                 dict(counts),
-                model.decoder.separator if config.task == PATH else None,
+                decoder.separator if config.task == PATH else None,
             )
-        thresholds = dict(zip(self.tags, model.decoder.thresholds, strict=True))
+        thresholds = dict(zip(self.tags, decoder.thresholds, strict=True))
         with tempfile.TemporaryDirectory() as scratch:
             for path in write_tag_reports(evaluation, thresholds, Path(scratch)):
                 self.writer.artifact(path, "evaluation")
         per_tag = evaluation.per_class["f1"].items()
         self.writer.metrics({f"f1_tag_{metric_name(k)}": float(v) for k, v in per_tag})
         return model.served, evaluation
+
+    def task_decoder(self, thresholds: tuple[float, ...]) -> TagDecoder:
+        """What the model answers from its probabilities: tags, or paths spelled with the
+        catalog's joiner (`Desktop/games` when trained with `--label-separator /`)."""
+        catalog = self.catalog
+        joiner = catalog.joiner if isinstance(catalog, TagCatalog) else PATH_SEPARATOR
+        return TagDecoder(self.config.task, tuple(self.tags), thresholds, joiner)
 
     def extra_metrics(self, train_rows: pd.DataFrame, holdout: pd.DataFrame) -> dict[str, float]:
         if self.config.cv_folds > 1 or self.config.compare_without_smote:

@@ -76,7 +76,7 @@ def write_path_catalog(path: Path, count: int = 480) -> Path:
         for i in range(count):
             levels = rng.choice(sorted(PATHS))
             title = f"{rng.choice(BRANDS)} {rng.choice(PATHS[levels])} {rng.choice(COLOURS)}"
-            record = {"sku": f"sku-{i}", "title": title, "category": list(levels)}
+            record = {"sku": f"sku-{i}", "title": title, "category": "/".join(levels)}
             handle.write(json.dumps(record) + "\n")
     return path
 
@@ -119,6 +119,7 @@ def tag_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str
             root,
             url,
             *("--data", str(path_catalog), "--task", "path", "--label-column", "category"),
+            *("--label-separator", "/"),
             *("--text-columns", "title", "--token-columns", "", "--id-column", "sku"),
             *("--model-name", PATH_MODEL),
         )
@@ -255,8 +256,10 @@ def test_obvious_products_get_their_path(path_server: ServingProcess) -> None:
     assert status == 200, body
     for prediction, (title, levels) in zip(body["predictions"], OBVIOUS_PATHS, strict=True):
         assert [level["label"] for level in prediction["path"]] == levels, (title, prediction)
-        assert prediction["label"] == " > ".join(levels)
+        assert prediction["label"] == "/".join(levels), "spelled as the catalog spells it"
         assert prediction["probability"] == prediction["path"][-1]["probability"]
+    status, card = path_server.get("/v1/model")
+    assert status == 200 and "Electronics/Audio/Headphones" in card["classes"]
 
 
 def test_path_over_invocations(path_server: ServingProcess) -> None:
@@ -264,7 +267,21 @@ def test_path_over_invocations(path_server: ServingProcess) -> None:
     status, body = path_server.post("/invocations", {"instances": [{"title": title}]})
     assert status == 200, body
     assert body["predictions"][0]["path"] == levels
+    assert body["predictions"][0]["label"] == "/".join(levels)
     assert len(body["predictions"][0]["path_probabilities"]) == len(levels)
+    assert all(label.count(" > ") == 0 for label in body["predictions"][0]["top_labels"])
+
+
+def test_path_over_v2(path_server: ServingProcess) -> None:
+    titles = [title for title, _ in OBVIOUS_PATHS[:2]]
+    request = {"inputs": [{"name": "title", "datatype": "BYTES", "shape": [2], "data": titles}]}
+    status, body = path_server.post(f"/v2/models/{PATH_MODEL}/infer", request)
+    assert status == 200, body
+    outputs = {output["name"]: output for output in body["outputs"]}
+    assert outputs["label"]["data"] == ["Clothing/Jackets", "Clothing/Shoes/Boots"]
+    assert outputs["path"]["shape"] == [2, 3]
+    assert outputs["path"]["data"] == ["Clothing", "Jackets", "", "Clothing", "Shoes", "Boots"]
+    assert outputs["path_probabilities"]["data"][2] == 0.0  # the first product's padding
 
 
 def test_a_single_label_model_answers_as_before(serve_registry) -> None:

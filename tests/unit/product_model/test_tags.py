@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from product_model.tags import MULTILABEL, PATH, TagDecoder, path_nodes
@@ -64,3 +65,16 @@ def test_decoder_round_trips_through_the_contract() -> None:
     restored = TagDecoder.from_contract({"task": PATH, "tags": decoder.to_dict()})
     assert restored == decoder
     assert TagDecoder.from_contract({"task": "single_label"}) is None
+
+
+def test_a_path_model_answers_with_its_own_separator() -> None:
+    from product_model.pyfunc import with_answers
+
+    nodes = ("Desktop", "Desktop/games", "Desktop/games/graphical", "Science")
+    decoder = TagDecoder(PATH, nodes, (0.5,) * 4, "/")
+    proba = np.array([[0.9, 0.8, 0.7, 0.1]])
+    assert decoder.answers(proba) == [[("Desktop", 0.9), ("games", 0.8), ("graphical", 0.7)]]
+    restored = TagDecoder.from_contract({"task": PATH, "tags": decoder.to_dict()})
+    assert restored == decoder and restored.separator == "/"
+    frame = with_answers(pd.DataFrame({"label": ["x"]}), decoder.answers(proba), PATH, "/")
+    assert frame["label"].tolist() == ["Desktop/games/graphical"]
