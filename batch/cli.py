@@ -1,8 +1,10 @@
 """`product-classify` / `python -m batch`: parse options, score a catalog, print a summary.
 
-Exit codes are training's: 0 success, 1 unexpected failure, 2 bad option, 3 unreadable or
+Exit codes are training's: 0 success, 1 unexpected failure, 2 bad option or set-up (an output
+that cannot be written, a model URI whose storage client is not installed), 3 unreadable or
 unusable data, 4 MLflow unreachable, 5 MLflow refused (no such model or alias), 130 interrupted.
-Any failure leaves nothing under the output name.
+Any failure leaves nothing under the output name; a signal that arrives once the output is in
+place does not undo the run (exit 0, see `batch.publish`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
+from batch import publish
 from batch.config import BatchConfig, make_config, parse_spark_conf
 from training.errors import TrainingError
 from training.interrupts import ignore_further_signals, raise_if_interrupted, stop_on_signals
@@ -28,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="Classify every product of a catalog with a registered model and write one "
         "row per product (id, label, probability, top-k, model name and version).",
-        epilog="Exit codes: 0 success, 2 bad option, 3 unreadable or unusable data, "
+        epilog="Exit codes: 0 success, 2 bad option or set-up, 3 unreadable or unusable data, "
         "4 MLflow unreachable, 5 MLflow refused (no such model or alias), 130 interrupted.",
     )
     fields = BatchConfig.model_fields
@@ -88,9 +91,12 @@ def _fail(message: str, code: int) -> NoReturn:
 
 
 def score(config: BatchConfig) -> Any:
-    """Pin and load the model, then run the chosen engine."""
+    """Check the output can be written, pin and load the model, then run the chosen engine."""
     from batch import model as models
+    from batch.writers import check_output
 
+    if "://" not in config.output:  # a Spark engine's remote URI is checked by Spark
+        check_output(Path(config.output), config.overwrite)
     if not (Path(config.model.removeprefix("file://")) / "MLmodel").is_file():
         from training.tracking_uri import check_store_exists  # a model folder needs no store
 
@@ -121,19 +127,34 @@ def main(argv: list[str] | None = None) -> None:
     if not config.progress:  # MLflow's own bar, as it downloads the model, too
         os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
     stop_on_signals()
+    publish.forget()
+    summary = None
     try:
         summary = score(config)
+        ignore_further_signals()  # done: a late signal must not turn it into an interrupted run
     except TrainingError as error:
         _fail(str(error), error.exit_code)
     except KeyboardInterrupt:
         ignore_further_signals()
-        _fail(f"interrupted; nothing was written to {config.output}", EXIT_INTERRUPTED)
+        if summary is None and not publish.published():
+            _fail(f"interrupted; nothing was written to {config.output}", EXIT_INTERRUPTED)
+        if summary is None:
+            print(
+                f"{PROG}: interrupted after the output was complete: {config.output} holds "
+                "every row (the summary was not finished)",
+                file=sys.stderr,
+            )
     except Exception as error:  # a bug or an environment fault: one line, details at debug
         logging.getLogger(__name__).debug("unexpected error", exc_info=True)
         first = (str(error).strip().splitlines() or [""])[0][:500]
+        outcome = (
+            f"{config.output} was written in full"
+            if publish.published()
+            else f"nothing was written to {config.output}"
+        )
         _fail(
-            f"{type(error).__name__}: {first}; nothing was written to {config.output} "
-            "(set LOG_LEVEL=DEBUG for the traceback)",
+            f"{type(error).__name__}: {first}; {outcome} (set LOG_LEVEL=DEBUG for the traceback)",
             1,
         )
-    print(summary.json() if args.json else summary.text(), flush=True)
+    if summary is not None:
+        print(summary.json() if args.json else summary.text(), flush=True)

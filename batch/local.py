@@ -17,6 +17,7 @@ from batch.scoring import (
     count_not_numbers,
     output_schema,
     score_chunk,
+    warn_missing_inputs,
     with_model_names,
 )
 from batch.summary import Summary, warn_not_numbers
@@ -30,6 +31,7 @@ def run_local(config: BatchConfig, model: ScoringModel) -> Summary:
     writers.check_output(final, config.overwrite)
     summary = Summary("local", model.ref.uri, model.ref.name, model.ref.version, str(final))
     counts = readers.ReadCounts()
+    seen: set[str] = set()  # JSON keys vary by row: a column may first appear in a later chunk
     started = time.perf_counter()
     chunks = readers.read_chunks(source, kind, config.chunk_size, counts, config.csv_separator)
     total = readers.count_rows(source, kind)
@@ -45,6 +47,7 @@ def run_local(config: BatchConfig, model: ScoringModel) -> Summary:
                 chunk = with_model_names(chunk, model.inputs)
                 if summary.rows == 0:
                     check_columns(list(chunk.columns), model.inputs, source)
+                seen.update(chunk.columns)
                 scored = score_chunk(model, chunk, config.top_k, first_row=summary.rows)
                 summary.not_numbers.update(count_not_numbers(chunk, model.inputs))
                 writer.write(scored)
@@ -55,6 +58,7 @@ def run_local(config: BatchConfig, model: ScoringModel) -> Summary:
             writer.close()
     summary.malformed_lines = counts.malformed_lines
     summary.seconds = time.perf_counter() - started
+    warn_missing_inputs(seen, model.inputs, config.data)
     warn_not_numbers(summary, config.data)
     return summary
 

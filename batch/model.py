@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from training.config import TrainConfig
-from training.errors import ConfigError, TrackingError
+from training.errors import ConfigError, TrackingError, TrackingRefusedError
 
 DEFAULT_TEXT_COLUMNS = tuple(TrainConfig.model_fields["text_columns"].default)
 DEFAULT_ID_COLUMN = TrainConfig.model_fields["id_column"].default
@@ -42,6 +42,13 @@ class ModelInputs:
     text_columns: tuple[str, ...]
     id_column: str | None
     numeric_columns: tuple[str, ...] = ()
+    id_fields: tuple[str, ...] = ()  # the model's own id fields, even when another is chosen
+
+    @property
+    def feature_columns(self) -> tuple[str, ...]:
+        """The columns the model predicts from: its inputs but the ids."""
+        ids = {*self.id_fields, self.id_column}
+        return tuple(column for column in self.columns if column not in ids)
 
 
 @dataclass
@@ -84,12 +91,39 @@ def _registry_ref(spec: str, tracking_uri: str | None, timeout: float) -> ModelR
             name, version = target.split("/", 1)
             version = client.get_model_version(name, version).version
         else:
+            _check_logged_model_id(client, spec, target)
             return ModelRef(spec, target, "")  # a logged model id, not a registered name
     except MlflowException as error:
         from training.tracking import as_tracking_error
 
         raise as_tracking_error(error, f"--model {spec}") from None
     return ModelRef(f"models:/{name}/{version}", name, str(version))
+
+
+def _check_logged_model_id(client: Any, spec: str, target: str) -> None:
+    """`models:/NAME` is a logged model's ID to MLflow, which answers "Logged model with ID
+    'NAME' not found" for a registered name: say to add the version or alias instead."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        registered = client.get_registered_model(target)
+    except MlflowException as error:
+        if error.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+        if target.startswith("m-"):  # MLflow's logged model IDs: load it, or say it is not there
+            return
+        raise TrackingRefusedError(
+            f"--model {spec}: no registered model '{target}'; pass models:/NAME@ALIAS or "
+            "models:/NAME/VERSION (or models:/m-... for a logged model)"
+        ) from None
+    aliases = dict(registered.aliases or {})
+    alias = "champion" if "champion" in aliases else next(iter(sorted(aliases)), None)
+    versions = [int(v.version) for v in registered.latest_versions or []]
+    example = f"@{alias}" if alias else f"/{max(versions)}" if versions else "@champion"
+    raise ConfigError(
+        f"--model {spec}: a registered model needs a version or an alias: add @ALIAS or "
+        f"/VERSION, e.g. models:/{target}{example}"
+    )
 
 
 def _connect(tracking_uri: str | None, timeout: float) -> Any:
@@ -112,6 +146,8 @@ def load(ref: ModelRef, id_column: str | None) -> ScoringModel:
             pyfunc = mlflow.pyfunc.load_model(ref.uri)
     except MlflowException as error:
         raise as_tracking_error(error, f"--model {ref.uri}") from None
+    except ModuleNotFoundError as error:  # a set-up error: retrying it cannot help (not exit 4)
+        raise ConfigError(f"--model {ref.uri}: {_missing_package(error)}") from None
     except Exception as error:  # a broken model folder raises many types
         raise TrackingError(f"--model {ref.uri}: cannot load it: {_first_line(error)}") from None
     wrapper = pyfunc.unwrap_python_model()
@@ -186,19 +222,42 @@ def model_inputs(
         fields = [(str(f["name"]), str(f.get("role", ""))) for f in contract["fields"]]
         columns = tuple(name for name, _ in fields)
         text = tuple(name for name, role in fields if role == "text")
-        ids = [name for name, role in fields if role == "id"]
+        ids = tuple(name for name, role in fields if role == "id")
         default_id = ids[0] if ids else None
         numbers = {str(f["name"]) for f in contract["fields"] if f.get("type") == "number"}
     else:
         columns = tuple(signature_names or metadata.get("input_fields", []))
         text = tuple(c for c in DEFAULT_TEXT_COLUMNS if c in columns)
         default_id = DEFAULT_ID_COLUMN if DEFAULT_ID_COLUMN in columns else None
+        ids = (default_id,) if default_id else ()
         numbers = set()
     if not columns:
         raise ConfigError("the model names no input columns (no contract and no signature)")
     numeric = tuple(c for c in columns if c in numbers or c in signature_numbers)
     chosen_id = default_id if id_column is None else (id_column or None)
-    return ModelInputs(columns, text or columns, chosen_id, numeric)
+    return ModelInputs(columns, text or columns, chosen_id, numeric, ids)
+
+
+# Python modules MLflow imports for a model URI's storage, and the pip packages that hold them.
+PIP_PACKAGES = {
+    "boto3": "boto3",
+    "botocore": "boto3",
+    "google": "google-cloud-storage",
+    "azure.identity": "azure-identity",
+    "azure": "azure-storage-blob azure-identity",
+}
+
+
+def _missing_package(error: ModuleNotFoundError) -> str:
+    """What to install for a module that is missing (the model's storage client, or a library
+    the model's own code imports)."""
+    module = error.name or _first_line(error).rpartition(" ")[2].strip("'")
+    packages = (pip for name, pip in PIP_PACKAGES.items() if f"{module}.".startswith(f"{name}."))
+    package = next(packages, module.split(".")[0].replace("_", "-"))
+    return (
+        f"loading it needs the Python module '{module}', which is not installed: "
+        f"pip install {package}"
+    )
 
 
 def _first_line(error: BaseException) -> str:

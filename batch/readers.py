@@ -51,8 +51,25 @@ def catalog_format(path: Path, requested: str) -> str:
         return "parquet"
     if not path.is_file():
         raise DataError(f"{path}: no such file or folder; pass --data with a catalog")
-    kind = detect_format(path, requested)
-    return "jsonl" if kind == "amazon" else kind
+    kind = "jsonl" if (found := detect_format(path, requested)) == "amazon" else found
+    if kind != "parquet" and _starts_with(path, PARQUET_MAGIC):
+        what = "CSV" if kind == "csv" else "JSON"
+        raise DataError(
+            f"{path}: read as {what}, but it starts as a Parquet file does (PAR1): "
+            "pass --format parquet"
+        )
+    return kind
+
+
+PARQUET_MAGIC = b"PAR1"
+
+
+def _starts_with(path: Path, magic: bytes) -> bool:
+    try:
+        with path.open("rb") as handle:
+            return handle.read(len(magic)) == magic
+    except OSError:  # unreadable: the reader says so with its own message
+        return False
 
 
 def parquet_files(path: Path) -> list[Path]:
@@ -91,6 +108,8 @@ def read_chunks(
     readers = {"jsonl": _json_chunks, "csv": _csv_chunks, "parquet": _parquet_chunks}
     chunks: Iterator[pd.DataFrame] = readers[kind](path, chunk_size, counts, separator)
     for chunk in chunks:
+        if len(chunk) == 0:  # a CSV header alone: no rows to score (nor to write, typed)
+            continue
         chunk.columns = [str(column).strip() for column in chunk.columns]
         counts.rows += len(chunk)
         yield chunk
@@ -172,7 +191,9 @@ def _csv_chunks(
                 yield chunk
     except pd.errors.ParserError as error:
         raise not_csv(path, separator, error) from None
-    except (OSError, UnicodeError, pd.errors.EmptyDataError) as error:
+    except pd.errors.EmptyDataError:  # not even a header
+        raise DataError(f"{path}: the catalog holds no rows") from None
+    except (OSError, UnicodeError) as error:
         raise DataError(f"{path}: cannot read the file ({error})") from None
 
 

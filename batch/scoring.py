@@ -12,9 +12,10 @@ can say so, as training does.
 
 from __future__ import annotations
 
+import logging
 import unicodedata
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,8 @@ from product_model.contract import is_present, to_numbers
 from product_model.features import as_text
 from training.catalog_keys import integers_as_written
 from training.errors import DataError
+
+log = logging.getLogger(__name__)
 
 OUTPUT_SCHEMA = pa.schema(
     [
@@ -103,6 +106,35 @@ def check_columns(columns: list[str], inputs: ModelInputs, source: Path | str) -
             f"{source}: none of the model's text columns ({', '.join(inputs.text_columns)}) "
             f"exist; columns are: {available}"
         )
+
+
+def warn_missing_inputs(columns: Iterable[str], inputs: ModelInputs, source: Path | str) -> None:
+    """One warning naming the model's inputs the catalog has no column for (a renamed or
+    mis-mapped export quietly changes every label), each with the catalog's column of the same
+    name but for case and surrounding spaces, when there is one."""
+    present = set(columns)
+    missing = [column for column in inputs.feature_columns if column not in present]
+    if not missing:
+        return
+    near = {_loose(column): column for column in sorted(present, reverse=True)}
+    named = ", ".join(
+        f"'{column}'" + (f" (is it '{near[_loose(column)]}'?)" if _loose(column) in near else "")
+        for column in missing
+    )
+    several = len(missing) > 1
+    log.warning(
+        "%s: the catalog has no column for the model's input%s %s; its products are scored "
+        "without %s",
+        source,
+        "s" if several else "",
+        named,
+        "them" if several else "it",
+    )
+
+
+def _loose(name: str) -> str:
+    """A column name as a person may retype it: case, spaces and Unicode forms aside."""
+    return unicodedata.normalize("NFC", name).strip().casefold()
 
 
 def has_text(frame: pd.DataFrame, text_columns: tuple[str, ...]) -> pd.Series:

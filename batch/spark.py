@@ -13,7 +13,8 @@ fields are parsed as numbers before the UDF (MLflow refuses text or integers whe
 says `double`; values that are not numbers are counted as the local engine counts them, in one
 more pass over the catalog's numeric columns after the output is written: `batch.spark_numbers`),
 and a catalog without id column gets each row's position (`row`), numbered before the rows are
-spread over the cores, in the local engine's order (`batch.spark_rows`).
+spread over the cores, in the local engine's order (`batch.spark_rows`). The catalog is read, and
+refused where the local engine refuses it, by `batch.spark_catalog`.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from batch import readers, writers
+from batch import writers
 from batch.config import BatchConfig
 from batch.model import ScoringModel
 from batch.scoring import (
@@ -37,15 +38,15 @@ from batch.scoring import (
     model_names,
     no_text_reason,
     output_schema,
+    warn_missing_inputs,
 )
+from batch.spark_catalog import read_catalog
 from batch.spark_numbers import as_number, count_not_numbers
 from batch.spark_output import HadoopPaths, count_output, write_atomically
 from batch.spark_rows import with_row_numbers
 from batch.summary import Summary, warn_not_numbers
-from training.catalog_files import csv_separator_for, detect_format, first_character
-from training.errors import ConfigError, DataError
+from training.errors import ConfigError
 
-CORRUPT = "_corrupt_record"
 _SHIPPED_CODE: set[tuple[str, str]] = set()
 # The UDF's struct: the output's label and probability, then its list columns.
 SCALAR_TYPES = "label string, probability double"
@@ -89,49 +90,6 @@ def start_session(config: BatchConfig) -> tuple[Any, bool]:
         ) from None
     session.sparkContext.setLogLevel("ERROR")
     return session, True
-
-
-def spark_format(data: str, requested: str) -> str:
-    """The catalog format of a local path or a remote URI (a name without extension: Parquet)."""
-    if "://" not in data:
-        return readers.catalog_format(Path(data), requested)
-    if requested != "auto" or Path(data.rstrip("/")).suffix:
-        kind = detect_format(Path(data.rstrip("/")), requested)
-        return "jsonl" if kind == "amazon" else kind
-    return "parquet"
-
-
-def read_catalog(spark: Any, config: BatchConfig) -> tuple[Any, int]:
-    """The catalog as a Spark DataFrame without malformed JSON lines, and how many there were."""
-    from pyspark.errors import AnalysisException
-
-    kind = spark_format(config.data, config.format)
-    reader = spark.read
-    try:
-        if kind == "jsonl":
-            reader = reader.option("columnNameOfCorruptRecord", CORRUPT)
-            if "://" not in config.data and first_character(Path(config.data)) == "[":
-                reader = reader.option("multiLine", True)  # one array of objects, read whole
-            frame = reader.json(config.data)
-        elif kind == "csv":
-            separator = csv_separator_for(Path(config.data.rstrip("/")), config.csv_separator)
-            options = {"header": True, "sep": separator, "multiLine": True}
-            frame = reader.options(escape='"', **options).csv(config.data)
-        else:  # every .parquet file under a folder, as the local engine reads it
-            options = {"recursiveFileLookup": True, "pathGlobFilter": "*.parquet"}
-            frame = reader.options(**options).parquet(config.data)
-    except AnalysisException as error:
-        raise DataError(
-            f"{config.data}: Spark cannot read it: {str(error).splitlines()[0]}"
-        ) from None
-    frame = frame.toDF(*[c.strip() for c in frame.columns])
-    if CORRUPT not in frame.columns:
-        return frame, 0
-    from pyspark.sql import functions as F  # noqa: N812  Spark's own spelling
-
-    frame = frame.cache()
-    malformed = frame.filter(F.col(CORRUPT).isNotNull()).count()
-    return frame.filter(F.col(CORRUPT).isNull()).drop(CORRUPT), malformed
 
 
 def spread(spark: Any, frame: Any) -> Any:
@@ -275,6 +233,7 @@ def run_spark(config: BatchConfig, model: ScoringModel) -> Summary:
         frame, summary.malformed_lines = read_catalog(spark, config)
         frame = frame.toDF(*model_names(frame.columns, model.inputs))
         check_columns(frame.columns, model.inputs, config.data)
+        warn_missing_inputs(frame.columns, model.inputs, config.data)
         catalog = frame
         if model.inputs.id_column is None:
             frame = with_row_numbers(frame)

@@ -4,11 +4,16 @@ written."""
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
+from batch.publish import publishing
 from batch.summary import Summary
-from training.interrupts import raise_if_interrupted
+from training.errors import TrainingError
+
+log = logging.getLogger(__name__)
+MAX_CAUSE_CHARS = 500
 
 
 class HadoopPaths:
@@ -48,20 +53,53 @@ def write_atomically(spark: Any, frame: Any, output: str, overwrite: bool) -> No
     temporary = _sibling(output, ".")
     paths.delete(temporary)
     try:
-        frame.write.mode("errorifexists").parquet(temporary)
-        raise_if_interrupted()
-        if paths.exists(output):
-            aside = _sibling(output, ".old-")
-            paths.rename(output, aside)
-            paths.rename(temporary, output)
-            paths.delete(aside)
-        else:
-            paths.rename(temporary, output)
+        _write(frame, temporary, output)
+        with publishing(output):
+            if paths.exists(output):
+                aside = _sibling(output, ".old-")
+                paths.rename(output, aside)
+                paths.rename(temporary, output)
+                paths.delete(aside)
+            else:
+                paths.rename(temporary, output)
     except BaseException:
         # An interrupt stops only this Python side: stop the job before removing its files.
         spark.sparkContext.cancelAllJobs()
         paths.delete(temporary)
         raise
+
+
+def _write(frame: Any, temporary: str, output: str) -> None:
+    """The Parquet files; a failed job is one line with its Java cause, not py4j's
+    "An error occurred while calling o242.parquet"."""
+    from py4j.protocol import Py4JJavaError
+    from pyspark.errors import PySparkException
+
+    try:
+        frame.write.mode("errorifexists").parquet(temporary)
+    except (Py4JJavaError, PySparkException) as error:
+        log.debug("the Spark job failed", exc_info=True)
+        raise TrainingError(
+            f"the Spark job writing --output {output} failed: {failure_cause(error)}; "
+            f"nothing was written to {output} (set LOG_LEVEL=DEBUG for the traceback)"
+        ) from None
+
+
+def failure_cause(error: BaseException) -> str:
+    """The first line of what made a Spark call fail: the innermost Java cause (a Python
+    worker's error: its last line, the exception, rather than "Traceback ...")."""
+    java = getattr(error, "java_exception", None)
+    if java is not None:
+        while java.getCause() is not None:
+            java = java.getCause()
+        text = str(java.toString())
+    else:
+        text = str(error)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines:
+        return type(error).__name__
+    first = lines[-1] if lines[0].endswith("Traceback (most recent call last):") else lines[0]
+    return first[:MAX_CAUSE_CHARS]
 
 
 def count_output(spark: Any, output: str, summary: Summary) -> None:

@@ -1,6 +1,8 @@
 """Output files written atomically: rows go to a hidden temporary name beside the output, which
 is renamed to the final name only after the last row is written. A failed or interrupted run
-removes the temporary file and leaves nothing under the final name."""
+removes the temporary file and leaves nothing under the final name; an output that cannot be
+written (an existing one without --overwrite, a folder one cannot write in) is found before any
+work starts."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import json
 import math
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,6 +18,7 @@ from typing import IO, Any, Protocol
 
 import pandas as pd
 
+from batch.publish import publishing
 from batch.scoring import OUTPUT_SCHEMA
 from training.errors import ConfigError
 
@@ -29,8 +33,30 @@ def check_output(final: Path, overwrite: bool) -> None:
     """Stop before any work when the output exists (without --overwrite) or cannot be made."""
     if final.exists() and not overwrite:
         raise ConfigError(f"--output {final}: already exists; pass --overwrite to replace it")
-    if final.parent.exists() and not final.parent.is_dir():
-        raise ConfigError(f"--output {final}: {final.parent} is not a folder")
+    folder = _nearest_existing(final.parent)
+    if not folder.is_dir():
+        raise ConfigError(f"--output {final}: {folder} is not a folder")
+    check_writable(final, folder)
+
+
+def _nearest_existing(folder: Path) -> Path:
+    """`folder`, or the closest of its parents that exists (the run makes the rest)."""
+    for candidate in (folder, *folder.parents):
+        if os.path.lexists(candidate):
+            return candidate
+    return folder
+
+
+def check_writable(final: Path, folder: Path) -> None:
+    """Create and remove a file where the output will go: permissions alone do not tell (root
+    may not write in /sys, nor anyone on a read-only mount)."""
+    try:
+        handle, probe = tempfile.mkstemp(prefix=f".{final.name}.probe-", dir=folder)
+    except OSError as error:
+        reason = (error.strerror or str(error)).lower()
+        raise ConfigError(f"--output {final}: cannot write in {folder} ({reason})") from None
+    os.close(handle)
+    Path(probe).unlink()
 
 
 def temporary_name(final: Path) -> Path:
@@ -46,10 +72,11 @@ def atomic_path(final: Path, overwrite: bool) -> Iterator[Path]:
     remove(temporary)
     try:
         yield temporary
+        with publishing(str(final)):
+            replace(temporary, final)
     except BaseException:
         remove(temporary)
         raise
-    replace(temporary, final)
 
 
 def replace(source: Path, final: Path) -> None:

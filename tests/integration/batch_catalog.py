@@ -3,6 +3,7 @@ that vary from row to row) plus rows that have no text at all, and helpers to ru
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +30,16 @@ def write_catalog(path: Path, limit: int) -> Path:
 
 
 def classify(*argv: str) -> int:
-    """Run `product-classify` in this process; its exit code (0 when it returns)."""
+    """Run `product-classify` in this process; its exit code (0 when it returns). The process's
+    signal handlers are restored afterwards (a finished run ignores further signals)."""
+    saved = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
     try:
         main([*argv, "--no-progress", "--quiet"])
     except SystemExit as stop:
         return int(stop.code or 0)
+    finally:
+        for number, handler in saved.items():
+            signal.signal(number, handler)
     return 0
 
 

@@ -213,3 +213,28 @@ def test_a_model_saved_by_an_earlier_version_scores_with_its_own_code(
     assert len(labelled) == len(out) - len(NO_TEXT_IDS)
     assert (labelled["label"] != "").all()
     assert pd.to_numeric(labelled["probability"]).between(0, 1).all()
+
+
+def test_a_signal_once_the_output_is_in_place_does_not_undo_the_run(
+    registry: Registry, catalog: Path, tmp_path: Path
+) -> None:
+    """It exited 130 with nothing on stderr, the output complete: a retried Job then stopped with
+    exit 2, "already exists"."""
+    output = tmp_path / "labels.parquet"
+    command = [sys.executable, "-m", "batch", *model_args(registry), "--data", str(catalog)]
+    command += ["--output", str(output), "--no-progress"]
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "MLFLOW_TRACKING_URI": registry.tracking_uri},
+    )
+    deadline = time.monotonic() + 240
+    while not output.exists() and process.poll() is None:
+        assert time.monotonic() < deadline, "the run never wrote its output"
+        time.sleep(0.005)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err.decode()
+    assert b"batch scoring summary" in out or b"interrupted after the output was complete" in err
+    assert len(pd.read_parquet(output)) == ROWS + len(NO_TEXT_IDS)

@@ -110,8 +110,14 @@ def assert_same_schema(local: Path, distributed: Path) -> None:
 
 
 def test_a_failed_write_leaves_nothing_under_the_output(
-    spark: Any, registry: Registry, catalog: Path, tmp_path: Path
+    spark: Any,
+    registry: Registry,
+    catalog: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
+    """And says why in the Java cause's words (it said "Py4JJavaError: An error occurred while
+    calling o242.parquet")."""
     output = tmp_path / "labels.parquet"
     # A codec Spark accepts by name but does not ship: the tasks fail as they write their files.
     spark.conf.set("spark.sql.parquet.compression.codec", "lzo")
@@ -129,6 +135,10 @@ def test_a_failed_write_leaves_nothing_under_the_output(
         spark.conf.unset("spark.sql.parquet.compression.codec")
     assert code == 1
     assert leftovers(tmp_path, "labels") == []
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith(f"product-classify: error: the Spark job writing --output {output} ")
+    assert "ClassNotFoundException: com.hadoop.compression.lzo.LzoCodec" in error
+    assert "Py4J" not in error and "An error occurred while calling" not in error
 
 
 def test_bad_input_exits_3_with_a_clear_message(
@@ -199,6 +209,7 @@ def test_a_tag_model_gives_the_same_output_from_both_engines(
 PATH_TRAINING: dict[str, Any] = {"task": "path", "label_column": "category", "min_tag_count": 5}
 PATH_TRAINING |= {"text_columns": ["title"], "token_columns": [], "id_column": "sku"}
 PATH_TRAINING |= {"amazon_counts": False, "min_df": 1, "select_k_best": 0}
+PATH_TRAINING |= {"label_separator": "/"}  # the catalog writes its paths `A/B/C`
 BLANK_PATH_ROWS = [{"sku": "no-title-1", "title": ""}, {"sku": "no-title-2", "title": "  "}]
 
 
@@ -226,7 +237,7 @@ def test_a_path_model_gives_the_same_output_from_both_engines(
     local = assert_same_rows(*path_engines)
     assert ["product_id", *local.columns] == output_schema("path").names
     scored = local[local["reason"].isna()]
-    assert (scored["label"] == scored["path"].map(" > ".join)).all()
+    assert (scored["label"] == scored["path"].map("/".join)).all()  # the catalog's spelling
     assert scored["path"].map(len).max() == 3
     assert (local.loc[[r["sku"] for r in BLANK_PATH_ROWS], "path"].map(len) == 0).all()
 
@@ -278,4 +289,94 @@ def test_without_an_id_column_both_engines_number_the_rows_alike(
     distributed = pd.read_parquet(spark_path).sort_values("row").reset_index(drop=True)
     assert local["row"].tolist() == list(range(len(listings.listings_rows())))
     assert distributed["row"].tolist() == local["row"].tolist()
+    assert distributed["label"].tolist() == local["label"].tolist()
+
+
+REFUSED_CATALOGS = {
+    "too-many-cells.csv": "asin,title,brand\nA1,a strategy game,acme\nA2,a puzzle,acme,MORE\n",
+    "open-quote.csv": 'asin,title,brand\nA1,a strategy game,acme\nA2,"never closed,acme\n',
+    "open-quote-last-cell.csv": 'asin,title\nA1,a strategy game\nA2,"never closed\n',
+    "header-only.csv": "asin,title\n",
+    "empty.csv": "",
+    "empty.jsonl": "",
+    "no-rows.parquet": None,  # a Parquet file of the right columns and 0 rows
+}
+# What Spark reading a remote URI (here file://) tells without the local reader: not the line,
+# nor a quote left open in a row's last cell (the rest of the file fits in that cell).
+REMOTE_ERRORS = {
+    "too-many-cells.csv": "not a valid CSV file: a row has 4 cells where the header has 3: "
+    "'A2,a puzzle,acme,MORE'",
+    "open-quote.csv": "not a valid CSV file: a quoted value is never closed, in the row: "
+    "'A2,\"never closed,acme'",
+    "header-only.csv": "the catalog holds no rows",
+    "empty.csv": "the catalog holds no rows",
+}
+
+
+def write_refused_catalog(folder: Path, name: str) -> Path:
+    catalog, content = folder / name, REFUSED_CATALOGS[name]
+    if content is None:
+        empty = pd.Series([], dtype=str)
+        pd.DataFrame({"asin": empty, "title": empty}).to_parquet(catalog)
+    else:
+        catalog.write_text(content, encoding="utf-8")
+    return catalog
+
+
+@pytest.mark.parametrize("name", list(REFUSED_CATALOGS))
+def test_both_engines_refuse_the_same_catalogs(
+    spark: Any, registry: Registry, name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Spark scored a row of too many cells (dropping them) and a never-closed quote, and wrote
+    an empty output for an empty catalog (exit 0), where the local engine stops with exit 3."""
+    catalog = write_refused_catalog(tmp_path, name)
+    runs = [("local", str(catalog)), ("spark", str(catalog))]
+    if name in REMOTE_ERRORS:
+        runs.append(("spark", f"file://{catalog}"))
+    errors = []
+    for engine, data in runs:
+        output = str(tmp_path / f"labels-{len(errors)}.parquet")
+        args = [*model_args(registry), "--data", data, "--output", output, "--engine", engine]
+        code = classify(*args)
+        errors.append(capsys.readouterr().err.strip().splitlines()[-1])
+        assert code == 3, errors[-1]
+    assert leftovers(tmp_path, "labels") == []
+    assert errors[0] == errors[1]  # the local engine's words, with the line
+    if "quote" in name or "cells" in name:
+        assert errors[0].startswith(f"product-classify: error: {catalog}: not a valid CSV file: ")
+        assert "line 3" in errors[0] or "row 2" in errors[0]
+    else:
+        assert errors[0] == f"product-classify: error: {catalog}: the catalog holds no rows"
+    if name in REMOTE_ERRORS:
+        assert errors[2] == f"product-classify: error: file://{catalog}: {REMOTE_ERRORS[name]}"
+
+
+def test_a_short_row_and_a_lower_case_column_are_read_alike(
+    spark: Any,
+    listings_registry: Registry,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A row with fewer cells than the header is read with the rest missing by both engines; a
+    catalog naming the model's `Merchant` input `merchant` is scored without it by both, each
+    saying so in one warning (it was silent)."""
+    rows = listings.listings_rows()
+    frame = pd.DataFrame(rows).rename(columns={"Merchant": "merchant"})
+    catalog = tmp_path / "listings.csv"
+    frame.to_csv(catalog, index=False)
+    with catalog.open("a", encoding="utf-8") as handle:
+        handle.write("Nokia 12 smartphone 5G\n")  # one cell of four
+    args = [*model_args(listings_registry), "--data", str(catalog)]
+    local_path, spark_path = tmp_path / "local.parquet", tmp_path / "spark.parquet"
+    with caplog.at_level("WARNING", logger="batch.scoring"):
+        assert classify(*args, "--output", str(local_path)) == 0
+        assert classify(*args, "--output", str(spark_path), "--engine", "spark") == 0
+    warning = (
+        f"{catalog}: the catalog has no column for the model's input 'Merchant' (is it "
+        "'merchant'?); its products are scored without it"
+    )
+    assert [r.getMessage() for r in caplog.records if r.name == "batch.scoring"] == [warning] * 2
+    local = pd.read_parquet(local_path)
+    distributed = pd.read_parquet(spark_path).sort_values("row").reset_index(drop=True)
+    assert len(local) == len(rows) + 1 and local["label"].iloc[-1] == "Mobile Phones"
     assert distributed["label"].tolist() == local["label"].tolist()

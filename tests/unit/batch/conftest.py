@@ -1,16 +1,30 @@
 """A small real model with a numeric column and no id column, trained once per session into a
-temporary SQLite MLflow store, as a user's own catalog trains (`--id-column ''`)."""
+temporary SQLite MLflow store, as a user's own catalog trains (`--id-column ''`); and the test
+process's signal handlers restored after each test (`product-classify` sets its own)."""
 
 from __future__ import annotations
 
 import csv
 import os
 import random
+import signal
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.support import Registry, sqlite_store, tracking_uri_restored
+
+
+@pytest.fixture(autouse=True)
+def _signal_handlers_restored() -> Iterator[None]:
+    """A finished run ignores further signals, so that a late one cannot make it exit 130: not
+    the test process's way."""
+    saved = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for number, handler in saved.items():
+        signal.signal(number, handler)
+
 
 # label: (title words, weight range in grams)
 KINDS = {

@@ -164,3 +164,18 @@ def test_no_progress_also_turns_off_mlflow_s_download_bar(
     monkeypatch.setattr(batch.cli, "score", score)
     main([*REQUIRED, "--output", "o.parquet", *options])
     assert seen == [bar]
+
+
+@pytest.mark.parametrize("engine", ["local", "spark"])
+def test_an_unwritable_output_stops_before_the_model_loads(
+    engine: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No MLflow store is there to load a model from: the output is checked first."""
+    folder = next(f for f in (Path("/proc"), Path("/sys/kernel")) if f.is_dir())
+    output = f"{folder}/x.parquet"
+    store = f"sqlite:///{tmp_path / 'no-store.db'}"
+    with pytest.raises(SystemExit) as stop:
+        main([*REQUIRED, "--output", output, "--engine", engine, "--tracking-uri", store])
+    assert stop.value.code == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith(f"product-classify: error: --output {output}: cannot write in {folder}")

@@ -208,3 +208,27 @@ def test_values_that_are_not_numbers_are_counted_and_warned_about(
     assert [r.getMessage() for r in caplog.records] == [
         f"{catalog}: column 'price': 3 value(s) are not numbers and count as missing"
     ]
+
+
+def test_model_inputs_the_catalog_lacks_are_warned_about_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A catalog with `vendor` for the model's `Vendor` was scored without it, silently. A JSON
+    key first seen in a later chunk is no missing input."""
+    from batch.local import run_local
+    from batch.model import ModelInputs, ModelRef, ScoringModel
+
+    inputs = ModelInputs(("sku", "title", "Vendor", "size"), ("title",), "sku", (), ("sku",))
+    model = ScoringModel(ModelRef("m", "m", "1"), inputs, ConstantModel(), ("x",))
+    catalog = tmp_path / "catalog.jsonl"
+    rows = [{"sku": str(i), "title": "t", "vendor": "v"} for i in range(5)]
+    rows[4]["size"] = "3"  # only in the last chunk
+    catalog.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    values = {"model": "m", "data": str(catalog), "chunk_size": 2, "progress": False}
+    config = make_config(values | {"output": str(tmp_path / "labels.csv")})
+    with caplog.at_level("WARNING", logger="batch.scoring"):
+        run_local(config, model)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{catalog}: the catalog has no column for the model's input 'Vendor' (is it "
+        "'vendor'?); its products are scored without it"
+    ]

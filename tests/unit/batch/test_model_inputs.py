@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import sys
+
 import pytest
 
-from batch.model import model_inputs, resolve
-from training.errors import ConfigError
+from batch.model import load, model_inputs, resolve
+from tests.support import Registry, tracking_uri_restored
+from training.errors import ConfigError, TrackingRefusedError
 
 CONTRACT = {
     "contract": {
@@ -60,3 +63,41 @@ def test_numeric_columns_are_the_contracts_numbers_and_the_signatures_doubles() 
     assert model_inputs(CONTRACT, [], None).numeric_columns == ("Weight",)
     legacy = model_inputs({}, ["title", "price", "asin"], None, ["price"])
     assert legacy.numeric_columns == ("price",)
+
+
+def test_the_features_are_the_inputs_but_the_ids() -> None:
+    assert model_inputs(CONTRACT, [], None).feature_columns == ("Product Title", "Maker", "Weight")
+    assert model_inputs(CONTRACT, [], "").feature_columns == ("Product Title", "Maker", "Weight")
+    legacy = model_inputs({}, ["title", "brand", "asin"], "sku")
+    assert legacy.feature_columns == ("title", "brand")
+
+
+def test_a_registered_name_without_version_or_alias_says_what_to_add(
+    listings_registry: Registry,
+) -> None:
+    """MLflow read `models:/listings` as a logged model's ID: "Logged model with ID 'listings'
+    not found" (exit 5)."""
+    with tracking_uri_restored(), pytest.raises(ConfigError) as refused:
+        resolve("models:/listings", listings_registry.tracking_uri)
+    assert str(refused.value) == (
+        "--model models:/listings: a registered model needs a version or an alias: add @ALIAS "
+        "or /VERSION, e.g. models:/listings@champion"
+    )
+    with tracking_uri_restored(), pytest.raises(TrackingRefusedError, match="no registered model"):
+        resolve("models:/nothing-by-that-name", listings_registry.tracking_uri)
+
+
+def test_a_missing_storage_client_is_a_set_up_error_naming_the_package(
+    listings_registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`s3://` without boto3 was "cannot load it: No module named 'botocore'", exit 4 (MLflow
+    unreachable), which a scheduler retries forever."""
+    for module in ("boto3", "botocore"):  # as on a machine without them
+        monkeypatch.setitem(sys.modules, module, None)
+    with tracking_uri_restored():
+        ref = resolve("s3://bucket/model", listings_registry.tracking_uri)
+        with pytest.raises(ConfigError) as refused:
+            load(ref, None)
+    assert refused.value.exit_code == 2
+    assert str(refused.value).startswith("--model s3://bucket/model: loading it needs the Python")
+    assert str(refused.value).endswith("which is not installed: pip install boto3")

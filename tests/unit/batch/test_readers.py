@@ -146,3 +146,40 @@ def test_a_tab_separated_csv_read_with_commas_says_which_separator_to_pass(
     path.write_text("\n".join(rows) + "\n")
     with pytest.raises(DataError, match=r"tab separated: pass --csv-separator '\\t'"):
         read_all(path, chunk_size=10)
+
+
+@pytest.mark.parametrize(("requested", "read_as"), [("csv", "CSV"), ("jsonl", "JSON")])
+def test_a_parquet_file_read_as_text_says_to_pass_format_parquet(
+    tmp_path: Path, requested: str, read_as: str
+) -> None:
+    """`--format csv` on a Parquet file said "its header is tab separated: pass
+    --csv-separator '\\t'"."""
+    path = tmp_path / "catalog.parquet"
+    pd.DataFrame(RECORDS)[["asin", "title"]].to_parquet(path)
+    with pytest.raises(DataError) as refused:
+        catalog_format(path, requested)
+    assert str(refused.value) == (
+        f"{path}: read as {read_as}, but it starts as a Parquet file does (PAR1): "
+        "pass --format parquet"
+    )
+
+
+@pytest.mark.parametrize("content", ["", "\n\n"])
+def test_an_empty_csv_file_holds_no_rows(tmp_path: Path, content: str) -> None:
+    """As a header alone does (it said "cannot read the file (No columns to parse from file)",
+    and the Spark engine now says the same as the local one)."""
+    path = tmp_path / "catalog.csv"
+    path.write_text(content)
+    with pytest.raises(DataError, match=r"catalog.csv: the catalog holds no rows$"):
+        read_all(path, 10)
+
+
+def test_a_header_alone_yields_no_chunk_to_score(tmp_path: Path) -> None:
+    """Its empty chunk was scored and written: a Parquet output failed on its list columns
+    (ArrowNotImplementedError, exit 1) instead of "the catalog holds no rows" (exit 3)."""
+    path = tmp_path / "catalog.csv"
+    path.write_text("asin,title\n")
+    counts = ReadCounts()
+    chunks = read_chunks(path, "csv", 10, counts)
+    with pytest.raises(DataError, match=r"catalog.csv: the catalog holds no rows$"):
+        next(chunks)

@@ -7,7 +7,14 @@ import pandas as pd
 import pytest
 
 from batch.model import ModelInputs
-from batch.scoring import check_columns, has_text, model_frame, model_names, with_model_names
+from batch.scoring import (
+    check_columns,
+    has_text,
+    model_frame,
+    model_names,
+    warn_missing_inputs,
+    with_model_names,
+)
 from training.errors import DataError
 
 INPUTS = ModelInputs(("title", "description", "brand", "asin"), ("title", "description"), "asin")
@@ -129,3 +136,51 @@ def test_values_there_that_are_not_numbers_are_counted_per_numeric_column() -> N
     assert count_not_numbers(frame, inputs) == {"price": 6, "weight": 1}
     assert model_frame(frame, inputs)["price"].notna().sum() == 2  # what the model gets
     assert count_not_numbers(frame[["title"]], inputs) == {}  # columns the catalog lacks
+
+
+SHELF = ModelInputs(
+    ("SKU", "Item Name", "Long Text", "Vendor", "Size KB"),
+    ("Item Name", "Long Text"),
+    "SKU",
+    ("Size KB",),
+    ("SKU",),
+)
+
+
+def missing_input_warnings(
+    columns: list[str], inputs: ModelInputs, caplog: pytest.LogCaptureFixture
+) -> list[str]:
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="batch.scoring"):
+        warn_missing_inputs(columns, inputs, "c.csv")
+    return [record.getMessage() for record in caplog.records]
+
+
+def test_a_model_input_the_catalog_lacks_is_named_with_its_near_match(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A catalog with `vendor` for the model's `Vendor` was scored without it, silently."""
+    columns = ["SKU", "Item Name", "Long Text", "vendor", "Size KB"]
+    assert missing_input_warnings(columns, SHELF, caplog) == [
+        "c.csv: the catalog has no column for the model's input 'Vendor' (is it 'vendor'?); "
+        "its products are scored without it"
+    ]
+
+
+def test_several_missing_inputs_make_one_warning(caplog: pytest.LogCaptureFixture) -> None:
+    columns = ["SKU", "Item Name", " size kb ", "Section"]
+    assert missing_input_warnings(columns, SHELF, caplog) == [
+        "c.csv: the catalog has no column for the model's inputs 'Long Text', 'Vendor', "
+        "'Size KB' (is it ' size kb '?); its products are scored without them"
+    ]
+
+
+def test_ids_are_no_inputs_to_warn_about(caplog: pytest.LogCaptureFixture) -> None:
+    """The model's id field is not read to predict: a run by row (`--id-column ''`) or by
+    another id column does not miss it."""
+    by_row = ModelInputs(SHELF.columns, SHELF.text_columns, None, ("Size KB",), ("SKU",))
+    assert (
+        missing_input_warnings(["Item Name", "Long Text", "Vendor", "Size KB"], by_row, caplog)
+        == []
+    )
+    assert missing_input_warnings(list(SHELF.columns), SHELF, caplog) == []

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from batch.scoring import OUTPUT_COLUMNS
-from batch.writers import atomic_path, open_writer
+from batch.writers import atomic_path, check_output, open_writer
 from training.errors import ConfigError
 
 
@@ -71,3 +71,36 @@ def test_an_existing_output_needs_overwrite(tmp_path: Path) -> None:
     with atomic_path(final, overwrite=True) as temporary:
         temporary.write_text("new")
     assert final.read_text() == "new" and len(list(tmp_path.iterdir())) == 1
+
+
+def unwritable_folders() -> list[Path]:
+    """Folders no one may create files in, root included (as CI and the report ran)."""
+    return [folder for folder in (Path("/proc"), Path("/sys/kernel")) if folder.is_dir()]
+
+
+@pytest.mark.parametrize("folder", unwritable_folders(), ids=str)
+@pytest.mark.parametrize("below", ["", "new/deeper"])
+def test_an_output_that_cannot_be_written_is_found_before_any_work(
+    folder: Path, below: str
+) -> None:
+    """It failed after the model loaded and the catalog was scored, exit 1, naming a hidden
+    `.x.csv.partial-PID`."""
+    final = folder / below / "x.csv"
+    with pytest.raises(ConfigError) as refused:
+        check_output(final, overwrite=False)
+    message = str(refused.value)
+    assert message.startswith(f"--output {final}: cannot write in {folder} (")
+    assert message.endswith(("(permission denied)", "(no such file or directory)"))
+    assert refused.value.exit_code == 2
+
+
+def test_an_output_below_a_file_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("a file")
+    final = tmp_path / "notes.txt" / "sub" / "x.csv"
+    with pytest.raises(ConfigError, match=r"notes.txt is not a folder$"):
+        check_output(final, overwrite=False)
+
+
+def test_checking_a_writable_output_leaves_nothing(tmp_path: Path) -> None:
+    check_output(tmp_path / "new" / "x.parquet", overwrite=False)
+    assert list(tmp_path.iterdir()) == []
