@@ -27,7 +27,7 @@ from scipy import sparse
 from sklearn import pipeline as sklearn_pipeline
 
 from product_model.forest import CompactForest, CompactForestBuilder
-from product_model.tags import TagDecoder
+from product_model.tags import PATH_SEPARATOR, TagDecoder
 from training.config import TrainConfig
 from training.pipeline import build_forest, build_pipeline, model_input
 from training.tag_catalog import indicator_matrix
@@ -100,8 +100,15 @@ def add_out_of_bag(forest: Any, X: sparse.csr_matrix, total: np.ndarray, seen: n
         seen[rows] += 1
 
 
-def fit_tag_model(config: TrainConfig, train: pd.DataFrame, tags: list[str], task: str) -> TagModel:
-    """Fit features, selection and the chunked forest on `train`; choose the thresholds."""
+def fit_tag_model(
+    config: TrainConfig,
+    train: pd.DataFrame,
+    tags: list[str],
+    task: str,
+    separator: str = PATH_SEPARATOR,
+) -> TagModel:
+    """Fit features, selection and the chunked forest on `train`; choose the thresholds. A path
+    model's decoder reads node names joined by `separator` (the catalog's joiner)."""
     Y = indicator_matrix(train["label"], tags)
     if config.linear_scores:
         log.info("linear class scores (--linear-scores) apply to single_label models only")
@@ -123,7 +130,7 @@ def fit_tag_model(config: TrainConfig, train: pd.DataFrame, tags: list[str], tas
     assert builder is not None
     out_of_bag = np.where(seen[:, None] > 0, total / np.maximum(seen, 1)[:, None], np.nan)
     thresholds = best_thresholds(Y, out_of_bag)
-    decoder = TagDecoder(task, tuple(tags), tuple(float(t) for t in thresholds))
+    decoder = TagDecoder(task, tuple(tags), tuple(float(t) for t in thresholds), separator)
     return TagModel(serving_pipeline(prefix, builder.build()), decoder, out_of_bag)
 
 

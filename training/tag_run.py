@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
 
-from product_model.tags import MULTILABEL, PATH, PATH_SEPARATOR, TagDecoder
+from product_model.tags import PATH, PATH_SEPARATOR, TagDecoder
 from training import gate, tracking
 from training.catalog_split import check_min_df, split_definition
 from training.config import TrainConfig
@@ -94,10 +94,8 @@ class TagTrainingRun(TrainingRun):
             self.timings,
             key="fitting",
         ):
-            # The forest and thresholds are the same for both tasks; the path decoder is made
-            # here, with the joiner the catalog's node names use.
-            model = fit_tag_model(config, train_rows, self.tags, MULTILABEL)
-        decoder = self.decoder = self.task_decoder(model.decoder.thresholds)
+            model = fit_tag_model(config, train_rows, self.tags, config.task, self.joiner())
+        decoder = self.decoder = model.decoder
         with stage("evaluating", self.timings):
             proba = model.served.predict_proba(model_input(holdout, config))
             counts = Counter(tag for tags in train_rows["label"] for tag in tags)
@@ -117,12 +115,11 @@ class TagTrainingRun(TrainingRun):
         self.writer.metrics({f"f1_tag_{metric_name(k)}": float(v) for k, v in per_tag})
         return model.served, evaluation
 
-    def task_decoder(self, thresholds: tuple[float, ...]) -> TagDecoder:
-        """What the model answers from its probabilities: tags, or paths spelled with the
-        catalog's joiner (`Desktop/games` when trained with `--label-separator /`)."""
+    def joiner(self) -> str:
+        """What joins a path's levels in the model's node names and answers: the catalog's
+        (`Desktop/games` when trained with `--label-separator /`)."""
         catalog = self.catalog
-        joiner = catalog.joiner if isinstance(catalog, TagCatalog) else PATH_SEPARATOR
-        return TagDecoder(self.config.task, tuple(self.tags), thresholds, joiner)
+        return catalog.joiner if isinstance(catalog, TagCatalog) else PATH_SEPARATOR
 
     def extra_metrics(self, train_rows: pd.DataFrame, holdout: pd.DataFrame) -> dict[str, float]:
         if self.config.cv_folds > 1 or self.config.compare_without_smote:
