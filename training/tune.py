@@ -25,9 +25,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="product-tune",
         description="Search training options (Optuna: TPE sampler, median pruning between "
-        "folds) by k-fold macro-F1 on the training split; write the best as a config file "
-        "for `product-train --config`. Every `product-train` option (see product-train "
-        "--help) is accepted too and fixes that option for all trials.",
+        "folds) for the model `product-train` trains for --task, by its k-fold gate metric on "
+        "the training split (macro-F1 for single_label, micro-F1 for multilabel, samples-F1 for "
+        "path, or --gate-metric); write the best as a config file for `product-train --config`. "
+        "Every `product-train` option (see product-train --help) is accepted too and fixes that "
+        "option for all trials.",
         epilog="Exit codes: 0 success, 2 bad option, config or search space, 3 unreadable or "
         "unusable data, 4 MLflow or the study storage unreachable, 5 MLflow refused a request, "
         "130 interrupted.",
@@ -44,7 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add("--timeout", type=_positive(float), help="stop starting trials after this many seconds")
     add("--workers", type=_positive(int), default=1, help="local worker processes")
-    add("--storage", default="sqlite:///optuna.db", help="study storage URL (SQLite, PostgreSQL)")
+    add(
+        "--storage",
+        default="sqlite:///optuna.db",
+        help="study storage URL: sqlite:///PATH or postgresql://USER@HOST:PORT/DB",
+    )
     add("--study-name", default="product-tune", help="study to create, or to resume if it exists")
     add("--folds", type=_positive(int, minimum=2), default=3, help="cross-validation folds")
     add("--output", type=Path, default=Path("best.yaml"), help="where to write the best config")
@@ -74,17 +80,19 @@ def _positive(kind: type, minimum: int = 1) -> Any:
     return parse
 
 
-def parse(argv: list[str]) -> tuple[Any, argparse.Namespace, list[str]]:
-    """(options, parsed tuning arguments, the training arguments)."""
+def parse(args: argparse.Namespace, train_argv: list[str]) -> tuple[Any, Any]:
+    """(the training options, the tuning options), checked before any study or run exists."""
     from training.cli import check_inputs, parse_config
+    from training.tuning.report import check_output
     from training.tuning.space import load_space
     from training.tuning.study import check_storage_url
     from training.tuning.study_setup import TuneOptions
 
-    args, train_argv = build_parser().parse_known_args(argv)
     base, _ = parse_config(train_argv)
     check_inputs(base)
     check_storage_url(args.storage)
+    if args.role != "worker":  # the roles that write it
+        check_output(args.output)
     options = TuneOptions(
         space=load_space(args.search_space, base),
         trials=args.trials,
@@ -98,7 +106,7 @@ def parse(argv: list[str]) -> tuple[Any, argparse.Namespace, list[str]]:
         wait_seconds=args.wait_seconds,
         heartbeat_seconds=args.heartbeat_seconds,
     )
-    return (base, options), args, train_argv
+    return base, options
 
 
 def _configure_logging(quiet: bool, index: int, role: str) -> None:
@@ -113,6 +121,10 @@ def _configure_logging(quiet: bool, index: int, role: str) -> None:
     # We log each trial ourselves, and a failed one reaches the user as one line, not Optuna's
     # traceback.
     optuna.logging.set_verbosity(optuna.logging.ERROR)
+    if requested_level(quiet) == logging.INFO:
+        # A multilabel or path trial fits a tag model per fold: its per-chunk progress lines
+        # would bury the trial lines.
+        logging.getLogger("training.tag_model").setLevel(logging.WARNING)
     # Heartbeats are "experimental" in Optuna; a drawn k above the vocabulary keeps every feature.
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     warnings.filterwarnings("ignore", message=r"k=\d+ is greater than n_features")
@@ -125,24 +137,27 @@ def _fail(message: str, code: int) -> NoReturn:
 
 def run(argv: list[str]) -> None:
     check_log_level()
-    (base, options), args, _ = parse(argv)
-    _configure_logging(args.quiet, options.worker_index, args.role)
+    args, train_argv = build_parser().parse_known_args(argv)
+    _configure_logging(args.quiet, args.worker_index, args.role)
+    base, options = parse(args, train_argv)
     from mlflow.exceptions import MlflowException
     from sqlalchemy.exc import SQLAlchemyError
 
+    from training.logs import mlflow_prints
     from training.tracking import as_tracking_error
     from training.tuning import run as runs
     from training.tuning.report import format_summary
     from training.tuning.study import StudyStorageError
 
     try:
-        if args.role == "worker":
-            runs.run_worker(base, options)
-            return
-        if args.role == "best":
-            result = runs.export(base, options)
-        else:
-            result = runs.run_all(base, options, argv)
+        with mlflow_prints(args.quiet):  # -q: without MLflow's links to each run it ends
+            if args.role == "worker":
+                runs.run_worker(base, options)
+                return
+            if args.role == "best":
+                result = runs.export(base, options)
+            else:
+                result = runs.run_all(base, options, argv)
     except MlflowException as error:
         raise as_tracking_error(error, "tuning") from None
     except SQLAlchemyError as error:

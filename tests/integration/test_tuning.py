@@ -135,17 +135,18 @@ def test_two_workers_share_one_study_and_the_best_config_trains(
 @pytest.fixture
 def tune_here(
     mlflow_uri_restored: None, capsys: pytest.CaptureFixture[str]
-) -> Iterator[Callable[[list[str]], tuple[int, str]]]:
-    """`product-tune` in this process (one worker needs no child): (exit code, stderr)."""
+) -> Iterator[Callable[[list[str]], tuple[int, str, str]]]:
+    """`product-tune` in this process (one worker needs no child): (exit code, stdout, stderr)."""
     from training.tune import main
 
-    def tune(command: list[str]) -> tuple[int, str]:
+    def tune(command: list[str]) -> tuple[int, str, str]:
         try:
             main(command[3:])  # without "python -m training.tune"
             code = 0
         except SystemExit as stop:
             code = int(stop.code or 0)
-        return code, capsys.readouterr().err
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
 
     handler = signal.getsignal(signal.SIGTERM)
     yield tune
@@ -156,25 +157,28 @@ def test_rerunning_a_study_resumes_it_and_other_settings_are_refused(
     tmp_path: Path,
     small_catalog: Path,
     tracking_server: str,
-    tune_here: Callable[[list[str]], tuple[int, str]],
+    tune_here: Callable[[list[str]], tuple[int, str, str]],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.chdir(tmp_path)
     command = tune_command(tmp_path, small_catalog, tracking_server, "resume")
-    code, err = tune_here([*command, "--trials", "2"])
+    code, out, err = tune_here([*command, "--trials", "2"])
     assert code == 0, err
     parent_id = load(tmp_path, "resume").user_attrs["mlflow_parent_run_id"]
+    assert out.count("View run ") >= 3  # MLflow's links, printed as each run ends over HTTP
 
-    code, err = tune_here([*command, "--trials", "3"])
+    code, out, err = tune_here([*command, "--trials", "3", "-q"])
     assert code == 0, err
+    assert "View run " not in out and "View experiment " not in out  # -q: as product-train -q
     study = load(tmp_path, "resume")
     assert len(study.get_trials(states=FINISHED)) == 3
     assert [t.number for t in study.trials if t.user_attrs.get("baseline")] == [0]
     assert study.user_attrs["mlflow_parent_run_id"] == parent_id
-    _, children = runs_of(tracking_server, "resume")
+    parent, children = runs_of(tracking_server, "resume")
     assert len(children) == 3
+    assert parent.info.status == "FINISHED"  # reopened while the study ran, finished again
 
-    code, err = tune_here([*command, "--trials", "5", "--min-samples-leaf", "3"])
+    code, _, err = tune_here([*command, "--trials", "5", "--min-samples-leaf", "3"])
     assert code == 2
     # a newly fixed option is also left out of the space: one difference, named with the fix
     assert "not comparable: --min-samples-leaf: searched before (int 1..2), fixed at 3 now." in err
@@ -270,6 +274,7 @@ def test_when_every_worker_dies_tuning_fails_saying_how_many_trials_were_not_run
     assert f"{left} of 6 trials were not run: worker(s) 0 (exit code -9), 1 (exit code -9)" in err
     assert "rerun the same command to resume the study" in err
     assert "Traceback" not in err
+    assert runs_of(tracking_server, "dead")[0].info.status == "FAILED"
 
 
 def test_sigterm_marks_the_running_trial_failed_and_exits_130(
@@ -289,3 +294,4 @@ def test_sigterm_marks_the_running_trial_failed_and_exits_130(
     assert not study.get_trials(states=(TrialState.RUNNING,))
     run_id = study.trials[number].user_attrs["mlflow_run_id"]
     assert MlflowClient(tracking_uri=tracking_server).get_run(run_id).info.status == "KILLED"
+    assert runs_of(tracking_server, "term")[0].info.status == "KILLED"  # the study's parent run

@@ -1,9 +1,5 @@
-"""What a trial does: draw options, score them by k-fold macro-F1 on the training split, and log
-the trial as a nested MLflow run under the study's parent run.
-
-The holdout split stays untouched: the final comparison (README, bench/bench_tuning.py) uses it.
-The folds are fixed by the seed, so every trial — and the defaults — is scored on the same rows.
-"""
+"""What a trial does: draw options, score them on the study's folds (`folds.py`: the task's own
+model and gate metric), and log the trial as a nested MLflow run under the study's parent run."""
 
 from __future__ import annotations
 
@@ -17,18 +13,16 @@ from typing import Any
 
 import numpy as np
 import optuna
-import pandas as pd
 from mlflow.entities import Param
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
-from sklearn.model_selection import StratifiedKFold
 
-from training.catalog import Catalog, load_catalog
-from training.catalog_split import split_catalog, split_definition
 from training.config import TrainConfig
-from training.evaluate import macro_f1
-from training.pipeline import build_pipeline, model_input
-from training.tuning.space import SearchSpace
+from training.interrupts import raise_if_interrupted
+from training.tuning.folds import Folds, metric_label, score_folds
+from training.tuning.folds import holdout_split as holdout_split  # bench/bench_tuning.py's
+from training.tuning.folds import make_folds as make_folds
+from training.tuning.space import SearchSpace, given_options
 
 log = logging.getLogger(__name__)
 
@@ -37,39 +31,10 @@ MLFLOW_RUN = "mlflow_run_id"
 WORKER_PID = "worker_pid"
 
 
-def holdout_split(catalog: Catalog, config: TrainConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The training and holdout rows, exactly as `product-train` splits them (by a hash of each
-    product's key: a product stays on its side in every run)."""
-    return split_catalog(catalog, split_definition(config))
-
-
-@dataclass
-class Folds:
-    """The training split and the k (fit, validation) index pairs every trial is scored on."""
-
-    train: pd.DataFrame
-    splits: list[tuple[np.ndarray, np.ndarray]]
-
-
-def make_folds(config: TrainConfig, k: int) -> Folds:
-    train, _ = holdout_split(load_catalog(config), config)
-    train = train.reset_index(drop=True)
-    folds = StratifiedKFold(k, shuffle=True, random_state=config.seed)
-    return Folds(train, list(folds.split(train, train["label"])))
-
-
-def score_folds(config: TrainConfig, folds: Folds, report: Callable[[int, float], None]) -> float:
-    """Mean macro-F1 over the folds; `report(fold, score)` after each one (it may prune)."""
-    scores = []
-    for number, (fit_rows, check_rows) in enumerate(folds.splits):
-        fit, check = folds.train.iloc[fit_rows], folds.train.iloc[check_rows]
-        y_fit = fit["label"].to_numpy()
-        pipeline = build_pipeline(config, y_fit)
-        pipeline.fit(model_input(fit, config), y_fit)
-        predicted = pipeline.predict(model_input(check, config))
-        scores.append(macro_f1(check["label"].to_numpy(), predicted))
-        report(number, scores[-1])
-    return float(np.mean(scores))
+def trial_config(base: TrainConfig, params: dict[str, Any]) -> TrainConfig:
+    """The options one trial trains with: those the user gave, and the trial's draws (validated
+    as `product-train --config best.yaml` would validate them)."""
+    return TrainConfig.model_validate(given_options(base) | params)
 
 
 @dataclass
@@ -130,7 +95,8 @@ def end_stale_trial_run(client: MlflowClient) -> Callable[[optuna.Study, Any], N
 
 
 class Objective:
-    """Callable Optuna objective: the trial's options → mean k-fold macro-F1."""
+    """Callable Optuna objective: the trial's options → their mean k-fold score (the task's gate
+    metric, logged as `cv_METRIC`: `cv_f1_macro` for single_label, `cv_f1_micro` for tags)."""
 
     def __init__(
         self, base: TrainConfig, space: SearchSpace, folds: Folds, parent: ParentRun, worker: int
@@ -155,15 +121,17 @@ class Objective:
         trial.set_user_attr("worker", self.worker)
         trial.set_user_attr(WORKER_PID, os.getpid())
         params = self.params(trial)
-        config = TrainConfig.model_validate(self.base.model_dump(mode="json") | params)
+        config = trial_config(self.base, params)
+        metric = self.folds.metric
         run_id = ""
         try:
             with trial_run(self.parent, trial, params) as run_id:
                 score = score_folds(config, self.folds, self._reporter(trial, run_id))
                 seconds = time.perf_counter() - started
-                self.parent.client.log_metric(run_id, "cv_f1_macro", score)
+                self.parent.client.log_metric(run_id, f"cv_{metric}", score)
                 self.parent.client.log_metric(run_id, "trial_seconds", seconds)
-            log.info("trial %d: macro-F1 %.4f in %.0fs %s", trial.number, score, seconds, params)
+            shown = f"{metric_label(metric)} {score:.4f}"
+            log.info("trial %d: %s in %.0fs %s", trial.number, shown, seconds, params)
         except KeyboardInterrupt:
             # An interrupt just as the trial ended (its run already FINISHED, or being ended)
             # still fails the trial in Optuna: its run says so too.
@@ -174,13 +142,16 @@ class Objective:
 
     def _reporter(self, trial: optuna.Trial, run_id: str) -> Callable[[int, float], None]:
         scores: list[float] = []
+        metric = self.folds.metric
 
         def report(fold: int, score: float) -> None:
+            raise_if_interrupted()  # a signal whose KeyboardInterrupt the fold's fit swallowed
             scores.append(score)
-            self.parent.client.log_metric(run_id, "cv_f1_macro_fold", score, step=fold)
+            self.parent.client.log_metric(run_id, f"cv_{metric}_fold", score, step=fold)
             trial.report(float(np.mean(scores)), fold)
             if not trial.user_attrs.get(BASELINE) and trial.should_prune():
                 log.info("trial %d pruned after fold %d", trial.number, fold + 1)
-                raise optuna.TrialPruned(f"mean macro-F1 {np.mean(scores):.4f} after fold {fold}")
+                mean = f"mean {metric_label(metric)} {np.mean(scores):.4f}"
+                raise optuna.TrialPruned(f"{mean} after fold {fold}")
 
         return report

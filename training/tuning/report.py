@@ -14,7 +14,8 @@ import yaml
 from optuna.trial import FrozenTrial, TrialState
 
 from training.config_files import file_paths, make_config
-from training.errors import TrainingError
+from training.errors import ConfigError, TrainingError
+from training.tuning.folds import metric_label
 from training.tuning.objective import BASELINE
 from training.tuning.study import count_states
 
@@ -30,6 +31,7 @@ class TuningResult:
     states: dict[str, int]
     config: dict[str, Any]
     output: Path
+    metric: str = "f1_macro"  # what the trials were scored by (the task's gate metric)
 
 
 def baseline_trial(study: optuna.Study) -> FrozenTrial | None:
@@ -68,7 +70,24 @@ def write_config(values: dict[str, Any], path: Path, header: str) -> None:
         raise
 
 
-def collect_result(study: optuna.Study, output: Path) -> TuningResult:
+def check_output(path: Path) -> None:
+    """Stop before the study begins when the best config could not be written to `path`: a
+    folder, or a path under a file or under a folder this user cannot write to (a missing folder
+    is created at the end)."""
+    if path.is_dir():
+        raise ConfigError(
+            f"--output {path} is a folder; give a file name, such as {path / 'best.yaml'}"
+        )
+    folder = path.absolute().parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise ConfigError(f"--output {path}: {folder} is a file, not a folder; give another path")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ConfigError(f"--output {path}: cannot write in {folder}; give a path you can write")
+
+
+def collect_result(study: optuna.Study, output: Path, metric: str = "f1_macro") -> TuningResult:
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if not complete:
         raise TrainingError(
@@ -81,11 +100,12 @@ def collect_result(study: optuna.Study, output: Path) -> TuningResult:
     config = best_config(study, best)
     header = (
         f"product-tune: best of study {study.study_name!r}, trial {best.number}, "
-        f"mean {len(best.intermediate_values)}-fold macro-F1 {best.value:.4f}\n"
+        f"mean {len(best.intermediate_values)}-fold {metric_label(metric)} {best.value:.4f}\n"
         "train with: product-train --config THIS_FILE"
     )
     write_config(config, output, header)
-    return TuningResult(study.study_name, best, baseline, count_states(study), config, output)
+    states = count_states(study)
+    return TuningResult(study.study_name, best, baseline, states, config, output, metric)
 
 
 def _states(states: dict[str, int]) -> str:
@@ -99,7 +119,7 @@ def format_summary(result: TuningResult) -> str:
         "tuning summary",
         f"  study:           {result.study_name}",
         f"  trials:          {_states(result.states)}",
-        f"  score:           mean {folds}-fold macro-F1 on the training split",
+        f"  score:           mean {folds}-fold {metric_label(result.metric)} on the training split",
     ]
     if baseline is None:
         lines.append("  defaults:        not scored (their trial did not complete)")

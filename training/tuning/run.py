@@ -26,14 +26,9 @@ from optuna.trial import TrialState
 
 from training.config import TrainConfig
 from training.errors import ConfigError, DataError, TrackingError, TrainingError
-from training.tuning.objective import (
-    WORKER_PID,
-    Folds,
-    Objective,
-    ParentRun,
-    end_stale_trial_run,
-    make_folds,
-)
+from training.interrupts import raise_if_interrupted
+from training.tuning.folds import Folds, make_folds
+from training.tuning.objective import WORKER_PID, Objective, ParentRun, end_stale_trial_run
 from training.tuning.report import TuningResult, collect_result
 from training.tuning.study import (
     leave_enqueued_trials_to_worker_0,
@@ -48,6 +43,8 @@ from training.tuning.study_setup import (
     TuneOptions,
     connect_mlflow,
     join_study,
+    parent_run_ended_if_stopped,
+    queue_defaults_again,
 )
 
 log = logging.getLogger(__name__)
@@ -67,7 +64,8 @@ def run_worker(base: TrainConfig, options: TuneOptions) -> None:
 def run_trials(
     base: TrainConfig, options: TuneOptions, study: optuna.Study, client: MlflowClient, folds: Folds
 ) -> None:
-    """Run trials until the study's budget is spent or the timeout passes."""
+    """Run trials until the study's budget is spent or the timeout passes. Worker 0 also runs
+    the trials queued in the study (the defaults), which hold their place in the budget."""
     parent = ParentRun(
         client, study.user_attrs[EXPERIMENT], study.user_attrs[PARENT_RUN], study.study_name
     )
@@ -75,9 +73,14 @@ def run_trials(
     deadline = time.monotonic() + (options.timeout or float("inf"))
     leave_enqueued_trials_to_worker_0(study, options.storage, options.worker_index)
     while time.monotonic() < deadline:
+        raise_if_interrupted()
         optuna.storages.fail_stale_trials(study)
+        queued = False
+        if options.worker_index == 0:  # one worker, so that the defaults are queued once
+            queue_defaults_again(study, base, options.space)  # if a dead worker's trial held them
+            queued = bool(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
         remaining = remaining_trials(study, options.trials)
-        if remaining is None or remaining > 0:
+        if remaining is None or remaining > 0 or queued:
             study.optimize(objective, n_trials=1, gc_after_trial=True)
         elif study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             # Others still run trials: if one's worker died, its trial goes stale and the
@@ -89,17 +92,19 @@ def run_trials(
 
 
 def run_all(base: TrainConfig, options: TuneOptions, argv: list[str]) -> TuningResult:
-    """Set the study up here, run the workers, then export."""
+    """Set the study up here, run the workers, then export. Whatever stops the study early ends
+    its parent run (KILLED after an interrupt, else FAILED); resuming sets it RUNNING again."""
     # Unusable data stops here, before a study exists that would remember the bad options.
     folds = make_folds(base, options.folds)
     client, experiment_id = connect_mlflow(base)
     study = join_study(base, options, client, experiment_id)
-    if options.workers == 1:
-        run_trials(base, options, study, client, folds)
-    else:
-        del folds  # each worker builds its own
-        run_local_workers(base, options, argv)
-    return export(base, options, wait=False)
+    with parent_run_ended_if_stopped(client, study.user_attrs[PARENT_RUN]):
+        if options.workers == 1:
+            run_trials(base, options, study, client, folds)
+        else:
+            del folds  # each worker builds its own
+            run_local_workers(base, options, argv)
+        return export(base, options, wait=False)
 
 
 def _worker_command(base: TrainConfig, argv: list[str], index: int, workers: int) -> list[str]:
@@ -184,17 +189,27 @@ def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
 
 
 def export(base: TrainConfig, options: TuneOptions, wait: bool = True) -> TuningResult:
-    """Write the best config, log it to the parent run, and close that run."""
+    """Write the best config, log it to the parent run, and close that run (`wait`: once the
+    study is finished; the `best` role, whose failure then ends the parent run as the study's)."""
     client, _ = connect_mlflow(base)
     study = _load_when_ready(options)
-    if wait:
-        wait_until_finished(study, options.trials, options.workers, options.wait_seconds)
-    result = collect_result(study, options.output)
+    if not wait:  # `run_all` ends the parent run itself if this fails
+        return _write_best(client, study, base, options)
+    wait_until_finished(study, options.trials, options.workers, options.wait_seconds)
+    with parent_run_ended_if_stopped(client, study.user_attrs[PARENT_RUN]):
+        return _write_best(client, study, base, options)
+
+
+def _write_best(
+    client: MlflowClient, study: optuna.Study, base: TrainConfig, options: TuneOptions
+) -> TuningResult:
+    metric = base.task_gate_metric
+    result = collect_result(study, options.output, metric)
     run_id = study.user_attrs[PARENT_RUN]
     client.log_artifact(run_id, str(options.output), "tuning")
-    client.log_metric(run_id, "best_cv_f1_macro", float(result.best.value or 0.0))
+    client.log_metric(run_id, f"best_cv_{metric}", float(result.best.value or 0.0))
     if result.baseline is not None:
-        client.log_metric(run_id, "defaults_cv_f1_macro", float(result.baseline.value or 0.0))
+        client.log_metric(run_id, f"defaults_cv_{metric}", float(result.baseline.value or 0.0))
     client.set_tag(run_id, "optuna.best_trial", str(result.best.number))
     client.set_terminated(run_id, "FINISHED")
     return result

@@ -2,21 +2,27 @@
 
 A space is a YAML mapping of `product-train` option names to ranges or choice lists (see
 `search_space.yaml`, the default). Loading checks everything a trial would otherwise trip over
-later: unknown or untunable options, empty or reversed ranges, values `TrainConfig` rejects, and
-n-gram bounds that could cross. All problems come back in one `ConfigError` (exit 2).
+later: a key written twice, unknown or untunable options, empty or reversed ranges, values
+`TrainConfig` rejects, and n-gram bounds that could cross. All problems come back in one
+`ConfigError` (exit 2). Options that do not shape the task's model (SMOTE for label sets) are left
+out of the space, with a log line naming them.
 """
 
 from __future__ import annotations
 
+import logging
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError, model_validator
 
+from product_model.tags import SINGLE_LABEL
 from training.config import TrainConfig
 from training.errors import ConfigError
+from training.tuning.space_file import read_space_file
+
+log = logging.getLogger(__name__)
 
 # Options that change the model; data, split, tracking and resource options stay fixed.
 TUNABLE = (
@@ -36,7 +42,17 @@ TUNABLE = (
     "max_depth",
     "min_samples_leaf",
     "class_weight",
+    "tag_weighting",
 )
+# Options that shape one kind of model only (see training/tag_model.py), and why the other kind
+# leaves them out of its space.
+SINGLE_LABEL_ONLY = {
+    "smote": "SMOTE is not defined for label sets",
+    "smote_strategy": "SMOTE is not defined for label sets",
+    "smote_k_neighbors": "SMOTE is not defined for label sets",
+    "class_weight": "a tag forest weighs rows (tag_weighting), not classes",
+}
+TAGS_ONLY = {"tag_weighting": "a single_label model balances classes with SMOTE instead"}
 # (lower, upper) option pairs whose drawn values must never cross.
 ORDERED_PAIRS = (("id_ngram_min", "id_ngram_max"),)
 Choice = str | int | float | bool | None
@@ -140,21 +156,45 @@ def default_space_path() -> Path:
 
 
 def load_space(path: Path | None, base: TrainConfig) -> SearchSpace:
-    """The space in `path` (default: the packaged one) without the options the user fixed,
-    checked against the base config."""
+    """The space in `path` (default: the packaged one) without the options that do not apply to
+    the task or that the user fixed, checked against the base config."""
     path = path or default_space_path()
-    content = _read_yaml(path)
+    content = read_space_file(path)
     try:
         space = SearchSpace.model_validate(content)
     except ValidationError as error:
         raise ConfigError(f"search space {path}: {_explain(error)}; {_HINT}") from None
     problems = _untunable(space)
     if not problems:
-        space = without_fixed_options(space, base, path)
+        space = without_fixed_options(for_task(space, base.task, path), base, path)
         problems = _invalid_values(space, base) or _crossing(space, base)
     if problems:
         raise ConfigError(f"search space {path}: {'; '.join(problems)}; {_HINT}")
     return space
+
+
+def for_task(space: SearchSpace, task: str, path: Path) -> SearchSpace:
+    """The space without the options that do not shape a `task` model (logged, not an error:
+    one space file can serve every task)."""
+    other = TAGS_ONLY if task == SINGLE_LABEL else SINGLE_LABEL_ONLY
+    left_out = {name: other[name] for name in space.root if name in other}
+    if not left_out:
+        return space
+    reasons = "; ".join(f"{name} ({why})" for name, why in left_out.items())
+    if len(left_out) == len(space.root):
+        usable = ", ".join(name for name in TUNABLE if name not in other)
+        raise ConfigError(
+            f"search space {path}: none of its options applies to --task {task}: {reasons}; "
+            f"give a space with some of {usable}"
+        )
+    log.info("search space %s: left out for --task %s: %s", path, task, reasons)
+    return SearchSpace({k: v for k, v in space.root.items() if k not in left_out})
+
+
+def given_options(config: TrainConfig) -> dict[str, Any]:
+    """The options the user gave (command line or config file), as a config file holds them."""
+    values = config.model_dump(mode="json")
+    return {name: values[name] for name in config.model_fields_set}
 
 
 def without_fixed_options(space: SearchSpace, base: TrainConfig, path: Path) -> SearchSpace:
@@ -178,21 +218,6 @@ def space_from_dict(content: dict[str, Any]) -> SearchSpace:
 _HINT = "see `product-tune --print-space` for the format"
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        content = yaml.safe_load(path.read_text("utf-8"))
-    except OSError as error:
-        raise ConfigError(f"cannot read search space {path}: {error.strerror}") from None
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f", line {mark.line + 1} column {mark.column + 1}" if mark else ""
-        reason = getattr(error, "problem", None) or str(error).splitlines()[0]
-        raise ConfigError(f"search space {path}{where} is not valid YAML: {reason}") from None
-    if not isinstance(content, dict) or not content:
-        raise ConfigError(f"search space {path} must be a non-empty mapping of option: range")
-    return content
-
-
 def _explain(error: ValidationError) -> str:
     parts = []
     for item in error.errors():
@@ -211,7 +236,7 @@ def _untunable(space: SearchSpace) -> list[str]:
 
 def _invalid_values(space: SearchSpace, base: TrainConfig) -> list[str]:
     problems = []
-    values = base.model_dump(mode="json")
+    values = given_options(base)
     for name, param in space.root.items():
         for value in param.extremes():
             try:

@@ -67,15 +67,24 @@ def _engine_options(url: sqlalchemy.engine.URL) -> dict[str, Any]:
     return {}
 
 
+STORAGE_SCHEMES = (
+    "use sqlite:///PATH (local file) or postgresql://USER@HOST:PORT/DB (password from PGPASSWORD)"
+)
+
+
 def check_storage_url(url: str) -> sqlalchemy.engine.URL:
+    """The parsed `--storage` URL: a SQLite file or PostgreSQL, the two storages documented and
+    tested (a ConfigError, exit 2, for anything else)."""
     try:
         parsed = sqlalchemy.engine.make_url(url)
     except sqlalchemy.exc.ArgumentError:
-        parsed = None
-    if parsed is None or parsed.get_backend_name() not in ("sqlite", "postgresql", "mysql"):
         raise ConfigError(
-            f"--storage {redact(url)!r} is not a database URL; use sqlite:///PATH (local file) "
-            "or postgresql://USER@HOST:PORT/DB (password from PGPASSWORD)"
+            f"--storage {redact(url)!r} is not a database URL; {STORAGE_SCHEMES}"
+        ) from None
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise ConfigError(
+            f"--storage {redact(url)!r}: the scheme {parsed.drivername!r} is not supported; "
+            f"{STORAGE_SCHEMES}"
         )
     if parsed.drivername == "postgresql":
         # SQLAlchemy 2.1 defaults to psycopg 3; the image ships psycopg2 (as MLflow's does).
@@ -86,7 +95,7 @@ def check_storage_url(url: str) -> sqlalchemy.engine.URL:
 def open_storage(
     url: str, heartbeat_seconds: int = 10, on_stale: StaleTrialCallback | None = None
 ) -> optuna.storages.RDBStorage:
-    """The study storage at `url` (SQLite file, PostgreSQL or MySQL), with worker heartbeats:
+    """The study storage at `url` (SQLite file or PostgreSQL), with worker heartbeats:
     a trial whose worker stops beating for 3 intervals is marked failed by the next worker."""
     parsed = check_storage_url(url)
     try:

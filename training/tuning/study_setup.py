@@ -1,10 +1,14 @@
 """Joining the study with this run's options: the settings that must not change while it lives,
 the creator's one-time set-up (the MLflow parent run, the output options, the defaults as the
-first trial), and each worker's own sampler seed."""
+first trial), each worker's own sampler seed; and the parent run's life: ended KILLED or FAILED
+when the study stops early, set RUNNING again when it resumes (as `mlflow.start_run(run_id=...)`
+resumes a run), FINISHED by the export."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,13 +18,16 @@ import optuna
 from mlflow.entities import Param
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
+from optuna.trial import TrialState
 
 from training import tracking
 from training.config import TrainConfig
 from training.tuning.objective import BASELINE, end_stale_trial_run
 from training.tuning.report import OUTPUT_OPTIONS, with_absolute_paths
-from training.tuning.space import SearchSpace
+from training.tuning.space import SearchSpace, given_options
 from training.tuning.study import create_or_join, open_storage, redact
+
+log = logging.getLogger(__name__)
 
 PARENT_RUN = "mlflow_parent_run_id"
 EXPERIMENT = "mlflow_experiment_id"
@@ -78,6 +85,58 @@ def connect_mlflow(base: TrainConfig) -> tuple[MlflowClient, str]:
     return client, str(experiment.experiment_id)
 
 
+def enqueue_defaults(study: optuna.Study, base: TrainConfig, space: SearchSpace) -> None:
+    """Queue the trial that scores the configured options (those inside the space as its params;
+    the others are used as they are, see `Objective.params`)."""
+    configured = base.model_dump(mode="json")
+    in_space = {
+        name: configured[name]
+        for name, param in space.root.items()
+        if param.contains(configured[name])
+    }
+    study.enqueue_trial(in_space, user_attrs={BASELINE: True})
+
+
+def queue_defaults_again(study: optuna.Study, base: TrainConfig, space: SearchSpace) -> bool:
+    """Queue the defaults trial again if none completed, runs or waits (it was interrupted, or
+    its worker died): the summary sets the best trial against it. True if it was queued."""
+    states = (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING)
+    if any(t.user_attrs.get(BASELINE) for t in study.get_trials(deepcopy=False, states=states)):
+        return False
+    log.info("the defaults trial of study %r never completed: queued again", study.study_name)
+    enqueue_defaults(study, base, space)
+    return True
+
+
+def end_parent_run(client: MlflowClient, run_id: str, error: BaseException) -> None:
+    """End the parent run of a study that stops early: KILLED after an interrupt, FAILED after
+    an error. The error stays what is reported: if MLflow cannot be told, the run stays RUNNING
+    until the study resumes and ends."""
+    status = "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED"
+    try:
+        client.set_terminated(run_id, status)
+    except Exception as failure:  # MLflow down: that is the error the user gets
+        first = str(failure).strip().splitlines()[0][:200] if str(failure).strip() else ""
+        log.warning("could not mark the study's parent run %s %s: %s", run_id, status, first)
+
+
+@contextmanager
+def parent_run_ended_if_stopped(client: MlflowClient, run_id: str) -> Iterator[None]:
+    """Inside this, anything that stops the study (Ctrl-C, SIGTERM, an error) ends its parent
+    run (`end_parent_run`) before it goes on up."""
+    try:
+        yield
+    except BaseException as error:
+        end_parent_run(client, run_id, error)
+        raise
+
+
+def reopen_parent_run(client: MlflowClient, run_id: str) -> None:
+    """Set the parent run of a resumed study RUNNING again (it ended when the study stopped)."""
+    if client.get_run(run_id).info.status != "RUNNING":
+        client.update_run(run_id, status="RUNNING")
+
+
 def _set_up(
     base: TrainConfig, options: TuneOptions, client: MlflowClient, experiment_id: str
 ) -> Callable[[optuna.Study], None]:
@@ -89,34 +148,34 @@ def _set_up(
             run_name=f"tune-{study.study_name}",
             tags={"optuna.study": study.study_name, "optuna.storage": redact(options.storage)},
         )
-        run_id = run.info.run_id
-        described = {"study_name": study.study_name, "folds": options.folds}
-        described |= {"trials": options.trials, "storage": redact(options.storage)}
-        client.log_batch(run_id, params=[Param(k, str(v)) for k, v in described.items()])
-        client.log_dict(run_id, options.space.as_dict(), "tuning/search_space.yaml")
-        explicit = {
-            k: v
-            for k, v in base.model_dump(mode="json").items()
-            if k in base.model_fields_set and k not in RUN_OPTIONS
-        }
-        # Absolute: `--role best` may export from another folder than the creator's.
-        study.set_user_attr(OUTPUT_OPTIONS, with_absolute_paths(explicit))
-        study.set_user_attr(PARENT_RUN, run_id)
-        study.set_user_attr(EXPERIMENT, experiment_id)
-        configured = base.model_dump(mode="json")
-        in_space = {
-            name: configured[name]
-            for name, param in options.space.root.items()
-            if param.contains(configured[name])
-        }
-        study.enqueue_trial(in_space, user_attrs={BASELINE: True})
+        with parent_run_ended_if_stopped(client, run.info.run_id):
+            _describe_study(study, base, options, client, run.info.run_id)
+            study.set_user_attr(EXPERIMENT, experiment_id)
+            enqueue_defaults(study, base, options.space)
 
     return set_up
+
+
+def _describe_study(
+    study: optuna.Study, base: TrainConfig, options: TuneOptions, client: MlflowClient, run_id: str
+) -> None:
+    """Log the study's settings to its parent run; keep what the export repeats in the study."""
+    described = {"study_name": study.study_name, "folds": options.folds}
+    described |= {"trials": options.trials, "storage": redact(options.storage)}
+    described |= {"task": base.task, "metric": base.task_gate_metric}
+    client.log_batch(run_id, params=[Param(k, str(v)) for k, v in described.items()])
+    client.log_dict(run_id, options.space.as_dict(), "tuning/search_space.yaml")
+    explicit = {k: v for k, v in given_options(base).items() if k not in RUN_OPTIONS}
+    # Absolute: `--role best` may export from another folder than the creator's.
+    study.set_user_attr(OUTPUT_OPTIONS, with_absolute_paths(explicit))
+    study.set_user_attr(PARENT_RUN, run_id)
 
 
 def join_study(
     base: TrainConfig, options: TuneOptions, client: MlflowClient, experiment_id: str
 ) -> optuna.Study:
+    """Create or resume the study; worker 0 queues the defaults again if they never completed,
+    and a resumed study's parent run is set RUNNING again."""
     storage = open_storage(options.storage, options.heartbeat_seconds, end_stale_trial_run(client))
     study = create_or_join(
         storage,
@@ -126,6 +185,9 @@ def join_study(
         comparable=comparable_settings,
         pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0),
     )
+    if options.worker_index == 0:
+        queue_defaults_again(study, base, options.space)
+    reopen_parent_run(client, study.user_attrs[PARENT_RUN])
     # Seeded per worker and per restart, so parallel or resumed workers do not repeat draws.
     seed = base.seed + 7919 * options.worker_index + len(study.trials)
     startup = 10 if options.trials is None else max(3, min(10, options.trials // 4))

@@ -71,3 +71,32 @@ def test_unusable_data_stops_before_any_study_exists(
     assert code == 3
     assert "none.jsonl: no such file" in err
     assert not storage.exists()  # a re-run with the right path starts clean
+
+
+def test_an_unsupported_storage_scheme_is_exit_2_naming_the_supported_ones(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, _, err = run(["--storage", "mysql://tuner@db/optuna"], capsys)
+    assert code == 2
+    assert "--storage 'mysql://tuner@db/optuna': the scheme 'mysql' is not supported" in err
+    assert "use sqlite:///PATH (local file) or postgresql://USER@HOST:PORT/DB" in err
+
+
+@pytest.mark.parametrize(
+    ("output", "expected"),
+    [
+        (".", "is a folder; give a file name, such as"),
+        ("notes.txt/best.yaml", "notes.txt is a file, not a folder"),
+        ("notes.txt/more/best.yaml", "notes.txt is a file, not a folder"),
+    ],
+)
+def test_an_output_that_cannot_be_written_is_exit_2_before_any_study_exists(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], output: str, expected: str
+) -> None:
+    (tmp_path / "notes.txt").write_text("not a folder")
+    storage = tmp_path / "optuna.db"
+    argv = ["--output", str(tmp_path / output), "--storage", f"sqlite:///{storage}"]
+    code, _, err = run(argv, capsys)
+    assert code == 2, err
+    assert f"product-tune: error: --output {tmp_path / output}" in err and expected in err
+    assert not storage.exists()

@@ -4,6 +4,8 @@ of its real calls to a SQLite store has been made)."""
 
 from __future__ import annotations
 
+import signal
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +15,20 @@ from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
 from training.config import TrainConfig
+from training.interrupts import stop_on_signals
 from training.tuning.objective import Folds, Objective, ParentRun, make_folds
 from training.tuning.space import space_from_dict
+
+
+@pytest.fixture(autouse=True)
+def signals_since_now() -> Iterator[None]:
+    """A trial checks for signals its fits swallowed (`raise_if_interrupted`): count only those
+    sent during this test, as `product-tune` counts those since it started."""
+    handlers = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    stop_on_signals()
+    yield
+    for number, handler in handlers.items():
+        signal.signal(number, handler)
 
 
 class InterruptedClient(MlflowClient):

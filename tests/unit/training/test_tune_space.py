@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import optuna
@@ -10,7 +11,7 @@ import pytest
 from training.cli import parse_config
 from training.config import TrainConfig
 from training.errors import ConfigError
-from training.tuning.space import TUNABLE, default_space_path, load_space
+from training.tuning.space import SINGLE_LABEL_ONLY, TUNABLE, default_space_path, load_space
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -85,6 +86,19 @@ def test_contains_tells_types_apart(tmp_path: Path) -> None:
         ("min_samples_leaf: {type: int, low: 0, high: 3}\n", "min_samples_leaf: 0 is not"),
         ("smote_strategy: {type: categorical, choices: ['share:2']}\n", "'share:2' is not"),
         ("id_ngram_min: {type: int, low: 2, high: 6}\n", "keep every id_ngram_min <= every"),
+        (
+            "n_estimators: {type: int, low: 1, high: 2}\nmax_depth: {type: int, low: 2, high: 9}"
+            "\nn_estimators: {type: int, low: 5, high: 9}\n",
+            "lines 1 and 3: 'n_estimators' is given twice; keep one of the two",
+        ),
+        (
+            "n_estimators: {type: int, low: 1, high: 2, low: 5}\n",
+            "line 1: 'low' (in 'n_estimators') is given twice",
+        ),
+        (
+            "max_depth:\n  type: int\n  low: 2\n  high: 9\n  type: categorical\n",
+            "lines 2 and 5: 'type' (in 'max_depth') is given twice",
+        ),
     ],
 )
 def test_a_bad_file_gets_one_clear_message(tmp_path: Path, text: str, expected: str) -> None:
@@ -128,3 +142,30 @@ def test_a_space_whose_every_option_is_fixed_is_refused(tmp_path: Path) -> None:
     path = write(tmp_path, "n_estimators: {type: int, low: 10, high: 20}\n")
     with pytest.raises(ConfigError, match=r"every option in it is fixed .*\(n_estimators\)"):
         load_space(path, TrainConfig(n_estimators=5))
+
+
+def test_each_task_searches_only_the_options_that_shape_its_model(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    single = set(load_space(None, TrainConfig()).root)
+    tags = set(load_space(None, TrainConfig(task="multilabel")).root)
+    assert "smote_strategy" in single and "tag_weighting" not in single
+    assert "tag_weighting" in tags and not tags & set(SINGLE_LABEL_ONLY)
+    assert tags - {"tag_weighting"} == single - {"smote_strategy"}
+
+    path = write(
+        tmp_path,
+        "smote_k_neighbors: {type: int, low: 3, high: 7}\n"
+        "class_weight: {type: categorical, choices: [balanced, none]}\n"
+        "n_estimators: {type: int, low: 10, high: 20}\n",
+    )
+    with caplog.at_level(logging.INFO, logger="training.tuning.space"):
+        space = load_space(path, TrainConfig(task="path"))
+    assert list(space.root) == ["n_estimators"]
+    assert "left out for --task path: smote_k_neighbors (SMOTE is not defined" in caplog.text
+
+
+def test_a_space_with_nothing_for_the_task_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, "smote_strategy: {type: categorical, choices: ['share:0.1']}\n")
+    with pytest.raises(ConfigError, match=r"none of its options applies to --task multilabel"):
+        load_space(path, TrainConfig(task="multilabel"))
