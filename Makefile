@@ -6,6 +6,11 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
+# Tool venvs of their own (checkov pins old packages; KServe's client its own), made before the tests.
+KSERVE_VENV := .venv-kserve
+KSERVE_STAMP := $(KSERVE_VENV)/.installed-stamp
+TOOLS_VENV := .venv-tools
+TOOLS_STAMP := $(TOOLS_VENV)/.installed-stamp
 
 # Embedded default: a SQLite store and an artifact folder in the working directory.
 MLFLOW_TRACKING_URI ?= sqlite:///mlflow.db
@@ -15,6 +20,8 @@ PORT ?= 8000
 TRAIN_ARGS ?=
 TUNE_ARGS ?= --trials 20
 PYTEST_ARGS ?=
+# make test runs test files on this many processes (pytest-xdist; a file's tests stay on one).
+TEST_WORKERS ?= 2
 
 .PHONY: help
 help: ## List the targets
@@ -84,8 +91,8 @@ smoke-tools: ## Install podman and what rootless podman needs for make smoke (ap
 	@scripts/install-test-tools.sh smoke
 
 .PHONY: test
-test: lint test-tools ## Lint, install the test tools, then the whole test suite (unit, integration, platform)
-	$(VENV)/bin/pytest -m "not container" $(PYTEST_ARGS)
+test: lint test-tools $(TOOLS_STAMP) $(KSERVE_STAMP) ## Lint, install the test tools, then the whole test suite (unit, integration, platform) on TEST_WORKERS processes
+	$(VENV)/bin/pytest -m "not container" -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 .PHONY: test-faults
 test-faults: $(STAMP) ## Only the fault-injection suite (real MLflow and serving processes)
@@ -95,8 +102,6 @@ test-faults: $(STAMP) ## Only the fault-injection suite (real MLflow and serving
 test-unit: $(STAMP) ## Only the fast unit tests (no servers, no external tools)
 	$(VENV)/bin/pytest -m "not integration and not platform and not container" $(PYTEST_ARGS)
 
-KSERVE_VENV := .venv-kserve
-KSERVE_STAMP := $(KSERVE_VENV)/.installed-stamp
 $(KSERVE_STAMP): tests/clients/kserve-requirements.txt
 	@test -n "$(PYTHON)" || { echo "error: python3.11 not found" >&2; exit 1; }
 	$(PYTHON) -m venv $(KSERVE_VENV)
@@ -141,8 +146,6 @@ IMAGE_MLFLOW := $(REGISTRY)/product-classifier-mlflow
 IMAGE_BATCH_SPARK := $(REGISTRY)/product-classifier-batch-spark
 KUBECTL := kubectl$(if $(KUBE_CONTEXT), --context $(KUBE_CONTEXT))
 K8S_RENDERED := build/k8s/$(OVERLAY).yaml
-TOOLS_VENV := .venv-tools
-TOOLS_STAMP := $(TOOLS_VENV)/.installed-stamp
 RULES := k8s/components/prometheus-operator/rules/product-classifier.rules.yaml
 RULE_TESTS := k8s/components/prometheus-operator/rules/product-classifier.tests.yaml
 PROMETHEUS_RULE := k8s/components/prometheus-operator/prometheus-rule.yaml
