@@ -375,3 +375,15 @@ def start_prometheus(
         stop_process(process)
         raise
     return process, base
+
+
+@contextmanager
+def signal_handlers_restored() -> Iterator[None]:
+    """SIGINT's and SIGTERM's handlers as they were before the block: the CLIs run in the test
+    process install their own (`stop_on_signals`) or ignore signals once done."""
+    saved = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for number, handler in saved.items():
+            signal.signal(number, handler)

@@ -3,14 +3,13 @@ that vary from row to row) plus rows that have no text at all, and helpers to ru
 
 from __future__ import annotations
 
-import signal
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from batch.cli import main
-from tests.support import sample_records, write_jsonl_gz
+from tests.support import sample_records, signal_handlers_restored, write_jsonl_gz
 
 NO_TEXT_IDS = ("no-text-1", "no-text-2", "no-text-3")
 
@@ -32,14 +31,11 @@ def write_catalog(path: Path, limit: int) -> Path:
 def classify(*argv: str) -> int:
     """Run `product-classify` in this process; its exit code (0 when it returns). The process's
     signal handlers are restored afterwards (a finished run ignores further signals)."""
-    saved = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        main([*argv, "--no-progress", "--quiet"])
-    except SystemExit as stop:
-        return int(stop.code or 0)
-    finally:
-        for number, handler in saved.items():
-            signal.signal(number, handler)
+    with signal_handlers_restored():
+        try:
+            main([*argv, "--no-progress", "--quiet"])
+        except SystemExit as stop:
+            return int(stop.code or 0)
     return 0
 
 

@@ -11,16 +11,15 @@ from typing import Any
 
 import pytest
 
+from tests.support import signal_handlers_restored
 from training.interrupts import ignore_further_signals, raise_if_interrupted, stop_on_signals
 
 
 @pytest.fixture
 def handlers() -> Iterator[None]:
-    saved = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGINT)}
-    stop_on_signals()
-    yield
-    for number, handler in saved.items():
-        signal.signal(number, handler)
+    with signal_handlers_restored():
+        stop_on_signals()
+        yield
 
 
 class SignalledWhenCollected:

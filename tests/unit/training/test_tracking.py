@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.support import signal_handlers_restored
 from training.errors import ConfigError
 from training.tracking import check_store_allowed, redact, retry_settings
 
@@ -130,19 +131,13 @@ def test_every_cli_stops_at_start_up_on_a_refused_folder_store(
     monkeypatch, capsys, tmp_path, module, argv, env
 ) -> None:
     import importlib
-    import signal
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    saved = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        with pytest.raises(SystemExit) as caught:
-            importlib.import_module(module).main(argv)
-    finally:
-        for number, handler in saved.items():
-            signal.signal(number, handler)
+    with signal_handlers_restored(), pytest.raises(SystemExit) as caught:
+        importlib.import_module(module).main(argv)
     assert caught.value.code == 2
     error = capsys.readouterr().err.strip()
     assert "maintenance mode" in error and len(error.splitlines()) == 1

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import importlib
-import signal
 from pathlib import Path
 
 import pytest
 
+from tests.support import signal_handlers_restored
 from training.errors import ConfigError
 from training.tracking_uri import check_store_exists, sqlite_file
 
@@ -132,11 +132,6 @@ def exit_of(argv: list[str], tracking_uri: str) -> object:
     """The exit code of the CLI `argv` names (module, then options) run with `tracking_uri`;
     the signal handlers it installs are put back."""
     module, *options = argv
-    saved = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        with pytest.raises(SystemExit) as caught:
-            importlib.import_module(module).main([*options, "--tracking-uri", tracking_uri])
-    finally:
-        for number, handler in saved.items():
-            signal.signal(number, handler)
+    with signal_handlers_restored(), pytest.raises(SystemExit) as caught:
+        importlib.import_module(module).main([*options, "--tracking-uri", tracking_uri])
     return caught.value.code

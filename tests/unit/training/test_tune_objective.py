@@ -4,7 +4,6 @@ of its real calls to a SQLite store has been made)."""
 
 from __future__ import annotations
 
-import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
+from tests.support import signal_handlers_restored
 from training.config import TrainConfig
 from training.interrupts import stop_on_signals
 from training.tuning.objective import Folds, Objective, ParentRun, make_folds
@@ -24,11 +24,9 @@ from training.tuning.space import space_from_dict
 def signals_since_now() -> Iterator[None]:
     """A trial checks for signals its fits swallowed (`raise_if_interrupted`): count only those
     sent during this test, as `product-tune` counts those since it started."""
-    handlers = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
-    stop_on_signals()
-    yield
-    for number, handler in handlers.items():
-        signal.signal(number, handler)
+    with signal_handlers_restored():
+        stop_on_signals()
+        yield
 
 
 class InterruptedClient(MlflowClient):

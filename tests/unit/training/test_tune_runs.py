@@ -18,7 +18,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
-from tests.support import sqlite_store, tracking_uri_restored
+from tests.support import signal_handlers_restored, sqlite_store, tracking_uri_restored
 from training.errors import DataError
 from training.interrupts import stop_on_signals
 from training.tune import main
@@ -53,12 +53,9 @@ def tune(
         captured = capsys.readouterr()
         return code, captured.out, captured.err
 
-    handlers = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
-    with tracking_uri_restored():
+    with signal_handlers_restored(), tracking_uri_restored():
         yield run
-    stop_on_signals()  # forget the signals sent here
-    for number, handler in handlers.items():
-        signal.signal(number, handler)
+        stop_on_signals()  # forget the signals sent here
 
 
 def study_runs(tmp_path: Path, name: str) -> tuple[optuna.Study, MlflowClient, str]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import logging
 import random
-import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from sklearn.model_selection import KFold
 
-from tests.support import sqlite_store
+from tests.support import signal_handlers_restored, sqlite_store
 from training.config import TrainConfig
 from training.config_files import make_config
 from training.interrupts import stop_on_signals
@@ -45,11 +44,9 @@ SMALL_MODEL = {"n_estimators": 30, "trees_per_chunk": 10, "n_jobs": 1, "min_df":
 def signals_since_now() -> Iterator[None]:
     """A trial checks for signals its fits swallowed (`raise_if_interrupted`): count only those
     sent during this test, as `product-tune` counts those since it started."""
-    handlers = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
-    stop_on_signals()
-    yield
-    for number, handler in handlers.items():
-        signal.signal(number, handler)
+    with signal_handlers_restored():
+        stop_on_signals()
+        yield
 
 
 def tag_catalog(path: Path, count: int = 160) -> Path:
