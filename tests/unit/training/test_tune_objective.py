@@ -4,7 +4,6 @@ of its real calls to a SQLite store has been made)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,20 +12,11 @@ import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
-from tests.support import signal_handlers_restored
 from training.config import TrainConfig
-from training.interrupts import stop_on_signals
 from training.tuning.objective import Folds, Objective, ParentRun, make_folds
 from training.tuning.space import space_from_dict
 
-
-@pytest.fixture(autouse=True)
-def signals_since_now() -> Iterator[None]:
-    """A trial checks for signals its fits swallowed (`raise_if_interrupted`): count only those
-    sent during this test, as `product-tune` counts those since it started."""
-    with signal_handlers_restored():
-        stop_on_signals()
-        yield
+pytestmark = pytest.mark.usefixtures("signals_since_now")
 
 
 class InterruptedClient(MlflowClient):

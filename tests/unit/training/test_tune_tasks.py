@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import logging
 import random
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -16,10 +15,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 from sklearn.model_selection import KFold
 
-from tests.support import signal_handlers_restored, sqlite_store
+from tests.support import sqlite_store
 from training.config import TrainConfig
 from training.config_files import make_config
-from training.interrupts import stop_on_signals
 from training.pipeline import model_input
 from training.tag_evaluate import set_scores
 from training.tag_model import fit_tag_model
@@ -40,13 +38,7 @@ BRANDS = ["Acme", "Northwind", "Globex", "Initech"]
 SMALL_MODEL = {"n_estimators": 30, "trees_per_chunk": 10, "n_jobs": 1, "min_df": 1}
 
 
-@pytest.fixture(autouse=True)
-def signals_since_now() -> Iterator[None]:
-    """A trial checks for signals its fits swallowed (`raise_if_interrupted`): count only those
-    sent during this test, as `product-tune` counts those since it started."""
-    with signal_handlers_restored():
-        stop_on_signals()
-        yield
+pytestmark = pytest.mark.usefixtures("signals_since_now")
 
 
 def tag_catalog(path: Path, count: int = 160) -> Path:
