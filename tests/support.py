@@ -47,6 +47,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@contextmanager
+def refused_port() -> Iterator[int]:
+    """A loopback port that refuses connections for as long as the block runs: bound but not
+    listening, so no other test (another xdist worker's server) can take it meanwhile."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield int(sock.getsockname()[1])
+
+
 def sample_records(limit: int | None = None, per_class: int | None = None) -> list[dict]:
     """Records of the bundled sample; `per_class` keeps the first n of each main_cat."""
     with gzip.open(bundled_sample(), "rt", encoding="utf-8") as handle:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from product_model.profile import CONFIDENCE_EDGES, OOV_EDGES, build_profile
-from tests.support import Registry, free_port, sqlite_store, tracking_uri_restored, train_tiny
+from tests.support import Registry, refused_port, sqlite_store, tracking_uri_restored, train_tiny
 from training.drift_log import log_profile
 from training.drift_report import Comparison, compare, shares_from_buckets
 from training.errors import DataError
@@ -270,9 +270,9 @@ def test_window_must_be_a_promql_duration(tmp_path: Path, capsys, window: str) -
 def test_an_unreachable_mlflow_is_given_up_within_the_timeout(tmp_path: Path, capsys) -> None:
     log = write_prediction_log(tmp_path / "predictions.jsonl", ["a"] * 7, 3)
     started = time.monotonic()
-    with tracking_uri_restored(), pytest.raises(SystemExit) as stop:
+    with refused_port() as port, tracking_uri_restored(), pytest.raises(SystemExit) as stop:
         main(["report", "--prediction-log", str(log), "--out", str(tmp_path / "report"),
-              "--tracking-uri", f"http://127.0.0.1:{free_port()}",
+              "--tracking-uri", f"http://127.0.0.1:{port}",
               "--tracking-timeout-seconds", "3"])  # fmt: skip
     assert stop.value.code == 4
     assert time.monotonic() - started < 20
