@@ -20,6 +20,7 @@ import pandas as pd
 from training.catalog_files import (
     JSON_SHAPES,
     MAX_BAD_LINE_SHARE,
+    check_no_row_index,
     check_split,
     csv_read_options,
     csv_separator_for,
@@ -188,6 +189,7 @@ def _csv_chunks(
             for number, chunk in enumerate(reader):
                 if number == 0:  # every chunk has the header's columns
                     check_split(path, separator, chunk.columns)
+                    check_no_row_index(path, separator, chunk)
                 yield chunk
     except pd.errors.ParserError as error:
         raise not_csv(path, separator, error) from None

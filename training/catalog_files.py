@@ -238,7 +238,21 @@ def read_csv(path: Path, separator: str, max_rows: int | None = None) -> pd.Data
     except (OSError, UnicodeError, pd.errors.EmptyDataError) as error:
         raise DataError(f"{path}: cannot read the file ({error})") from None
     check_split(path, separator, frame.columns)
+    check_no_row_index(path, separator, frame)
     return frame
+
+
+def check_no_row_index(path: Path, separator: str, frame: pd.DataFrame) -> None:
+    """pandas takes a first row with more cells than the header names for a row index and shifts
+    every column by the difference; such a file is refused as the later rows' extra cells are."""
+    if isinstance(frame.index, pd.RangeIndex):
+        return
+    extra, named = frame.index.nlevels, len(frame.columns)
+    raise DataError(
+        f"{path}: not a valid CSV file: row 1 (the first after the header) has {named + extra} "
+        f"cells where the header has {named}; quote a cell that holds {separator!r}, or name "
+        f"every column in the header{separator_hint(path, separator)}"
+    )
 
 
 def not_csv(path: Path, separator: str, error: Exception) -> DataError:

@@ -137,6 +137,15 @@ def test_a_parquet_folder_leaves_out_hidden_and_underscore_files_and_folders(
     ]
 
 
+def test_a_first_row_longer_than_the_header_is_refused_as_training_refuses_it(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "c.csv"
+    path.write_text("asin,title\nA1,chess set,games\nA2,lamp\nA3,kettle\n")
+    with pytest.raises(DataError, match=r"row 1 \(the first after the header\) has 3 cells where"):
+        read_all(path, chunk_size=2)
+
+
 @pytest.mark.parametrize("extra_cells", [False, True])
 def test_a_tab_separated_csv_read_with_commas_says_which_separator_to_pass(
     tmp_path: Path, extra_cells: bool

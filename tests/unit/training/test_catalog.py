@@ -264,6 +264,21 @@ def csv_config(path: Path, **overrides) -> TrainConfig:
     return TrainConfig(**(values | overrides))
 
 
+@pytest.mark.parametrize("extra", [",games", ",games,2"])
+def test_a_first_row_longer_than_the_header_is_refused(tmp_path: Path, extra: str) -> None:
+    """pandas read it with a row index of the first column(s) and every name shifted: the name
+    column held the weights, the label column the names."""
+    rows = ["name,cat,weight", f"chess set,toys,1{extra}", "lamp,home,2", "kettle,home,3"]
+    path = write_csv(tmp_path / "c.csv", rows)
+    cells = 3 + extra.count(",")
+    with pytest.raises(DataError) as refused:
+        load_catalog(csv_config(path))
+    assert str(refused.value) == (
+        f"{path}: not a valid CSV file: row 1 (the first after the header) has {cells} cells "
+        "where the header has 3; quote a cell that holds ',', or name every column in the header"
+    )
+
+
 def test_numeric_csv_columns_are_numbers_blanks_missing(tmp_path: Path) -> None:
     rows = ["name,cat,weight"] + [
         f"thing {i},{'ab'[i % 2]},{i if i % 3 else ''}" for i in range(20)
