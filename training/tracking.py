@@ -56,6 +56,14 @@ def bound_retries(timeout_seconds: float) -> None:
         os.environ.setdefault(name, value)
 
 
+def unpooled_sqlite_connections() -> None:
+    """A local `sqlite:` store's connections are closed as each MLflow call ends (MLflow's own
+    pool setting) unless the environment sets another pool: a signal landing in a write's commit
+    left that connection pooled with the database's write lock held, so marking the run KILLED
+    waited 20 s for the lock and failed (exit 5, the run left RUNNING)."""
+    os.environ.setdefault("MLFLOW_SQLALCHEMYSTORE_POOLCLASS", "NullPool")
+
+
 def as_tracking_error(error: BaseException, what: str) -> TrackingError:
     """An MLflow failure as exit 4 (unreachable, or failing in a way a retry could cure) or
     exit 5 (it answered and refused)."""
@@ -74,6 +82,8 @@ def connect(tracking_uri: str, policy: RetryPolicy | None = None) -> MlflowClien
     a `policy`, cut answers and error statuses are retried too)."""
     import mlflow
 
+    if tracking_uri.startswith("sqlite:"):
+        unpooled_sqlite_connections()
     mlflow.set_tracking_uri(tracking_uri)
     if redact(tracking_uri) != tracking_uri:  # MLflow would print run links with the password
         os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")

@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from tests.support import signal_handlers_restored
 from training.errors import ConfigError
-from training.tracking import check_store_allowed, redact, retry_settings
+from training.retries import RetryPolicy
+from training.tracking import check_store_allowed, connect, end_run, redact, retry_settings
 
 
 @pytest.mark.parametrize(
@@ -142,3 +145,30 @@ def test_every_cli_stops_at_start_up_on_a_refused_folder_store(
     error = capsys.readouterr().err.strip()
     assert "maintenance mode" in error and len(error.splitlines()) == 1
     assert not (tmp_path / "mlruns").exists()
+
+
+def test_a_signal_in_a_commit_leaves_a_sqlite_store_writable(tmp_path, monkeypatch) -> None:
+    """A KeyboardInterrupt raised as a write commits (where a signal can land) left the pooled
+    connection holding SQLite's write lock: marking the run failed waited 20 s and failed."""
+    from sqlalchemy import event
+
+    monkeypatch.setenv("MLFLOW_SQLALCHEMYSTORE_POOLCLASS", "")  # put back unset after the test
+    monkeypatch.delenv("MLFLOW_SQLALCHEMYSTORE_POOLCLASS")
+    client = connect(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    run_id = client.create_run(client.create_experiment("interrupted")).info.run_id
+    engine = client._tracking_client.store.engine  # the only way in to the commit
+    armed = [True]
+
+    def signal_lands(*_: object) -> None:
+        if armed:
+            armed.clear()
+            raise KeyboardInterrupt("signal 2")
+
+    event.listen(engine, "commit", signal_lands)
+    with pytest.raises(KeyboardInterrupt):
+        client.log_param(run_id, "written", "as the signal came")
+    started = time.monotonic()
+    end_run(RetryPolicy(5.0), client, run_id, "KILLED")
+    assert time.monotonic() - started < 3
+    run = client.get_run(run_id)
+    assert run.info.status == "KILLED" and run.data.params == {}
