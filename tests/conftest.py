@@ -3,6 +3,7 @@ MLflow tracking server on loopback."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,18 @@ from tests.support import (
     wait_for_http,
     write_jsonl_gz,
 )
+
+
+@pytest.fixture(autouse=True)
+def environment_restored() -> Iterator[None]:
+    """Each test starts from the environment the wider fixtures left: commands run in process set
+    MLflow's variables (`setdefault` of its retry count, its pool class), and a later test's
+    subprocess inherited them (a 4 s retry bound retried for 62 s)."""
+    saved = dict(os.environ)
+    yield
+    for name in set(os.environ) - set(saved):
+        del os.environ[name]
+    os.environ.update(saved)
 
 
 @pytest.fixture(scope="session")

@@ -24,6 +24,7 @@ from training.tracking_uri import (  # noqa: F401  re-exported: the CLIs' caller
     check_store_allowed,
     redact,
     resolve_tracking_uri,
+    sqlite_file,
 )
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ def bound_retries(timeout_seconds: float) -> None:
 
 
 def unpooled_sqlite_connections() -> None:
-    """A local `sqlite:` store's connections are closed as each MLflow call ends (MLflow's own
+    """A local SQLite file store's connections are closed as each MLflow call ends (MLflow's own
     pool setting) unless the environment sets another pool: a signal landing in a write's commit
     left that connection pooled with the database's write lock held, so marking the run KILLED
     waited 20 s for the lock and failed (exit 5, the run left RUNNING)."""
@@ -82,7 +83,7 @@ def connect(tracking_uri: str, policy: RetryPolicy | None = None) -> MlflowClien
     a `policy`, cut answers and error statuses are retried too)."""
     import mlflow
 
-    if tracking_uri.startswith("sqlite:"):
+    if sqlite_file(tracking_uri) is not None:  # not in memory: each connection would be empty
         unpooled_sqlite_connections()
     mlflow.set_tracking_uri(tracking_uri)
     if redact(tracking_uri) != tracking_uri:  # MLflow would print run links with the password

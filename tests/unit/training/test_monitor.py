@@ -413,7 +413,9 @@ def test_a_model_name_the_store_lacks_is_named_with_those_it_has(
     assert f"it has {tiny_champion.model_name}" in err[0] and "older version" not in err[0]
 
 
-def test_an_in_memory_store_says_it_is_empty(tmp_path: Path, capsys) -> None:
+def test_an_in_memory_store_says_it_is_empty(tmp_path: Path, capsys, monkeypatch) -> None:
+    # the module's file stores set NullPool for this process; an in-memory database cannot use it
+    monkeypatch.delenv("MLFLOW_SQLALCHEMYSTORE_POOLCLASS", raising=False)
     log = write_prediction_log(tmp_path / "predictions.jsonl", ["a"], 3)
     with tracking_uri_restored(), pytest.raises(SystemExit) as stop:
         main(["report", "--tracking-uri", "sqlite://", "--prediction-log", str(log),
