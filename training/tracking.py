@@ -10,8 +10,11 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+import requests
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
@@ -130,15 +133,41 @@ def start_run_once(
 
 
 def end_run(policy: RetryPolicy, client: MlflowClient, run_id: str, status: str) -> None:
-    """Set the run's final status (retried), then let go of it as this process's active run."""
+    """Set the run's final status (retried), then let go of it as this process's active run, even
+    when the status could not be set."""
+    try:
+        policy.call(f"marking the run {status}", client.set_terminated, run_id, status)
+    finally:
+        let_go_of_active_run(status)
+
+
+def let_go_of_active_run(status: str) -> None:
+    """Drop this process's active run. MLflow's `end_run` sends the status again (recorded
+    already, or not sendable when the server is gone), trying once: left active, MLflow's own
+    `end_run` at exit retried a gone server for the whole timeout once more."""
     import mlflow
 
-    policy.call(f"marking the run {status}", client.set_terminated, run_id, status)
     try:
-        with run_links_not_printed():  # MLflow printed them as the client marked the run
-            mlflow.end_run(status)  # sets the same status again; it is already recorded
-    except MlflowException as error:
+        with run_links_not_printed(), mlflow_tries_once():  # the links were printed as marked
+            mlflow.end_run(status)
+    except (MlflowException, requests.RequestException) as error:
         log.debug("ending the active run: %s", error)
+
+
+@contextmanager
+def mlflow_tries_once() -> Iterator[None]:
+    """MLflow's requests inside are tried once, for at most 5 s (its variables, read per call)."""
+    once = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
+    saved = {name: os.environ.get(name) for name in once}
+    os.environ.update(once)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def end_failed_run(policy: RetryPolicy, client: MlflowClient, run_id: str) -> None:

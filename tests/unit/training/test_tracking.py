@@ -4,10 +4,17 @@ import time
 
 import pytest
 
-from tests.support import signal_handlers_restored
-from training.errors import ConfigError
+from tests.support import refused_port, signal_handlers_restored, tracking_uri_restored
+from training.errors import ConfigError, TrackingError
 from training.retries import RetryPolicy
-from training.tracking import check_store_allowed, connect, end_run, redact, retry_settings
+from training.tracking import (
+    check_store_allowed,
+    connect,
+    end_run,
+    redact,
+    retry_settings,
+    start_run_once,
+)
 
 
 @pytest.mark.parametrize(
@@ -172,3 +179,26 @@ def test_a_signal_in_a_commit_leaves_a_sqlite_store_writable(tmp_path, monkeypat
     assert time.monotonic() - started < 3
     run = client.get_run(run_id)
     assert run.info.status == "KILLED" and run.data.params == {}
+
+
+def test_a_run_that_cannot_be_marked_is_no_longer_the_active_run(tmp_path, monkeypatch) -> None:
+    """Left active when the server was gone, MLflow's own `end_run` at exit retried it for the
+    whole timeout once more after the error was printed."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    with tracking_uri_restored():
+        client = connect(f"sqlite:///{tmp_path / 'mlflow.db'}")
+        experiment_id = client.create_experiment("gone")
+        run_id = start_run_once(RetryPolicy(5.0), client, experiment_id, "gone")
+        try:
+            with refused_port() as port:
+                uri = f"http://127.0.0.1:{port}"
+                monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+                mlflow.set_tracking_uri(uri)
+                with pytest.raises(TrackingError, match="did not answer"):
+                    end_run(RetryPolicy(1.0), MlflowClient(uri), run_id, "FAILED")
+            assert mlflow.active_run() is None
+        finally:
+            while mlflow.active_run():  # the old behaviour: not to leak into later tests
+                mlflow.tracking.fluent._active_run_stack.get().pop()
