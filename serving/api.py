@@ -14,9 +14,9 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
 from fastapi.routing import APIRoute
 
-from serving.api_v2 import ProtocolErrors, v2_router
+from serving.api_v2 import ProtocolErrors, add_v2_routes
 from serving.direct import DirectRoute, ServingApp
-from serving.error_handlers import add_error_handlers, render_known
+from serving.error_handlers import add_error_handlers
 from serving.errors import (
     InvalidInputError,
     UnsupportedMediaTypeError,
@@ -33,15 +33,18 @@ from serving.metrics import ServingMetrics, mark_worker_dead
 from serving.middleware import RequestMiddleware
 from serving.schemas import (
     DEFAULT_TOP_K,
+    NEUTRAL_PRODUCT,
     ErrorResponse,
     HealthResponse,
     ModelResponse,
     PredictRequest,
     PredictResponse,
     ReadyResponse,
+    product_example,
 )
 from serving.service import PredictionService
 from serving.settings import Settings
+from serving.validation import RequestContract
 from serving.version import app_version
 
 log = logging.getLogger(__name__)
@@ -94,8 +97,8 @@ def create_app(
     app.openapi = lambda: model_openapi(app, service, settings)  # type: ignore[method-assign]
     _add_probe_routes(app, service, metrics)
     answer_predict = _add_model_routes(app, service, settings)
-    app.include_router(v2_router(service, settings, log_rejected))
-    add_error_handlers(app)
+    add_v2_routes(app, service, settings, log_rejected)
+    render_known = add_error_handlers(app, lambda: served_contract(service))
     # The hot route skips Starlette's routing (see serving.direct); tests may clear this.
     app.state.direct_routes = {
         "/v1/predict": DirectRoute(post_route(app, "/v1/predict"), answer_predict, render_known)
@@ -114,8 +117,9 @@ def create_app(
 
 
 def model_openapi(app: FastAPI, service: PredictionService, settings: Settings) -> dict[str, Any]:
-    """The OpenAPI document, with a product described by the served model's own input fields
-    (rebuilt when another model is swapped in; generic until a model is loaded)."""
+    """The OpenAPI document, with a product described by the served model's own input fields and
+    the examples built from them (rebuilt when another model is swapped in; generic until a model
+    is loaded), so that "Try it out" in /docs sends a request the model takes."""
     model = service.model
     key = model.ref if model else None
     cached = getattr(app.state, "openapi_for", None)
@@ -127,9 +131,14 @@ def model_openapi(app: FastAPI, service: PredictionService, settings: Settings) 
         description=app.description,
         routes=app.routes,
     )
+    product = NEUTRAL_PRODUCT
     if model is not None:
+        product = product_example(model.contract.fields)
         request = schema["components"]["schemas"]["PredictRequest"]["properties"]["products"]
         request["items"] = model.contract.json_schema(settings.max_text_chars)
+        request["examples"] = [[product]]
+    scoring = schema["paths"]["/invocations"]["post"]["requestBody"]["content"][JSON]
+    scoring["example"] = {"dataframe_records": [product], "params": {"top_k": DEFAULT_TOP_K}}
     app.openapi_schema, app.state.openapi_for = schema, key
     return schema
 
@@ -255,6 +264,11 @@ def _add_model_routes(
         return Response(json.dumps(card, ensure_ascii=False), media_type=JSON)
 
     return answer_predict
+
+
+def served_contract(service: PredictionService) -> RequestContract | None:
+    model = service.model
+    return model.contract if model is not None else None
 
 
 def post_route(app: FastAPI, path: str) -> APIRoute:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -45,16 +45,23 @@ MODEL = "/v2/models/{model_name}"
 VERSION = MODEL + "/versions/{model_version}"
 
 RejectionLogger = Callable[[InvalidInputError, list[dict[str, Any]], bool], None]
+Endpoint = Callable[..., Awaitable[Response]]
 # HEAD too, as on /healthz and /readyz: probes and uptime checkers often send it; the server
 # answers it as GET without the body.
 GET = ["GET", "HEAD"]
 
 
-def v2_router(
-    service: PredictionService, settings: Settings, log_rejected: RejectionLogger
-) -> APIRouter:
-    """The protocol's health, metadata and inference routes for the served model."""
-    router = APIRouter(include_in_schema=False)
+def add_v2_routes(
+    app: FastAPI, service: PredictionService, settings: Settings, log_rejected: RejectionLogger
+) -> None:
+    """Add the protocol's health, metadata and inference routes for the served model.
+
+    They go on the app itself, not through an included `APIRouter`: FastAPI keeps an included
+    router as one opaque route, whose template the request middleware cannot name, and requests
+    it refused before routing (413, 415) were counted under route "other"."""
+
+    def route(path: str, methods: list[str]) -> Callable[[Endpoint], Endpoint]:
+        return app.api_route(path, methods=methods, include_in_schema=False)
 
     def served(request: Request) -> ServedModel:
         """The served model, if the path names it (and its version, when the path has one)."""
@@ -71,36 +78,36 @@ def v2_router(
         check_version(model_name, request.path_params.get("model_version"), model.ref.version)
         return model
 
-    @router.api_route("/v2", methods=GET)
+    @route("/v2", GET)
     async def metadata() -> Response:
         return as_json(server_metadata(app_version()))
 
-    @router.api_route("/v2/health/live", methods=GET)
+    @route("/v2/health/live", GET)
     async def live() -> Response:
         return as_json({"live": True})
 
-    @router.api_route("/v2/health/ready", methods=GET)
+    @route("/v2/health/ready", GET)
     async def ready() -> Response:
         state = service.readiness()
         if not state.ready:
             raise ModelNotReadyError(f"not ready: {state.reason}")
         return as_json({"ready": True})
 
-    @router.api_route(MODEL, methods=GET)
-    @router.api_route(VERSION, methods=GET)
+    @route(MODEL, GET)
+    @route(VERSION, GET)
     async def model(request: Request) -> Response:
         served_model = served(request)
         ref = served_model.ref
         return as_json(model_metadata(ref.name, ref.version, served_model.contract))
 
-    @router.api_route(MODEL + "/ready", methods=GET)
-    @router.api_route(VERSION + "/ready", methods=GET)
+    @route(MODEL + "/ready", GET)
+    @route(VERSION + "/ready", GET)
     async def model_ready(request: Request) -> Response:
         ref = served(request).ref
         return as_json({"name": ref.name, "version": ref.version, "ready": True})
 
-    @router.post(MODEL + "/infer")
-    @router.post(VERSION + "/infer")
+    @route(MODEL + "/infer", ["POST"])
+    @route(VERSION + "/infer", ["POST"])
     async def infer(request: Request) -> Response:
         contract = served(request).contract
         body = await request.body()
@@ -120,8 +127,6 @@ def v2_router(
             return Response(payload, media_type=JSON)
         headers = {"Inference-Header-Content-Length": str(json_length)}
         return Response(payload, media_type=BINARY, headers=headers)
-
-    return router
 
 
 def check_version(model_name: str, asked: str | None, served: str) -> None:

@@ -22,22 +22,76 @@ def _string(value: Any) -> Any:
 def _text(value: Any) -> Any:
     if isinstance(value, str):
         return value
-    if isinstance(value, list) and all(isinstance(item, str) for item in value):
-        return value
+    if isinstance(value, list):
+        items = without_nulls(value)
+        if all(isinstance(item, str) for item in items):
+            return items
     return INVALID
 
 
 def _tokens(value: Any) -> Any:
     if isinstance(value, str) or is_finite_number(value):
         return value
-    if isinstance(value, list) and all(isinstance(i, str) or is_finite_number(i) for i in value):
-        return value
-    if isinstance(value, Mapping) and all(
-        isinstance(v, str) or is_finite_number(v) or v is None or isinstance(v, bool)
-        for v in value.values()
-    ):
+    if isinstance(value, list):
+        items = without_nulls(value)
+        if all(_is_token(item) for item in items):
+            return items
+    if isinstance(value, Mapping) and all(_is_pair_value(v) for v in value.values()):
         return dict(value)
     return INVALID
+
+
+def without_nulls(items: list[Any]) -> list[Any]:
+    """A list's items but its nulls: the model skips null items of a list
+    (`product_model.features.as_list`; `as_text` reads them as ""), as training and batch
+    scoring do, so `[null, "x"]` is `["x"]`."""
+    return [item for item in items if item is not None] if None in items else items
+
+
+def _is_token(item: Any) -> bool:
+    return isinstance(item, str) or is_finite_number(item)
+
+
+def _is_pair_value(value: Any) -> bool:
+    return _is_token(value) or value is None or isinstance(value, bool)
+
+
+ITEM_NAMES = {"text": "a string", "tokens": "a string or a finite number"}
+"""What an item of a list takes, for the types whose lists are checked item by item."""
+PAIR_VALUE_NAME = "a string, a finite number, a boolean or null"
+"""What a value of a `tokens` field's object takes."""
+
+
+def refused_item(value: Any, value_type: str) -> tuple[str, str] | None:
+    """Where in a refused list (or a `tokens` field's object) the first item the type does not
+    take is (`[1]`, `.colour`), and what the item must be; None when the value as a whole is the
+    wrong type."""
+    if isinstance(value, list) and value_type in ITEM_NAMES:
+        wanted, is_item = ITEM_NAMES[value_type], _is_token if value_type == "tokens" else _is_str
+        for index, item in enumerate(value):
+            if item is not None and not is_item(item):
+                message = f"must be {wanted}, not {json_kind(item)} (null items are skipped)"
+                return f"[{index}]", message
+    if isinstance(value, Mapping) and value_type == "tokens":
+        for key, item in value.items():
+            if not _is_pair_value(item):
+                return f".{key}", f"must be {PAIR_VALUE_NAME}, not {json_kind(item)}"
+    return None
+
+
+def _is_str(item: Any) -> bool:
+    return isinstance(item, str)
+
+
+def json_kind(value: Any) -> str:
+    """What kind of JSON value `value` is, as a message names it."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number" if is_finite_number(value) else "a number too large or not finite"
+    if isinstance(value, Mapping):
+        return "an object"
+    return "a list" if isinstance(value, list) else "a string"
 
 
 MAX_JSON_DEPTH = 20
@@ -142,6 +196,20 @@ def is_finite_number(value: Any) -> bool:
     return isinstance(value, float) and math.isfinite(value)
 
 
+EXACT_FLOAT_INTEGERS = 2.0**53
+"""Floats count as whole numbers below this, as training reads a catalog's ids
+(`training.catalog_keys`): beyond, a float no longer holds every integer."""
+
+
+def id_text(number: int | float) -> str:
+    """A number id as training and batch scoring read it: the text of an integer, and a whole
+    float is the integer (`7.0`, as pandas writes a column of ids with gaps, is `7`), so `7`,
+    `7.0` and `"7"` are one product; other floats as Python writes them (`112.5`)."""
+    if isinstance(number, float) and abs(number) < EXACT_FLOAT_INTEGERS and number.is_integer():
+        return str(int(number))
+    return str(number)
+
+
 CHECKERS = {"string": _string, "text": _text, "tokens": _tokens, "json": _json}
 CHECKERS |= {"number": _number, "price": _price}
 TYPE_NAMES = {
@@ -163,9 +231,9 @@ def value_schema(value_type: str, max_chars: int, role: str = "") -> dict[str, A
     string = {"type": "string", "maxLength": max_chars}
     number = {"type": "number"}
     # No bound on the number of strings: the server bounds a field's characters (`field_chars`),
-    # and real descriptions run to over a thousand paragraphs.
-    strings = {"type": "array", "items": string}
+    # and real descriptions run to over a thousand paragraphs. Null items are skipped.
     missing = {"type": "null"}
+    strings = {"type": "array", "items": {"anyOf": [string, missing]}}
     if value_type == "string":
         return {"anyOf": [string, number, missing] if role == "id" else [string, missing]}
     if value_type == "text":
@@ -177,7 +245,7 @@ def value_schema(value_type: str, max_chars: int, role: str = "") -> dict[str, A
     if value_type == "json":
         nested = [{"type": "boolean"}, {"type": "array"}, {"type": "object"}]
         return {"anyOf": [string, number, *nested, missing]}
-    scalars = {"anyOf": [string, number]}
+    scalars = {"anyOf": [string, number, missing]}
     pair_value = {"anyOf": [string, number, {"type": "boolean"}, missing]}
     pairs = {"type": "object", "additionalProperties": pair_value}
     return {"anyOf": [string, number, {"type": "array", "items": scalars}, pairs, missing]}

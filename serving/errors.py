@@ -108,26 +108,16 @@ LOAD_ERROR = "load_error"
 UNREACHABLE = "unreachable"
 LOAD_FAILURE_REASONS = (REGISTRY_MISS, ARTIFACT_MISSING, LOAD_ERROR, UNREACHABLE)
 
-PUBLIC_REASONS = {
-    REGISTRY_MISS: "the model is not in the model registry",
-    ARTIFACT_MISSING: "the model's files are missing from the model store",
-    LOAD_ERROR: "the model could not be loaded",
-    UNREACHABLE: "the model registry is unreachable",
-}
-
 
 class ModelLoadError(Exception):
     """Finding or loading a model failed. `kind` is one of LOAD_FAILURE_REASONS, `detail` a short
-    explanation for the logs (it may name URLs and exceptions), `public` what clients may see."""
+    explanation for the logs (it may name URLs and exceptions); what clients see of it is
+    `serving.load_failures.public_reason`."""
 
     def __init__(self, kind: str, detail: str) -> None:
         super().__init__(f"{kind}: {detail}")
         self.kind = kind
         self.detail = detail
-
-    @property
-    def public(self) -> str:
-        return PUBLIC_REASONS[self.kind]
 
 
 def error_body(error: ServingError, request_id: str) -> bytes:

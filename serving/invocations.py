@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +22,7 @@ from typing import Any
 from serving.contract_types import in_csv_terms
 from serving.errors import InvalidInputError, UnsupportedMediaTypeError
 from serving.json_body import invalid_json
-from serving.validation import product_position
+from serving.validation import InvalidItemError, product_position
 
 FORMATS = ("dataframe_records", "dataframe_split", "instances", "inputs")
 
@@ -44,10 +45,13 @@ class ScoringRequest:
         any other complaint as it is."""
         if error.field == "products":
             return InvalidInputError(error.message, field=self._container())
-        position = product_position(error.field)
+        item = error.item if isinstance(error, InvalidItemError) else ""
+        position = product_position((error.field or "").removesuffix(item))
         if position is None:
             return error
         where, prefix = self._place(*position)
+        if item and where != "body":  # the item of a list or object the record's value holds
+            where += item
         message = in_csv_terms(error.message) if self.form == "csv" else error.message
         return InvalidInputError(f"{prefix}{message}", field=where)
 
@@ -62,8 +66,7 @@ class ScoringRequest:
         if self.form == "dataframe_split":
             if name is None or name not in self.columns:
                 return f"dataframe_split.data[{row}]", ""
-            # a column named twice gives its last value, as the record was built
-            position = len(self.columns) - 1 - self.columns[::-1].index(name)
+            position = self.columns.index(name)  # each column is named once
             return f"dataframe_split.data[{row}][{position}]", f"column {name!r}: "
         if self.columnar:  # {"title": [...]}: a record is one position in every column
             if name is None:
@@ -145,13 +148,18 @@ def _header(columns: Sequence[str]) -> list[str]:
     """The column names trimmed, as training trims a catalog's headers; unnamed columns (a
     spreadsheet's trailing commas) are left out of the records, a name given twice is refused."""
     names = [column.strip() for column in columns]
-    named_twice = sorted({n for n in names if n and names.count(n) > 1})
+    named_twice = names_twice([name for name in names if name])
     if named_twice:
         raise InvalidInputError(
             f"the CSV header names {', '.join(map(repr, named_twice))} twice: one column each",
             field="body",
         )
     return names
+
+
+def names_twice(names: list[str]) -> list[str]:
+    """The names given more than once, sorted (counted in one pass: a header may be long)."""
+    return sorted(name for name, count in Counter(names).items() if count > 1)
 
 
 def _too_many_cells(reader: csv.DictReader[str], extra: int) -> str:
@@ -186,6 +194,13 @@ def _split_records(value: Any) -> list[dict[str, Any]]:
     if not all(isinstance(column, str) for column in columns):  # a list would be a 500
         raise InvalidInputError(
             "`dataframe_split.columns` must be a list of column names (strings)",
+            field="dataframe_split.columns",
+        )
+    named_twice = names_twice(columns)
+    if named_twice:  # a record keeps one value per name: the other column would be lost
+        raise InvalidInputError(
+            f"`dataframe_split.columns` names {', '.join(map(repr, named_twice))} twice: "
+            "one column each",
             field="dataframe_split.columns",
         )
     if not isinstance(data, list) or not all(isinstance(row, list) for row in data):

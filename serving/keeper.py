@@ -22,11 +22,11 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from serving.contract_changes import warn_of_contract_change
 from serving.errors import ARTIFACT_MISSING, LOAD_ERROR, ModelLoadError
+from serving.load_failures import LoadFailure, public_reason
 from serving.loading import short
 from serving.metrics import ServingMetrics
 from serving.model import ModelLocator, ModelRef, ServedModel
@@ -41,21 +41,6 @@ RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
 # Failures tied to one version's files: retrying them at once would download the same files again.
 VERSION_FAILURES = (ARTIFACT_MISSING, LOAD_ERROR)
 EXIT_WAIT_FOR_COMPILE_SECONDS = 30.0
-
-
-@dataclass(frozen=True)
-class LoadFailure:
-    """The last failed attempt to serve what the settings ask for."""
-
-    ref: ModelRef | None  # None when the registry could not say which version
-    reason: str  # one of serving.errors.LOAD_FAILURE_REASONS
-    message: str  # in user terms, for /readyz and /v1/model
-    at: float  # Unix time
-    detail: str = ""  # for the logs only: may name URLs and exceptions
-
-    def as_dict(self) -> dict[str, Any]:
-        version = self.ref.version if self.ref else None
-        return {"version": version, "reason": self.reason, "message": self.message, "at": self.at}
 
 
 class ModelKeeper:
@@ -191,7 +176,8 @@ class ModelKeeper:
     def _failed(self, ref: ModelRef | None, error: ModelLoadError) -> None:
         version = ref.version if ref else None
         self.metrics.model_load_failed(version or "", error.kind)
-        self.failure = LoadFailure(ref, error.kind, error.public, time.time(), error.detail)
+        message = public_reason(error.kind, self.settings, ref)
+        self.failure = LoadFailure(ref, error.kind, message, time.time(), error.detail)
         served = self.model.ref.version if self.model else None
         log.warning(
             "model load failed: version %s: %s",

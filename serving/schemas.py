@@ -6,17 +6,39 @@ they are checked by `serving.validation` against the loaded model, not fixed her
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel, Field, StrictInt
 
+from serving.validation import InputField
+
 DEFAULT_TOP_K = 3
 
-
-PRODUCT_EXAMPLE = {
-    "title": "Perl module for parsing XML files",
-    "description": ["XML::Parser provides ways to parse XML documents."],
+# Example values of a product's fields, by type (text fields take the texts in turn): what the
+# OpenAPI document shows for the served model's own fields, and every one passes validation.
+EXAMPLE_TEXTS = ("Stainless steel water bottle, 750 ml", "Double-walled; keeps drinks cold.")
+EXAMPLE_VALUES: dict[str, Any] = {
+    "string": "WB-750",
+    "text": EXAMPLE_TEXTS[0],
+    "tokens": ["Kitchen", "Drinkware"],
+    "json": {"color": "blue", "capacity_ml": 750},
+    "number": 19.99,
+    "price": 19.99,
 }
+# Before a model is loaded its fields are unknown: the example says where they go.
+NEUTRAL_PRODUCT = {"<a text field of the model>": EXAMPLE_TEXTS[0]}
+
+
+def product_example(fields: Sequence[InputField]) -> dict[str, Any]:
+    """A product keyed by the model's own fields, each with an example value of its type."""
+    texts = iter(EXAMPLE_TEXTS * len(fields))
+    return {
+        field.name: next(texts)
+        if field.role == "text" and field.type in ("string", "text")
+        else EXAMPLE_VALUES.get(field.type, EXAMPLE_TEXTS[0])
+        for field in fields
+    }
 
 
 class PredictRequest(BaseModel):
@@ -26,7 +48,7 @@ class PredictRequest(BaseModel):
         description="Products to classify, answered in the same order. Each is an object keyed "
         "by the model's input fields (GET /v1/model: `input_fields`); fields the model does not "
         "read are ignored, and each product needs a non-empty value in one of its text fields.",
-        examples=[[PRODUCT_EXAMPLE]],
+        examples=[[NEUTRAL_PRODUCT]],
     )
     top_k: StrictInt = Field(
         DEFAULT_TOP_K, ge=1, le=1000, description="How many ranked labels to return per product."

@@ -9,12 +9,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from serving.contract_types import CHECKERS, INVALID, number_problem
 from serving.errors import BadRequestError
-from serving.v2_tensors import BinarySection, Tensor, json_text, read_tensor
+from serving.v2_tensors import BinarySection, Tensor, flatten, json_text, read_tensor
 from serving.validation import InputField, RequestContract, has_text
 
 STRUCTURED_TYPES = ("json", "tokens")
@@ -62,7 +63,7 @@ def read_inputs(specs: Any, binary: BinarySection, contract: RequestContract) ->
     """The request's input tensors, with the model's names, each once, all of one row count."""
     if not isinstance(specs, list) or not specs:
         raise BadRequestError("`inputs` must be a non-empty list of input tensors")
-    tensors = [read_tensor(spec, binary) for spec in specs]
+    tensors = [read_tensor(nulls_as_padding(spec, contract), binary) for spec in specs]
     binary.check_consumed()
     tensors = named_as_fields(tensors, contract)
     for tensor in tensors:
@@ -77,6 +78,25 @@ def read_inputs(specs: Any, binary: BinarySection, contract: RequestContract) ->
             'row per product, at least one, e.g. "shape": [1], "data": ["a product title"]'
         )
     return tensors
+
+
+def nulls_as_padding(spec: Any, contract: RequestContract) -> Any:
+    """The input with each null of its JSON `data` an empty string, for a BYTES input whose
+    field takes a list per product (`text`, `tokens`, `json`): a null item is skipped, as
+    training, batch scoring and `/v1/predict` skip a null item of a list. Any other input as
+    sent (a BYTES element of a single-valued field cannot be null: its missing value is "")."""
+    if not isinstance(spec, Mapping) or spec.get("datatype") != "BYTES":
+        return spec
+    data, name = spec.get("data"), spec.get("name")
+    if not isinstance(data, list) or not isinstance(name, str):
+        return spec
+    field = contract.field_name(name)
+    if field is None or not form_of(contract.checks[field][0]).lists:
+        return spec
+    flat = flatten(data)  # read in row-major order, as `read_tensor` reads nested data
+    if None not in flat:
+        return spec
+    return {**spec, "data": ["" if value is None else value for value in flat]}
 
 
 def named_as_fields(tensors: list[Tensor], contract: RequestContract) -> list[Tensor]:
@@ -170,7 +190,7 @@ def check_rows_have_text(
 def emptiness(value: Any) -> str:
     """What a text input's element (or a 2-D row's items) holds, when it holds no text."""
     if isinstance(value, list):
-        return f"has {len(value)} items, none with text (empty strings are padding)"
+        return f"has {len(value)} items, none with text (empty strings and nulls are padding)"
     if isinstance(value, float) and math.isnan(value):
         return "is null or NaN"
     if value == "":

@@ -20,8 +20,10 @@ from serving.contract_types import (
     CHECKERS,
     INVALID,
     TYPE_NAMES,
+    id_text,
     is_finite_number,
     number_problem,
+    refused_item,
     value_schema,
 )
 from serving.errors import InvalidInputError
@@ -220,12 +222,25 @@ def missing_text_message(product: Mapping[str, Any], contract: RequestContract) 
     return f"a product needs a non-empty value in one of the model's text fields: {wanted}"
 
 
+class InvalidItemError(InvalidInputError):
+    """An item of a field's list (or a value of its object) the field's type does not take:
+    `field` names the item (`products[0].Tags[1]`), `item` its path below the field (`[1]`),
+    so that a route can name it in its own request's shape."""
+
+    def __init__(self, message: str, *, field: str, item: str) -> None:
+        super().__init__(message, field=field)
+        self.item = item
+
+
 def check_value(value: Any, field: InputField, limits: Limits, where: str) -> Any:
     """The value as the model reads it, or `InvalidInputError` if its type is wrong."""
     if field.role == "id" and is_finite_number(value):
-        value = str(value)  # ids read from CSV files are often numbers
+        value = id_text(value)  # ids read from CSV files are often numbers
     parsed = CHECKERS[field.type](value)
     if parsed is INVALID:
+        item = refused_item(value, field.type)
+        if item is not None:
+            raise InvalidItemError(item[1], field=f"{where}{item[0]}", item=item[0])
         wanted = f"must be {TYPE_NAMES[field.type]}"
         message = number_problem(value) if field.type == "number" else wanted
         raise InvalidInputError(message, field=where)

@@ -17,6 +17,7 @@ from serving.service import PredictionService
 from serving.settings import Settings
 from tests.support import Registry, wait_until_ready
 
+JSON = "application/json"
 MAX_PRODUCTS = 5
 MAX_TEXT = 300
 MAX_BODY = 4096
@@ -300,7 +301,7 @@ def test_top_k_must_be_an_integer(client, top_k) -> None:
         ({"products": [{"title": 42}]}, "products[0].title"),
         ({"products": [PERL, {"title": ["a", "list"]}]}, "products[1].title"),
         ({"products": [{"title": "x", "description": {"a": "dict"}}]}, "products[0].description"),
-        ({"products": [{"title": "x", "details": {"a": ["nested"]}}]}, "products[0].details"),
+        ({"products": [{"title": "x", "details": {"a": ["nested"]}}]}, "products[0].details.a"),
         ({"products": [{"title": "x", "asin": ["not", "an", "id"]}]}, "products[0].asin"),
         ({"products": ["just a string"]}, "products[0]"),
         ({"items": [PERL]}, "products"),
@@ -439,3 +440,103 @@ def test_model_card_names_the_server_version(client) -> None:
     from serving.version import app_version
 
     assert client.get("/v1/model").json()["server_version"] == app_version()
+
+
+def test_openapi_examples_are_built_from_the_served_models_fields(client) -> None:
+    """The /docs example of /v1/predict was always the Amazon sample's `title`/`description`,
+    whatever model served: "Try it out" with an own catalog's model answered 422."""
+    schema = client.get("/openapi.json").json()
+    fields = {f["name"] for f in client.get("/v1/model").json()["input_fields"]}
+    [[product]] = schema["components"]["schemas"]["PredictRequest"]["properties"]["products"][
+        "examples"
+    ]
+    assert set(product) == fields
+    assert predict(client, {"products": [product]}).status_code == 200
+    scoring = schema["paths"]["/invocations"]["post"]["requestBody"]["content"]
+    example = scoring["application/json"]["example"]
+    assert example["dataframe_records"] == [product]
+    assert client.post("/invocations", json=example).status_code == 200
+
+
+def test_the_openapi_example_of_an_own_catalogs_model_passes_its_validation(
+    make_settings, metrics, served_model
+) -> None:
+    import dataclasses
+
+    from serving.validation import InputField, Limits, RequestContract, check_products
+
+    own = RequestContract(
+        (
+            InputField("SKU", "id", "string"),
+            InputField("Product Name", "text", "string"),
+            InputField("Details", "text", "text"),
+            InputField("Vendor", "tokens", "tokens"),
+            InputField("Specs", "tokens", "json"),
+            InputField("Weight", "numeric", "number"),
+            InputField("Price", "numeric", "price"),
+        )
+    )
+    settings = make_settings()
+    service = PredictionService(
+        settings,
+        metrics,
+        ModelLocator(settings),
+        lambda ref: dataclasses.replace(served_model, ref=ref, contract=own),
+    )
+    with TestClient(create_app(settings, metrics=metrics, service=service)) as own_client:
+        wait_until_ready(own_client)
+        schema = own_client.get("/openapi.json").json()
+    [[product]] = schema["components"]["schemas"]["PredictRequest"]["properties"]["products"][
+        "examples"
+    ]
+    assert list(product) == list(own.names)
+    assert product["Product Name"] != product["Details"]
+    check_products([product], own, Limits(1, 100))  # raises if the model would refuse it
+
+
+def test_the_openapi_example_before_a_model_is_loaded_names_no_sample_fields(
+    make_client,
+) -> None:
+    schema = make_client(ready=False, model_alias="no-such-alias").get("/openapi.json").json()
+    [[product]] = schema["components"]["schemas"]["PredictRequest"]["properties"]["products"][
+        "examples"
+    ]
+    assert "title" not in product and "description" not in product
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "start"),
+    [
+        (b"", "body", "the body is empty: "),
+        (b"{}", "products", 'the body has no "products": '),
+        (b'{"items": []}', "products", "the body has no \"products\" (it has 'items'): "),
+        (b"42", "body", "the body is 42, not a JSON object: "),
+        (b'[{"title": "x"}]', "body", "the body is a list, not a JSON object: "),
+        (b"null", "body", "the body is null, not a JSON object: "),
+        (b'{"products": {"title": "x"}}', "products", '"products" is an object, not a list: '),
+        (b'{"products": []}', "products", '"products" is empty: '),
+        (b'{"products": ["x"]}', "products[0]", "products[0] is a string, not a JSON object: "),
+    ],
+)
+def test_a_body_that_is_no_prediction_request_is_told_what_to_send(
+    client, body, field, start
+) -> None:
+    """These got pydantic's bare "Field required" or "Input should be a valid dictionary..."."""
+    response = client.post("/v1/predict", content=body, headers={"content-type": JSON})
+    message = assert_error(response, 422, field, "invalid_input")["message"]
+    assert message == start + (
+        'send a JSON object such as {"products": [{"title": "Stainless steel water bottle, '
+        "750 ml\"}]}, each product an object keyed by the model's input fields: 'title', "
+        "'description', 'brand', 'category', 'also_buy', 'also_view', 'details', 'asin'"
+    )
+
+
+def test_before_a_model_is_loaded_the_hint_says_where_the_fields_are_listed(make_client) -> None:
+    client = make_client(ready=False, model_alias="no-such-alias")
+    response = client.post("/v1/predict", content=b"{}", headers={"content-type": JSON})
+    message = assert_error(response, 422, "products", "invalid_input")["message"]
+    assert message == (
+        'the body has no "products": send a JSON object {"products": [{...}]}, each product an '
+        "object keyed by the model's input fields (GET /v1/model lists them once a model is "
+        "loaded)"
+    )

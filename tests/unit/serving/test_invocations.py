@@ -182,3 +182,80 @@ def test_a_number_that_is_not_one_is_told_how_this_body_sends_a_missing_value(
         assert "null" not in message
     else:
         assert message.endswith("send null or an empty string, or leave the field out)")
+
+
+def test_a_dataframe_split_column_named_twice_is_refused_as_in_csv() -> None:
+    """The record kept the last one's value: the other column was dropped without a word."""
+    for columns in (["Title", "Title"], ["Title", "SKU", "SKU", "Title"]):
+        body = json_body({"dataframe_split": {"columns": columns, "data": [["a"] * len(columns)]}})
+        with pytest.raises(InvalidInputError) as caught:
+            parse_json_body(body)
+        assert caught.value.status_code == 422
+        assert caught.value.field == "dataframe_split.columns"
+        twice = "'SKU', 'Title'" if "SKU" in columns else "'Title'"
+        assert caught.value.message == (
+            f"`dataframe_split.columns` names {twice} twice: one column each"
+        )
+
+
+def test_a_key_given_twice_in_a_json_object_keeps_its_last_value() -> None:
+    """JSON objects are read as every JSON parser of the stack reads them (`/v1/predict`, v2,
+    MLflow's own server): a key given twice keeps its last value. A column named twice, which
+    a list (`dataframe_split.columns`) or a CSV header can hold, is refused instead."""
+    body = b'{"dataframe_records": [{"Title": "a", "Title": "b"}]}'
+    assert parse_json_body(body).records == [{"Title": "b"}]
+
+
+TAGS = RequestContract(
+    (InputField("Title", "text", "string"), InputField("Tags", "tokens", "tokens"))
+)
+
+
+@pytest.mark.parametrize(
+    ("payload", "where", "message"),
+    [
+        (
+            {"dataframe_records": [{"Title": "x", "Tags": [None, {}]}]},
+            "dataframe_records[0].Tags[1]",
+            "",
+        ),
+        ({"instances": [{"Title": "x", "Tags": [None, {}]}]}, "instances[0].Tags[1]", ""),
+        ({"inputs": {"Title": ["x", "y"], "Tags": [[], [None, {}]]}}, "inputs.Tags[1][1]", ""),
+        (
+            {"dataframe_split": {"columns": ["Tags", "Title"], "data": [[[None, {}], "x"]]}},
+            "dataframe_split.data[0][0][1]",
+            "column 'Tags': ",
+        ),
+    ],
+)
+def test_a_refused_item_of_a_list_is_named_where_the_body_holds_it(
+    payload: dict, where: str, message: str
+) -> None:
+    scoring = parse_json_body(json_body(payload))
+    with pytest.raises(InvalidInputError) as caught:
+        check_products(scoring.records, TAGS, Limits(max_products=10, max_text_chars=100))
+    error = scoring.located(caught.value)
+    assert error.field == where
+    assert error.message == f"{message}must be a string or a finite number, not an object " + (
+        "(null items are skipped)"
+    )
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"dataframe_records": [{"Title": "x", "Tags": [None, "devel::lang:go"]}]},
+        {"instances": [{"Title": "x", "Tags": [None, "devel::lang:go"]}]},
+        {"inputs": {"Title": ["x"], "Tags": [[None, "devel::lang:go"]]}},
+        {
+            "dataframe_split": {
+                "columns": ["Title", "Tags"],
+                "data": [["x", [None, "devel::lang:go"]]],
+            }
+        },
+    ],
+)
+def test_a_null_item_of_a_list_is_skipped_in_every_json_form(payload: dict) -> None:
+    records = parse_json_body(json_body(payload)).records
+    checked = check_products(records, TAGS, Limits(max_products=10, max_text_chars=100))
+    assert checked == [{"Title": "x", "Tags": ["devel::lang:go"]}]

@@ -15,6 +15,7 @@ import pytest
 from mlflow import MlflowClient
 
 from serving.errors import InvalidInputError, ModelNotReadyError
+from serving.load_failures import REGISTRY_MISS_WORDS
 from serving.model import ModelLocator, ServedModel
 from serving.service import PredictionService
 
@@ -179,8 +180,9 @@ def not_ready_reason(service: PredictionService) -> str:
 
 
 def test_missing_alias_is_the_reason(make_service) -> None:
-    reason = not_ready_reason(make_service(model_alias="no-such-alias"))
-    assert reason == "the model is not in the model registry"
+    service = make_service(model_alias="no-such-alias")
+    reason = not_ready_reason(service)
+    assert reason == f"'tiny-classifier@no-such-alias' {REGISTRY_MISS_WORDS}"
 
 
 def test_unreachable_mlflow_is_the_reason(make_service, monkeypatch) -> None:
@@ -238,13 +240,14 @@ def test_a_registry_uri_is_served_under_its_own_name_and_version(
 def test_a_sqlite_store_that_does_not_exist_is_not_created(make_service, tmp_path) -> None:
     store = tmp_path / "mlflow.db"
     service = make_service(mlflow_tracking_uri=f"sqlite:///{store}")
-    assert not_ready_reason(service) == "the model is not in the model registry"
+    reason = f"'tiny-classifier@champion' {REGISTRY_MISS_WORDS}"
+    assert not_ready_reason(service) == reason
     assert not store.exists()
 
 
 def test_missing_folder_is_the_reason(make_service, tmp_path) -> None:
     reason = not_ready_reason(make_service(model_uri=str(tmp_path / "nothing")))
-    assert reason == "the model's files are missing from the model store"
+    assert reason == f"there is no MLflow model at '{tmp_path / 'nothing'}'"
 
 
 def test_validation_follows_the_contract_of_the_model_swapped_in(

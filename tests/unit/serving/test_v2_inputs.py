@@ -179,3 +179,35 @@ def test_nested_data_is_read_flat_when_its_length_fits_the_shape() -> None:
     """As Triton reads it: nested `data` is flattened in row-major order, whatever its nesting."""
     nested = tensor("Item Name", "BYTES", [2], [["perl a", "haskell b"]])
     assert parse(nested) == [{"Item Name": "perl a"}, {"Item Name": "haskell b"}]
+
+
+def test_null_in_a_bytes_input_of_a_list_field_is_a_skipped_item() -> None:
+    """As `/v1/predict`, training and batch scoring skip a null item of a list (`[null, "x"]` is
+    `["x"]`); the protocol refused the request (400, "element 0 must be a string, not null")."""
+    titles = tensor("Item Name", "BYTES", [2], ["Go library", "Perl module"])
+    vendors = [[None, "devel::lang:go"], ["devel::lang:perl", None]]
+    with_nulls = parse(titles, tensor("Vendor", "BYTES", [2, 2], vendors))
+    padded = [["", "devel::lang:go"], ["devel::lang:perl", ""]]
+    assert with_nulls == parse(titles, tensor("Vendor", "BYTES", [2, 2], padded))
+    assert with_nulls == [
+        {"Item Name": "Go library", "Vendor": ["devel::lang:go"]},
+        {"Item Name": "Perl module", "Vendor": ["devel::lang:perl"]},
+    ]
+    one_per_row = parse(
+        tensor("Long Text", "BYTES", [2], [None, "Perl module"]),
+        tensor("info", "BYTES", [2, 1], [["Go"], [None]]),
+    )
+    assert one_per_row == [{"info": ["Go"]}, {"Long Text": "Perl module"}]
+
+
+def test_a_null_bytes_element_that_is_no_list_item_is_still_refused_by_name() -> None:
+    assert refusal(TITLE, tensor("SKU", "BYTES", [1], [None])).startswith(
+        "input 'SKU' (BYTES): element 0 must be a string, not null"
+    )
+    only_nulls = tensor("Long Text", "BYTES", [1, 2], [[None, None]])
+    assert refusal(only_nulls) == (
+        "row 0 has no text: input 'Long Text' has 2 items, none with text (empty strings and "
+        "nulls are padding). Each product needs a non-empty value in one of the model's text "
+        "inputs ('Item Name', 'Long Text', 'info'); an empty string, null or NaN is a missing "
+        "value"
+    )

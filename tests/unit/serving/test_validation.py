@@ -185,7 +185,8 @@ def test_a_long_list_of_short_strings_is_bounded_by_characters_alone() -> None:
     check_products([{"title": "x", "description": many}], AMAZON, LIMITS)
     schema = value_schema("text", LIMITS.max_text_chars)
     arrays = [s for s in schema["anyOf"] if s.get("type") == "array"]
-    assert arrays == [{"type": "array", "items": {"type": "string", "maxLength": 10}}]
+    items = {"anyOf": [{"type": "string", "maxLength": 10}, {"type": "null"}]}
+    assert arrays == [{"type": "array", "items": items}]  # null items are skipped
 
 
 def test_the_schema_of_an_id_takes_the_numbers_the_server_takes() -> None:
@@ -196,6 +197,91 @@ def test_the_schema_of_an_id_takes_the_numbers_the_server_takes() -> None:
     kinds = [s.get("type") for s in value_schema("string", 10, "id")["anyOf"]]
     assert kinds == ["string", "number", "null"]
     assert [s.get("type") for s in value_schema("string", 10)["anyOf"]] == ["string", "null"]
+
+
+TAGS_MODEL = RequestContract.from_metadata(
+    {
+        "contract": {
+            "fields": [
+                {"name": "Product Name", "role": "text", "type": "string"},
+                {"name": "Paragraphs", "role": "text", "type": "text"},
+                {"name": "Tags", "role": "tokens", "type": "tokens"},
+                {"name": "SKU", "role": "id", "type": "string"},
+            ]
+        }
+    }
+)
+
+
+@pytest.mark.parametrize(
+    ("tags", "read_as"),
+    [
+        ([None, "devel::lang:go"], ["devel::lang:go"]),
+        (["devel::lang:go", None, 7, None], ["devel::lang:go", 7]),
+        ([None], []),
+    ],
+)
+def test_a_null_item_of_a_list_is_skipped_as_training_skips_it(tags, read_as) -> None:
+    """Training and batch scoring read `[null, "x"]` (`features.as_list` skips null items);
+    the server refused it with a message that did not name the item."""
+    product = {"Product Name": "Go library", "Tags": tags, "Paragraphs": [None, "a", None]}
+    clean = check_products([product], TAGS_MODEL, WIDE)
+    assert clean == [{"Product Name": "Go library", "Tags": read_as, "Paragraphs": ["a"]}]
+    only_nulls = rejected([{"Paragraphs": [None, None]}], TAGS_MODEL)
+    assert only_nulls.field == "products[0]" and "non-empty value" in only_nulls.message
+
+
+@pytest.mark.parametrize(
+    ("value", "field", "message"),
+    [
+        (
+            {"Tags": [None, {"a": 1}]},
+            "products[0].Tags[1]",
+            "must be a string or a finite number, not an object (null items are skipped)",
+        ),
+        ({"Tags": ["x", True]}, "products[0].Tags[1]", "not a boolean"),
+        ({"Tags": [float("nan")]}, "products[0].Tags[0]", "not a number too large or not"),
+        ({"Paragraphs": ["a", None, 3]}, "products[0].Paragraphs[2]", "must be a string, not"),
+        (
+            {"Tags": {"colour": "red", "sizes": [1, 2]}},
+            "products[0].Tags.sizes",
+            "must be a string, a finite number, a boolean or null, not a list",
+        ),
+        ({"Tags": True}, "products[0].Tags", "must be a string, a number, a list of them"),
+    ],
+)
+def test_a_refused_item_of_a_list_or_object_is_named(value, field, message) -> None:
+    error = rejected([{"Product Name": "x", **value}], TAGS_MODEL)
+    assert error.field == field and message in error.message, (error.field, error.message)
+
+
+@pytest.mark.parametrize(
+    ("sku", "read_as"),
+    [
+        (7, "7"),
+        ("7", "7"),
+        (7.0, "7"),
+        (-0.0, "0"),
+        ("7.0", "7.0"),
+        (112.5, "112.5"),
+        (1e16, "1e+16"),
+    ],
+)
+def test_a_number_id_reads_as_training_and_batch_scoring_read_it(sku, read_as) -> None:
+    """`7.0` (pandas writes a float column of ids with gaps so) is the product `7`, as training
+    reads a float column of ids; it was the text "7.0", another product's features."""
+    import pandas as pd
+
+    from batch.scoring import ids_as_text
+    from training.catalog_keys import keys_as_written
+    from training.config import TrainConfig
+
+    clean = check_products([{"Product Name": "x", "SKU": sku}], TAGS_MODEL, LIMITS)
+    assert clean[0]["SKU"] == read_as
+    column = pd.Series([sku, None], dtype=object if isinstance(sku, str) else float)
+    catalog = pd.DataFrame({"label": ["a", "b"], "SKU": column})
+    trained = keys_as_written(catalog, TrainConfig(label_column="label", id_column="SKU"))["SKU"]
+    assert trained[0] == read_as and ids_as_text(column)[0] == read_as
 
 
 @pytest.mark.parametrize("price", [False, -1, float("nan"), [1]])
@@ -215,7 +301,9 @@ def test_an_integer_too_large_for_a_float_is_a_bad_value_not_a_crash(field) -> N
     """JSON allows integers of any size; Python's float() of one overflows."""
     value = {"weight": 10**400} if field == "details" else 10**400
     error = rejected([{"title": "x", field: value}])
-    assert error.field == f"products[0].{field}"
+    assert error.field == (
+        "products[0].details.weight" if field == "details" else "products[0].asin"
+    )
     assert check_products(
         [{"title": "x", field: 12345 if field == "asin" else {"w": 7}}], AMAZON, LIMITS
     )
@@ -273,3 +361,52 @@ def test_a_json_field_is_bounded_and_counts_as_text_as_the_model_reads_it() -> N
     check_products([{"info": {"tags": []}}, {"info": 7}], NESTED_MODEL, LIMITS)
     schema = NESTED_MODEL.json_schema(10)["properties"]["info"]["anyOf"]
     assert [s["type"] for s in schema] == ["string", "number", "boolean", "array", "object", "null"]
+
+
+PERL_TAGS = ["implemented-in::perl", "role::program", "works-with::pim"]
+
+
+def test_every_route_and_batch_scoring_answer_a_null_item_as_the_list_without_it(
+    make_client, tiny_registry
+) -> None:
+    """The tiny model's `category` (tokens) with null items, and its id as `7.0`: the server
+    refused the first (422/400) and read the second as "7.0"; now each route answers both as
+    `product-classify` scores the row, and as it answers the list without nulls and the id 7."""
+    import mlflow
+    import pandas as pd
+
+    from batch.model import ModelRef, load
+    from batch.scoring import score_chunk
+    from tests.support import tracking_uri_restored
+
+    client = make_client()
+    plain = {"title": "convert an addressbook to VCARD", "category": PERL_TAGS, "asin": 7}
+    nulls = plain | {"category": [None, *PERL_TAGS[:2], None, PERL_TAGS[2]], "asin": 7.0}
+    answers = [
+        client.post("/v1/predict", json={"products": [product]}).json()["predictions"][0]
+        for product in (plain, nulls, plain | {"asin": "7"})
+    ]
+    assert answers[0] == answers[1] == answers[2]
+    invocations = client.post("/invocations", json={"dataframe_records": [nulls]})
+    assert invocations.json()["predictions"][0]["top_labels"][0] == answers[0]["label"]
+    category = {"name": "category", "datatype": "BYTES", "shape": [1, 5]}
+    v2 = client.post(
+        f"/v2/models/{tiny_registry.model_name}/infer",
+        json={
+            "inputs": [
+                {"name": "title", "datatype": "BYTES", "shape": [1], "data": [plain["title"]]},
+                category | {"data": nulls["category"]},
+                {"name": "asin", "datatype": "FP64", "shape": [1], "data": [7.0]},
+            ]
+        },
+    )
+    assert v2.status_code == 200, v2.text
+    assert v2.json()["outputs"][0]["data"] == [answers[0]["label"]]
+    name, version = tiny_registry.model_name, tiny_registry.version
+    with tracking_uri_restored():
+        mlflow.set_tracking_uri(tiny_registry.tracking_uri)
+        model = load(ModelRef(f"models:/{name}/{version}", name, version), None)
+    scored = score_chunk(model, pd.DataFrame([nulls, {"title": "x", "asin": None}]), top_k=3)
+    assert scored["product_id"][0] == "7"
+    assert scored["label"][0] == answers[0]["label"]
+    assert scored["probability"][0] == pytest.approx(answers[0]["probability"], abs=1e-6)

@@ -1,0 +1,76 @@
+"""What a client reads of a model that cannot be served: the model asked for, not the store."""
+
+from __future__ import annotations
+
+import pytest
+
+from serving.errors import ARTIFACT_MISSING, LOAD_ERROR, REGISTRY_MISS, UNREACHABLE
+from serving.load_failures import REGISTRY_MISS_WORDS, public_reason, redacted
+from serving.model import ModelRef
+from serving.settings import Settings
+
+STORE = "sqlite:///mlflow.db"
+REF = ModelRef("shop", "3", "models:/shop/3", "champion")
+
+
+def settings(**values: str) -> Settings:
+    return Settings(**({"mlflow_tracking_uri": STORE} | values))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("values", "reason"),
+    [
+        (
+            {"model_name": "nosuch"},
+            f"'nosuch@champion' {REGISTRY_MISS_WORDS}",
+        ),
+        (
+            {"model_name": "shop", "model_alias": "staging"},
+            f"'shop@staging' {REGISTRY_MISS_WORDS}",
+        ),
+        (
+            {"model_name": "shop", "model_version": "7"},
+            f"'shop/7' {REGISTRY_MISS_WORDS}",
+        ),
+        (
+            {"model_uri": "models:/shop@champion"},
+            f"'shop@champion' {REGISTRY_MISS_WORDS}",
+        ),
+    ],
+)
+def test_a_model_the_registry_lacks_is_named(values, reason) -> None:
+    """It said "the model is not in the model registry": a misspelled MODEL_NAME or alias could
+    only be told from the server's log."""
+    assert public_reason(REGISTRY_MISS, settings(**values), None) == reason
+
+
+def test_a_version_that_fails_is_named_with_its_version() -> None:
+    named = settings(model_name="shop")
+    missing = "the files of 'shop@champion' (version 3) are missing from the model store"
+    assert public_reason(ARTIFACT_MISSING, named, REF) == missing
+    assert (
+        public_reason(LOAD_ERROR, named, REF) == "'shop@champion' (version 3) could not be loaded"
+    )
+    pinned = settings(model_name="shop", model_version="3")
+    assert public_reason(LOAD_ERROR, pinned, REF) == "'shop/3' could not be loaded"
+
+
+def test_a_folder_is_named_as_given() -> None:
+    folder = settings(model_uri="/models/shop")
+    assert (
+        public_reason(ARTIFACT_MISSING, folder, None)
+        == "there is no MLflow model at '/models/shop'"
+    )
+
+
+def test_an_unreachable_registry_keeps_its_address_to_the_logs() -> None:
+    unreachable = settings(model_name="shop", mlflow_tracking_uri="http://10.0.0.7:5000")
+    reason = public_reason(UNREACHABLE, unreachable, None)
+    assert reason == "the model registry is unreachable"
+
+
+def test_a_model_uri_is_named_without_its_password() -> None:
+    uri = settings(model_uri="http://alice:s3cret@models.example.com/shop")
+    reason = public_reason(ARTIFACT_MISSING, uri, None)
+    assert reason == "there is no MLflow model at 'http://alice:***@models.example.com/shop'"
+    assert redacted("http://[::1") == "http://[::1"  # not a URL: nothing to hide
