@@ -122,6 +122,8 @@ def print_summary(result: Any) -> None:
     ]
     if result.classes_changed:
         lines.append(f"  classes:         {result.classes_changed}")
+    if result.inputs_changed:
+        lines.append(f"  inputs:          {result.inputs_changed}")
     print("\n".join(lines), flush=True)
 
 

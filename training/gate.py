@@ -4,9 +4,9 @@ well as the champion on rows that neither model trained on.
 `decide` is the rule, a pure function. `challenge` gathers its inputs: the champion's predictions
 on this run's holdout, made by the champion's own code in a separate interpreter
 (`training.rescore`), and the rows held out under both models' split definitions. A champion
-trained for another task or label column is not scored at all (`unfit_champion`), and when too few
-rows are shared, `explain_shortfall` says why (a small catalog, another catalog or split) and
-what to do.
+trained for another task or label column is not scored at all (`unfit_champion`), one that reads
+fields this catalog lacks is not compared (`training.gate_contract`), and when too few rows are
+shared, `explain_shortfall` says why (a small catalog, another catalog or split) and what to do.
 """
 
 from __future__ import annotations
@@ -18,16 +18,20 @@ import shlex
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
+from product_model.contract import InputContract, InputField
 from training.evaluate import macro_f1
 from training.split import SALT, SplitDefinition
+
+if TYPE_CHECKING:
+    from training.gate_contract import ClassChange, InputChange
 
 log = logging.getLogger(__name__)
 
@@ -42,49 +46,22 @@ class GateDecision:
     champion_f1: float | None = None
     compared_rows: int = 0
     class_change: ClassChange | None = None  # said, whatever the decision
+    input_change: InputChange | None = None  # the same
 
 
 @dataclass(frozen=True)
 class ChampionScores:
     """What the gate knows of the champion: its version, its split (None for models trained
-    before splits were recorded) and its labels for this run's holdout rows."""
+    before splits were recorded), its labels for this run's holdout rows, and the input fields
+    it reads (`training.gate_contract` checks that this run's catalog has them)."""
 
     version: str
     split: SplitDefinition | None
     labels: np.ndarray
     tag_sets: list[list[str]] | None = None  # what a multilabel or path champion answered
     classes: tuple[str, ...] | None = None  # its classes (tags, path nodes); None: not known
-
-
-@dataclass(frozen=True)
-class ClassChange:
-    """The classes a new model no longer has (`removed`) and has anew (`added`) against the
-    champion it was compared with: the gate decides on scores alone, but clients then receive
-    other labels, so the change is said."""
-
-    champion_version: str
-    removed: tuple[str, ...]
-    added: tuple[str, ...]
-
-    def describe(self, shown: int = 5) -> str:
-        parts = [
-            f"{what} {len(names)} ({', '.join(map(repr, names[:shown]))}"
-            f"{', ...' if len(names) > shown else ''})"
-            for what, names in (("removed", self.removed), ("added", self.added))
-            if names
-        ]
-        return f"changed from champion v{self.champion_version}'s: {'; '.join(parts)}"
-
-
-def class_change(champion: ChampionScores, classes: Iterable[str]) -> ClassChange | None:
-    """What differs between the champion's classes and `classes`; None when they are the same,
-    or the champion's are not known."""
-    if champion.classes is None:
-        return None
-    theirs, mine = set(champion.classes), set(classes)
-    if theirs == mine:
-        return None
-    return ClassChange(champion.version, tuple(sorted(theirs - mine)), tuple(sorted(mine - theirs)))
+    fields: tuple[InputField, ...] | None = None  # its input contract's; None: not known
+    fill_rate: Mapping[str, float] | None = None  # of each field on its own holdout
 
 
 def decide(
@@ -164,7 +141,9 @@ def score_champion(tracking_uri: str, model_uri: str, version: str, rows: pd.Dat
     split = SplitDefinition.from_dict(answer["split"]) if answer.get("split") else None
     labels = np.asarray(answer["labels"], dtype=object)
     classes = tuple(answer["classes"]) if "classes" in answer else None
-    return ChampionScores(version, split, labels, answer.get("tag_sets"), classes)
+    fields = InputContract.from_dict(answer).fields if "fields" in answer else None
+    tag_sets, fill_rate = answer.get("tag_sets"), answer.get("fill_rate")
+    return ChampionScores(version, split, labels, tag_sets, classes, fields, fill_rate)
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,8 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from training import gate, registry, tracking
+from product_model.contract import InputContract
+from training import gate, gate_contract, registry, tracking
 from training.catalog import Catalog, load_catalog
 from training.catalog_split import check_cv_folds, check_min_df, split_catalog, split_definition
 from training.config import TrainConfig
@@ -38,7 +39,6 @@ from training.stages import stage
 
 log = logging.getLogger(__name__)
 ABANDONED_RUN_HOURS = 24.0
-MAX_TAG_CHARS = 5000  # what every MLflow store keeps of a tag's value
 
 
 @dataclass
@@ -51,6 +51,7 @@ class TrainResult:
     metrics: dict[str, float] = field(default_factory=dict)
     champion_f1: float | None = None
     classes_changed: str | None = None  # how the classes differ from the champion's, if they do
+    inputs_changed: str | None = None  # how the input fields differ from the champion's, the same
 
 
 def train(config: TrainConfig) -> TrainResult:
@@ -153,6 +154,7 @@ class TrainingRun:
             metrics,
             decision.champion_f1,
             decision.class_change.describe() if decision.class_change else None,
+            decision.input_change.describe() if decision.input_change else None,
         )
 
     def predicted(self, served: Any, evaluation: Evaluation) -> Any:
@@ -194,15 +196,18 @@ class TrainingRun:
 
     def profile(self, served: Any, holdout: pd.DataFrame, evaluation: Evaluation) -> dict[str, Any]:
         """The reference profile the model carries, logged to the run as JSON and a picture."""
-        contract = feature_spec(self.config).contract(self.catalog.frame, self.config.label_column)
         rows = model_input(holdout, self.config)
-        profile = reference_profile(served, rows, evaluation.proba, contract)
+        profile = reference_profile(served, rows, evaluation.proba, self.contract())
         self.writer.json(profile, "monitoring/reference_profile.json")
         with tempfile.TemporaryDirectory() as scratch:
             picture = Path(scratch) / "reference_profile.png"
             plot_profiles({"reference (holdout)": profile}, picture, "Reference profile")
             self.writer.artifact(picture, "monitoring")
         return profile
+
+    def contract(self) -> InputContract:
+        """The input contract of the model this run trains."""
+        return feature_spec(self.config).contract(self.catalog.frame, self.config.label_column)
 
     def metadata(self, evaluation: Evaluation, run_id: str) -> dict[str, Any]:
         return model_metadata(self.config, self.catalog, self.split, evaluation, run_id)
@@ -211,7 +216,8 @@ class TrainingRun:
         self, holdout: pd.DataFrame, labels: Any, classes: list[str] | None = None
     ) -> gate.GateDecision:
         """Re-score the champion on `holdout` and compare it with this model's `labels`; the
-        decision also says how this model's `classes` differ from the champion's."""
+        decision also says how this model's `classes` and input fields differ from the
+        champion's."""
         config, rows = self.config, holdout.reset_index(drop=True)
         champion = self.policy.call(
             "reading the champion", registry.current_champion, self.client, config.model_name
@@ -229,13 +235,30 @@ class TrainingRun:
                 log.warning("gate: %s", unfit.reason)
             return unfit
         scores = self.rescore(version, rows)
+        decision = self.compare(scores, rows, labels, theirs)
+        change = gate_contract.class_change(scores, classes) if classes is not None else None
+        inputs = gate_contract.input_change(scores, self.contract().fields)
+        return replace(decision, class_change=change, input_change=inputs)
+
+    def compare(
+        self,
+        scores: gate.ChampionScores,
+        rows: pd.DataFrame,
+        labels: Any,
+        theirs: gate.TrainingOrigin | None,
+    ) -> gate.GateDecision:
+        """The decision on the champion's answers `scores`: none when `rows` lack fields it reads
+        (its score would not be its own), else the gate's rule, with a shortfall explained."""
+        unreadable = gate_contract.unreadable_champion(scores, rows, self.config.force_promote)
+        if unreadable is not None:
+            if unreadable.promote:
+                log.warning("gate: %s", unreadable.reason)
+            return unreadable
         decision = self.challenge(scores, rows, labels)
         splits = (scores.split, self.split)
-        decision = gate.explain_shortfall(
-            decision, theirs, mine, splits, len(rows), config.gate_min_rows
+        return gate.explain_shortfall(
+            decision, theirs, self.origin(), splits, len(rows), self.config.gate_min_rows
         )
-        change = gate.class_change(scores, classes) if classes is not None else None
-        return replace(decision, class_change=change)
 
     def origin(self) -> gate.TrainingOrigin:
         """What this model is trained for and on, as the gate compares it with the champion."""
@@ -271,8 +294,7 @@ class TrainingRun:
         short = decision.champion_f1 is None or decision.compared_rows < self.config.gate_min_rows
         undecided = not decision.promote and short  # the gate could not compare: say so loudly
         log.log(logging.WARNING if undecided else logging.INFO, "gate: %s", decision.reason)
-        if decision.class_change is not None:
-            self.log_class_change(decision.class_change)
+        gate_contract.log_changes(decision, self.writer)
         self.writer.metrics(
             {f"time_{metric_name(k)}_seconds": v for k, v in self.timings.items()}
             | {"gate_compared_rows": float(decision.compared_rows)}
@@ -290,11 +312,3 @@ class TrainingRun:
             f"challenger_{metric}_on_shared_holdout": decision.challenger_f1,
         }
         self.writer.metrics({k: v for k, v in scores.items() if v is not None})
-
-    def log_class_change(self, change: gate.ClassChange) -> None:
-        """Say a change of classes: a warning, and the run's `classes_changed` tag (the full lists
-        in `gate/classes_changed.json`)."""
-        log.warning("gate: the classes %s", change.describe())
-        self.writer.tags({"classes_changed": change.describe(shown=20)[:MAX_TAG_CHARS]})
-        record = {"champion_version": change.champion_version, "removed": list(change.removed)}
-        self.writer.json(record | {"added": list(change.added)}, "gate/classes_changed.json")

@@ -21,6 +21,8 @@ import pandas as pd
 from training.catalog import Catalog
 from training.retries import RetryPolicy
 
+MAX_TAG_CHARS = 5000  # what every MLflow store keeps of a tag's value
+
 
 @dataclass(frozen=True)
 class RunWriter:

@@ -1,8 +1,10 @@
-"""Training end to end in the embedded store: register, gate, force, and failures that must not
-move an alias."""
+"""Training end to end in the embedded store: register, gate, force, a champion whose fields the
+catalog lacks, and failures that must not move an alias."""
 
 from __future__ import annotations
 
+import gzip
+import json
 import shutil
 from collections.abc import Iterator
 
@@ -10,7 +12,7 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.support import sqlite_store, tracking_uri_restored
+from tests.support import sqlite_store, tracking_uri_restored, write_jsonl_gz
 from training import registry
 from training.config import TrainConfig
 from training.errors import ConfigError, DataError
@@ -42,7 +44,7 @@ def aliases(name: str) -> dict[str, str]:
     return {k: str(v) for k, v in MlflowClient().get_registered_model(name).aliases.items()}
 
 
-def test_gate_promotes_keeps_and_forces(store, small_catalog) -> None:
+def test_gate_promotes_keeps_and_forces(store, small_catalog, tmp_path) -> None:
     first = train(config(small_catalog))
     assert first.promoted and first.decision == "no champion yet"
     assert aliases("gate-test") == {"champion": "1", "challenger": "1"}
@@ -58,6 +60,21 @@ def test_gate_promotes_keeps_and_forces(store, small_catalog) -> None:
 
     forced = train(config(small_catalog, n_estimators=1, force_promote=True))
     assert forced.promoted and aliases("gate-test")["champion"] == "3"
+
+    # The same products with 'title' named 'name': re-scored without its title the champion
+    # would lose to any model; the gate says it cannot compare, and names the change of fields.
+    with gzip.open(small_catalog, "rt") as lines:
+        records = [json.loads(line) for line in lines]
+    renamed = [{("name" if k == "title" else k): v for k, v in r.items()} for r in records]
+    catalog = write_jsonl_gz(tmp_path / "renamed.jsonl.gz", renamed)
+    texts = ["name", "description"]
+    other = train(config(catalog, text_columns=texts, gate_min_rows=50))
+    assert not other.promoted and aliases("gate-test")["champion"] == "3"
+    assert other.decision.startswith("cannot compare: champion v3 reads 'title', which this")
+    assert other.champion_f1 is None
+    assert other.inputs_changed == "changed from champion v3's: removed 'title'; added 'name'"
+    tags = mlflow.get_run(other.run_id).data.tags
+    assert tags["inputs_changed"] == other.inputs_changed and tags["promotion.decision"] == "kept"
 
 
 def test_failure_after_fit_moves_no_alias_and_registers_nothing(

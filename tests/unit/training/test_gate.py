@@ -1,18 +1,26 @@
-"""The champion gate's rule and its use of the rows held out by both models, without MLflow."""
+"""The champion gate's rule and its use of the rows held out by both models, and its checks of
+the champion's contract (input fields, classes), without MLflow."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
+from product_model.contract import InputField
 from training.gate import (
     ChampionScores,
     TrainingOrigin,
     challenge,
-    class_change,
     decide,
     explain_shortfall,
     unfit_champion,
+)
+from training.gate_contract import (
+    InputChange,
+    class_change,
+    input_change,
+    lacking_fields,
+    unreadable_champion,
 )
 from training.split import SplitDefinition
 
@@ -161,3 +169,95 @@ def test_a_change_of_classes_names_the_removed_and_added_ones() -> None:
 
 def test_a_champion_whose_classes_are_unknown_reports_no_change() -> None:
     assert class_change(ChampionScores("2", None, np.array([])), ["a"]) is None
+
+
+SHOP_FIELDS = (
+    InputField("Product Name", "text", "string"),
+    InputField("Details", "text", "string"),
+    InputField("Vendor", "tokens", "tokens"),
+    InputField("Tags", "tokens", "tokens"),
+    InputField("Price", "numeric", "number"),
+    InputField("SKU", "id", "string"),
+)
+
+
+def renamed_shop(n: int = 200) -> pd.DataFrame:
+    """A holdout of the shop catalog with 'Product Name' renamed 'Title' and no 'Tags'."""
+    return pd.DataFrame(
+        {
+            "SKU": [f"s{i}" for i in range(n)],
+            "Title": ["usb cable"] * n,
+            "Details": ["1 m"] * n,
+            "Vendor": ["acme"] * n,
+            "Price": ["9.99"] * n,
+            "label": ["a", "b"] * (n // 2),
+        }
+    )
+
+
+def shop_champion(**fill_rate: float) -> ChampionScores:
+    labels = np.array(["a"] * 200)
+    return ChampionScores("1", None, labels, fields=SHOP_FIELDS, fill_rate=fill_rate or None)
+
+
+def test_a_champion_whose_fields_the_catalog_lacks_is_kept_unless_forced() -> None:
+    kept = unreadable_champion(shop_champion(), renamed_shop(), force=False)
+    assert kept is not None and not kept.promote
+    assert kept.champion_f1 is None, "a score without its inputs is not the champion's"
+    assert kept.reason.startswith(
+        "cannot compare: champion v1 reads 'Product Name', 'Tags', which this catalog lacks: "
+    )
+    assert "champion v1 kept" in kept.reason and "--model-name" in kept.reason
+    assert "--force-promote replaces the champion" in kept.reason
+    forced = unreadable_champion(shop_champion(), renamed_shop(), force=True)
+    assert forced is not None and forced.promote
+    assert forced.reason == (
+        "forced with --force-promote (over champion v1, not scored: it reads 'Product Name', "
+        "'Tags', which this catalog lacks)"
+    )
+
+
+def test_a_champion_whose_fields_the_catalog_has_is_compared() -> None:
+    rows = renamed_shop().rename(columns={"Title": "Product Name"}).assign(Tags=[["x"]] * 200)
+    assert unreadable_champion(shop_champion(), rows, force=False) is None
+    unknown = ChampionScores("1", None, np.array([]))  # a model from before input contracts
+    assert unreadable_champion(unknown, renamed_shop(), force=False) is None
+
+
+def test_a_field_empty_on_every_holdout_row_lacks_when_the_champion_had_it() -> None:
+    rows = renamed_shop().assign(**{"Product Name": "", "Tags": [[]] * 200, "Price": "n/a"})
+    fields = SHOP_FIELDS
+    # Fill rates from the champion's reference profile: it had them on its own holdout.
+    had = {"Product Name": 1.0, "Tags": 0.5, "Price": 0.9, "Details": 1.0}
+    assert lacking_fields(fields, had, rows) == dict.fromkeys(
+        ("Product Name", "Tags", "Price"), "empty on all 200 holdout rows"
+    )
+    # Empty on its own holdout too (same catalog), or too rare to be missed by chance: compared.
+    assert lacking_fields(fields, {"Product Name": 1.0, "Tags": 0.0, "Price": 0.02}, rows) == {
+        "Product Name": "empty on all 200 holdout rows"
+    }
+    assert "Tags" in lacking_fields(fields, None, rows)  # fill rate not known: it lacks
+    kept = unreadable_champion(shop_champion(**had), rows, force=False)
+    assert kept is not None and "which this catalog lacks ('Product Name' is empty on all 200" in (
+        kept.reason
+    )
+
+
+def test_a_change_of_input_fields_names_removed_added_and_retyped_ones() -> None:
+    champion = shop_champion()
+    assert input_change(champion, SHOP_FIELDS) is None
+    mine = (
+        InputField("Title", "text", "string"),
+        InputField("Details", "text", "text"),
+        *SHOP_FIELDS[2:3],
+        *SHOP_FIELDS[4:],
+    )
+    change = input_change(champion, mine)
+    assert change == InputChange(
+        "1", ("Product Name", "Tags"), ("Title",), ("Details (text string → text text)",)
+    )
+    assert change.describe() == (
+        "changed from champion v1's: removed 'Product Name', 'Tags'; added 'Title'; "
+        "changed Details (text string → text text)"
+    )
+    assert input_change(ChampionScores("1", None, np.array([])), mine) is None  # not known
