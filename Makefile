@@ -149,6 +149,7 @@ K8S_RENDERED := build/k8s/$(OVERLAY).yaml
 RULES := k8s/components/prometheus-operator/rules/product-classifier.rules.yaml
 RULE_TESTS := k8s/components/prometheus-operator/rules/product-classifier.tests.yaml
 PROMETHEUS_RULE := k8s/components/prometheus-operator/prometheus-rule.yaml
+SCRAPE_CONFIG := k8s/plain-prometheus/prometheus.yml
 comma := ,
 
 # What each deploy step applies, chosen by the app.kubernetes.io/component label.
@@ -181,7 +182,10 @@ $(if $(filter kind,$(LOAD)),kind load image-archive build/images/$(1).tar --name
 @rm -f build/images/$(1).tar
 endef
 
-.PHONY: check-container-tool check-registry check-load check-kubectl check-cluster
+# Preconditions, one line each on failure (what is wrong, how to fix it). The all-* targets check
+# them all first (`preflight`), before the builds and pushes that take minutes.
+KUBECTL_MIN_MINOR := 31
+.PHONY: check-container-tool check-registry check-load check-kubectl check-overlay check-cluster preflight
 check-container-tool:
 	@command -v $(firstword $(CONTAINER_TOOL)) >/dev/null 2>&1 || { echo "error: $(CONTAINER_TOOL) not found; install docker or podman, or set CONTAINER_TOOL" >&2; exit 1; }
 	@test "$(firstword $(CONTAINER_TOOL))" != docker || docker info >/dev/null 2>&1 || { echo "error: the docker daemon is not reachable; start it, or use CONTAINER_TOOL=podman" >&2; exit 1; }
@@ -189,15 +193,28 @@ check-container-tool:
 check-registry:
 	@test "$(REGISTRY)" != localhost || { echo "error: REGISTRY is localhost: set REGISTRY=your.registry/path to push, or LOAD=kind|minikube to load images into a local cluster" >&2; exit 1; }
 
+# kind loads into the cluster named KIND_CLUSTER, minikube into its running profile.
 check-load:
 	@case "$(LOAD)" in kind|minikube) ;; *) echo "error: LOAD must be kind or minikube (got '$(LOAD)')" >&2; exit 1;; esac
-	@command -v $(LOAD) >/dev/null 2>&1 || { echo "error: $(LOAD) not found; install it or unset LOAD to push to REGISTRY" >&2; exit 1; }
+	@command -v $(LOAD) >/dev/null 2>&1 || { echo "error: LOAD=$(LOAD) but $(LOAD) is not installed; install it, or unset LOAD and set REGISTRY to push instead" >&2; exit 1; }
+ifeq ($(LOAD),kind)
+	@kind get clusters 2>/dev/null | grep -qx '$(KIND_CLUSTER)' || { echo "error: kind has no cluster named $(KIND_CLUSTER); create it (kind create cluster --name $(KIND_CLUSTER)) or set KIND_CLUSTER" >&2; exit 1; }
+else ifeq ($(LOAD),minikube)
+	@minikube status >/dev/null 2>&1 || { echo "error: minikube is not running; start it with minikube start" >&2; exit 1; }
+endif
 
+# Older kubectl (kustomize before 5.4) cannot render k8s/: patch files hold several objects.
 check-kubectl:
-	@command -v kubectl >/dev/null 2>&1 || { echo "error: kubectl not found; install it (https://kubernetes.io/docs/tasks/tools/)" >&2; exit 1; }
+	@command -v kubectl >/dev/null 2>&1 || { echo "error: kubectl not found; install kubectl 1.$(KUBECTL_MIN_MINOR) or newer (https://kubernetes.io/docs/tasks/tools/)" >&2; exit 1; }
+	@minor=$$(kubectl version --client -o json 2>/dev/null | sed -n 's/.*"minor": *"\([0-9]*\).*/\1/p' | head -n 1); test "$${minor:-0}" -ge $(KUBECTL_MIN_MINOR) || { echo "error: kubectl 1.$${minor:-?} is too old to render k8s/ (its kustomize); install kubectl 1.$(KUBECTL_MIN_MINOR) or newer" >&2; exit 1; }
+
+check-overlay:
+	@test -f k8s/overlays/$(OVERLAY)/kustomization.yaml || { echo "error: OVERLAY=$(OVERLAY): no such overlay; use one of: $(notdir $(wildcard k8s/overlays/*))" >&2; exit 1; }
 
 check-cluster: check-kubectl
 	@$(KUBECTL) cluster-info --request-timeout=5s >/dev/null 2>&1 || { echo "error: no Kubernetes cluster reachable through kubectl ($(if $(KUBE_CONTEXT),context $(KUBE_CONTEXT),current context: $$(kubectl config current-context 2>/dev/null || echo none))); start one or set KUBE_CONTEXT" >&2; exit 1; }
+
+preflight: check-container-tool $(if $(LOAD),check-load,check-registry) check-overlay check-cluster render ## Check what all-* needs (container tool, REGISTRY or LOAD, kubectl, the overlay, the cluster) without building
 
 .PHONY: images image-train image-serve image-mlflow
 images: image-train image-serve image-mlflow ## Build the training, serving and MLflow images, tagged REGISTRY/product-classifier-*:TAG
@@ -247,7 +264,7 @@ load-mlflow: check-container-tool check-load ## Load the MLflow image into kind 
 	$(call load_image,mlflow)
 
 .PHONY: render deploy-tracking deploy-training wait-training deploy-serving wait-serving deploy-retraining clean
-render: check-kubectl ## Render k8s/overlays/OVERLAY with this build's image tags into build/k8s/
+render: check-kubectl check-overlay ## Render k8s/overlays/OVERLAY with this build's image tags into build/k8s/
 	@mkdir -p $(dir $(K8S_RENDERED))
 	set -o pipefail; kubectl kustomize k8s/overlays/$(OVERLAY) \
 		| sed -E 's#^( +image: ).*(product-classifier-(train|serve|mlflow|batch-spark)):.*$$#\1$(REGISTRY)/\2:$(TAG)#' \
@@ -274,7 +291,7 @@ wait-tuning: check-cluster ## Wait for the search and the training from its best
 	KUBECTL="$(KUBECTL)" scripts/containers/wait-for-job.sh $(NAMESPACE) product-classifier-train-best $(TUNING_TIMEOUT)
 	$(KUBECTL) --namespace $(NAMESPACE) logs job/product-classifier-train-best --container best-config | sed -n '/^tuning summary/,$$p'
 
-all-tuning: image-train image-mlflow publish-train publish-mlflow deploy-tuning wait-tuning ## Build, push (or LOAD=kind|minikube), deploy MLflow, tune and train the best; print the summaries
+all-tuning: preflight image-train image-mlflow publish-train publish-mlflow deploy-tuning wait-tuning ## Check (preflight), build, push (or LOAD=kind|minikube), deploy MLflow, tune and train the best; print the summaries
 
 deploy-serving: check-cluster render ## Apply the serving Deployment, Service, HPA, PDB (and monitoring, if the overlay has it)
 	$(KUBECTL) apply --filename $(K8S_RENDERED) --selector '$(SELECT_SERVING)'
@@ -307,9 +324,9 @@ publish-train: $(if $(LOAD),load,push)-train ## Push the training image to REGIS
 publish-serve: $(if $(LOAD),load,push)-serve ## Push the serving image to REGISTRY, or load it with LOAD=kind|minikube
 publish-mlflow: $(if $(LOAD),load,push)-mlflow ## Push the MLflow image to REGISTRY, or load it with LOAD=kind|minikube
 
-all-training: image-train image-mlflow publish-train publish-mlflow deploy-training wait-training ## Build, push (or LOAD=kind|minikube), deploy MLflow and train; print the summary
+all-training: preflight image-train image-mlflow publish-train publish-mlflow deploy-training wait-training ## Check (preflight), build, push (or LOAD=kind|minikube), deploy MLflow and train; print the summary
 
-all-serving: image-serve publish-serve deploy-serving wait-serving ## Build, push (or LOAD=kind|minikube), deploy serving and wait for the rollout
+all-serving: preflight image-serve publish-serve deploy-serving wait-serving ## Check (preflight), build, push (or LOAD=kind|minikube), deploy serving and wait for the rollout
 
 .PHONY: tools k8s-validate k8s-rules smoke
 $(TOOLS_STAMP): scripts/containers/tools-requirements.txt
@@ -320,7 +337,7 @@ $(TOOLS_STAMP): scripts/containers/tools-requirements.txt
 
 tools: $(TOOLS_STAMP) ## Install checkov, kubernetes-validate and hadolint into .venv-tools
 
-k8s-validate: $(TOOLS_STAMP) $(STAMP) check-kubectl ## Render every overlay; kubernetes-validate, checkov, hadolint, promtool
+k8s-validate: $(TOOLS_STAMP) $(STAMP) check-kubectl ## Render every overlay; kubernetes-validate, checkov, hadolint, promtool (rules, scrape config)
 	@command -v promtool >/dev/null 2>&1 || { echo "error: promtool not found (apt-get install prometheus)" >&2; exit 1; }
 	@mkdir -p build/k8s/validate
 	@set -e -o pipefail; for overlay in $(notdir $(wildcard k8s/overlays/*)); do \
@@ -332,6 +349,11 @@ k8s-validate: $(TOOLS_STAMP) $(STAMP) check-kubectl ## Render every overlay; kub
 	done
 	$(TOOLS_VENV)/bin/hadolint Dockerfile.train Dockerfile.serve Dockerfile.mlflow Dockerfile.batch-spark
 	promtool check rules $(RULES)
+	@# Debian's promtool is built without Kubernetes discovery: it cannot parse the scrape job.
+	@out=$$(cd $(dir $(SCRAPE_CONFIG)) && promtool check config $(notdir $(SCRAPE_CONFIG)) 2>&1) && echo "$$out" || { \
+		case "$$out" in *"field kubernetes_sd_configs not found"*) \
+			echo "note: this promtool has no Kubernetes discovery; tests/platform/test_plain_prometheus.py checks $(SCRAPE_CONFIG) with static targets";; \
+		*) echo "$$out" >&2; exit 1;; esac; }
 	cd $(dir $(RULE_TESTS)) && promtool test rules $(notdir $(RULE_TESTS))
 	$(PY) scripts/containers/prometheus_rule.py --check $(RULES) $(PROMETHEUS_RULE)
 

@@ -48,7 +48,7 @@ fi
 
 # kubectl renders k8s/ in the platform tests; Debian's kubernetes-client is too old for them.
 if [[ $need_kubectl == yes ]] && ! command -v kubectl >/dev/null 2>&1; then
-    echo "error: kubectl not found; install kubectl 1.30 or newer" \
+    echo "error: kubectl not found; install kubectl 1.31 or newer" \
         "(https://kubernetes.io/docs/tasks/tools/)" >&2
     exit 1
 fi

@@ -18,6 +18,10 @@ from tests.support import REPO
 K8S = REPO / "k8s"
 OVERLAYS = sorted(path.parent.name for path in (K8S / "overlays").glob("*/kustomization.yaml"))
 TOOLS_BIN = REPO / ".venv-tools" / "bin"
+# The oldest versions the docs promise: kubectl's kustomize renders k8s/ from 1.31 on (the
+# Makefile checks it), and API servers accept every object from 1.29 on.
+KUBECTL_MIN = "1.31"
+KUBERNETES_MIN = "1.29"
 
 
 def require(command: str, install_hint: str) -> str:
@@ -28,16 +32,21 @@ def require(command: str, install_hint: str) -> str:
     return path
 
 
-def run(args: list[str], cwd: Path = REPO, timeout: float = 600) -> subprocess.CompletedProcess:
-    """Run a command, capturing its output as text (never raises on a non-zero exit)."""
+def run(
+    args: list[str], cwd: Path = REPO, timeout: float = 600, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """Run a command, capturing its output as text (never raises on a non-zero exit); in
+    exactly the environment `env` when given, else in this process's."""
     return subprocess.run(
-        args, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
+        args, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False, env=env
     )
 
 
 def render(kustomization: Path) -> str:
     """`kubectl kustomize` of a directory, or a test failure with kubectl's message."""
-    kubectl = require("kubectl", "install kubectl 1.30 or newer (its kustomize renders k8s/)")
+    kubectl = require(
+        "kubectl", f"install kubectl {KUBECTL_MIN} or newer (its kustomize renders k8s/)"
+    )
     result = run([kubectl, "kustomize", str(kustomization)])
     if result.returncode != 0:
         pytest.fail(f"kubectl kustomize {kustomization} failed:\n{result.stderr}", pytrace=False)

@@ -174,3 +174,9 @@ def test_service_monitor_scrapes_the_serving_service(
 def test_rule_files_are_plain_prometheus_format() -> None:
     assert "apiVersion" not in yaml.safe_load(RULES.read_text(encoding="utf-8"))
     assert Path(RULE_TESTS).exists()
+
+
+def test_the_platform_docs_list_every_alert() -> None:
+    docs = (REPO / "docs" / "platform.md").read_text(encoding="utf-8")
+    listed = set(re.findall(r"^\| `(ProductClassifier\w+)` \|", docs, flags=re.M))
+    assert listed == set(_alerts())

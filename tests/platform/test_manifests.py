@@ -11,7 +11,16 @@ from typing import Any
 
 import pytest
 
-from tests.platform.kube import K8S, OVERLAYS, find, pod_spec, render, run, workloads
+from tests.platform.kube import (
+    K8S,
+    KUBERNETES_MIN,
+    OVERLAYS,
+    find,
+    pod_spec,
+    render,
+    run,
+    workloads,
+)
 from tests.support import REPO
 
 pytestmark = pytest.mark.platform
@@ -37,15 +46,19 @@ def test_base_renders_on_its_own() -> None:
     assert "kind: Deployment" in render(K8S / "base")
 
 
+@pytest.mark.parametrize("kubernetes", [None, KUBERNETES_MIN], ids=["latest", "oldest"])
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_objects_validate_against_kubernetes_schemas(
-    overlay: str, rendered_files: dict[str, Path], tools_bin: Path
+    overlay: str, kubernetes: str | None, rendered_files: dict[str, Path], tools_bin: Path
 ) -> None:
+    """Against the newest schemas kubernetes-validate has, and the oldest the docs promise."""
+    version = ["--kubernetes-version", f"{kubernetes}.0"] if kubernetes else []
     result = run(
         [
             str(tools_bin / "kubernetes-validate"),
             "--strict",
             "--quiet",
+            *version,
             str(rendered_files[overlay]),
         ]
     )
