@@ -1,18 +1,18 @@
 """The live profile of a prediction log (`serving.prediction_log`'s JSON lines) for
 `product-monitor`: the judged model's lines only, each product's most probable class as the
-reference counts it.
+reference counts it. The lines are read and checked in `drift_log_lines`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from product_model.profile import build_profile
+from training.drift_log_lines import Prediction, Window, lines, read_predictions
 from training.errors import DataError
 
 log = logging.getLogger("product-monitor")
@@ -23,27 +23,18 @@ def log_profile(
     fields: Iterable[str],
     text_fields: Iterable[str],
     model: tuple[str, str] | None = None,
+    window: Window | None = None,
 ) -> dict[str, Any]:
     """The live profile of a prediction log (JSON lines of `serving.prediction_log`); fill
     rates only if it logged product fields, and no out-of-vocabulary shares. With `model`
-    (name, version), only that model's lines (see `lines_of_model`)."""
-    try:
-        lines = path.read_text("utf-8").splitlines()
-    except OSError as error:
-        raise DataError(
-            f"{path}: cannot read the prediction log ({error.strerror}); check --prediction-log"
-        ) from None
-    try:
-        entries = [json.loads(line) for line in lines if line.strip()]
-        if model is not None:
-            entries = lines_of_model(path, entries, model)
-        answers = [most_probable(entry) for entry in entries]
-        labels, confidences = [a[0] for a in answers], [a[1] for a in answers]
-        products = [e.get("product") or {} for e in entries]
-    except (ValueError, KeyError, TypeError, AttributeError, IndexError) as error:
-        raise DataError(
-            f"{path}: not a prediction log of JSON lines with label and confidence ({error!r})"
-        ) from None
+    (name, version), only that model's lines (see `lines_of_model`); with `window`, only the
+    lines logged within it."""
+    predictions = read_predictions(path, window)
+    if model is not None:
+        predictions = lines_of_model(path, predictions, model)
+    labels = [p.label for p in predictions]
+    confidences = [p.confidence for p in predictions]
+    products = [p.product for p in predictions]
     logged_fields = list(fields) if any(products) else []
     profile = build_profile(products, labels, confidences, [], logged_fields, list(text_fields))
     profile["oov"] = None
@@ -51,19 +42,21 @@ def log_profile(
 
 
 def lines_of_model(
-    path: Path, entries: list[dict[str, Any]], model: tuple[str, str]
-) -> list[dict[str, Any]]:
+    path: Path, predictions: list[Prediction], model: tuple[str, str]
+) -> list[Prediction]:
     """The lines `model` (name, version) wrote (lines naming no model are kept: they cannot
     tell); the others are left out with a warning, and a `DataError` if none are left."""
     name, version = model
 
-    def judged(entry: Mapping[str, Any]) -> bool:
-        return "model" not in entry or (entry["model"], str(entry.get("version"))) == model
+    def judged(prediction: Prediction) -> bool:
+        return prediction.model is None or prediction.model == model
 
-    others = Counter(f"{e['model']} v{e.get('version', '?')}" for e in entries if not judged(e))
+    others = Counter(
+        f"{p.model[0]} v{p.model[1]}" for p in predictions if p.model and not judged(p)
+    )
     if not others:
-        return entries
-    kept = [e for e in entries if judged(e)]
+        return predictions
+    kept = [p for p in predictions if judged(p)]
     named = ", ".join(f"{what}: {lines(count)}" for what, count in others.most_common(5))
     if not kept:
         raise DataError(
@@ -76,18 +69,3 @@ def lines_of_model(
         path, lines(sum(others.values())), named, lines(len(kept)), name, version,
     )  # fmt: skip
     return kept
-
-
-def most_probable(entry: Mapping[str, Any]) -> tuple[str, float]:
-    """A logged product's most probable class and its probability, as the reference counts: the
-    first of its `top_k` (a path model logs the whole path as `label` with its deepest level's
-    probability); `label` and `confidence` when no top-k was logged."""
-    top = entry.get("top_k")
-    if top:
-        return str(top[0][0]), float(top[0][1])
-    return str(entry["label"]), float(entry["confidence"])
-
-
-def lines(count: int) -> str:
-    """'1 line', '2 lines'."""
-    return f"{count} line" if count == 1 else f"{count} lines"

@@ -4,21 +4,19 @@ decision behind `product-monitor`.
 The live profile is read from Prometheus (what every serving pod exported over a time window:
 predicted labels, confidence and out-of-vocabulary histograms, missing fields) or from a
 prediction log (`training.drift_log`), in the same shape as the reference, so both go through the
-same distances (`product_model.profile`) and the same picture (`training.profile.plot_profiles`).
+same distances (`product_model.profile`) and the same picture (`training.profile.plot_profiles`,
+written by `training.report_files`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from product_model.profile import (
@@ -249,56 +247,3 @@ def shares_from_buckets(cumulative: Mapping[str, float], edges: Iterable[float])
         shares.append((at - below) / total if total else 0.0)
         below = at
     return {"edges": bounds, "shares": shares, "mean": None}
-
-
-# -- the report's files -----------------------------------------------------------------------
-
-
-def write_report_files(
-    folder: Path, report: Mapping[str, Any], profiles: Mapping[str, Any], title: str
-) -> list[Path]:
-    """Write `drift_report.json` and `drift_report.png` into `folder`, both or neither: each is
-    written under a hidden partial name and renamed into place only once both are complete; a
-    failure removes the partial files, and the folder if this call created it."""
-    from training.profile import plot_profiles
-
-    created = _make_folder(folder)
-    final = [folder / "drift_report.json", folder / "drift_report.png"]
-    partial = [path.with_name(f".{path.stem}.partial-{os.getpid()}{path.suffix}") for path in final]
-    try:
-        partial[0].write_text(json.dumps(report, indent=1), encoding="utf-8")
-        plot_profiles(profiles, partial[1], title)
-        for done in (1, 0):  # the JSON last: when it is there, its picture is too
-            partial[done].replace(final[done])
-    except BaseException as error:
-        for path in partial:
-            path.unlink(missing_ok=True)
-        if created is not None:
-            shutil.rmtree(created, ignore_errors=True)
-        if isinstance(error, OSError):
-            raise ConfigError(f"--out {folder}: cannot write the report ({error})") from None
-        raise
-    return final
-
-
-def check_report_folder(folder: Path) -> None:
-    """`folder` can hold the report: a folder, or nothing yet under a folder."""
-    existing = next(p for p in (folder, *folder.parents) if p.exists())
-    if not existing.is_dir():
-        raise ConfigError(
-            f"--out {folder}: {existing} is a file; the report is a folder (drift_report.json "
-            "and .png): give a new or existing folder"
-        )
-
-
-def _make_folder(folder: Path) -> Path | None:
-    """Create `folder` (and missing parents); returns the topmost folder created, if any."""
-    check_report_folder(folder)
-    missing = [p for p in (folder, *folder.parents) if not p.exists()]
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise ConfigError(
-            f"--out {folder}: cannot create the folder ({error.strerror}); give a writable folder"
-        ) from None
-    return missing[-1] if missing else None

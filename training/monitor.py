@@ -5,8 +5,9 @@
 
 The reference is the champion's own (logged with its training run); the live side comes from
 Prometheus or a prediction log. Exit codes: 0 report written / retrain, 1 keep the champion,
-2 bad option, 3 unreadable catalog or log (or no live predictions to compare), 4 Prometheus or
-MLflow unreachable (5 refused). Every failure is one line on stderr, never a traceback.
+2 bad option, 3 unreadable catalog or log (or no live predictions to compare, or a model name
+the store does not hold), 4 Prometheus or MLflow unreachable (5 refused). Every failure is one
+line on stderr, never a traceback.
 
 The options are parsed in `monitor_options.py`; the champion is read and the retraining decided in
 `retrain_decision.py`; this module wires them to the live side and writes the report.
@@ -23,24 +24,18 @@ from typing import Any, NoReturn
 
 from training.catalog import file_sha256
 from training.drift_log import log_profile
-from training.drift_report import (
-    LEVELS,
-    MIN_PRODUCTS,
-    Comparison,
-    Prometheus,
-    check_report_folder,
-    compare,
-    write_report_files,
-)
+from training.drift_report import LEVELS, MIN_PRODUCTS, Comparison, Prometheus, compare
 from training.errors import DataError, TrainingError
 from training.logs import check_log_level, quiet_third_parties, requested_level
-from training.monitor_options import PROG, build_parser, with_training_config
+from training.monitor_options import PROG, parse_arguments, with_training_config
+from training.report_files import check_report_folder, write_report_files
 from training.retrain_decision import (
     Champion,
     Decision,
     decide,
     load_champion,
     unregistered_model,
+    without_champion,
 )
 
 log = logging.getLogger("product-monitor")
@@ -58,7 +53,7 @@ def live_profile(args: argparse.Namespace, champion: Champion) -> dict[str, Any]
     if args.prediction_log is not None:
         reference = champion.profile or {}
         fields, texts = list(reference.get("fill_rate", {})), list(reference.get("text_length", {}))
-        live = log_profile(args.prediction_log, fields, texts, model)
+        live = log_profile(args.prediction_log, fields, texts, model, args.window)
         if not live["rows"]:  # explicitly given and empty: a wrong file or logging was off
             raise DataError(
                 f"{args.prediction_log}: no predictions in this prediction log, nothing to compare "
@@ -76,7 +71,7 @@ def live_profile(args: argparse.Namespace, champion: Champion) -> dict[str, Any]
 def prometheus(args: argparse.Namespace, champion: Champion) -> Prometheus:
     """Prometheus, asked about the servers of the champion only."""
     model = (args.model_name, champion.version)
-    return Prometheus(args.prometheus, args.selector, args.window, model)
+    return Prometheus(args.prometheus, args.selector, str(args.window), model)
 
 
 def check_own_labels(args: argparse.Namespace, champion: Champion, live: dict[str, Any]) -> None:
@@ -245,8 +240,10 @@ def run_should_retrain(args: argparse.Namespace) -> int:
         decision = Decision(True, "--always given")
     else:
         champion = load_champion(args.tracking_uri, args.model_name)
-        drift = live_drift(args, champion)
-        decision = decide(champion, file_sha256(args.data), drift)
+        if champion is None:  # the first training, or a misspelt model name
+            decision = without_champion(args.tracking_uri, args.model_name)
+        else:
+            decision = decide(champion, file_sha256(args.data), live_drift(args, champion))
     verdict = "retrain" if decision.retrain else "keep the champion"
     log.info("decision: %s: %s", verdict, decision.reason)
     return 0 if decision.retrain else 1
@@ -260,7 +257,7 @@ def main(argv: list[str] | None = None) -> None:
     level = requested_level(quiet=False)
     logging.basicConfig(level=level, format="%(asctime)s %(name)s %(message)s")
     quiet_third_parties(level)  # e.g. matplotlib's line per chart of labels that look like numbers
-    args = build_parser().parse_args(argv)
+    args = parse_arguments(argv)
     command = run_report if args.command == "report" else run_should_retrain
     try:
         args = with_training_config(args)

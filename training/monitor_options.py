@@ -5,15 +5,20 @@ from __future__ import annotations
 
 import argparse
 import re
+import urllib.parse
 from pathlib import Path
 from typing import NoReturn
 
 from training.catalog import bundled_sample
 from training.config_files import make_config, read_config_file
+from training.drift_log_lines import Window
 
 PROG = "product-monitor"
 DEFAULT_SELECTOR = 'job="product-classifier"'
 PROMQL_DURATION = re.compile(r"(?:\d+(?:ms|s|m|h|d|w|y))+")
+PROMQL_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+PROMQL_UNIT_SECONDS["y"] = 365 * PROMQL_UNIT_SECONDS["d"]  # Prometheus' year
+DEFAULT_WINDOW = Window("6h", 6 * 3600)
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -23,14 +28,31 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def promql_duration(text: str) -> str:
+def promql_duration(text: str) -> Window:
     """--window: a PromQL range such as 30m, 6h, 1d or 1h30m."""
     value = text.strip()
     if not PROMQL_DURATION.fullmatch(value) or not any(int(n) for n in re.findall(r"\d+", value)):
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a PromQL duration; give e.g. 30m, 6h, 1d or 1h30m"
         )
-    return value
+    parts = re.findall(r"(\d+)(ms|s|m|h|d|w|y)", value)
+    return Window(value, sum(int(n) * PROMQL_UNIT_SECONDS[unit] for n, unit in parts))
+
+
+def http_url(text: str) -> str:
+    """--prometheus: an http:// or https:// URL with a host (a bare `host:port` would be read as
+    a URL of the scheme `host`, and fail later as if Prometheus were unreachable)."""
+    parts = urllib.parse.urlsplit(text.strip())
+    try:
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+    except ValueError:  # a port that is not a number
+        valid = False
+    if not valid:
+        example = f"http://{text.strip()}" if "://" not in text else "http://prometheus:9090"
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an http:// or https:// URL of Prometheus; give e.g. {example}"
+        )
+    return text.strip()
 
 
 def positive_seconds(text: str) -> float:
@@ -50,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="Compare live predictions with the champion's reference profile.",
         epilog="Exit codes: 0 report written / retrain, 1 keep the champion, 2 bad option, "
-        "3 unreadable catalog or log (or no live predictions to compare), "
+        "3 unreadable catalog or log (or no live predictions to compare, or a --model-name the "
+        "store does not hold), "
         "4 Prometheus or MLflow unreachable, 5 MLflow refused.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
@@ -81,7 +104,12 @@ def add_common_options(command: argparse.ArgumentParser, required_source: bool) 
         "(default: the config's tracking_timeout_seconds, else 60)",
     )
     source = command.add_mutually_exclusive_group(required=required_source)
-    source.add_argument("--prometheus", metavar="URL", help="Prometheus base URL")
+    source.add_argument(
+        "--prometheus",
+        type=http_url,
+        metavar="URL",
+        help="Prometheus base URL (http:// or https://)",
+    )
     source.add_argument(
         "--prediction-log",
         type=Path,
@@ -99,10 +127,20 @@ def add_common_options(command: argparse.ArgumentParser, required_source: bool) 
     command.add_argument(
         "--window",
         type=promql_duration,
-        default="6h",
         metavar="DURATION",
-        help="PromQL range of live traffic: 30m, 6h, 1d, 1h30m (default: %(default)s)",
+        help="live traffic of the last DURATION, a PromQL range: 30m, 6h, 1d, 1h30m (default: "
+        f"{DEFAULT_WINDOW} with --prometheus; the whole log with --prediction-log, whose lines "
+        "it otherwise selects by their time)",
     )
+
+
+def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line, with --window's default for Prometheus (a prediction log is read whole
+    unless --window is given)."""
+    args = build_parser().parse_args(argv)
+    if args.window is None and args.prometheus is not None:
+        args.window = DEFAULT_WINDOW
+    return args
 
 
 def with_training_config(args: argparse.Namespace) -> argparse.Namespace:

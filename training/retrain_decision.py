@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from training.drift_report import Comparison
+from training.errors import DataError
 
 IN_MEMORY = re.compile(r"sqlite(\+\w+)?:///?(:memory:)?")
 
@@ -95,13 +96,33 @@ def decide(champion: Champion | None, catalog_sha: str, drift: Comparison | None
 def unregistered_model(tracking_uri: str | None, name: str) -> str | None:
     """Why `name` has no champion when the store has no registered model of that name, naming a
     few that it has (None: `name` is registered)."""
+    found = other_models(tracking_uri, name)
+    return None if found is None else not_registered(tracking_uri, name, found)
+
+
+def without_champion(tracking_uri: str | None, name: str) -> Decision:
+    """`should-retrain`'s decision when `name` has no champion: retrain when `name` is registered
+    (no version passed the gate yet) or the store holds no model at all (the first training); a
+    store holding only other models is a `DataError`, as `name` is more likely a typo than a new
+    model (a retraining would register a model no server serves)."""
+    others = other_models(tracking_uri, name)
+    if others is None:
+        return Decision(True, f"no champion yet: no version of {name} has the champion alias")
+    if not others:
+        return Decision(True, f"no model is registered in the store yet (first training of {name})")
+    raise DataError(
+        not_registered(tracking_uri, name, others) + "; to train a new model beside them, pass "
+        "--always (ALWAYS_TRAIN=true in the retraining CronJob) or run product-train once"
+    )
+
+
+def other_models(tracking_uri: str | None, name: str) -> list[str] | None:
+    """None when `name` is a registered model; else up to 6 names of those the store holds."""
     from mlflow.exceptions import MlflowException
 
     from training import tracking
-    from training.tracking_uri import redact
 
-    uri = tracking.resolve_tracking_uri(tracking_uri)
-    client = tracking.connect(uri)
+    client = tracking.connect(tracking.resolve_tracking_uri(tracking_uri))
     try:
         client.get_registered_model(name)
         return None
@@ -109,14 +130,23 @@ def unregistered_model(tracking_uri: str | None, name: str) -> str | None:
         if error.error_code not in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"):
             raise tracking.as_tracking_error(error, f"reading the model {name}") from None
     try:
-        names = [model.name for model in client.search_registered_models(max_results=6)]
-    except MlflowException:
-        names = []
-    there = f"it has {', '.join(names[:5])}" + (", ..." if len(names) > 5 else "")
-    if not names:
+        return [model.name for model in client.search_registered_models(max_results=6)]
+    except MlflowException as error:
+        raise tracking.as_tracking_error(error, "listing the registered models") from None
+
+
+def not_registered(tracking_uri: str | None, name: str, others: list[str]) -> str:
+    """`name` is not registered in the store, which holds `others` (a few of them)."""
+    from training import tracking
+    from training.tracking_uri import redact
+
+    uri = tracking.resolve_tracking_uri(tracking_uri)
+    there = f"it has {', '.join(others[:5])}" + (", ..." if len(others) > 5 else "")
+    if not others:
         memory = " (an in-memory database starts empty)" if IN_MEMORY.fullmatch(uri) else ""
         there = f"it has none{memory}"
     return (
         f"{name}: no registered model of that name in the store {redact(uri)!r} ({there}); "
-        "give --model-name of a registered model, or --tracking-uri of the store that holds it"
+        "give --model-name (or the config's model_name) of a registered model, or --tracking-uri "
+        "of the store that holds it"
     )

@@ -24,7 +24,7 @@ from serving.prediction_log import PredictionLog
 from serving.service import PredictionService
 from serving.validation import RequestContract
 from training.drift_log import log_profile
-from training.drift_report import Prometheus, compare, write_report_files
+from training.drift_report import Prometheus, compare
 from training.errors import ConfigError, DataError, TrackingError
 
 REFERENCE = build_profile(
@@ -49,34 +49,6 @@ def test_the_picture_of_a_prediction_log_has_every_panel(tmp_path: Path) -> None
     picture = tmp_path / "drift.png"
     plot_profiles({"reference": REFERENCE, "live": live}, picture, "live vs. reference")
     assert picture.stat().st_size > 10_000
-
-
-def test_the_report_is_written_whole(tmp_path: Path) -> None:
-    out = tmp_path / "a" / "report"
-    paths = write_report_files(out, {"level": "ok"}, {"reference": REFERENCE}, "t")
-    assert [p.name for p in paths] == ["drift_report.json", "drift_report.png"]
-    assert sorted(p.name for p in out.iterdir()) == ["drift_report.json", "drift_report.png"]
-    assert json.loads(paths[0].read_text()) == {"level": "ok"}
-
-
-def test_a_failed_report_keeps_the_previous_one(tmp_path: Path, monkeypatch) -> None:
-    write_report_files(tmp_path, {"level": "ok"}, {"reference": REFERENCE}, "t")
-
-    def broken_plot(*args: object) -> None:
-        raise RuntimeError("no picture")
-
-    monkeypatch.setattr("training.profile.plot_profiles", broken_plot)
-    with pytest.raises(RuntimeError):
-        write_report_files(tmp_path, {"level": "critical"}, {"reference": REFERENCE}, "t")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["drift_report.json", "drift_report.png"]
-    assert json.loads((tmp_path / "drift_report.json").read_text()) == {"level": "ok"}
-
-
-def test_the_report_folder_under_a_file_is_a_config_error(tmp_path: Path) -> None:
-    afile = tmp_path / "notes.txt"
-    afile.write_text("x")
-    with pytest.raises(ConfigError, match=f"{afile} is a file"):
-        write_report_files(afile / "report", {}, {"reference": REFERENCE}, "t")
 
 
 def test_a_missing_prediction_log_names_the_option(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ import pytest
 from product_model.profile import CONFIDENCE_EDGES, OOV_EDGES, build_profile
 from tests.support import Registry, refused_port, sqlite_store, tracking_uri_restored, train_tiny
 from training.drift_log import log_profile
+from training.drift_log_lines import Window
 from training.drift_report import Comparison, compare, shares_from_buckets
 from training.errors import DataError
 from training.monitor import check_own_labels, live_drift, main, no_traffic
@@ -125,7 +126,10 @@ def test_should_retrain_always(tmp_path: Path, caplog) -> None:
     assert "decision: retrain: --always given" in caplog.text
 
 
-def test_report_without_a_champion_exits_3(tmp_path: Path, capsys, monkeypatch) -> None:
+def test_an_empty_store_is_no_report_and_a_first_training(
+    tmp_path: Path, capsys, caplog, monkeypatch
+) -> None:
+    """`report` has nothing to compare with; `should-retrain` says retrain, saying why."""
     monkeypatch.chdir(tmp_path)
     store = f"sqlite:///{tmp_path}/mlflow.db"
     (tmp_path / "mlflow.db").touch()  # an empty file: MLflow sets its tables up in it
@@ -137,6 +141,14 @@ def test_report_without_a_champion_exits_3(tmp_path: Path, capsys, monkeypatch) 
     err = capsys.readouterr().err
     assert "product-classifier: no registered model of that name in the store" in err
     assert "(it has none)" in err
+    caplog.set_level("INFO")
+    with tracking_uri_restored(), pytest.raises(SystemExit) as stop:
+        main(["should-retrain", "--tracking-uri", store, "--data", str(log)])
+    assert stop.value.code == 0
+    assert (
+        "decision: retrain: no model is registered in the store yet (first training of "
+        "product-classifier)"
+    ) in caplog.text
 
 
 # -- the CLI on a real champion (a tiny model trained into a SQLite store) ---------------------
@@ -211,6 +223,29 @@ def test_report_from_a_prediction_log_writes_json_and_picture(
     assert set(report["scores"]) == {"label", "confidence"}
     assert (out / "drift_report.png").stat().st_size > 10_000
     assert sorted(p.name for p in out.iterdir()) == ["drift_report.json", "drift_report.png"]
+
+
+def test_a_log_being_written_is_reported_on_its_lines_within_the_window(
+    tiny_champion: Registry, tmp_path: Path, capsys, caplog
+) -> None:
+    """A last line cut mid-write made the whole log exit 3 ("line 1 column 121"), and --window
+    was ignored: yesterday's lines counted."""
+    labels = champion_labels(tiny_champion)
+    log = write_prediction_log(tmp_path / "pred.log", labels, 600, own(tiny_champion))
+    old = log.read_text()  # logged at ts 1.0
+    recent = old.replace('"ts": 1.0', f'"ts": {time.time() - 60}')
+    crashed = old.splitlines()[5][:40]  # a server killed mid-line, then restarted
+    log.write_text("".join(old.splitlines(True)[:5]) + crashed + "\n" + recent + crashed)
+    caplog.set_level("INFO")
+    out = tmp_path / "report"
+    code = monitor(tiny_champion, "report", "--prediction-log", str(log), "--window", "1h",
+                   "--out", str(out))  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    report = json.loads((out / "drift_report.json").read_text())
+    assert report["live"]["rows"] == 600
+    skipped = f"{log}: skipped 2 of 607 lines (not predictions); the first, line 6: not JSON"
+    assert skipped in caplog.text
+    assert f"{log}: 5 lines older than --window 1h left out" in caplog.text
 
 
 @pytest.mark.parametrize("command", ["report", "should-retrain"])
@@ -352,7 +387,7 @@ def test_labels_the_champion_does_not_know_are_refused_naming_the_selector() -> 
 def prometheus_args(command: str = "report") -> argparse.Namespace:
     return argparse.Namespace(
         command=command, prediction_log=None, prometheus="http://prometheus:9090",
-        selector='job="shop"', window="6h", model_name="shop",
+        selector='job="shop"', window=Window("6h", 21600), model_name="shop",
     )  # fmt: skip
 
 
@@ -400,6 +435,26 @@ def test_a_store_file_that_is_not_sqlite_is_a_bad_option(tmp_path: Path, capsys)
     assert "not an MLflow store" in err[0] and "DatabaseError" not in err[0]
 
 
+def test_should_retrain_refuses_a_model_name_the_store_lacks_beside_others(
+    tiny_champion: Registry, tmp_path: Path, capsys, caplog
+) -> None:
+    """A typo said "retrain: no champion yet" (exit 0): the CronJob then trained and registered
+    a model no server serves. A store holding no model at all is a first training (above)."""
+    data = tmp_path / "catalog.jsonl"
+    data.write_text("{}\n")
+    caplog.set_level("INFO")
+    with tracking_uri_restored(), pytest.raises(SystemExit) as stop:
+        main(["should-retrain", "--tracking-uri", tiny_champion.tracking_uri,
+              "--model-name", "monitor-tyny", "--data", str(data)])  # fmt: skip
+    assert stop.value.code == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "monitor-tyny: no registered model of that name" in err[0]
+    assert f"(it has {tiny_champion.model_name})" in err[0]
+    assert err[0].endswith("pass --always (ALWAYS_TRAIN=true in the retraining CronJob) or run "
+                           "product-train once")  # fmt: skip
+    assert "decision:" not in caplog.text
+
+
 def test_a_model_name_the_store_lacks_is_named_with_those_it_has(
     tiny_champion: Registry, tmp_path: Path, capsys
 ) -> None:
@@ -431,7 +486,9 @@ def test_the_prediction_log_option_has_help(capsys) -> None:
     assert "--prediction-log FILE the JSON lines the servers append with PREDICTION_LOG" in out
 
 
-def test_a_registered_model_without_a_champion_says_so(tmp_path: Path, capsys) -> None:
+def test_a_registered_model_without_a_champion_says_so(tmp_path: Path, capsys, caplog) -> None:
+    """`report` has no reference; `should-retrain` retrains (no version passed the gate yet)."""
+    caplog.set_level("INFO")
     from mlflow.tracking import MlflowClient
 
     store = f"sqlite:///{tmp_path}/mlflow.db"
@@ -445,3 +502,8 @@ def test_a_registered_model_without_a_champion_says_so(tmp_path: Path, capsys) -
     assert stop.value.code == 3
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert "unpromoted: no version has the champion alias" in err and "older version" not in err
+    with tracking_uri_restored(), pytest.raises(SystemExit) as stop:
+        main(["should-retrain", "--tracking-uri", store, "--model-name", "unpromoted",
+              "--data", str(log)])  # fmt: skip
+    assert stop.value.code == 0
+    assert "no champion yet: no version of unpromoted has the champion alias" in caplog.text
