@@ -86,6 +86,11 @@ class ServingMetrics:
         self.batch_size = Histogram(
             "prediction_batch_size", "Rows per model call.", buckets=BATCH_BUCKETS, registry=r
         )
+        self.prediction_log_dropped = Counter(
+            "prediction_log_dropped_lines",
+            "Prediction log lines lost because the PREDICTION_LOG file could not be written.",
+            registry=r,
+        )
         self._define_model_metrics(r)
         self.drift = DriftWatch()  # model-health signals, computed on scrape (serving/drift.py)
         r.register(self.drift)
@@ -190,6 +195,10 @@ class ServingMetrics:
 
     def model_load_failed(self, version: str, reason: str) -> None:
         self.load_failures.labels(version, reason).inc()
+
+    def prediction_log_failed(self, lines: int) -> None:
+        """`lines` prediction log lines were lost (PredictionLog's `count_dropped`)."""
+        self.prediction_log_dropped.inc(lines)
 
     def render(self) -> tuple[bytes, str]:
         """The text exposition and its content type."""

@@ -75,7 +75,11 @@ class PredictionService:
         self.limits = Limits(settings.max_products_per_request, settings.max_text_chars)
         metrics.drift.configure(settings.drift_window_size, settings.drift_window_seconds)
         self.prediction_log = (
-            PredictionLog(settings.prediction_log, settings.prediction_log_fields)
+            PredictionLog(
+                settings.prediction_log,
+                settings.prediction_log_fields,
+                metrics.prediction_log_failed,
+            )
             if settings.prediction_log
             else None
         )

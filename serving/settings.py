@@ -1,7 +1,8 @@
 """Serving settings, read from environment variables (field name = lowercased variable name).
 
 Nothing here touches network or MLflow: `Settings()` only reads and validates the environment
-(and, for a tracking URI scheme MLflow does not know itself, the installed packages' entry points).
+(and, for a tracking URI scheme MLflow does not know itself, the installed packages' entry points;
+for a PREDICTION_LOG file, opens it for appending, as the server will).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from urllib.parse import unquote, urlparse
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from serving.prediction_log import open_for_appending
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 # A MODEL_URI naming a registered version: models:/NAME/VERSION or models:/NAME@ALIAS.
@@ -92,7 +95,8 @@ class Settings(BaseSettings):
     )
     prediction_log: str | None = Field(
         None,
-        description="Log each prediction as a JSON line to `stdout` or to this file; unset: off.",
+        description="Log each prediction as a JSON line to `stdout` or append it to this file"
+        " (checked at start-up, reopened when renamed); unset: off.",
     )
     prediction_log_fields: bool = Field(
         False, description="Include the product's fields in the prediction log."
@@ -130,6 +134,13 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_log_is_off(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("prediction_log")
+    @classmethod
+    def _log_file_can_be_appended(cls, value: str | None) -> str | None:
+        if value is not None and value != "stdout":
+            check_appendable(Path(value))
+        return value
 
     @model_validator(mode="after")
     def _one_model_source(self) -> Settings:
@@ -241,6 +252,21 @@ def plugin_schemes() -> frozenset[str]:
         for group in MLFLOW_STORE_PLUGINS
         for entry in importlib.metadata.entry_points(group=group)
     )
+
+
+def check_appendable(path: Path) -> None:
+    """ValueError unless the prediction log file `path` can be opened for appending (created,
+    with its folder, if missing): otherwise every request would log an error and lose its lines,
+    which `product-monitor --prediction-log` needs."""
+    try:
+        open_for_appending(path).close()
+    except OSError as error:
+        reason = error.strerror or str(error)
+        where = f": {error.filename}" if error.filename and error.filename != str(path) else ""
+        raise ValueError(
+            f"cannot be opened for appending ({reason}{where}); give a file in a writable "
+            "folder (the Deployment's root filesystem is read-only: /tmp is writable), or stdout"
+        ) from None
 
 
 def describe_settings_error(error: ValidationError) -> str:

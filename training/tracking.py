@@ -1,6 +1,7 @@
-"""Reaching MLflow: the tracking URI, MLflow's own HTTP retries bounded by the configured
-timeout, telling "unreachable" from "refused", starting and ending a run so that a retried call
-cannot create a second one, and failing runs that a dead process left RUNNING.
+"""Reaching MLflow: the tracking URI, MLflow's own HTTP retries (and the wait for a database
+store's server) bounded by the configured timeout, telling "unreachable" from "refused", starting
+and ending a run so that a retried call cannot create a second one, and failing runs that a dead
+process left RUNNING.
 """
 
 from __future__ import annotations
@@ -18,10 +19,12 @@ import requests
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+from sqlalchemy.exc import SQLAlchemyError
 
 from training.errors import TrackingError, TrackingRefusedError
 from training.logs import run_links_not_printed
-from training.retries import RetryPolicy, is_transient
+from training.retries import DEFAULT_POLICY, RetryPolicy, is_transient
+from training.store_database import server_address, wait_for_server
 from training.tracking_uri import (  # noqa: F401  re-exported: the CLIs' callers use them here
     DEFAULT_TRACKING_URI,
     check_store_allowed,
@@ -55,9 +58,55 @@ def retry_settings(timeout_seconds: float) -> dict[str, str]:
 
 def bound_retries(timeout_seconds: float) -> None:
     """Every MLflow request of this process retries an unreachable server for about
-    `timeout_seconds` (`retry_settings`), unless the environment already sets those variables."""
+    `timeout_seconds` (`retry_settings`), unless the environment already sets those variables;
+    so does `connect` a database server (`wait_for_databases`)."""
+    global _timeout_seconds
+    _timeout_seconds = timeout_seconds
     for name, value in retry_settings(timeout_seconds).items():
         os.environ.setdefault(name, value)
+
+
+_timeout_seconds = DEFAULT_POLICY.timeout_seconds  # set by bound_retries
+
+
+def wait_for_databases(tracking_uri: str, timeout_seconds: float, what: str) -> None:
+    """Wait up to `timeout_seconds` for the database server of the tracking URI (and of a
+    registry URI given apart) to accept a connection, else a TrackingError (exit 4): MLflow's own
+    wait is ten tries over about 100 s whatever the timeout, and a host that drops packets can
+    hold each try for minutes. MLflow's tries are bounded too, for a server that answers and
+    refuses (a password, a database missing)."""
+    registry = os.environ.get("MLFLOW_REGISTRY_URI", "").strip()
+    for uri in dict.fromkeys(uri for uri in (tracking_uri, registry) if uri):
+        address = server_address(uri)
+        if address is None:
+            continue
+        bound_engine_tries(timeout_seconds)
+        failure = wait_for_server(address, timeout_seconds)
+        if failure is not None:
+            cause = f"no connection to the database at {address} in {timeout_seconds:g} s"
+            raise as_tracking_error(ConnectionError(f"{cause}: {failure}"), what)
+
+
+def engine_tries(timeout_seconds: float) -> int:
+    """How many times MLflow may try to open a database store (it sleeps 0.1 * (2**n - 1) s after
+    its n-th failure, ten tries at most) for its sleeps to stay within `timeout_seconds`."""
+    tries, slept = 1, 0.0
+    while tries < MLFLOW_ENGINE_TRIES and slept + 0.1 * (2**tries - 1) <= timeout_seconds:
+        slept += 0.1 * (2**tries - 1)
+        tries += 1
+    return tries
+
+
+MLFLOW_ENGINE_TRIES = 10  # mlflow.store.db.utils.MAX_RETRY_COUNT as MLflow ships it
+
+
+def bound_engine_tries(timeout_seconds: float) -> None:
+    """Set MLflow's count of tries to open a database store (`engine_tries`): a module constant,
+    its only setting, read at each try."""
+    from mlflow.store.db import utils as db_utils
+
+    if isinstance(getattr(db_utils, "MAX_RETRY_COUNT", None), int):
+        db_utils.MAX_RETRY_COUNT = engine_tries(timeout_seconds)
 
 
 def unpooled_sqlite_connections() -> None:
@@ -82,23 +131,24 @@ def as_tracking_error(error: BaseException, what: str) -> TrackingError:
 
 
 def connect(tracking_uri: str, policy: RetryPolicy | None = None) -> MlflowClient:
-    """A client for the server, once it answered (MLflow retries within the configured time; with
-    a `policy`, cut answers and error statuses are retried too)."""
+    """A client for the server, once it answered (MLflow retries within the configured time, or
+    the `policy`'s, which also retries cut answers and error statuses)."""
     import mlflow
 
+    what = f"connecting to {redact(tracking_uri)}"
+    wait_for_databases(tracking_uri, policy.timeout_seconds if policy else _timeout_seconds, what)
     if sqlite_file(tracking_uri) is not None:  # not in memory: each connection would be empty
         unpooled_sqlite_connections()
     mlflow.set_tracking_uri(tracking_uri)
     if redact(tracking_uri) != tracking_uri:  # MLflow would print run links with the password
         os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
-    client = MlflowClient(tracking_uri=tracking_uri)
-    what = f"connecting to {redact(tracking_uri)}"
     try:
+        client = MlflowClient(tracking_uri=tracking_uri)  # opens a database store, or fails
         if policy is None:
             client.search_experiments(max_results=1)
         else:
             policy.call(what, client.search_experiments, max_results=1)
-    except MlflowException as error:
+    except (MlflowException, SQLAlchemyError) as error:
         raise as_tracking_error(error, what) from None
     return client
 

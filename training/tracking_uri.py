@@ -11,6 +11,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from training.errors import ConfigError
+from training.store_database import check_driver
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 # The schemes MLflow's own tracking and registry stores take (as `serving/settings.py`, which the
@@ -27,10 +28,11 @@ def resolve_tracking_uri(configured: str | None) -> str:
 
 def check_store_allowed(configured: str | None) -> None:
     """`ConfigError` (exit 2) at start-up when the tracking URI, or a registry URI given apart in
-    MLFLOW_REGISTRY_URI, has a scheme MLflow has no store for, or is a folder (`./mlruns`,
-    `file:/path`) that MLflow would refuse: MLflow 3 keeps its file store in maintenance mode and
-    only opens one with MLFLOW_ALLOW_FILE_STORE=true. Otherwise every command would fail later,
-    after reading its data, with MLflow's long message."""
+    MLFLOW_REGISTRY_URI, has a scheme MLflow has no store for, is a folder (`./mlruns`,
+    `file:/path`) that MLflow would refuse (MLflow 3 keeps its file store in maintenance mode and
+    only opens one with MLFLOW_ALLOW_FILE_STORE=true), or is a database whose driver is not
+    installed. Otherwise every command would fail later, after reading its data, with MLflow's
+    long message or a bare ModuleNotFoundError."""
     uri = resolve_tracking_uri(configured)
     _check_store(uri, "the tracking URI", "--tracking-uri / MLFLOW_TRACKING_URI", "")
     registry = os.environ.get("MLFLOW_REGISTRY_URI", "").strip()
@@ -100,9 +102,10 @@ def _check_store(uri: str, what: str, given_by: str, other_fix: str) -> None:
     if not known and scheme not in _plugin_schemes():
         raise ConfigError(
             f"{named}: MLflow has no store for the scheme {scheme!r}: use a database "
-            "(sqlite:///mlflow.db, postgresql://...), a tracking server (http:// or https://), "
-            f"a local folder, or databricks{other_fix}"
+            "(sqlite:///mlflow.db, postgresql+psycopg2://...), a tracking server (http:// or "
+            f"https://), a local folder, or databricks{other_fix}"
         )
+    check_driver(uri, named)
 
 
 SQLITE_HEADER = b"SQLite format 3\x00"

@@ -237,15 +237,19 @@ def run_main(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str
     )
 
 
-def test_a_bad_setting_stops_start_up_with_exit_code_2_and_no_traceback() -> None:
-    result = run_main({"PORT": "not-a-port", "WORKERS": "0", "MLFLOW_TRACKING_URI": "bogus://x"})
+def test_a_bad_setting_stops_start_up_with_exit_code_2_and_no_traceback(tmp_path) -> None:
+    (tmp_path / "a-file").write_text("not a folder\n")
+    unwritable = str(tmp_path / "a-file" / "predictions.jsonl")  # was taken, then lost every line
+    bad = {"PORT": "not-a-port", "WORKERS": "0", "MLFLOW_TRACKING_URI": "bogus://x"}
+    result = run_main(bad | {"PREDICTION_LOG": unwritable})
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 3
+    assert len(lines) == 4
     assert lines[0].startswith("invalid setting MLFLOW_TRACKING_URI: ") and "bogus" in lines[0]
     assert lines[1].startswith("invalid setting PORT: ") and "not-a-port" in lines[1]
     assert lines[2].startswith("invalid setting WORKERS: ")
+    assert lines[3].startswith("invalid setting PREDICTION_LOG: cannot be opened for appending")
 
 
 def test_help_lists_the_environment_variables() -> None:

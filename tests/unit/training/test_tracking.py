@@ -63,7 +63,7 @@ def test_a_folder_store_mlflow_allows_passes(monkeypatch, uri) -> None:
 
 
 @pytest.mark.parametrize(
-    "uri", ["sqlite:///mlflow.db", "http://mlflow:5000", "postgresql://u:p@db/mlflow"]
+    "uri", ["sqlite:///mlflow.db", "http://mlflow:5000", "postgresql+psycopg2://u:p@db/mlflow"]
 )
 def test_other_stores_pass_the_folder_check(monkeypatch, uri) -> None:
     monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
@@ -202,3 +202,110 @@ def test_a_run_that_cannot_be_marked_is_no_longer_the_active_run(tmp_path, monke
         finally:
             while mlflow.active_run():  # the old behaviour: not to leak into later tests
                 mlflow.tracking.fluent._active_run_stack.get().pop()
+
+
+@pytest.mark.parametrize(
+    ("uri", "address"),
+    [
+        ("postgresql+psycopg2://u:p@127.0.0.1:18197/db", "127.0.0.1:18197"),
+        ("postgresql://u@db.example/mlflow", "db.example:5432"),
+        ("mysql+pymysql://u@[::1]/mlflow", "::1:3306"),
+        ("mssql+pyodbc://u@sql:1444/mlflow", "sql:1444"),
+        ("postgresql+psycopg2://u@/mlflow?host=/run/postgresql", None),  # a Unix socket
+        ("postgresql+psycopg2://u@h1:5432,h2:5433/mlflow", None),  # several hosts: libpq's
+        ("sqlite:///mlflow.db", None),
+        ("http://mlflow:5000", None),
+    ],
+)
+def test_the_database_server_to_wait_for(uri: str, address: str | None) -> None:
+    from training.store_database import server_address
+
+    found = server_address(uri)
+    assert (str(found) if found else None) == address
+
+
+@pytest.mark.parametrize("timeout", [1, 3, 30, 60, 600])
+def test_mlflow_tries_a_database_within_the_timeout(timeout: float) -> None:
+    from training.tracking import engine_tries
+
+    tries = engine_tries(timeout)
+    slept = sum(0.1 * (2**n - 1) for n in range(1, tries))  # MLflow's sleeps between its tries
+    assert 1 <= tries <= 10 and slept <= timeout
+    assert tries == 10 or slept + 0.1 * (2**tries - 1) > timeout  # no try left out
+
+
+def test_an_unreachable_database_store_is_exit_4_within_the_timeout(monkeypatch) -> None:
+    """MLflow retried engine creation ten times over about 100 s whatever the timeout, a block of
+    lines per try, and ended with a raw SQLAlchemy error (exit 1)."""
+    from mlflow.store.db import utils as db_utils
+
+    monkeypatch.setattr(db_utils, "MAX_RETRY_COUNT", db_utils.MAX_RETRY_COUNT)  # put back after
+    with tracking_uri_restored(), refused_port() as port:
+        started = time.monotonic()
+        with pytest.raises(TrackingError) as caught:
+            connect(f"postgresql+psycopg2://u:secret@127.0.0.1:{port}/db", RetryPolicy(1.5))
+        elapsed = time.monotonic() - started
+    message = str(caught.value)
+    assert caught.value.exit_code == 4 and 1.4 < elapsed < 10, elapsed
+    assert message.startswith(f"connecting to postgresql+psycopg2://u:***@127.0.0.1:{port}/db: ")
+    assert f"MLflow did not answer (no connection to the database at 127.0.0.1:{port} in 1.5 s" in (
+        message
+    )
+    assert "\n" not in message and "secret" not in message
+
+
+def test_a_database_that_hangs_up_is_tried_within_the_timeout(monkeypatch) -> None:
+    """A server that accepts and closes (a proxy before a database that is down): MLflow's own
+    tries, bounded by the timeout, then exit 4; not ten tries over 100 s, then exit 1."""
+    import socket
+    import threading
+
+    from mlflow.store.db import utils as db_utils
+
+    monkeypatch.setattr(db_utils, "MAX_RETRY_COUNT", db_utils.MAX_RETRY_COUNT)
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        server.settimeout(0.2)
+        port, stop = server.getsockname()[1], threading.Event()
+
+        def hang_up() -> None:
+            while not stop.is_set():
+                try:
+                    server.accept()[0].close()
+                except TimeoutError:
+                    continue
+
+        thread = threading.Thread(target=hang_up, daemon=True)
+        thread.start()
+        started = time.monotonic()
+        try:
+            with tracking_uri_restored(), pytest.raises(TrackingError) as caught:
+                connect(f"postgresql+psycopg2://u@127.0.0.1:{port}/db", RetryPolicy(1.0))
+        finally:
+            stop.set()
+            thread.join()
+    assert caught.value.exit_code == 4 and time.monotonic() - started < 10
+    assert "server closed the connection unexpectedly" in str(caught.value)
+    assert db_utils.MAX_RETRY_COUNT == 3  # sleeps 0.1 + 0.3 s: within the second
+
+
+def test_the_monitor_reports_an_unreachable_database_store_as_exit_4(
+    monkeypatch, capsys, tmp_path
+) -> None:
+    import importlib
+
+    from mlflow.store.db import utils as db_utils
+
+    monkeypatch.setattr(db_utils, "MAX_RETRY_COUNT", db_utils.MAX_RETRY_COUNT)
+    log = tmp_path / "predictions.jsonl"
+    log.write_text('{"label": "pc", "confidence": 0.9, "version": "1"}\n', "utf-8")
+    monitor = importlib.import_module("training.monitor")
+    argv = ["should-retrain", "--tracking-timeout-seconds", "1", "--prediction-log", str(log)]
+    with refused_port() as port, tracking_uri_restored(), signal_handlers_restored():
+        uri = f"postgresql+psycopg2://u:p@127.0.0.1:{port}/db"
+        started = time.monotonic()
+        with pytest.raises(SystemExit) as caught:
+            monitor.main([*argv, "--tracking-uri", uri])
+    assert caught.value.code == 4 and time.monotonic() - started < 10
+    error = capsys.readouterr().err.strip().splitlines()
+    assert error[-1].startswith("product-monitor: error: connecting to postgresql+psycopg2://")
+    assert "MLflow did not answer (no connection to the database" in error[-1]

@@ -72,7 +72,9 @@ def test_a_missing_sqlite_registry_is_named_by_its_variable(
     assert not registry.exists()
 
 
-@pytest.mark.parametrize("uri", ["http://mlflow:5000", "postgresql://u@db/m", "sqlite:///:memory:"])
+@pytest.mark.parametrize(
+    "uri", ["http://mlflow:5000", "postgresql+psycopg2://u@db/m", "sqlite:///:memory:"]
+)
 def test_stores_that_are_not_sqlite_files_pass(uri: str) -> None:
     check_store_exists(uri)
 
@@ -135,3 +137,59 @@ def exit_of(argv: list[str], tracking_uri: str) -> object:
     with signal_handlers_restored(), pytest.raises(SystemExit) as caught:
         importlib.import_module(module).main([*options, "--tracking-uri", tracking_uri])
     return caught.value.code
+
+
+def _installed(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+@pytest.mark.skipif(_installed("psycopg"), reason="psycopg 3 is installed: postgresql:// opens")
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["training.cli", "--data", "catalog.csv"],
+        ["training.tune", "--trials", "1"],
+        ["batch.cli", "--model", "models:/m@champion", "--data", "x.csv", "--output", "o.csv"],
+        ["training.monitor", "report", "--model-name", "m", "--prediction-log", "log.jsonl"],
+    ],
+)
+def test_a_database_uri_whose_driver_is_missing_stops_every_cli_at_start(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path, argv
+) -> None:
+    """SQLAlchemy 2.1 reads `postgresql://` as psycopg 3, which is not installed (psycopg2 is):
+    it was exit 1, `ModuleNotFoundError: No module named 'psycopg'`, after the data was read."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "x.csv").write_text("title\nmouse\n", "utf-8")
+    (tmp_path / "catalog.csv").write_text("title,category\nmouse,pc\n", "utf-8")
+    (tmp_path / "log.jsonl").write_text('{"label": "pc"}\n', "utf-8")
+    code = exit_of(argv, "postgresql://u:secret@127.0.0.1:9/mlflow")
+    error = capsys.readouterr().err.strip()
+    assert code == 2 and len(error.splitlines()) == 1, error
+    assert "'postgresql://u:***@127.0.0.1:9/mlflow'" in error and "secret" not in error
+    assert (
+        "driver psycopg (SQLAlchemy's default for postgresql://), which is not installed" in error
+    )
+    assert "write postgresql+psycopg2:// (installed), or pip install 'psycopg[binary]'" in error
+
+
+@pytest.mark.skipif(_installed("pymysql"), reason="pymysql is installed")
+def test_a_named_driver_that_is_missing_names_its_package(monkeypatch) -> None:
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", "mysql+pymysql://u@db/registry")
+    with pytest.raises(ConfigError) as caught:
+        check_store_exists("http://mlflow:5000")
+    assert str(caught.value) == (
+        "the registry URI 'mysql+pymysql://u@db/registry' (MLFLOW_REGISTRY_URI) needs the mysql "
+        "driver pymysql, which is not installed: pip install 'pymysql'"
+    )
+
+
+@pytest.mark.parametrize("uri", ["postgresql+nosuch://u@db/m", "postgresql://u@db:port/m"])
+def test_a_database_uri_sqlalchemy_cannot_read_is_a_config_error(uri: str) -> None:
+    with pytest.raises(ConfigError, match="not a database URL SQLAlchemy reads"):
+        check_store_exists(uri)
+
+
+def test_a_database_uri_with_an_installed_driver_passes() -> None:
+    check_store_exists("postgresql+psycopg2://u:p@db:5432/mlflow")  # the project's driver
