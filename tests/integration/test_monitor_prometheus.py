@@ -5,16 +5,20 @@ server's own metrics on a stand-in model, exposed over HTTP)."""
 from __future__ import annotations
 
 import argparse
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from serving.metrics import ServingMetrics
 from tests.integration.test_serving_prometheus import PROMETHEUS, wait_for_value
-from tests.support import require_binary, scrape_config, start_prometheus, stop_process
+from tests.support import (
+    metrics_exposed,
+    require_binary,
+    scrape_config,
+    start_prometheus,
+    stop_process,
+)
 from tests.unit.training.test_drift_report import serve
 from training.drift_report import Prometheus
 from training.monitor import no_traffic
@@ -25,33 +29,13 @@ pytestmark = pytest.mark.integration
 SELECTOR = 'job="swap"'
 
 
-def exposed(metrics: ServingMetrics) -> ThreadingHTTPServer:
-    """`metrics` on /metrics of a loopback port, in a thread (stop with `shutdown`)."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            body, content_type = metrics.render()
-            self.send_response(200)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
-
-
 @pytest.fixture
 def scraped(tmp_path: Path, monkeypatch) -> Iterator[tuple[str, ServingMetrics]]:
     """A Prometheus scraping, every second, the metrics of a server that serves v2."""
     monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
     binary = require_binary(PROMETHEUS, "prometheus")
     _, metrics, _ = serve("single_label", 0, version="2")
-    server = exposed(metrics)
+    server = metrics_exposed(metrics)
     config = scrape_config(tmp_path, "swap", f"127.0.0.1:{server.server_address[1]}")
     process, base = start_prometheus(binary, config, tmp_path)
     try:

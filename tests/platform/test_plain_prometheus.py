@@ -12,9 +12,7 @@ from __future__ import annotations
 import copy
 import json
 import re
-import threading
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +22,7 @@ import yaml
 from serving.metrics import ServingMetrics
 from tests.integration.test_serving_prometheus import PROMETHEUS, promql, wait_for_value
 from tests.platform.kube import K8S, find, pod_spec, require, run
-from tests.support import require_binary, start_prometheus, stop_process
+from tests.support import metrics_exposed, require_binary, start_prometheus, stop_process
 from training.monitor_options import DEFAULT_SELECTOR
 
 pytestmark = pytest.mark.platform
@@ -148,7 +146,7 @@ def test_prometheus_scrapes_the_serving_pods_only_with_the_labels_the_rules_use(
     binary = require_binary(PROMETHEUS, "prometheus")
     metrics = ServingMetrics()
     metrics.model_loaded((JOB, "3", "champion"), ["games", "devel"], 1.0, 0.0)
-    server = _exposed(metrics)
+    server = metrics_exposed(metrics)
     address = f"127.0.0.1:{server.server_address[1]}"
     config = tmp_path / "prometheus.yml"
     config.write_text(json.dumps(_without_discovery(_pods(manifests["prod"], address), "1s")))
@@ -179,25 +177,6 @@ def test_prometheus_scrapes_the_serving_pods_only_with_the_labels_the_rules_use(
         }
     ]
     assert sum(len(group["rules"]) for group in rules) == _rule_count()
-
-
-def _exposed(metrics: ServingMetrics) -> ThreadingHTTPServer:
-    """`metrics` on a loopback port, in a thread (stop with `shutdown`)."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            body, content_type = metrics.render()
-            self.send_response(200)
-            self.send_header("Content-Type", content_type)
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
 
 
 def _get(url: str) -> dict[str, Any]:
