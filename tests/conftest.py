@@ -19,12 +19,32 @@ from tests.support import (
     write_jsonl_gz,
 )
 
+# MLflow's variables that commands run in process set for the whole process (`setdefault` of
+# the retry count and pool class; MLflow's own run and experiment ids): as the session found them.
+SET_BY_COMMANDS = {
+    name: os.environ.get(name)
+    for name in (
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
+        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR",
+        "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER",
+        "MLFLOW_HTTP_REQUEST_TIMEOUT",
+        "MLFLOW_SQLALCHEMYSTORE_POOLCLASS",
+        "MLFLOW_EXPERIMENT_ID",
+        "MLFLOW_RUN_ID",
+    )
+}
+
 
 @pytest.fixture(autouse=True)
 def environment_restored() -> Iterator[None]:
-    """Each test starts from the environment the wider fixtures left: commands run in process set
-    MLflow's variables (`setdefault` of its retry count, its pool class), and a later test's
-    subprocess inherited them (a 4 s retry bound retried for 62 s)."""
+    """Each test starts from the environment the wider fixtures left, but for MLflow's variables
+    that commands set for their whole process (even in a module's fixture), which it starts
+    without: a later test's subprocess inherited them (a 4 s retry bound retried for 62 s)."""
+    for name, value in SET_BY_COMMANDS.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
     saved = dict(os.environ)
     yield
     for name in set(os.environ) - set(saved):
