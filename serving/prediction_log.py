@@ -33,7 +33,9 @@ REPORT_INTERVAL_SECONDS = 60.0  # write failures are logged at most this often
 def open_for_appending(path: Path) -> TextIO:
     """The file at `path` opened for appending, line-buffered, its folder created if missing;
     OSError when it cannot be."""
-    if not path.parent.exists():  # a file there is refused by open(), as "Not a directory"
+    # Each worker checks at start-up: another may create the folder first. A file in its place
+    # is refused by open(), as "Not a directory".
+    with contextlib.suppress(FileExistsError):
         path.parent.mkdir(parents=True)
     return path.open("a", encoding="utf-8", buffering=1)
 
