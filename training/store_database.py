@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import re
 import socket
 import time
 from dataclasses import dataclass
@@ -146,3 +147,95 @@ def wait_for_server(address: ServerAddress, timeout_seconds: float) -> OSError |
                 )
             time.sleep(min(wait, remaining))
             wait = min(2 * wait, MAX_WAIT_SECONDS)
+
+
+class LoginRefusedError(Exception):
+    """The database server answered and turned the login or the database down: retrying will not
+    help. The message is the server's own words and what to check."""
+
+
+# What a database server says when it turns a login or a database down (psycopg2 gives
+# PostgreSQL's words; MySQL's drivers its own), and what to check. Anything else once the server
+# takes the TCP connection (starting up, shutting down, too many clients) is retried.
+REFUSALS = (
+    (
+        re.compile(r"password authentication failed|no password supplied|access denied", re.I),
+        "check the password (in the URI, or PGPASSWORD)",
+    ),
+    (re.compile(r'role "[^"]*" does not exist', re.I), "check the user name in the URI"),
+    (
+        re.compile(r'database "[^"]*" does not exist|unknown database', re.I),
+        "create the database, or correct its name in the URI",
+    ),
+    (
+        re.compile(r"no pg_hba\.conf entry", re.I),
+        "the server's pg_hba.conf lets no such host, user and database in",
+    ),
+    (re.compile(r"permission denied for database", re.I), "grant the user CONNECT on the database"),
+)
+
+
+def refusal(error: BaseException) -> str | None:
+    """The server's words and the fix, when `error` says it refused the login or the database."""
+    text = one_line(error)
+    said = text
+    # psycopg2: 'connection to server at "h", port 5432 failed: FATAL: <the server's words>'
+    said = said.partition("FATAL:")[2].strip() or said.rpartition(" failed: ")[2] or said
+    for pattern, fix in REFUSALS:
+        if pattern.search(text):
+            return f"{said}; {fix}"
+    return None
+
+
+def reach_and_log_in(uri: str, timeout_seconds: float) -> str | None:
+    """Wait up to `timeout_seconds` for the database server of `uri` to take a connection (when
+    the URI names its address) and a login: None once logged in, else why not, in words.
+    `LoginRefusedError` at once when the server refuses the login or the database."""
+    address = server_address(uri)
+    where = f"the database at {address}" if address else "the database"
+    started = time.monotonic()
+    failure: Exception | None = None
+    if address is not None:
+        failure = wait_for_server(address, timeout_seconds)
+    try:
+        if failure is None:
+            failure = log_in(uri, timeout_seconds - (time.monotonic() - started))
+    except LoginRefusedError as refused:
+        raise LoginRefusedError(f"{where} refused the login: {refused}") from None
+    if failure is None:
+        return None
+    return f"no connection to {where} in {timeout_seconds:g} s: {one_line(failure)}"
+
+
+def one_line(error: BaseException) -> str:
+    """A driver's error on one line, without SQLAlchemy's "Background on this error" link."""
+    return " ".join(str(error).split()).split(" (Background on this error")[0]
+
+
+def log_in(uri: str, timeout_seconds: float) -> Exception | None:
+    """Open (and close) one connection to the database of `uri`, retried with a growing pause
+    for about `timeout_seconds` while the server cannot take it; None once logged in, else the
+    last failure. A refusal (a password, a database missing) raises `LoginRefusedError` at once:
+    MLflow would retry it for about 100 s, printing a block per try."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.exc import SQLAlchemyError
+    from sqlalchemy.pool import NullPool
+
+    engine = create_engine(uri, poolclass=NullPool)
+    deadline = time.monotonic() + timeout_seconds
+    wait = FIRST_WAIT_SECONDS
+    try:
+        while True:
+            try:
+                with engine.connect():
+                    return None
+            except SQLAlchemyError as error:
+                refused = refusal(error)
+                if refused is not None:
+                    raise LoginRefusedError(refused) from None
+                if deadline - time.monotonic() <= 0:
+                    return error
+                time.sleep(min(wait, max(0.0, deadline - time.monotonic())))
+                wait = min(2 * wait, MAX_WAIT_SECONDS)
+    finally:
+        engine.dispose()

@@ -24,7 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from training.errors import TrackingError, TrackingRefusedError
 from training.logs import run_links_not_printed
 from training.retries import DEFAULT_POLICY, RetryPolicy, is_transient
-from training.store_database import server_address, wait_for_server
+from training.store_database import LoginRefusedError, database_of, reach_and_log_in
 from training.tracking_uri import (  # noqa: F401  re-exported: the CLIs' callers use them here
     DEFAULT_TRACKING_URI,
     check_store_allowed,
@@ -77,14 +77,21 @@ def wait_for_databases(tracking_uri: str, timeout_seconds: float, what: str) -> 
     refuses (a password, a database missing)."""
     registry = os.environ.get("MLFLOW_REGISTRY_URI", "").strip()
     for uri in dict.fromkeys(uri for uri in (tracking_uri, registry) if uri):
-        address = server_address(uri)
-        if address is None:
+        if database_of(uri) is None:
             continue
         bound_engine_tries(timeout_seconds)
-        failure = wait_for_server(address, timeout_seconds)
-        if failure is not None:
-            cause = f"no connection to the database at {address} in {timeout_seconds:g} s"
-            raise as_tracking_error(ConnectionError(f"{cause}: {failure}"), what)
+        wait_for_database(uri, timeout_seconds, what)
+
+
+def wait_for_database(uri: str, timeout_seconds: float, what: str) -> None:
+    """Wait up to `timeout_seconds` for the database server of `uri` to take a connection and a
+    login: exit 4 if it never does, exit 5 at once if it refuses the login or the database."""
+    try:
+        failure = reach_and_log_in(uri, timeout_seconds)
+    except LoginRefusedError as refused:
+        raise TrackingRefusedError(f"{what}: {refused}") from None
+    if failure is not None:
+        raise as_tracking_error(ConnectionError(failure), what)
 
 
 def engine_tries(timeout_seconds: float) -> int:

@@ -85,7 +85,7 @@ def parse(args: argparse.Namespace, train_argv: list[str]) -> tuple[Any, Any]:
     from training.cli import check_inputs, parse_config
     from training.tuning.report import check_output
     from training.tuning.space import load_space
-    from training.tuning.study import check_storage_url
+    from training.tuning.storage import check_storage_url
     from training.tuning.study_setup import TuneOptions
 
     base, _ = parse_config(train_argv)
@@ -147,7 +147,7 @@ def run(argv: list[str]) -> None:
     from training.tracking import as_tracking_error
     from training.tuning import run as runs
     from training.tuning.report import format_summary
-    from training.tuning.study import StudyStorageError
+    from training.tuning.storage import StudyStorageError
 
     try:
         with mlflow_prints(args.quiet):  # -q: without MLflow's links to each run it ends

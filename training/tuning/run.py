@@ -30,10 +30,9 @@ from training.interrupts import raise_if_interrupted
 from training.tuning.folds import Folds, make_folds
 from training.tuning.objective import WORKER_PID, Objective, ParentRun, end_stale_trial_run
 from training.tuning.report import TuningResult, collect_result
+from training.tuning.storage import open_storage, redact
 from training.tuning.study import (
     leave_enqueued_trials_to_worker_0,
-    open_storage,
-    redact,
     remaining_trials,
     wait_until_finished,
 )
@@ -163,7 +162,9 @@ def _fail_trials_of(base: TrainConfig, options: TuneOptions, pid: int) -> optuna
     would once another worker looked) and end their MLflow runs as KILLED."""
     client, _ = connect_mlflow(base)
     end_run = end_stale_trial_run(client)
-    storage = open_storage(options.storage, options.heartbeat_seconds)
+    storage = open_storage(
+        options.storage, options.heartbeat_seconds, wait_seconds=base.tracking_timeout_seconds
+    )
     study = optuna.load_study(study_name=options.study_name, storage=storage)
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         if trial.user_attrs.get(WORKER_PID) != pid:
@@ -192,7 +193,7 @@ def export(base: TrainConfig, options: TuneOptions, wait: bool = True) -> Tuning
     """Write the best config, log it to the parent run, and close that run (`wait`: once the
     study is finished; the `best` role, whose failure then ends the parent run as the study's)."""
     client, _ = connect_mlflow(base)
-    study = _load_when_ready(options)
+    study = _load_when_ready(options, base.tracking_timeout_seconds)
     if not wait:  # `run_all` ends the parent run itself if this fails
         return _write_best(client, study, base, options)
     wait_until_finished(study, options.trials, options.workers, options.wait_seconds)
@@ -215,8 +216,8 @@ def _write_best(
     return result
 
 
-def _load_when_ready(options: TuneOptions) -> optuna.Study:
-    storage = open_storage(options.storage, options.heartbeat_seconds)
+def _load_when_ready(options: TuneOptions, wait_seconds: float) -> optuna.Study:
+    storage = open_storage(options.storage, options.heartbeat_seconds, wait_seconds=wait_seconds)
     deadline = time.monotonic() + options.wait_seconds
     while True:
         try:

@@ -1,4 +1,5 @@
-"""The shared study: its storage, who sets it up, and how many trials it still wants.
+"""The shared study: who sets it up, and how many trials it still wants (its storage is
+`training.tuning.storage`).
 
 Every process (a local worker, a pod of the Indexed Job) calls `create_or_join`. Creating a study
 is atomic in the storage (a unique name), so exactly one process wins and sets the study up — the
@@ -14,102 +15,20 @@ from collections.abc import Callable
 from typing import Any
 
 import optuna
-import sqlalchemy
 from optuna.exceptions import DuplicatedStudyError
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import TrialState
 
 from training.errors import ConfigError, TrainingError
+from training.tuning.storage import check_storage_url
 
 log = logging.getLogger(__name__)
 
-DEFAULT_STORAGE = "sqlite:///optuna.db"
-# On PostgreSQL the study tables live in their own schema: MLflow's database already has an
-# `alembic_version` table, which Optuna's schema migrations would otherwise read as their own.
-POSTGRES_SCHEMA = "optuna"
 READY = "ready"
 SETTINGS = "settings"
 MAX_LISTED_DIFFERENCES = 4  # named in the refusal to resume; the rest are counted
 # Trials that use up the budget: finished ones, and those running or queued now. Failed trials
 # (a killed worker) do not, so a resumed or continuing study makes up for them.
 BUDGET_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
-
-
-class StudyStorageError(TrainingError):
-    """The study's storage cannot be reached or refused a request."""
-
-    exit_code = 4
-
-
-StaleTrialCallback = Callable[[optuna.Study, FrozenTrial], None]
-
-
-def redact(url: str) -> str:
-    """The URL without its password, for messages and logs."""
-    try:
-        return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
-    except sqlalchemy.exc.ArgumentError:
-        return url
-
-
-def _engine_options(url: sqlalchemy.engine.URL) -> dict[str, Any]:
-    if url.get_backend_name() == "sqlite":
-        # Several local workers write to one file: wait for the lock instead of failing.
-        return {"connect_args": {"timeout": 60}}
-    if url.get_backend_name() == "postgresql":
-        engine = sqlalchemy.create_engine(url)
-        create = sqlalchemy.text(f"CREATE SCHEMA IF NOT EXISTS {POSTGRES_SCHEMA}")
-        try:
-            with engine.begin() as connection:
-                connection.execute(create)
-        finally:
-            engine.dispose()
-        return {"connect_args": {"options": f"-csearch_path={POSTGRES_SCHEMA}"}}
-    return {}
-
-
-STORAGE_SCHEMES = (
-    "use sqlite:///PATH (local file) or postgresql://USER@HOST:PORT/DB (password from PGPASSWORD)"
-)
-
-
-def check_storage_url(url: str) -> sqlalchemy.engine.URL:
-    """The parsed `--storage` URL: a SQLite file or PostgreSQL, the two storages documented and
-    tested (a ConfigError, exit 2, for anything else)."""
-    try:
-        parsed = sqlalchemy.engine.make_url(url)
-    except sqlalchemy.exc.ArgumentError:
-        raise ConfigError(
-            f"--storage {redact(url)!r} is not a database URL; {STORAGE_SCHEMES}"
-        ) from None
-    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
-        raise ConfigError(
-            f"--storage {redact(url)!r}: the scheme {parsed.drivername!r} is not supported; "
-            f"{STORAGE_SCHEMES}"
-        )
-    if parsed.drivername == "postgresql":
-        # SQLAlchemy 2.1 defaults to psycopg 3; the image ships psycopg2 (as MLflow's does).
-        parsed = parsed.set(drivername="postgresql+psycopg2")
-    return parsed
-
-
-def open_storage(
-    url: str, heartbeat_seconds: int = 10, on_stale: StaleTrialCallback | None = None
-) -> optuna.storages.RDBStorage:
-    """The study storage at `url` (SQLite file or PostgreSQL), with worker heartbeats:
-    a trial whose worker stops beating for 3 intervals is marked failed by the next worker."""
-    parsed = check_storage_url(url)
-    try:
-        return optuna.storages.RDBStorage(
-            parsed.render_as_string(hide_password=False),
-            engine_kwargs=_engine_options(parsed),
-            heartbeat_interval=heartbeat_seconds,
-            grace_period=3 * heartbeat_seconds,
-            heartbeat_stale_trial_callback=on_stale,
-        )
-    except (sqlalchemy.exc.SQLAlchemyError, ModuleNotFoundError) as error:
-        raise StudyStorageError(
-            f"cannot open the study storage {redact(url)}: {str(error).splitlines()[0][:300]}"
-        ) from None
 
 
 def create_or_join(

@@ -25,7 +25,8 @@ from training.config import TrainConfig
 from training.tuning.objective import BASELINE, end_stale_trial_run
 from training.tuning.report import OUTPUT_OPTIONS, with_absolute_paths
 from training.tuning.space import SearchSpace, given_options
-from training.tuning.study import create_or_join, open_storage, redact
+from training.tuning.storage import open_storage, redact
+from training.tuning.study import create_or_join
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +177,12 @@ def join_study(
 ) -> optuna.Study:
     """Create or resume the study; worker 0 queues the defaults again if they never completed,
     and a resumed study's parent run is set RUNNING again."""
-    storage = open_storage(options.storage, options.heartbeat_seconds, end_stale_trial_run(client))
+    storage = open_storage(
+        options.storage,
+        options.heartbeat_seconds,
+        end_stale_trial_run(client),
+        wait_seconds=base.tracking_timeout_seconds,
+    )
     study = create_or_join(
         storage,
         options.study_name,

@@ -21,13 +21,12 @@ from training.tuning.objective import MLFLOW_RUN, WORKER_PID
 from training.tuning.report import OUTPUT_OPTIONS, collect_result, format_summary
 from training.tuning.run import _fail_trials_of
 from training.tuning.space import SearchSpace
+from training.tuning.storage import open_storage, redact
 from training.tuning.study import (
     READY,
     create_or_join,
     describe_differences,
     leave_enqueued_trials_to_worker_0,
-    open_storage,
-    redact,
     remaining_trials,
 )
 from training.tuning.study_setup import (
@@ -272,7 +271,7 @@ def test_exporting_a_study_without_a_completed_trial_says_so(storage: Any, tmp_p
 
 
 def test_postgresql_urls_use_the_driver_the_images_ship() -> None:
-    from training.tuning.study import check_storage_url
+    from training.tuning.storage import check_storage_url
 
     assert check_storage_url("postgresql://u@db:5432/x").drivername == "postgresql+psycopg2"
     assert check_storage_url("sqlite:///o.db").drivername == "sqlite"
