@@ -106,7 +106,8 @@ REGISTRY_MISS = "registry_miss"
 ARTIFACT_MISSING = "artifact_missing"
 LOAD_ERROR = "load_error"
 UNREACHABLE = "unreachable"
-LOAD_FAILURE_REASONS = (REGISTRY_MISS, ARTIFACT_MISSING, LOAD_ERROR, UNREACHABLE)
+REGISTRY_REFUSED = "registry_refused"  # the store answered and turned the server's login down
+LOAD_FAILURE_REASONS = (REGISTRY_MISS, ARTIFACT_MISSING, LOAD_ERROR, UNREACHABLE, REGISTRY_REFUSED)
 
 
 class ModelLoadError(Exception):

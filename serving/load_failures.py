@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from serving.errors import ARTIFACT_MISSING, LOAD_ERROR, REGISTRY_MISS
+from serving.errors import ARTIFACT_MISSING, LOAD_ERROR, REGISTRY_MISS, REGISTRY_REFUSED
 from serving.model import ModelRef
 from serving.settings import REGISTRY_URI, Settings
 
@@ -45,6 +45,8 @@ def public_reason(kind: str, settings: Settings, ref: ModelRef | None) -> str:
         return f"there is no MLflow model at {wanted}"
     if kind == LOAD_ERROR:
         return f"{wanted} could not be loaded"
+    if kind == REGISTRY_REFUSED:  # the store's login is the operator's to fix; the log says why
+        return "the model registry refused this server's login (the server's log says why)"
     return "the model registry is unreachable"  # its address is for the logs, not for clients
 
 

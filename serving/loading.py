@@ -23,13 +23,27 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from serving.errors import ARTIFACT_MISSING, LOAD_ERROR, UNREACHABLE, ModelLoadError
+from serving.errors import (
+    ARTIFACT_MISSING,
+    LOAD_ERROR,
+    REGISTRY_REFUSED,
+    UNREACHABLE,
+    ModelLoadError,
+)
 
 # Top-level packages a model's code folder may hold (`training` in the 0.1.x layout).
 MODEL_CODE_PACKAGES = ("product_model", "training")
 _USERINFO = re.compile(r"//[^/@\s]+@")
 _MISSING_CODES = ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND")
 _UNREACHABLE_MARKERS = ("connection", "max retries", "timed out", "timeout", "unreachable")
+# A store that answered and turned this server's login down: a database server's words
+# (PostgreSQL's, MySQL's), an MLflow server's 401 or 403. Only its settings can cure it.
+_REFUSED = re.compile(
+    r"password authentication failed|no password supplied|no pg_hba\.conf entry"
+    r'|access denied for user|(database|role) "[^"]*" does not exist|error code 40[13]\b',
+    re.IGNORECASE,
+)
+_REFUSED_CODES = ("UNAUTHENTICATED", "PERMISSION_DENIED")
 
 
 log = logging.getLogger(__name__)
@@ -91,7 +105,7 @@ def download(uri: str, folder: Path) -> Path:
     try:
         local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(folder)))
     except Exception as exc:
-        kind = ARTIFACT_MISSING if says_missing(exc) else UNREACHABLE
+        kind = failure_kind(exc)
         raise ModelLoadError(kind, f"cannot download {uri}: {short(exc)}") from exc
     if not (local / "MLmodel").is_file():
         raise ModelLoadError(ARTIFACT_MISSING, f"{uri} holds no MLmodel file")
@@ -134,6 +148,24 @@ def take_model_modules() -> dict[str, Any]:
         if any(name == top or name.startswith(top + ".") for top in MODEL_CODE_PACKAGES)
     ]
     return {name: sys.modules.pop(name) for name in names}
+
+
+def failure_kind(exc: BaseException) -> str:
+    """Why a download failed: the store refused the login, said the files are not there, or
+    failed otherwise (counted as unreachable, retried without back-off)."""
+    if looks_refused(exc):
+        return REGISTRY_REFUSED
+    return ARTIFACT_MISSING if says_missing(exc) else UNREACHABLE
+
+
+def looks_refused(exc: BaseException) -> bool:
+    """Whether the store (a database server, an MLflow server) refused this server's login."""
+    chain: BaseException | None = exc
+    while chain is not None:
+        if getattr(chain, "error_code", "") in _REFUSED_CODES or _REFUSED.search(str(chain)):
+            return True
+        chain = chain.__cause__ or chain.__context__
+    return False
 
 
 def says_missing(exc: BaseException) -> bool:

@@ -119,7 +119,8 @@ class ServingMetrics:
         self.load_failures = Counter(
             "model_load_failures",
             "Failed attempts to resolve or load a model, by version (empty if the registry could"
-            " not name one) and reason: registry_miss, artifact_missing, load_error, unreachable.",
+            " not name one) and reason: registry_miss, artifact_missing, load_error, unreachable,"
+            " registry_refused.",
             ["version", "reason"],
             registry=r,
         )

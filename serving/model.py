@@ -22,8 +22,21 @@ from typing import Any
 import numpy as np
 
 from serving.contract_types import CHECKERS
-from serving.errors import ARTIFACT_MISSING, LOAD_ERROR, REGISTRY_MISS, UNREACHABLE, ModelLoadError
-from serving.loading import SavedEnvironment, load_python_model, looks_unreachable, short
+from serving.errors import (
+    ARTIFACT_MISSING,
+    LOAD_ERROR,
+    REGISTRY_MISS,
+    REGISTRY_REFUSED,
+    UNREACHABLE,
+    ModelLoadError,
+)
+from serving.loading import (
+    SavedEnvironment,
+    load_python_model,
+    looks_refused,
+    looks_unreachable,
+    short,
+)
 from serving.settings import REGISTRY_URI, Settings, sqlite_file
 from serving.validation import RequestContract
 
@@ -219,9 +232,20 @@ class ModelLocator:
             registry = os.environ.get("MLFLOW_REGISTRY_URI", "").strip()  # read by MLflow itself
             if registry and registry != uri:
                 check_store_exists(registry, "MLFLOW_REGISTRY_URI")
+            one_database_try()
             mlflow.set_tracking_uri(uri)  # `models:/` URIs in load_model resolve through it
             self._client = MlflowClient(tracking_uri=uri)
         return self._client
+
+
+def one_database_try() -> None:
+    """MLflow tries to open a database store ten times over about 100 s, a warning block each,
+    before a load attempt can fail; the keeper retries with its own back-off, and /readyz said
+    "loading" all that while. Its only setting is this module constant, read at each try."""
+    from mlflow.store.db import utils as db_utils
+
+    if isinstance(getattr(db_utils, "MAX_RETRY_COUNT", None), int):
+        db_utils.MAX_RETRY_COUNT = 1
 
 
 def check_store_exists(uri: str, variable: str) -> None:
@@ -253,6 +277,8 @@ def resolve_error(exc: BaseException, settings: Settings) -> ModelLoadError:
     wanted = settings.model_uri or f"{settings.model_name}@{settings.model_alias}"
     if settings.model_version is not None:
         wanted = f"{settings.model_name}/{settings.model_version}"
+    if looks_refused(exc):
+        return ModelLoadError(REGISTRY_REFUSED, f"the registry refused {wanted}: {short(exc)}")
     if looks_unreachable(exc):
         return ModelLoadError(UNREACHABLE, f"cannot ask the registry for {wanted}: {short(exc)}")
     code = getattr(exc, "error_code", "")

@@ -90,7 +90,8 @@ class PredictResponse(BaseModel):
 class PendingFailure(BaseModel):
     version: str | None = Field(..., description="The version that failed (if one was named).")
     reason: str = Field(
-        ..., description="registry_miss, artifact_missing, load_error or unreachable."
+        ...,
+        description="registry_miss, artifact_missing, load_error, unreachable or registry_refused.",
     )
     message: str
     at: float = Field(..., description="Unix time of the last failed attempt.")

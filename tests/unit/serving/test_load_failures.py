@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from serving.errors import ARTIFACT_MISSING, LOAD_ERROR, REGISTRY_MISS, UNREACHABLE
+from serving.errors import (
+    ARTIFACT_MISSING,
+    LOAD_ERROR,
+    REGISTRY_MISS,
+    REGISTRY_REFUSED,
+    UNREACHABLE,
+)
 from serving.load_failures import REGISTRY_MISS_WORDS, public_reason, redacted
 from serving.model import ModelRef
 from serving.settings import Settings
@@ -74,3 +80,41 @@ def test_a_model_uri_is_named_without_its_password() -> None:
     reason = public_reason(ARTIFACT_MISSING, uri, None)
     assert reason == "there is no MLflow model at 'http://alice:***@models.example.com/shop'"
     assert redacted("http://[::1") == "http://[::1"  # not a URL: nothing to hide
+
+
+CONNECTION = '(psycopg2.OperationalError) connection to server at "db", port 5432 failed: '
+
+
+@pytest.mark.parametrize(
+    "said",
+    [
+        'FATAL:  password authentication failed for user "mlflow"',
+        "fe_sendauth: no password supplied",
+        'FATAL:  database "mlflow" does not exist',
+        'FATAL:  no pg_hba.conf entry for host "10.0.0.7", user "mlflow", database "mlflow"',
+    ],
+)
+def test_a_store_that_refuses_the_login_is_told_apart_from_an_unreachable_one(said: str) -> None:
+    """A refused database login read as "unreachable" (its text says "connection"), and as a
+    missing model when it said "does not exist"."""
+    from serving.model import resolve_error
+
+    error = resolve_error(Exception(CONNECTION + said), settings(model_name="shop"))
+    assert error.kind == REGISTRY_REFUSED
+    reason = public_reason(error.kind, settings(model_name="shop"), None)
+    assert reason == "the model registry refused this server's login (the server's log says why)"
+
+
+def test_an_mlflow_servers_401_is_a_refusal_and_a_server_starting_up_is_not() -> None:
+    from mlflow.exceptions import MlflowException
+
+    from serving.model import resolve_error
+
+    shop = settings(model_name="shop", mlflow_tracking_uri="http://10.0.0.7:5000")
+    unauthenticated = MlflowException(
+        "API request to endpoint /api/2.0/mlflow/registered-models/alias failed with error "
+        "code 401 != 200. Response body: 'You are not authenticated.'"
+    )
+    assert resolve_error(unauthenticated, shop).kind == REGISTRY_REFUSED
+    starting = Exception(CONNECTION + "FATAL:  the database system is starting up")
+    assert resolve_error(starting, shop).kind == UNREACHABLE
