@@ -84,7 +84,7 @@ format: $(STAMP) ## Rewrite the code with ruff's formatter and fixes
 	$(VENV)/bin/ruff format .
 
 .PHONY: test-tools smoke-tools
-test-tools: ## Install the system tools make test uses: prometheus (promtool), a Java runtime (apt-get, as root)
+test-tools: ## Install the system tools make test uses: prometheus (promtool), a Java runtime, PostgreSQL (apt-get, as root)
 	@scripts/install-test-tools.sh test
 
 smoke-tools: ## Install podman and what rootless podman needs for make smoke (apt-get, as root)

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Installs the system tools the tests run, as Debian packages, when any is missing.
-#   scripts/install-test-tools.sh test    # make test:  promtool/prometheus, a Java runtime (PySpark)
+#   scripts/install-test-tools.sh test    # make test:  promtool/prometheus, a Java runtime (PySpark),
+#                                         #             PostgreSQL (the database-store tests)
 #   scripts/install-test-tools.sh smoke   # make smoke: podman and what rootless podman needs
 # As root it runs apt-get; otherwise it names the command to run and fails. When everything is
 # there it only asks dpkg and PATH, so it is fast and safe to run before every `make test`.
 set -euo pipefail
 
-# command:package — a tool counts as present when its command is on PATH or its package is installed.
-test_tools=(promtool:prometheus prometheus:prometheus java:default-jre-headless)
+# command:package — a tool counts as present when its command is on PATH or its package is installed
+# (Debian keeps PostgreSQL's initdb off PATH, under /usr/lib/postgresql/N/bin: its package decides).
+test_tools=(promtool:prometheus prometheus:prometheus java:default-jre-headless initdb:postgresql)
 smoke_tools=(podman:podman runc:runc debootstrap:debootstrap newuidmap:uidmap
     fuse-overlayfs:fuse-overlayfs slirp4netns:slirp4netns)
 
