@@ -230,23 +230,9 @@ def tune(
 ) -> subprocess.CompletedProcess[str]:
     space = cwd / "space.yaml"
     space.write_text("min_samples_leaf: {type: int, low: 1, high: 2}\n")
-    return cli(
-        "training.tune",
-        "--data",
-        str(catalog),
-        "--search-space",
-        str(space),
-        "--storage",
-        storage,
-        "--folds",
-        "2",
-        "--tracking-uri",
-        f"sqlite:///{cwd}/mlflow.db",
-        *SMALL_MODEL,
-        *extra,
-        cwd=cwd,
-        password=password,
-    )
+    options = ["--data", str(catalog), "--search-space", str(space), "--storage", storage]
+    options += ["--folds", "2", "--tracking-uri", f"sqlite:///{cwd}/mlflow.db", *SMALL_MODEL]
+    return cli("training.tune", *options, *extra, cwd=cwd, password=password)
 
 
 def test_tuning_workers_share_a_study_in_postgresql(
