@@ -153,13 +153,16 @@ class ProductClassifierModel(PythonModel):
 def with_answers(
     answer: pd.DataFrame, chosen: list[list[tuple[str, float]]], task: str, separator: str
 ) -> pd.DataFrame:
-    """The frame of a multilabel model (plus `tags`, `tag_probabilities`) or of a path model
+    """The frame of a multilabel model (`label` is the first of its answered tags, the most
+    probable one, so always among `tags`; plus `tags`, `tag_probabilities`) or of a path model
     (`label` is the whole path, `probability` its deepest level's; plus `path`,
-    `path_probabilities`)."""
+    `path_probabilities`). `top_labels` stays the ranking of every class."""
     names = [[name for name, _ in row] for row in chosen]
     probabilities = [[p for _, p in row] for row in chosen]
     if task == PATH:
         answer["label"] = [separator.join(row) for row in names]
         answer["probability"] = [row[-1] for row in probabilities]
         return answer.assign(path=names, path_probabilities=probabilities)
+    answer["label"] = [row[0] for row in names]
+    answer["probability"] = [row[0] for row in probabilities]
     return answer.assign(tags=names, tag_probabilities=probabilities)

@@ -2,7 +2,9 @@
 
 A multi-label model (`task` "multilabel") gives each of its tags a probability of applying; a
 product gets the tags whose probability reaches that tag's threshold (chosen at training time on
-the training rows, never the holdout), and at least its most probable tag.
+the training rows, never the holdout), and at least its most probable tag. Its `label` is the
+first of the tags answered, the most probable one that passes (or that fallback): never a tag
+the model rejects, though not `top_labels[0]` when the most probable tag misses its threshold.
 
 A category-path model (`task` "path") is a multi-label model over the nodes of the category tree,
 each node named by its full path, its levels joined by the model's `separator` (` > ` as in

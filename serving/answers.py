@@ -27,20 +27,24 @@ def ranked_labels(
 
 
 def task_answer(model: ServedModel, chosen: list[tuple[str, float]]) -> dict[str, Any]:
-    """A multilabel answer's `tags` (above their thresholds), or a path answer: `label` the
-    whole path, `probability` its deepest level's, `path` each level with its probability."""
+    """A multilabel answer: `tags` (those reaching their thresholds, most probable first, as
+    every model's decoder orders them) and, as `label` and `probability`, the first of them; or
+    a path answer: `label` the whole path, `probability` its deepest level's, `path` each level
+    with its probability. Decided here, not by the model's own code, so that models saved
+    before the rule answer by it too."""
     scored = [{"label": name, "probability": round(p, 6)} for name, p in chosen]
     if model.contract.task == "path":
         path = model.path_separator.join(name for name, _ in chosen)
         return {"label": path, "probability": scored[-1]["probability"], "path": scored}
-    return {"tags": scored}
+    return {"label": scored[0]["label"], "probability": scored[0]["probability"], "tags": scored}
 
 
 def answered_classes(
     model: ServedModel, chosen: list[list[tuple[str, float]]]
 ) -> tuple[list[str], list[float]]:
     """The model's own classes answered (each tag, or each node of a path: bounded by the
-    model's tag set) and each product's confidence (its top tag, or its path's deepest level)."""
+    model's tag set) and each product's confidence (its label's: the first tag answered, or
+    its path's deepest level)."""
     if model.contract.task == "path":
         separator = model.path_separator
         labels = [

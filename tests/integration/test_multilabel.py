@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import json
 import random
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from tests.integration.batch_catalog import classify
 from tests.support import (
     ServingProcess,
     free_port,
@@ -300,3 +302,125 @@ def test_a_single_label_model_answers_as_before(serve_registry) -> None:
     }
     status, card = server.get("/v1/model")
     assert card["task"] == "single_label"
+
+
+# Labels among the tags. A copy of the tag model whose kinds can never pass their threshold
+# (above 1) and whose modifiers pass at 0.5: a kids jacket's most probable tag is `clothing`,
+# which the model rejects, and `kids` is what it answers; a plain jacket passes nothing and
+# answers `clothing` alone. The "old" copy's own code answers as models saved before labels were
+# taken from the tags did (`label` the most probable class): the server applies the rule itself.
+NEVER, HALF = 1.01, 0.5
+LABEL_CASES = [  # title, the tags answered (the first is the label)
+    ("Acme kids jacket red", ["kids"]),
+    ("Globex waterproof kids coat navy", ["kids", "waterproof"]),
+    ("Stark jacket green", ["clothing"]),
+]
+OLD_LABEL_RULE = '''
+
+_with_answers = with_answers
+
+
+def with_answers(answer, chosen, task, separator):
+    """As saved before the fix: a multilabel `label` is the most probable class."""
+    label, probability = answer["label"].copy(), answer["probability"].copy()
+    frame = _with_answers(answer, chosen, task, separator)
+    return frame if task == PATH else frame.assign(label=label, probability=probability)
+'''
+
+
+@pytest.fixture(scope="module")
+def rethresholded(tag_registry, tmp_path_factory) -> dict[str, Path]:
+    """{"new": the tag model with the thresholds above, "old": the same saved with the old rule}."""
+    import mlflow.artifacts
+
+    url, _ = tag_registry
+    folder = tmp_path_factory.mktemp("rethresholded")
+    with tracking_uri_restored():
+        mlflow.set_tracking_uri(url)
+        uri = f"models:/{TAGS_MODEL}/1"
+        new = Path(mlflow.artifacts.download_artifacts(uri, dst_path=folder / "new"))
+    metadata_path = new / "artifacts" / "metadata.json"
+    metadata = json.loads(metadata_path.read_text())
+    tags = metadata["contract"]["tags"]
+    tags["thresholds"] = [NEVER if tag in KINDS else HALF for tag in tags["tags"]]
+    metadata_path.write_text(json.dumps(metadata))
+    old = Path(shutil.copytree(new, folder / "old"))
+    pyfunc = old / "code" / "product_model" / "pyfunc.py"
+    pyfunc.write_text(pyfunc.read_text() + OLD_LABEL_RULE)
+    assert own_label(old, LABEL_CASES[0][0], folder) == "clothing", "the old copy's own answer"
+    return {"new": new, "old": old}
+
+
+OWN_LABEL = """
+import sys, mlflow.pyfunc, pandas as pd
+model = mlflow.pyfunc.load_model(sys.argv[1])
+print(model.predict(pd.DataFrame({"Title": [sys.argv[2]]}))["label"][0])
+"""
+
+
+def own_label(model: Path, title: str, cwd: Path) -> str:
+    """The label the model's own code answers (as `mlflow models serve` would), in a fresh
+    Python that has imported no `product_model` of its own."""
+    command = [sys.executable, "-c", OWN_LABEL, str(model), title]
+    done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout.strip().splitlines()[-1]
+
+
+def folder_server(model: Path, folder: Path) -> Iterator[ServingProcess]:
+    server = launch_server(folder, MODEL_URI=str(model), MODEL_NAME=TAGS_MODEL)
+    try:
+        server.wait_ready(timeout=180)
+        yield server
+    finally:
+        stop_process(server.process)
+
+
+@pytest.fixture(scope="module", params=["new", "old"])
+def rethresholded_server(request, rethresholded, tmp_path_factory) -> Iterator[ServingProcess]:
+    yield from folder_server(rethresholded[request.param], tmp_path_factory.mktemp("label-serving"))
+
+
+def test_a_served_label_is_the_most_probable_tag_answered(
+    rethresholded_server: ServingProcess,
+) -> None:
+    """Over /v1/predict, /invocations and v2, for a model saved with or without the rule: the
+    server decides the label from the tags the model answers, whatever its own code says."""
+    titles = [title for title, _ in LABEL_CASES]
+    status, body = rethresholded_server.post(
+        "/v1/predict", {"products": [{"Title": t} for t in titles]}
+    )
+    assert status == 200, body
+    for prediction, (title, tags) in zip(body["predictions"], LABEL_CASES, strict=True):
+        assert [tag["label"] for tag in prediction["tags"]] == tags, (title, prediction)
+        assert prediction["label"] == tags[0], (title, prediction)
+        assert prediction["probability"] == prediction["tags"][0]["probability"]
+        assert prediction["top_k"][0]["label"] == "clothing"
+    status, body = rethresholded_server.post(
+        "/invocations", {"instances": [{"Title": t} for t in titles]}
+    )
+    assert status == 200, body
+    assert [p["label"] for p in body["predictions"]] == [tags[0] for _, tags in LABEL_CASES]
+    assert all(p["probability"] == p["tag_probabilities"][0] for p in body["predictions"])
+    request = {"inputs": [{"name": "Title", "datatype": "BYTES", "shape": [3], "data": titles}]}
+    status, body = rethresholded_server.post(f"/v2/models/{TAGS_MODEL}/infer", request)
+    assert status == 200, body
+    outputs = {output["name"]: output["data"] for output in body["outputs"]}
+    assert outputs["label"] == [tags[0] for _, tags in LABEL_CASES]
+    assert outputs["tags"][::2] == outputs["label"]  # each product's first tag (width 2)
+
+
+def test_batch_labels_are_the_most_probable_tags_answered(
+    rethresholded: dict[str, Path], tmp_path: Path
+) -> None:
+    """`product-classify` (local engine) with a model saved with the rule: the same answers."""
+    catalog = tmp_path / "catalog.csv"
+    catalog.write_text("Title\n" + "".join(f"{title}\n" for title, _ in LABEL_CASES))
+    output = tmp_path / "labels.jsonl"
+    args = ["--model", str(rethresholded["new"]), "--data", str(catalog), "--output", str(output)]
+    assert classify(*args) == 0
+    rows = [json.loads(line) for line in output.read_text().splitlines()]
+    assert [row["tags"] for row in rows] == [tags for _, tags in LABEL_CASES]
+    assert [row["label"] for row in rows] == [tags[0] for _, tags in LABEL_CASES]
+    assert all(row["probability"] == row["tag_probabilities"][0] for row in rows)
+    assert [row["top_labels"][0] for row in rows] == ["clothing"] * len(rows)

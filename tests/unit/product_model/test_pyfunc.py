@@ -3,14 +3,29 @@
 from __future__ import annotations
 
 import io
+import json
 import pickle
+import random
+from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pandas as pd
 
-from product_model.pyfunc import ProductClassifierModel, top_k_labels
+from product_model.pyfunc import (
+    PIPELINE_FILE,
+    ProductClassifierModel,
+    save_pipeline,
+    top_k_labels,
+    with_answers,
+)
+from product_model.tags import MULTILABEL, TagDecoder
 from training.catalog import load_catalog
 from training.config import TrainConfig
-from training.pipeline import build_pipeline, for_serving, model_input
+from training.config_files import make_config
+from training.pipeline import build_pipeline, feature_spec, for_serving, model_input
+from training.tag_catalog import load_tag_catalog
+from training.tag_model import fit_tag_model
 
 PROJECT_PACKAGES = {"product_model", "training", "serving"}
 
@@ -56,3 +71,73 @@ def test_top_k_labels_order_and_bounds() -> None:
 
 def test_wrapper_is_tiny_when_pickled() -> None:
     assert len(pickle.dumps(ProductClassifierModel())) < 1000
+
+
+KINDS = {"clothing": ["jacket", "shirt", "coat"], "electronics": ["headphones", "charger"]}
+MODIFIERS = {"kids": ["kids", "junior"], "waterproof": ["waterproof", "rainproof"]}
+
+
+def write_tag_catalog(path: Path, count: int = 120) -> Path:
+    """A CSV of titles and '|'-joined tags: one kind each, each modifier with chance 0.4; the
+    title names them all."""
+    rng = random.Random(3)
+    lines = ["sku,title,tags"]
+    for i in range(count):
+        kind = rng.choice(sorted(KINDS))
+        tags = [kind] + [m for m in sorted(MODIFIERS) if rng.random() < 0.4]
+        words = [rng.choice(MODIFIERS[m]) for m in tags[1:]] + [rng.choice(KINDS[kind])]
+        lines.append(f"{i},Acme {' '.join(words)},{'|'.join(tags)}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def tag_model_with_thresholds(
+    tmp_path: Path, thresholds: dict[str, float]
+) -> ProductClassifierModel:
+    """A real multilabel model (features and compact forest fitted on a small tag catalog),
+    saved and loaded as the pyfunc loads it, answering with the given per-tag thresholds."""
+    values: dict[str, Any] = {"data": str(write_tag_catalog(tmp_path / "tags.csv"))}
+    values |= {"task": MULTILABEL}
+    values |= {"text_columns": ["title"], "token_columns": [], "id_column": "sku"}
+    values |= {"label_column": "tags", "label_separator": "|", "amazon_counts": False}
+    values |= {"min_tag_count": 5, "n_estimators": 20, "trees_per_chunk": 10, "min_df": 1}
+    config = make_config(values | {"n_jobs": 1})
+    frame = load_tag_catalog(config).frame
+    tags = sorted(thresholds)
+    fitted = fit_tag_model(config, frame, tags, MULTILABEL)
+    decoder = TagDecoder(MULTILABEL, tuple(tags), tuple(thresholds[t] for t in tags))
+    contract = feature_spec(config).contract(frame, config.label_column).to_dict()
+    metadata = {"contract": contract | {"task": MULTILABEL, "tags": decoder.to_dict()}}
+    save_pipeline(fitted.served, tmp_path / PIPELINE_FILE)
+    (tmp_path / "metadata.json").write_text(json.dumps(metadata))
+    model = ProductClassifierModel()
+    model.load(tmp_path / PIPELINE_FILE, tmp_path / "metadata.json")
+    return model
+
+
+def test_a_multilabel_label_is_the_most_probable_tag_answered(tmp_path: Path) -> None:
+    """The kinds can never pass (threshold above 1): a kids jacket's most probable tag is
+    `clothing`, but `kids` is what the model answers, so it is the label; a plain jacket passes
+    no tag and answers its most probable one alone."""
+    never, half = 1.01, 0.5
+    model = tag_model_with_thresholds(
+        tmp_path, {"clothing": never, "electronics": never, "kids": half, "waterproof": half}
+    )
+    frame = pd.DataFrame({"sku": ["a", "b"], "title": ["Acme kids jacket", "Acme jacket"]})
+    answer = model.predict(None, frame, params={"top_k": 2})
+    assert answer["top_labels"].map(lambda labels: labels[0]).tolist() == ["clothing"] * 2
+    assert answer["tags"].tolist() == [["kids"], ["clothing"]]
+    assert answer["label"].tolist() == ["kids", "clothing"]
+    assert answer["probability"].tolist() == [p[0] for p in answer["tag_probabilities"]]
+    kids_jacket = answer.iloc[0]
+    assert kids_jacket["probability"] < kids_jacket["top_probabilities"][0]
+
+
+def test_with_answers_takes_a_multilabel_label_from_its_first_tag() -> None:
+    decoder = TagDecoder(MULTILABEL, ("x", "y", "z"), (0.9, 0.2, 0.3))
+    proba = np.array([[0.5, 0.25, 0.35], [0.4, 0.1, 0.2]])
+    argmax = pd.DataFrame({"label": ["x", "x"], "probability": [0.5, 0.4]})
+    frame = with_answers(argmax, decoder.answers(proba), MULTILABEL, " > ")
+    assert frame["tags"].tolist() == [["z", "y"], ["x"]]
+    assert frame["label"].tolist() == ["z", "x"]
+    assert frame["probability"].tolist() == [0.35, 0.4]

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from serving.answers import answered_classes, task_answer
+import numpy as np
+
+from product_model.tags import MULTILABEL, TagDecoder
+from serving.answers import answered_classes, as_prediction, ranked_labels, task_answer
 from serving.invocations import mlflow_prediction
 from serving.v2 import output_columns, outputs_of
 from serving.validation import RequestContract
@@ -17,11 +20,29 @@ def model(task: str) -> SimpleNamespace:
     return SimpleNamespace(contract=RequestContract((), task), path_separator=" > ")
 
 
-def test_multilabel_answer_lists_its_tags() -> None:
+def test_multilabel_answer_lists_its_tags_and_its_label_is_the_first() -> None:
     answer = task_answer(model("multilabel"), [("a", 0.9), ("c", 0.3333333333)])
     assert answer == {
-        "tags": [{"label": "a", "probability": 0.9}, {"label": "c", "probability": 0.333333}]
+        "label": "a",
+        "probability": 0.9,
+        "tags": [{"label": "a", "probability": 0.9}, {"label": "c", "probability": 0.333333}],
     }
+
+
+def test_a_multilabel_label_is_a_tag_the_model_answers() -> None:
+    """`x` is the most probable tag but misses its threshold; `z` passes: the answer's label
+    is `z`, in every protocol, though `top_k` still ranks `x` first."""
+    decoder = TagDecoder(MULTILABEL, ("x", "y", "z"), (0.9, 0.5, 0.3))
+    proba = np.array([[0.5, 0.1, 0.3500001]])
+    order = np.argsort(-proba, axis=1, kind="stable")
+    ranked = ranked_labels(proba, order, np.asarray(decoder.tags))
+    answer = as_prediction(ranked[0]) | task_answer(model("multilabel"), decoder.answers(proba)[0])
+    assert answer["top_k"][0]["label"] == "x"
+    assert (answer["label"], answer["probability"]) == ("z", 0.35)
+    assert [tag["label"] for tag in answer["tags"]] == ["z"]
+    assert mlflow_prediction(answer)["label"] == "z"
+    assert output_columns([answer])["label"] == ("BYTES", [1], ["z"])
+    assert output_columns([answer])["probability"][2] == [0.35]
 
 
 def test_path_answer_is_the_path_with_its_deepest_probability() -> None:
