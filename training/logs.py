@@ -26,8 +26,8 @@ KNOWN_WARNINGS = {"mlflow.pyfunc": "Passing a Python object as `python_model`"}
 # Libraries whose INFO lines are noise here (alembic: one line per MLflow schema migration;
 # matplotlib: "Using categorical units ..." for each chart of labels that look like numbers).
 THIRD_PARTY_LEVELS = {"alembic": logging.WARNING, "matplotlib": logging.WARNING}
-# Lines MLflow prints (not logs) while registering a model.
-REGISTRY_CHATTER = ("Successfully registered model", "Created version ")
+# Lines MLflow prints (not logs) while registering a model (the first or a later version).
+REGISTRY_CHATTER = ("Successfully registered model", "Registered model ", "Created version ")
 # MLflow's own switch for the links it prints (not logs) to stdout as a run ends.
 NO_RUN_LINKS = "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"
 

@@ -9,16 +9,18 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 import warnings
 from pathlib import Path
 from typing import Any, NoReturn
 
-from training.errors import TrainingError
+from training.errors import ConfigError, TrainingError
 from training.interrupts import ignore_further_signals, stop_on_signals
-from training.logs import check_log_level, requested_level
+from training.logs import check_log_level, quiet_third_parties, requested_level
 
 EXIT_INTERRUPTED = 130
+LOCAL_WORKER = "--local-worker"  # a worker started by `product-tune --workers W` on this machine
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add("--wait-seconds", type=_positive(float), default=86400.0, help=argparse.SUPPRESS)
     add("--heartbeat-seconds", type=_positive(int), default=10, help=argparse.SUPPRESS)
-    add("-q", "--quiet", action="store_true", help="only warnings and the summary")
+    add(LOCAL_WORKER, action="store_true", help=argparse.SUPPRESS)
+    add("-q", "--quiet", action="store_true", help="only warnings, errors and the summary")
     return parser
 
 
@@ -88,6 +91,7 @@ def parse(args: argparse.Namespace, train_argv: list[str]) -> tuple[Any, Any]:
     from training.tuning.storage import check_storage_url
     from training.tuning.study_setup import TuneOptions
 
+    refuse_tuning_options_in_config(train_argv)
     base, _ = parse_config(train_argv)
     check_inputs(base)
     check_storage_url(args.storage)
@@ -109,13 +113,42 @@ def parse(args: argparse.Namespace, train_argv: list[str]) -> tuple[Any, Any]:
     return base, options
 
 
+def refuse_tuning_options_in_config(train_argv: list[str]) -> None:
+    """ConfigError (exit 2) naming the `product-tune` options that the --config file holds: it
+    holds `product-train` options only (the training CLI would call them unknown options of its
+    own, and send the user to `product-train --help`)."""
+    finder = argparse.ArgumentParser(add_help=False)
+    finder.add_argument("--config", type=Path)
+    path = finder.parse_known_args(train_argv)[0].config
+    if path is None:
+        return
+    from training.config_files import read_config_file
+
+    tuning = set(vars(build_parser().parse_args([])))
+    found = {k: v for k, v in read_config_file(path).items() if k.replace("-", "_") in tuning}
+    if not found:
+        return
+    names = ", ".join(found)
+    what = "is a product-tune option" if len(found) == 1 else "are product-tune options"
+    flags = " ".join(f"--{name.replace('_', '-')} {value}" for name, value in found.items())
+    raise ConfigError(
+        f"config file {path}: {names} {what}, which a config file cannot hold (it holds "
+        f"product-train options only); give {flags} on the command line instead"
+    )
+
+
 def _configure_logging(quiet: bool, index: int, role: str) -> None:
+    """Log lines at the requested level (-q: warnings), MLflow's included: left to itself, MLflow
+    installs its own INFO handler when imported (so this runs before it is)."""
+    os.environ.setdefault("MLFLOW_CONFIGURE_LOGGING", "false")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     prefix = f"worker {index} " if role == "worker" else ""
     logging.basicConfig(
         level=requested_level(quiet),
         format=f"%(asctime)s %(levelname)s {prefix}%(message)s",
         datefmt="%H:%M:%S",
     )
+    quiet_third_parties(requested_level(quiet))
     import optuna
 
     # We log each trial ourselves, and a failed one reaches the user as one line, not Optuna's
@@ -169,6 +202,20 @@ def _first_line(error: Exception) -> str:
     return str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
 
 
+def _ignore_signals_after_the_first() -> None:
+    """For a local worker, which may get one signal twice: from the terminal (Ctrl-C reaches the
+    whole process group) and forwarded by the tuning process that started it. The second must
+    not cut short the cleanup the first began (its trial marked failed, its MLflow run KILLED)."""
+    for number in (signal.SIGINT, signal.SIGTERM):
+        interrupt = signal.getsignal(number)
+
+        def first_only(signum: int, frame: Any, interrupt: Any = interrupt) -> None:
+            ignore_further_signals()
+            interrupt(signum, frame)
+
+        signal.signal(number, first_only)
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if "--print-space" in argv:
@@ -176,13 +223,18 @@ def main(argv: list[str] | None = None) -> None:
 
         print(default_space_path().read_text("utf-8"), end="")
         return
+    local_worker = LOCAL_WORKER in argv
     stop_on_signals()
+    if local_worker:
+        _ignore_signals_after_the_first()
     try:
         run(argv)
     except TrainingError as error:
         _fail(str(error), error.exit_code)
     except KeyboardInterrupt:
         ignore_further_signals()
+        if local_worker:  # the tuning process that started it says so, once for all workers
+            sys.exit(EXIT_INTERRUPTED)
         _fail(
             "interrupted; the running trial is marked failed, the others are kept: re-run with "
             "the same --study-name to resume",

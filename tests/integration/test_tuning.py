@@ -113,23 +113,19 @@ def test_two_workers_share_one_study_and_the_best_config_trains(
     assert f"trial {study.best_trial.number}," in best
     assert f"min_samples_leaf: {study.best_trial.params['min_samples_leaf']}" in best
     assert "n_estimators: 10" in best  # the option as given
-    assert "tracking_uri" not in best  # where to log is the training run's choice
+    # Given on the command line, so kept (README): trained from another folder without
+    # --tracking-uri, the model lands in the study's store, not in a new ./mlflow.db there.
+    assert f"tracking_uri: {tracking_server}\n" in best
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
     train = run(
-        [
-            sys.executable,
-            "-m",
-            "training",
-            "--config",
-            "best.yaml",
-            "--tracking-uri",
-            tracking_server,
-            "--model-name",
-            "tuning-it",
-        ],
-        tmp_path,
+        [sys.executable, "-m", "training", "--config", "../best.yaml", "--model-name", "tuning-it"],
+        elsewhere,
     )
     assert train.returncode == 0, train.stderr[-3000:]
     assert "macro-F1" in train.stdout
+    assert client.get_registered_model("tuning-it").name == "tuning-it"
+    assert not (elsewhere / "mlflow.db").exists()
 
 
 @pytest.fixture
@@ -295,3 +291,29 @@ def test_sigterm_marks_the_running_trial_failed_and_exits_130(
     run_id = study.trials[number].user_attrs["mlflow_run_id"]
     assert MlflowClient(tracking_uri=tracking_server).get_run(run_id).info.status == "KILLED"
     assert runs_of(tracking_server, "term")[0].info.status == "KILLED"  # the study's parent run
+
+
+def test_sigterm_to_the_tuning_process_alone_stops_its_workers_at_once(
+    tmp_path: Path, small_catalog: Path, tracking_server: str
+) -> None:
+    """As a container runtime stops it: the workers got no signal, so the tuning process waited
+    10 s for them before passing it on (31 s in all, measured), and then each worker printed
+    the interrupt message as well."""
+    command = tune_command(tmp_path, small_catalog, tracking_server, "stop", "--workers", "2")
+    command += ["--trials", "6"]
+    with started(command, tmp_path) as coordinator:
+        number, pid = _running_trial_pid(tmp_path, "stop", time.monotonic() + 180)
+        assert pid != coordinator.pid  # a worker's trial
+        signalled = time.monotonic()
+        coordinator.send_signal(signal.SIGTERM)
+        _, err = coordinator.communicate(timeout=120)
+        seconds = time.monotonic() - signalled
+    assert coordinator.returncode == 130, err[-3000:]
+    assert err.count("interrupted") == 1 and "Traceback" not in err, err[-3000:]
+    assert seconds < 10, seconds
+    study = load(tmp_path, "stop")
+    assert not study.get_trials(states=(TrialState.RUNNING,))
+    assert study.trials[number].state == TrialState.FAIL
+    run_id = study.trials[number].user_attrs["mlflow_run_id"]
+    assert MlflowClient(tracking_uri=tracking_server).get_run(run_id).info.status == "KILLED"
+    assert runs_of(tracking_server, "stop")[0].info.status == "KILLED"

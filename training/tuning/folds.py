@@ -59,16 +59,26 @@ class Folds:
     metric: str = "f1_macro"
     tags: list[str] = field(default_factory=list)
     joiner: str = PATH_SEPARATOR  # how a path catalog's node names join their levels
+    source: str = ""  # the catalog file, and its SHA-256 (as `product-train` tags its run)
+    sha256: str = ""
+
+    def data_tags(self) -> dict[str, str]:
+        """The catalog's tags for an MLflow run: `data.source` and `data.sha256`."""
+        return {"data.source": self.source, "data.sha256": self.sha256}
 
 
 def make_folds(config: TrainConfig, k: int) -> Folds:
     """The folds of the training split that `product-train` would train on for `config.task`."""
     if config.task != SINGLE_LABEL:
         return _tag_folds(config, k)
-    train, _ = holdout_split(load_catalog(config), config)
+    catalog = load_catalog(config)
+    train, _ = holdout_split(catalog, config)
     train = train.reset_index(drop=True)
     folds = StratifiedKFold(k, shuffle=True, random_state=config.seed)
-    return Folds(train, list(folds.split(train, train["label"])), config.task_gate_metric)
+    splits = list(folds.split(train, train["label"]))
+    return Folds(
+        train, splits, config.task_gate_metric, source=catalog.source, sha256=catalog.sha256
+    )
 
 
 def _tag_folds(config: TrainConfig, k: int) -> Folds:
@@ -81,7 +91,15 @@ def _tag_folds(config: TrainConfig, k: int) -> Folds:
             f"{len(train)} training rows cannot make {k} folds of 2+ rows; use fewer --folds"
         )
     folds = KFold(k, shuffle=True, random_state=config.seed)
-    return Folds(train, list(folds.split(train)), config.task_gate_metric, tags, catalog.joiner)
+    return Folds(
+        train,
+        list(folds.split(train)),
+        config.task_gate_metric,
+        tags,
+        catalog.joiner,
+        catalog.source,
+        catalog.sha256,
+    )
 
 
 def score_folds(config: TrainConfig, folds: Folds, report: Callable[[int, float], None]) -> float:

@@ -16,8 +16,10 @@ import optuna
 from mlflow.entities import Param
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+from pydantic import ValidationError
 
 from training.config import TrainConfig
+from training.config_files import describe_problems
 from training.interrupts import raise_if_interrupted
 from training.tuning.folds import Folds, metric_label, score_folds
 from training.tuning.folds import holdout_split as holdout_split  # bench/bench_tuning.py's
@@ -31,10 +33,18 @@ MLFLOW_RUN = "mlflow_run_id"
 WORKER_PID = "worker_pid"
 
 
+class DrawnOptionsError(Exception):
+    """A trial drew options `product-train` rejects: that trial fails, the study goes on (the
+    search-space checks make this rare: a study stored before they existed, say)."""
+
+
 def trial_config(base: TrainConfig, params: dict[str, Any]) -> TrainConfig:
     """The options one trial trains with: those the user gave, and the trial's draws (validated
-    as `product-train --config best.yaml` would validate them)."""
-    return TrainConfig.model_validate(given_options(base) | params)
+    as `product-train --config best.yaml` would validate them); DrawnOptionsError if invalid."""
+    try:
+        return TrainConfig.model_validate(given_options(base) | params)
+    except ValidationError as error:
+        raise DrawnOptionsError(describe_problems(error, "drawn options")) from None
 
 
 @dataclass
@@ -103,6 +113,8 @@ class Objective:
     ) -> None:
         self.base, self.space, self.folds, self.parent = base, space, folds, parent
         self.worker = worker
+        self.rejected_in_a_row = 0  # trials whose drawn options were invalid, since the last good
+        self.last_rejection = ""
 
     def params(self, trial: optuna.Trial) -> dict[str, Any]:
         if not trial.user_attrs.get(BASELINE):
@@ -121,11 +133,11 @@ class Objective:
         trial.set_user_attr("worker", self.worker)
         trial.set_user_attr(WORKER_PID, os.getpid())
         params = self.params(trial)
-        config = trial_config(self.base, params)
         metric = self.folds.metric
         run_id = ""
         try:
             with trial_run(self.parent, trial, params) as run_id:
+                config = self._checked_config(trial, params)
                 score = score_folds(config, self.folds, self._reporter(trial, run_id))
                 seconds = time.perf_counter() - started
                 self.parent.client.log_metric(run_id, f"cv_{metric}", score)
@@ -139,6 +151,18 @@ class Objective:
                 self.parent.client.set_terminated(run_id, "KILLED")
             raise
         return score
+
+    def _checked_config(self, trial: optuna.Trial, params: dict[str, Any]) -> TrainConfig:
+        """The trial's options; DrawnOptionsError (the trial fails, logged) if they are invalid."""
+        try:
+            config = trial_config(self.base, params)
+        except DrawnOptionsError as error:
+            self.rejected_in_a_row += 1
+            self.last_rejection = str(error)
+            log.warning("trial %d failed, the study goes on: %s %s", trial.number, error, params)
+            raise
+        self.rejected_in_a_row = 0
+        return config
 
     def _reporter(self, trial: optuna.Trial, run_id: str) -> Callable[[int, float], None]:
         scores: list[float] = []

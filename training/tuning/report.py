@@ -4,10 +4,11 @@ it against the defaults scored on the same folds."""
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import optuna
 import yaml
@@ -15,6 +16,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from training.config_files import file_paths, make_config
 from training.errors import ConfigError, TrainingError
+from training.tracking_uri import sqlite_file
 from training.tuning.folds import metric_label
 from training.tuning.objective import BASELINE
 from training.tuning.study import count_states
@@ -55,18 +57,40 @@ def with_absolute_paths(values: dict[str, Any]) -> dict[str, Any]:
     return values | {name: str(Path(value).resolve()) for name, value in file_paths(values).items()}
 
 
+def portable_tracking_uri(uri: str) -> str:
+    """`uri` as `product-train` reads it from any folder: a relative SQLite file made absolute
+    (relative to the working directory, as MLflow reads it), and without its password, which a
+    config file must not hold (MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD give it to a
+    tracking server, PGPASSWORD to a PostgreSQL store)."""
+    store = sqlite_file(uri)
+    if store is not None and not store.is_absolute():
+        scheme, _, rest = uri.partition("://")
+        query = rest.partition("?")[1:]
+        return f"{scheme}:///{quote(str(store.resolve()))}{''.join(query)}"
+    parts = urlsplit(uri)
+    if parts.password is None:
+        return uri
+    user_info, _, host = parts.netloc.rpartition("@")
+    user = user_info.split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{user}@{host}" if user else host))
+
+
 def write_config(values: dict[str, Any], path: Path, header: str) -> None:
-    """Write the YAML atomically: a reader sees the old file or the whole new one."""
+    """Write the YAML atomically (a reader sees the old file or the whole new one), with the
+    permissions of any file the user creates (0644 under umask 022): a teammate or another
+    container on a shared volume trains from it too."""
     path.parent.mkdir(parents=True, exist_ok=True)
     text = "".join(f"# {line}\n" for line in header.splitlines())
     text += yaml.safe_dump(values, sort_keys=False, allow_unicode=True)
-    handle, scratch = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    scratch = path.parent / f".{path.name}.{secrets.token_hex(6)}"
+    # os.open applies the umask to 0o666, as open() does; mkstemp would make it 0600.
+    handle = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as out:
             out.write(text)
-        Path(scratch).replace(path)
+        scratch.replace(path)
     except BaseException:
-        Path(scratch).unlink(missing_ok=True)
+        scratch.unlink(missing_ok=True)
         raise
 
 

@@ -28,7 +28,13 @@ from training.config import TrainConfig
 from training.errors import ConfigError, DataError, TrackingError, TrainingError
 from training.interrupts import raise_if_interrupted
 from training.tuning.folds import Folds, make_folds
-from training.tuning.objective import WORKER_PID, Objective, ParentRun, end_stale_trial_run
+from training.tuning.objective import (
+    WORKER_PID,
+    DrawnOptionsError,
+    Objective,
+    ParentRun,
+    end_stale_trial_run,
+)
 from training.tuning.report import TuningResult, collect_result
 from training.tuning.storage import open_storage, redact
 from training.tuning.study import (
@@ -50,13 +56,16 @@ log = logging.getLogger(__name__)
 
 # Exits whose cause the worker has already told its user; no trial of theirs was left running.
 USER_ERROR_CODES = (ConfigError.exit_code, DataError.exit_code, TrackingError.exit_code)
+# Trials in a row that may fail on invalid drawn options before the space is called unusable
+# (failed trials do not use up the budget, so the study would otherwise never end).
+MAX_REJECTED_IN_A_ROW = 5
 
 
 def run_worker(base: TrainConfig, options: TuneOptions) -> None:
     """Join the study (after checking the data) and run trials."""
     folds = make_folds(base, options.folds)
     client, experiment_id = connect_mlflow(base)
-    study = join_study(base, options, client, experiment_id)
+    study = join_study(base, options, client, experiment_id, folds.data_tags())
     run_trials(base, options, study, client, folds)
 
 
@@ -80,7 +89,8 @@ def run_trials(
             queued = bool(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
         remaining = remaining_trials(study, options.trials)
         if remaining is None or remaining > 0 or queued:
-            study.optimize(objective, n_trials=1, gc_after_trial=True)
+            study.optimize(objective, n_trials=1, gc_after_trial=True, catch=(DrawnOptionsError,))
+            _stop_if_every_draw_is_rejected(objective)
         elif study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             # Others still run trials: if one's worker died, its trial goes stale and the
             # budget it held comes back to whoever is left.
@@ -90,13 +100,23 @@ def run_trials(
     study.set_user_attr(f"worker_done_{options.worker_index}", True)
 
 
+def _stop_if_every_draw_is_rejected(objective: Objective) -> None:
+    """ConfigError (exit 2) once `MAX_REJECTED_IN_A_ROW` trials in a row drew invalid options."""
+    if objective.rejected_in_a_row >= MAX_REJECTED_IN_A_ROW:
+        raise ConfigError(
+            f"the last {objective.rejected_in_a_row} trials all drew options product-train "
+            f"rejects ({objective.last_rejection}); fix the --search-space so that every value "
+            "it can draw is valid (see `product-tune --print-space`), then rerun to resume"
+        )
+
+
 def run_all(base: TrainConfig, options: TuneOptions, argv: list[str]) -> TuningResult:
     """Set the study up here, run the workers, then export. Whatever stops the study early ends
     its parent run (KILLED after an interrupt, else FAILED); resuming sets it RUNNING again."""
     # Unusable data stops here, before a study exists that would remember the bad options.
     folds = make_folds(base, options.folds)
     client, experiment_id = connect_mlflow(base)
-    study = join_study(base, options, client, experiment_id)
+    study = join_study(base, options, client, experiment_id, folds.data_tags())
     with parent_run_ended_if_stopped(client, study.user_attrs[PARENT_RUN]):
         if options.workers == 1:
             run_trials(base, options, study, client, folds)
@@ -108,7 +128,7 @@ def run_all(base: TrainConfig, options: TuneOptions, argv: list[str]) -> TuningR
 
 def _worker_command(base: TrainConfig, argv: list[str], index: int, workers: int) -> list[str]:
     command = [sys.executable, "-m", "training.tune", *argv, "--role", "worker"]
-    command += ["--worker-index", str(index)]
+    command += ["--worker-index", str(index), "--local-worker"]
     if "n_jobs" not in base.model_fields_set:  # share the cores instead of W x all of them
         command += ["--n-jobs", str(max(1, (os.cpu_count() or 1) // workers))]
     return command
@@ -178,10 +198,9 @@ def _fail_trials_of(base: TrainConfig, options: TuneOptions, pid: int) -> optuna
 
 
 def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
-    """After Ctrl-C the workers (same process group) stop by themselves; SIGTERM the others."""
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and any(p.poll() is None for p in processes):
-        time.sleep(0.2)
+    """Pass the interrupt on to every worker at once (a SIGTERM to this process alone, as a
+    container runtime sends, reaches no worker), then wait until each has marked its trial
+    failed. A worker that got the signal from the terminal too ignores this second one."""
     for process in processes:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)

@@ -2,7 +2,8 @@
 
 A space is a YAML mapping of `product-train` option names to ranges or choice lists (see
 `search_space.yaml`, the default). Loading checks everything a trial would otherwise trip over
-later: a key written twice, unknown or untunable options, empty or reversed ranges, values
+later: a key written twice, unknown or untunable options, empty or reversed ranges, a range
+that draws the wrong kind of value (`space_kinds.py`: a float range for a whole number), values
 `TrainConfig` rejects, and n-gram bounds that could cross. All problems come back in one
 `ConfigError` (exit 2). Options that do not shape the task's model (SMOTE for label sets) are left
 out of the space, with a log line naming them.
@@ -21,6 +22,7 @@ from product_model.tags import SINGLE_LABEL
 from training.config import TrainConfig
 from training.errors import ConfigError
 from training.tuning.space_file import read_space_file
+from training.tuning.space_kinds import kind_problems
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +169,9 @@ def load_space(path: Path | None, base: TrainConfig) -> SearchSpace:
     problems = _untunable(space)
     if not problems:
         space = without_fixed_options(for_task(space, base.task, path), base, path)
-        problems = _invalid_values(space, base) or _crossing(space, base)
+        problems = (
+            kind_problems(space.root) or _invalid_values(space, base) or _crossing(space, base)
+        )
     if problems:
         raise ConfigError(f"search space {path}: {'; '.join(problems)}; {_HINT}")
     return space

@@ -23,7 +23,7 @@ from optuna.trial import TrialState
 from training import tracking
 from training.config import TrainConfig
 from training.tuning.objective import BASELINE, end_stale_trial_run
-from training.tuning.report import OUTPUT_OPTIONS, with_absolute_paths
+from training.tuning.report import OUTPUT_OPTIONS, portable_tracking_uri, with_absolute_paths
 from training.tuning.space import SearchSpace, given_options
 from training.tuning.storage import open_storage, redact
 from training.tuning.study import create_or_join
@@ -36,6 +36,10 @@ EXPERIMENT = "mlflow_experiment_id"
 RUN_OPTIONS = frozenset(
     {"tracking_uri", "run_name", "force_promote", "tracking_timeout_seconds", "n_jobs"}
 )
+# Given options the best config leaves out: decisions for one run, not for every training from
+# the file (a run name would name each of them alike; force_promote would skip every gate).
+PER_RUN_OPTIONS = frozenset({"run_name", "force_promote"})
+TRIALS_TAG = "optuna.trials"  # the budget: a tag, as a resume may change it (a param cannot)
 
 
 @dataclass
@@ -73,6 +77,17 @@ def comparable_settings(settings: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(settings.get("options"), dict):
         return settings
     return settings | {"options": with_absolute_paths(settings["options"])}
+
+
+def output_options(base: TrainConfig) -> dict[str, Any]:
+    """The options the user gave, as the best config repeats them: all but `PER_RUN_OPTIONS`,
+    file paths absolute and the tracking URI portable (`portable_tracking_uri`), so that
+    `product-train --config best.yaml` from any folder trains on the same catalog into the same
+    store, where it meets the same champion."""
+    kept = {k: v for k, v in given_options(base).items() if k not in PER_RUN_OPTIONS}
+    if kept.get("tracking_uri"):
+        kept["tracking_uri"] = portable_tracking_uri(kept["tracking_uri"])
+    return with_absolute_paths(kept)
 
 
 def connect_mlflow(base: TrainConfig) -> tuple[MlflowClient, str]:
@@ -139,15 +154,18 @@ def reopen_parent_run(client: MlflowClient, run_id: str) -> None:
 
 
 def _set_up(
-    base: TrainConfig, options: TuneOptions, client: MlflowClient, experiment_id: str
+    base: TrainConfig,
+    options: TuneOptions,
+    client: MlflowClient,
+    experiment_id: str,
+    data_tags: dict[str, str],
 ) -> Callable[[optuna.Study], None]:
     """The study creator's one-time work: the parent run, the output options, the defaults."""
 
     def set_up(study: optuna.Study) -> None:
+        tags = {"optuna.study": study.study_name, "optuna.storage": redact(options.storage)}
         run = client.create_run(
-            experiment_id,
-            run_name=f"tune-{study.study_name}",
-            tags={"optuna.study": study.study_name, "optuna.storage": redact(options.storage)},
+            experiment_id, run_name=f"tune-{study.study_name}", tags=tags | data_tags
         )
         with parent_run_ended_if_stopped(client, run.info.run_id):
             _describe_study(study, base, options, client, run.info.run_id)
@@ -160,23 +178,30 @@ def _set_up(
 def _describe_study(
     study: optuna.Study, base: TrainConfig, options: TuneOptions, client: MlflowClient, run_id: str
 ) -> None:
-    """Log the study's settings to its parent run; keep what the export repeats in the study."""
+    """Log the study's settings and the options every trial shares (those the user gave: the
+    catalog, its columns, fixed model options) to its parent run; keep in the study what the
+    export repeats. A study stopped early keeps this record too."""
+    fixed = output_options(base)  # absolute: `--role best` may export from another folder
     described = {"study_name": study.study_name, "folds": options.folds}
-    described |= {"trials": options.trials, "storage": redact(options.storage)}
+    described |= {"storage": redact(options.storage)}
     described |= {"task": base.task, "metric": base.task_gate_metric}
-    client.log_batch(run_id, params=[Param(k, str(v)) for k, v in described.items()])
+    params = {name: str(value) for name, value in (fixed | described).items()}
+    client.log_batch(run_id, params=[Param(k, v) for k, v in params.items()])
     client.log_dict(run_id, options.space.as_dict(), "tuning/search_space.yaml")
-    explicit = {k: v for k, v in given_options(base).items() if k not in RUN_OPTIONS}
-    # Absolute: `--role best` may export from another folder than the creator's.
-    study.set_user_attr(OUTPUT_OPTIONS, with_absolute_paths(explicit))
+    study.set_user_attr(OUTPUT_OPTIONS, fixed)
     study.set_user_attr(PARENT_RUN, run_id)
 
 
 def join_study(
-    base: TrainConfig, options: TuneOptions, client: MlflowClient, experiment_id: str
+    base: TrainConfig,
+    options: TuneOptions,
+    client: MlflowClient,
+    experiment_id: str,
+    data_tags: dict[str, str] | None = None,
 ) -> optuna.Study:
-    """Create or resume the study; worker 0 queues the defaults again if they never completed,
-    and a resumed study's parent run is set RUNNING again."""
+    """Create or resume the study (its parent run tagged with `data_tags`, the catalog's source
+    and digest); worker 0 queues the defaults again if they never completed, and a resumed
+    study's parent run is set RUNNING again, with this run's trial budget."""
     storage = open_storage(
         options.storage,
         options.heartbeat_seconds,
@@ -187,13 +212,14 @@ def join_study(
         storage,
         options.study_name,
         study_settings(base, options),
-        _set_up(base, options, client, experiment_id),
+        _set_up(base, options, client, experiment_id, data_tags or {}),
         comparable=comparable_settings,
         pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0),
     )
     if options.worker_index == 0:
         queue_defaults_again(study, base, options.space)
     reopen_parent_run(client, study.user_attrs[PARENT_RUN])
+    client.set_tag(study.user_attrs[PARENT_RUN], TRIALS_TAG, str(options.trials))
     # Seeded per worker and per restart, so parallel or resumed workers do not repeat draws.
     seed = base.seed + 7919 * options.worker_index + len(study.trials)
     startup = 10 if options.trials is None else max(3, min(10, options.trials // 4))

@@ -100,3 +100,18 @@ def test_an_output_that_cannot_be_written_is_exit_2_before_any_study_exists(
     assert code == 2, err
     assert f"product-tune: error: --output {tmp_path / output}" in err and expected in err
     assert not storage.exists()
+
+
+def test_a_tuning_option_in_the_config_file_is_named_as_one_with_where_to_give_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It was called an unknown `product-train` option, with `product-train --help` to read."""
+    config = tmp_path / "t.toml"
+    config.write_text('label_column = "main_cat"\ntrials = 3\nstudy_name = "shop"\n')
+    code, _, err = run(["--config", str(config), "--folds", "2"], capsys)
+    assert code == 2
+    assert err == (
+        f"product-tune: error: config file {config}: trials, study_name are product-tune "
+        "options, which a config file cannot hold (it holds product-train options only); give "
+        "--trials 3 --study-name shop on the command line instead\n"
+    )

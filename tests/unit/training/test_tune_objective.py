@@ -12,9 +12,13 @@ import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
+from tests.support import tracking_uri_restored
 from training.config import TrainConfig
+from training.errors import ConfigError
 from training.tuning.objective import Folds, Objective, ParentRun, make_folds
+from training.tuning.run import MAX_REJECTED_IN_A_ROW, run_trials
 from training.tuning.space import space_from_dict
+from training.tuning.study_setup import TuneOptions, connect_mlflow, join_study
 
 pytestmark = pytest.mark.usefixtures("signals_since_now")
 
@@ -102,3 +106,58 @@ def test_a_trial_that_ends_normally_finishes_its_run(
 
     run = client.get_run(study.trials[0].user_attrs["mlflow_run_id"])
     assert (run.info.status, run.data.tags["optuna.state"]) == ("FINISHED", "COMPLETE")
+
+
+def run_study(
+    store: str, data: tuple[TrainConfig, Folds], tmp_path: Path, space: dict[str, Any], trials: int
+) -> tuple[optuna.Study, MlflowClient]:
+    """`run_trials` of one worker on `space` as stored (a study begun before the space checks
+    refused such a space), in a SQLite study and the module's MLflow store."""
+    config, folds = data
+    base = TrainConfig(
+        data=config.data, n_estimators=8, smote_strategy="min:20", n_jobs=1,
+        tracking_uri=store, experiment_name=f"tune-{tmp_path.name}",
+    )  # fmt: skip
+    options = TuneOptions(
+        space=space_from_dict(space), trials=trials, timeout=None, workers=1,
+        storage=f"sqlite:///{tmp_path}/optuna.db", study_name="drawn", folds=2,
+        output=tmp_path / "best.yaml",
+    )  # fmt: skip
+    with tracking_uri_restored():
+        client, experiment_id = connect_mlflow(base)
+        study = join_study(base, options, client, experiment_id)
+        try:
+            run_trials(base, options, study, client, folds)
+        finally:
+            study = optuna.load_study(study_name="drawn", storage=options.storage)
+    return study, client
+
+
+def test_a_trial_that_draws_invalid_options_fails_alone_and_the_study_goes_on(
+    store: str, config_and_folds: tuple[TrainConfig, Folds], tmp_path: Path
+) -> None:
+    space = {"min_samples_leaf": {"type": "categorical", "choices": [1, 2.5, 2]}}
+    study, client = run_study(store, config_and_folds, tmp_path, space, trials=3)
+
+    complete = study.get_trials(states=(TrialState.COMPLETE,))
+    failed = study.get_trials(states=(TrialState.FAIL,))
+    assert len(complete) == 3  # the budget is met by the valid draws
+    assert failed and {t.params["min_samples_leaf"] for t in failed} == {2.5}
+    run = client.get_run(failed[0].user_attrs["mlflow_run_id"])
+    assert (run.info.status, run.data.tags["optuna.state"]) == ("FAILED", "FAIL")
+    assert run.data.params["min_samples_leaf"] == "2.5"  # what was drawn, to see why
+
+
+def test_a_space_whose_every_draw_is_invalid_stops_with_exit_2_not_a_traceback(
+    store: str, config_and_folds: tuple[TrainConfig, Folds], tmp_path: Path
+) -> None:
+    space = {"min_samples_leaf": {"type": "float", "low": 1.1, "high": 1.9}}
+    with pytest.raises(ConfigError) as raised:
+        run_study(store, config_and_folds, tmp_path, space, trials=3)
+    message = str(raised.value)
+    assert raised.value.exit_code == 2 and "\n" not in message
+    assert (
+        f"the last {MAX_REJECTED_IN_A_ROW} trials all drew options product-train rejects" in message
+    )
+    assert "min_samples_leaf (--min-samples-leaf): Input should be a valid integer" in message
+    assert "fix the --search-space" in message

@@ -7,6 +7,8 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -19,9 +21,12 @@ from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
 from tests.support import signal_handlers_restored, sqlite_store, tracking_uri_restored
+from training.catalog import file_sha256
+from training.config_files import read_config_file
 from training.errors import DataError
 from training.interrupts import stop_on_signals
 from training.tune import main
+from training.tuning.run import _stop
 from training.tuning.study_setup import end_parent_run, parent_run_ended_if_stopped
 
 Tune = Callable[..., tuple[int, str, str]]
@@ -73,12 +78,47 @@ def test_one_trial_scores_the_defaults_and_ends_the_parent_run(tune: Tune, tmp_p
     assert client.get_run(parent).info.status == "FINISHED"
 
 
-def interrupt_when_the_defaults_fit(tmp_path: Path) -> threading.Thread:
+def test_best_yaml_keeps_the_options_given_but_the_per_run_decisions(
+    tune: Tune, tmp_path: Path, small_catalog: Path
+) -> None:
+    """`tracking_uri` was left out, so `product-train --config best.yaml` from another folder
+    trained into a new ./mlflow.db and promoted there, never meeting the study's champion."""
+    given = ["--tracking-timeout-seconds", "30", "--run-name", "mine", "--force-promote"]
+    code, _, err = tune(
+        "--trials", "1", "--study-name", "kept", "--output", "out/best.yaml", *given
+    )
+    assert code == 0, err
+    best = read_config_file(tmp_path / "out" / "best.yaml")
+    assert best["tracking_uri"] == f"sqlite:///{tmp_path}/mlflow.db"  # the store of the study
+    assert (best["tracking_timeout_seconds"], best["n_jobs"]) == (30.0, 1)
+    assert "run_name" not in best and "force_promote" not in best  # one run's decisions
+    assert best["data"] == str(small_catalog) and best["n_estimators"] == 8
+
+
+def test_the_parent_run_records_the_catalog_and_the_options_every_trial_shares(
+    tune: Tune, tmp_path: Path, small_catalog: Path
+) -> None:
+    """They were only in the best config, written at the end: a study stopped early had no
+    record of what its trials trained on."""
+    code, _, err = tune("--trials", "1", "--study-name", "shared")
+    assert code == 0, err
+    _, client, parent = study_runs(tmp_path, "shared")
+    run = client.get_run(parent)
+    assert run.data.params["data"] == str(small_catalog)
+    assert run.data.params["n_estimators"] == "8"
+    assert run.data.params["smote_strategy"] == "min:20"
+    assert run.data.params["tracking_uri"] == f"sqlite:///{tmp_path}/mlflow.db"
+    assert run.data.tags["data.source"] == str(small_catalog)
+    assert run.data.tags["data.sha256"] == file_sha256(small_catalog)
+
+
+def interrupt_when_the_defaults_fit(tmp_path: Path, forwarded: bool = False) -> threading.Thread:
     """SIGINT to this process (the tuning's main thread) once trial 0 is fitting its folds: its
     MLflow run holds its params, so no MLflow write is under way (an interrupt inside a SQLite
     write would leave that write's lock to the garbage collector, and the runs could not be
     ended). The files are read as plain read-only SQLite: opening the study with Optuna would
-    race the tuning to create its tables."""
+    race the tuning to create its tables. `forwarded`: a SIGTERM follows at once, as the tuning
+    process passes a Ctrl-C on to a local worker that got it from the terminal too."""
     queries = {
         "optuna.db": "SELECT 1 FROM trial_user_attributes WHERE key = 'mlflow_run_id'",
         "mlflow.db": "SELECT 1 FROM params p JOIN tags t ON p.run_uuid = t.run_uuid "
@@ -98,6 +138,9 @@ def interrupt_when_the_defaults_fit(tmp_path: Path) -> threading.Thread:
             if holds("optuna.db") and holds("mlflow.db"):
                 time.sleep(0.2)  # the params' write has ended: the folds are being fitted
                 os.kill(os.getpid(), signal.SIGINT)
+                if forwarded:
+                    time.sleep(0.02)
+                    os.kill(os.getpid(), signal.SIGTERM)
                 return
             time.sleep(0.02)
 
@@ -128,6 +171,38 @@ def test_an_interrupted_defaults_trial_is_queued_again_when_the_study_resumes(
     assert "defaults:        0." in out and "(trial 1)" in out
     assert len(study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))) == 2
     assert resumed == parent and client.get_run(parent).info.status == "FINISHED"
+    # begun with --trials 3, resumed with 2: the budget is a tag (a param cannot change)
+    run = client.get_run(parent)
+    assert run.data.tags["optuna.trials"] == "2" and "trials" not in run.data.params
+
+
+def test_a_local_worker_interrupted_twice_ends_its_trial_and_leaves_the_message_to_its_parent(
+    tune: Tune, tmp_path: Path
+) -> None:
+    """With --workers 2, Ctrl-C reached the tuning process and each worker, and each printed
+    the same message; the tuning process now also forwards the signal to its workers."""
+    watcher = interrupt_when_the_defaults_fit(tmp_path, forwarded=True)
+    code, _, err = tune("--trials", "3", "--study-name", "w", "--role", "worker", "--local-worker")
+    watcher.join()
+    assert code == 130, err
+    assert "product-tune: error" not in err  # the tuning process that started it says it once
+    study, client, _ = study_runs(tmp_path, "w")
+    assert [t.state for t in study.trials] == [TrialState.FAIL]
+    run = client.get_run(study.trials[0].user_attrs["mlflow_run_id"])
+    assert (run.info.status, run.data.tags["optuna.state"]) == ("KILLED", "FAIL")
+
+
+def test_workers_get_the_interrupt_at_once(tmp_path: Path) -> None:
+    """A SIGTERM to the tuning process alone (a container runtime's) reached no worker: it
+    waited 10 s for them to stop by themselves, then signalled them (31 s in all, measured)."""
+    workers = [
+        subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"]) for _ in range(2)
+    ]
+    time.sleep(0.5)  # started
+    started = time.monotonic()
+    _stop(workers)
+    assert time.monotonic() - started < 5
+    assert [worker.returncode for worker in workers] == [-signal.SIGTERM] * 2
 
 
 def test_the_parent_run_ends_killed_after_an_interrupt_and_failed_after_an_error(

@@ -12,6 +12,7 @@ from training.cli import parse_config
 from training.config import TrainConfig
 from training.errors import ConfigError
 from training.tuning.space import SINGLE_LABEL_ONLY, TUNABLE, default_space_path, load_space
+from training.tuning.space_kinds import WHOLE_NUMBER_OPTIONS, named_choices
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -110,6 +111,64 @@ def test_a_bad_file_gets_one_clear_message(tmp_path: Path, text: str, expected: 
     assert str(path) in message
     assert "\n" not in message
     assert raised.value.exit_code == 2
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "min_samples_leaf: {type: float, low: 1, high: 3}\n",
+            "min_samples_leaf is a whole number, so a float range would draw fractions such as "
+            "1.74; write min_samples_leaf: {type: int, low: 1, high: 3}",
+        ),
+        (
+            "n_estimators: {type: float, low: 20.5, high: 60, log: true}\n",
+            "write n_estimators: {type: int, low: 21, high: 60, log: true}",
+        ),
+        ("max_depth: {type: float, low: 2, high: 9}\n", "max_depth is a whole number"),
+        (
+            "min_samples_leaf: {type: categorical, choices: [1.0, '2', 3]}\n",
+            "min_samples_leaf is a whole number, but its choice(s) [1.0, '2'] are not written as "
+            "one; write each without quotes or decimals, e.g. choices: [1, 2, 3]",
+        ),
+        (
+            "max_features: {type: float, low: 0.05, high: 1.0}\n",
+            "max_features: a float range draws fractions of the features, so it must stay below 1",
+        ),
+        (
+            "stemmer: {type: int, low: 0, high: 2}\n",
+            "stemmer takes one of [english, spanish, none], not a number range; write stemmer: "
+            "{type: categorical, choices: [english, spanish, none]}",
+        ),
+        ("smote: {type: int, low: 0, high: 1}\n", "choices: [true, false]}"),
+        ("smote_strategy: {type: float, low: 0.01, high: 0.2}\n", "takes text values such as"),
+    ],
+)
+def test_a_range_of_the_wrong_kind_is_refused_saying_what_to_write(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    """pydantic takes 1.0 and 3.0 for a whole number, so checking a range's ends passed a float
+    range that then drew 1.74 (exit 1, a pydantic error, on every resume)."""
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as raised:
+        load_space(path, TrainConfig())
+    message = str(raised.value)
+    assert message.startswith(f"search space {path}: ") and expected in message
+    assert "\n" not in message and raised.value.exit_code == 2
+
+
+def test_the_kinds_checked_cover_every_tunable_option(tmp_path: Path) -> None:
+    named = set(TUNABLE) - WHOLE_NUMBER_OPTIONS - {"max_features"}
+    assert all(named_choices(name) for name in named), named
+    defaults = TrainConfig().model_dump()
+    assert all(isinstance(defaults[name], int | None) for name in WHOLE_NUMBER_OPTIONS)
+    fitting = (
+        "max_features: {type: float, low: 0.01, high: 0.5}\nmin_df: {type: int, low: 1, high: 3}"
+    )
+    assert set(load_space(write(tmp_path, fitting), TrainConfig()).root) == {
+        "max_features",
+        "min_df",
+    }
 
 
 def test_a_missing_file_names_itself(tmp_path: Path) -> None:

@@ -4,6 +4,8 @@ settings, the budget counts what runs and what finished; and the exported config
 from __future__ import annotations
 
 import multiprocessing
+import os
+import stat
 import threading
 import time
 from pathlib import Path
@@ -18,7 +20,13 @@ from tests.support import tracking_uri_restored
 from training.config_files import make_config, read_config_file
 from training.errors import ConfigError
 from training.tuning.objective import MLFLOW_RUN, WORKER_PID
-from training.tuning.report import OUTPUT_OPTIONS, collect_result, format_summary
+from training.tuning.report import (
+    OUTPUT_OPTIONS,
+    collect_result,
+    format_summary,
+    portable_tracking_uri,
+    write_config,
+)
 from training.tuning.run import _fail_trials_of
 from training.tuning.space import SearchSpace
 from training.tuning.storage import open_storage, redact
@@ -33,6 +41,7 @@ from training.tuning.study_setup import (
     TuneOptions,
     comparable_settings,
     connect_mlflow,
+    output_options,
     study_settings,
 )
 
@@ -260,6 +269,39 @@ def test_the_best_trial_becomes_a_config_product_train_reads(storage: Any, tmp_p
     assert "defaults:        0.5000 (trial 0)" in summary
     assert "best:            0.6000 (trial 1, +0.1000)" in summary
     assert [p.name for p in output.parent.iterdir()] == ["best.yaml"]  # no scratch left
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o027, 0o640)])
+def test_the_best_config_is_written_as_any_file_the_user_creates(
+    tmp_path: Path, umask: int, mode: int
+) -> None:
+    """It was 0600 (mkstemp's), unreadable for a teammate or another container user."""
+    before = os.umask(umask)
+    try:
+        write_config({"n_estimators": 5}, tmp_path / "best.yaml", "header")
+    finally:
+        os.umask(before)
+    assert stat.S_IMODE((tmp_path / "best.yaml").stat().st_mode) == mode
+    assert [p.name for p in tmp_path.iterdir()] == ["best.yaml"]  # no scratch left
+
+
+@pytest.mark.parametrize(
+    ("given", "kept"),
+    [
+        ("sqlite:////data/mlflow.db", "sqlite:////data/mlflow.db"),
+        ("sqlite:///mlflow.db", f"sqlite:///{Path('mlflow.db').resolve()}"),
+        ("sqlite:///store/m.db?timeout=20", f"sqlite:///{Path('store/m.db').resolve()}?timeout=20"),
+        ("http://mlflow:5000", "http://mlflow:5000"),
+        ("https://alice:secret@mlflow.example", "https://alice@mlflow.example"),
+        ("postgresql://u:pw@db:5432/mlflow", "postgresql://u@db:5432/mlflow"),
+    ],
+)
+def test_the_tracking_uri_given_is_kept_so_that_it_works_from_any_folder_without_a_password(
+    given: str, kept: str
+) -> None:
+    assert portable_tracking_uri(given) == kept
+    base = make_config({"tracking_uri": given, "run_name": "r", "force_promote": True})
+    assert output_options(base) == {"tracking_uri": kept}
 
 
 def test_exporting_a_study_without_a_completed_trial_says_so(storage: Any, tmp_path: Path) -> None:
