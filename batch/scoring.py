@@ -188,19 +188,51 @@ def ids_as_text(ids: pd.Series) -> pd.Series:
 
 
 def predict(model: ScoringModel, frame: pd.DataFrame, top_k: int, where: str) -> pd.DataFrame:
-    """The model's answers; values its signature refuses are a `DataError` of one line that
-    says `where` they are."""
+    """The model's answers; values its signature still refuses (the rules above leave none that
+    the project knows of) are a `DataError` of one line that says `where` they are."""
     from mlflow.exceptions import MlflowException
 
+    columns = model_frame(frame, model.inputs)
     try:
-        return model.pyfunc.predict(model_frame(frame, model.inputs), params={"top_k": top_k})
+        return answered_label(model.pyfunc.predict(columns, params={"top_k": top_k}), model.task)
     except MlflowException as error:
-        message = str(error)
-        if "Failed to enforce schema" not in message:
+        if "Failed to enforce schema" not in str(error):
             raise
-        # MLflow's message prints the whole chunk before the reason: keep the reason.
-        reason = message.rpartition("Error: ")[2].strip().splitlines()[0][:300]
-        raise DataError(f"{where}: values the model cannot read: {reason}") from None
+        raise DataError(f"{where}: {refused_column(str(error), columns)}") from None
+
+
+def answered_label(predicted: pd.DataFrame, task: str) -> pd.DataFrame:
+    """A multilabel row's `label` and `probability` are its first answered tag (the most probable
+    that passes its threshold), as the server answers: a model saved before that rule gave its
+    most probable tag, even one it rejects."""
+    if task != "multilabel":
+        return predicted
+    labels, probabilities = [], []
+    columns = ("label", "probability", "tags", "tag_probabilities")
+    for label, probability, tags, tag_probabilities in zip(
+        *(predicted[c] for c in columns), strict=True
+    ):
+        answered = len(tags) > 0  # always, for a usable row: at least the most probable tag
+        labels.append(tags[0] if answered else label)
+        probabilities.append(tag_probabilities[0] if answered else probability)
+    return predicted.assign(label=labels, probability=probabilities)
+
+
+def refused_column(message: str, columns: pd.DataFrame) -> str:
+    """The column MLflow's schema check refused, in the project's words (its own message prints
+    the whole chunk, and numpy's type names such as `<U0`)."""
+    named = re.search(r"for column (.+?)\. ", message)
+    column = named.group(1) if named else ""
+    if column not in columns.columns:
+        return "the model's signature refuses these values"
+    values = columns[column]
+    kinds = [
+        (pd.api.types.is_bool_dtype, "true/false values"),
+        (pd.api.types.is_numeric_dtype, "numbers"),
+        (pd.api.types.is_datetime64_any_dtype, "dates or times"),
+    ]
+    kind = next((words for test, words in kinds if test(values)), "values of another type")
+    return f"the model's signature refuses column '{column}', which holds {kind} here"
 
 
 def score_chunk(

@@ -172,6 +172,9 @@ def scored_frame(spark: Any, frame: Any, model: ScoringModel, udf: Any) -> Any:
         F.when(ok, p[name]).otherwise(F.array().cast(kind)).alias(name)
         for name, kind in list_columns(model.task)
     ]
+    label, probability = p["label"], p["probability"]
+    if model.task == "multilabel":  # the first answered tag, as `scoring.answered_label`
+        label, probability = p["tags"].getItem(0), p["tag_probabilities"].getItem(0)
     by_row = inputs.id_column is None
     return predicted.select(
         F.col(id_name).alias(ROW_COLUMN if by_row else "product_id"),

@@ -410,17 +410,25 @@ def test_a_served_label_is_the_most_probable_tag_answered(
     assert outputs["tags"][::2] == outputs["label"]  # each product's first tag (width 2)
 
 
+@pytest.mark.parametrize(
+    ("saved", "engine"), [("new", "local"), ("old", "local"), ("old", "spark")]
+)
 def test_batch_labels_are_the_most_probable_tags_answered(
-    rethresholded: dict[str, Path], tmp_path: Path
+    rethresholded: dict[str, Path], tmp_path: Path, saved: str, engine: str
 ) -> None:
-    """`product-classify` (local engine) with a model saved with the rule: the same answers."""
+    """`product-classify` answers as the server, on both engines, also for a model saved with
+    the old rule (its own code gives its most probable tag as `label`)."""
+    import pandas as pd
+
     catalog = tmp_path / "catalog.csv"
     catalog.write_text("Title\n" + "".join(f"{title}\n" for title, _ in LABEL_CASES))
-    output = tmp_path / "labels.jsonl"
-    args = ["--model", str(rethresholded["new"]), "--data", str(catalog), "--output", str(output)]
+    output = tmp_path / "labels.parquet"
+    args = ["--model", str(rethresholded[saved]), "--data", str(catalog), "--output", str(output)]
+    if engine == "spark":
+        args += ["--engine", "spark", "--spark-master", "local[2]"]
     assert classify(*args) == 0
-    rows = [json.loads(line) for line in output.read_text().splitlines()]
-    assert [row["tags"] for row in rows] == [tags for _, tags in LABEL_CASES]
+    rows = pd.read_parquet(output).to_dict("records")
+    assert [list(row["tags"]) for row in rows] == [tags for _, tags in LABEL_CASES]
     assert [row["label"] for row in rows] == [tags[0] for _, tags in LABEL_CASES]
     assert all(row["probability"] == row["tag_probabilities"][0] for row in rows)
     assert [row["top_labels"][0] for row in rows] == ["clothing"] * len(rows)
