@@ -48,7 +48,7 @@ def run_local(config: BatchConfig, model: ScoringModel) -> Summary:
                 if summary.rows == 0:
                     check_columns(list(chunk.columns), model.inputs, source)
                 seen.update(chunk.columns)
-                scored = score_chunk(model, chunk, config.top_k, first_row=summary.rows)
+                scored = score_chunk(model, chunk, config.top_k, summary.rows, source)
                 summary.not_numbers.update(count_not_numbers(chunk, model.inputs))
                 writer.write(scored)
                 _count(summary, scored, started)

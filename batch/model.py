@@ -35,20 +35,30 @@ class ModelRef:
 @dataclass(frozen=True)
 class ModelInputs:
     """The catalog columns the model reads, those of them that carry text, the id column (None:
-    rows are identified by their position in the catalog), and the columns the model reads as
-    numbers (its signature types them `double`, so they are parsed before predicting)."""
+    rows are identified by their position in the catalog), the columns the model reads as
+    numbers (its signature types them `double`, so they are parsed before predicting), and those
+    its signature types `string` (MLflow refuses a number there: read as text first)."""
 
     columns: tuple[str, ...]
     text_columns: tuple[str, ...]
     id_column: str | None
     numeric_columns: tuple[str, ...] = ()
     id_fields: tuple[str, ...] = ()  # the model's own id fields, even when another is chosen
+    string_columns: tuple[str, ...] = ()
 
     @property
     def feature_columns(self) -> tuple[str, ...]:
         """The columns the model predicts from: its inputs but the ids."""
         ids = {*self.id_fields, self.id_column}
         return tuple(column for column in self.columns if column not in ids)
+
+    @property
+    def text_valued_columns(self) -> tuple[str, ...]:
+        """The columns read by the text rule (`batch.text_values`): text fields and those the
+        signature types `string`, but the id (read as an id) and numbers."""
+        named = dict.fromkeys((*self.text_columns, *self.string_columns))
+        skip = {self.id_column, *self.numeric_columns}
+        return tuple(column for column in named if column not in skip)
 
 
 @dataclass
@@ -154,8 +164,8 @@ def load(ref: ModelRef, id_column: str | None) -> ScoringModel:
     metadata: dict[str, Any] = dict(getattr(wrapper, "metadata", None) or {})
     name = ref.name or str(metadata.get("model_name", ""))
     version = ref.version or str(pyfunc.metadata.model_uuid or "")
-    names, numbers = _signature_columns(pyfunc)
-    inputs = model_inputs(metadata, names, id_column, numbers)
+    names, numbers, strings = _signature_columns(pyfunc)
+    inputs = model_inputs(metadata, names, id_column, numbers, strings)
     classes = tuple(str(c) for c in getattr(wrapper, "classes", ()))
     task = str((metadata.get("contract") or {}).get("task", "single_label"))
     return ScoringModel(ModelRef(ref.uri, name, version), inputs, pyfunc, classes, task)
@@ -192,19 +202,18 @@ def _take_modules() -> dict[str, Any]:
     return {name: sys.modules.pop(name) for name in names}
 
 
-def _signature_columns(pyfunc: Any) -> tuple[list[str], list[str]]:
-    """The signature's column names, and those it types as floating-point numbers."""
+def _signature_columns(pyfunc: Any) -> tuple[list[str], list[str], list[str]]:
+    """The signature's column names, those it types as floating-point numbers, and those it
+    types as strings."""
     from mlflow.types import DataType
 
     schema = pyfunc.metadata.get_input_schema()
     if schema is None:
-        return [], []
-    numbers = [
-        str(name)
-        for name, kind in schema.input_types_dict().items()
-        if kind in (DataType.double, DataType.float)
-    ]
-    return list(schema.input_names()), numbers
+        return [], [], []
+    types = schema.input_types_dict().items()
+    numbers = [str(name) for name, kind in types if kind in (DataType.double, DataType.float)]
+    strings = [str(name) for name, kind in types if kind == DataType.string]
+    return list(schema.input_names()), numbers, strings
 
 
 def model_inputs(
@@ -212,11 +221,13 @@ def model_inputs(
     signature_names: list[str],
     id_column: str | None,
     signature_numbers: list[str] | tuple[str, ...] = (),
+    signature_strings: list[str] | tuple[str, ...] = (),
 ) -> ModelInputs:
     """The contract's columns and roles; without one, the signature's names and training's
     default text and id columns. `id_column` (from the command line) wins over both; `""`
     means no id column (rows are identified by their position). Numeric columns are the
-    contract's `number` fields and the signature's floating-point columns."""
+    contract's `number` fields and the signature's floating-point columns; string columns the
+    signature's `string` ones."""
     contract = metadata.get("contract")
     if contract and contract.get("fields"):
         fields = [(str(f["name"]), str(f.get("role", ""))) for f in contract["fields"]]
@@ -235,7 +246,8 @@ def model_inputs(
         raise ConfigError("the model names no input columns (no contract and no signature)")
     numeric = tuple(c for c in columns if c in numbers or c in signature_numbers)
     chosen_id = default_id if id_column is None else (id_column or None)
-    return ModelInputs(columns, text or columns, chosen_id, numeric, ids)
+    strings = tuple(c for c in columns if c in signature_strings)
+    return ModelInputs(columns, text or columns, chosen_id, numeric, ids, strings)
 
 
 # Python modules MLflow imports for a model URI's storage, and the pip packages that hold them.

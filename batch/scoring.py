@@ -7,12 +7,14 @@ identified by its 0-based position in the catalog, in a `row` column instead of 
 Numeric fields are parsed as numbers first (as training and serving parse them), since the
 model's signature types them `double` and MLflow refuses text or integers there; values that are
 there but are not numbers are read as missing, and counted (`count_not_numbers`) so that the run
-can say so, as training does.
+can say so, as training does. Text fields are read by one rule in every chunk
+(`batch.text_values`): a number or a boolean as its text, whatever else the chunk holds.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -23,6 +25,7 @@ import pandas as pd
 import pyarrow as pa
 
 from batch.model import ModelInputs, ScoringModel
+from batch.text_values import texts_as_read
 from product_model.contract import is_present, to_numbers
 from product_model.features import as_text
 from training.catalog_keys import integers_as_written
@@ -94,18 +97,27 @@ def with_model_names(frame: pd.DataFrame, inputs: ModelInputs) -> pd.DataFrame:
 
 
 def check_columns(columns: list[str], inputs: ModelInputs, source: Path | str) -> None:
-    """Stop before scoring when the catalog lacks the id column (if any) or every text column."""
+    """Stop before scoring when the catalog lacks the id column (if any) or every text column;
+    each is named with the catalog's column of the same name but for case and spaces."""
     available = ", ".join(sorted(columns)[:30])
     if inputs.id_column is not None and inputs.id_column not in columns:
         raise DataError(
-            f"{source}: id column '{inputs.id_column}' not found; columns are: {available}; "
-            "set --id-column"
+            f"{source}: id column {near_match(inputs.id_column, columns)} not found; columns "
+            f"are: {available}; set --id-column"
         )
     if not any(column in columns for column in inputs.text_columns):
+        named = ", ".join(near_match(column, columns) for column in inputs.text_columns)
         raise DataError(
-            f"{source}: none of the model's text columns ({', '.join(inputs.text_columns)}) "
-            f"exist; columns are: {available}"
+            f"{source}: none of the model's text columns ({named}) exist; columns are: {available}"
         )
+
+
+def near_match(column: str, present: Iterable[str]) -> str:
+    """`'column'`, and the catalog's column of the same name but for case, surrounding spaces
+    and Unicode forms when there is one: `'Vendor' (is it 'vendor'?)`."""
+    near = {_loose(name): name for name in sorted(present, reverse=True)}
+    found = near.get(_loose(column))
+    return f"'{column}'" + (f" (is it '{found}'?)" if found is not None else "")
 
 
 def warn_missing_inputs(columns: Iterable[str], inputs: ModelInputs, source: Path | str) -> None:
@@ -116,11 +128,7 @@ def warn_missing_inputs(columns: Iterable[str], inputs: ModelInputs, source: Pat
     missing = [column for column in inputs.feature_columns if column not in present]
     if not missing:
         return
-    near = {_loose(column): column for column in sorted(present, reverse=True)}
-    named = ", ".join(
-        f"'{column}'" + (f" (is it '{near[_loose(column)]}'?)" if _loose(column) in near else "")
-        for column in missing
-    )
+    named = ", ".join(near_match(column, present) for column in missing)
     several = len(missing) > 1
     log.warning(
         "%s: the catalog has no column for the model's input%s %s; its products are scored "
@@ -134,7 +142,7 @@ def warn_missing_inputs(columns: Iterable[str], inputs: ModelInputs, source: Pat
 
 def _loose(name: str) -> str:
     """A column name as a person may retype it: case, spaces and Unicode forms aside."""
-    return unicodedata.normalize("NFC", name).strip().casefold()
+    return "".join(unicodedata.normalize("NFC", name).casefold().split())
 
 
 def has_text(frame: pd.DataFrame, text_columns: tuple[str, ...]) -> pd.Series:
@@ -236,11 +244,17 @@ def refused_column(message: str, columns: pd.DataFrame) -> str:
 
 
 def score_chunk(
-    model: ScoringModel, frame: pd.DataFrame, top_k: int, first_row: int = 0
+    model: ScoringModel,
+    frame: pd.DataFrame,
+    top_k: int,
+    first_row: int = 0,
+    source: Path | str = "the catalog",
 ) -> pd.DataFrame:
     """One output row per input row, in input order; `first_row` is the catalog position of
-    the chunk's first row (the `row` column of a catalog without ids)."""
+    the chunk's first row (the `row` column of a catalog without ids), `source` the catalog
+    named in messages."""
     inputs = model.inputs
+    frame = texts_as_read(frame, inputs.text_valued_columns, source, first_row)
     usable = has_text(frame, inputs.text_columns).to_numpy()
     size = len(frame)
     id_name, ids = row_ids(frame, inputs, first_row)
@@ -260,7 +274,7 @@ def score_chunk(
     for at, column in enumerate(extra):
         out.insert(out.columns.get_loc("top_probabilities") + 1 + at, column, [[]] * size)
     if usable.any():
-        where = f"catalog rows {first_row}-{first_row + size - 1}"
+        where = f"{source}, rows {first_row}-{first_row + size - 1} (counted from 0)"
         predicted = predict(model, frame[usable], top_k, where)
         rows = np.flatnonzero(usable)
         for column in ("label", "probability", "top_labels", "top_probabilities", *extra):

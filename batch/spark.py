@@ -12,8 +12,10 @@ struct fields, decoded by the model itself: the output has the local engine's co
 fields are parsed as numbers before the UDF (MLflow refuses text or integers where the signature
 says `double`; values that are not numbers are counted as the local engine counts them, in one
 more pass over the catalog's numeric columns after the output is written: `batch.spark_numbers`),
-and a catalog without id column gets each row's position (`row`), numbered before the rows are
-spread over the cores, in the local engine's order (`batch.spark_rows`). The catalog is read, and
+and text fields are read as text by the local engine's rule (`batch.spark_values`). Every row is
+numbered by its position in the catalog, in the local engine's order, before the rows are spread
+over the cores by ranges of those numbers (`batch.spark_rows`): the output keeps the catalog's
+order, and a catalog without id column gets the numbers as `row`. The catalog is read, and
 refused where the local engine refuses it, by `batch.spark_catalog`.
 """
 
@@ -43,11 +45,13 @@ from batch.scoring import (
 from batch.spark_catalog import read_catalog
 from batch.spark_numbers import as_number, count_not_numbers
 from batch.spark_output import HadoopPaths, count_output, write_atomically
-from batch.spark_rows import with_row_numbers
+from batch.spark_rows import in_catalog_order, with_row_numbers
+from batch.spark_values import as_model_value, check_text_types, text_column
 from batch.summary import Summary, warn_not_numbers
 from training.errors import ConfigError
 
 _SHIPPED_CODE: set[tuple[str, str]] = set()
+POSITION = "_catalog_row"  # each row's position in the catalog: the output's order, or `row`
 # The UDF's struct: the output's label and probability, then its list columns.
 SCALAR_TYPES = "label string, probability double"
 LIST_TYPES = ("array<string>", "array<double>")
@@ -92,38 +96,6 @@ def start_session(config: BatchConfig) -> tuple[Any, bool]:
     return session, True
 
 
-def spread(spark: Any, frame: Any) -> Any:
-    """A gzip file is one partition: spread its rows so that every core scores."""
-    cores = spark.sparkContext.defaultParallelism
-    return frame.repartition(cores) if frame.rdd.getNumPartitions() < cores else frame
-
-
-def as_model_value(frame: Any, column: str, text: bool) -> Any:
-    """A column as the model reads it from pandas: objects (structs, maps) become what the model
-    makes of a dict without its missing keys."""
-    from pyspark.sql import functions as F  # noqa: N812  Spark's own spelling
-    from pyspark.sql.types import MapType, StructType
-
-    kind = frame.schema[column].dataType
-    if isinstance(kind, StructType):
-        entries = F.array(
-            *[
-                F.struct(F.lit(f.name).alias("key"), F.col(column)[f.name].alias("value"))
-                for f in kind.fields
-            ]
-        )
-    elif isinstance(kind, MapType):
-        entries = F.map_entries(F.col(column))
-    else:
-        return F.col(column)
-    present = F.filter(entries, lambda e: e["value"].isNotNull())
-    separator = " " if text else "="
-    items = F.transform(
-        present, lambda e: F.concat(e["key"], F.lit(separator), e["value"].cast("string"))
-    )
-    return (F.array_join(items, " ") if text else items).alias(column)
-
-
 def has_text(frame: Any, columns: tuple[str, ...]) -> Any:
     """True where at least one text column holds more than blanks (as `scoring.has_text`)."""
     from pyspark.sql import functions as F  # noqa: N812  Spark's own spelling
@@ -142,21 +114,30 @@ def has_text(frame: Any, columns: tuple[str, ...]) -> Any:
     return usable
 
 
+def model_value(frame: Any, column: str, model: ScoringModel) -> Any:
+    """A catalog column as the local engine gives it to the model: numbers parsed, text fields
+    read as text, objects as the model reads a dict."""
+    if column in model.inputs.numeric_columns:
+        return as_number(frame, column)
+    text = column in model.inputs.text_columns
+    if column in model.inputs.text_valued_columns:
+        return text_column(frame, column, text)
+    return as_model_value(frame, column, text)
+
+
 def scored_frame(spark: Any, frame: Any, model: ScoringModel, udf: Any) -> Any:
     """One output row per catalog row, in the local engine's schema."""
     from pyspark.sql import functions as F  # noqa: N812  Spark's own spelling
 
     inputs = model.inputs
     if inputs.id_column is None:
-        id_name, key = ROW_COLUMN, F.col(ROW_COLUMN)
+        id_name, key = POSITION, F.col(POSITION)
     else:
         id_name = inputs.id_column
         key = F.coalesce(F.col(id_name).cast("string"), F.lit("")).alias(id_name)
     prepared = frame.select(
         *[
-            as_number(frame, c)
-            if c in inputs.numeric_columns
-            else as_model_value(frame, c, c in inputs.text_columns)
+            model_value(frame, c, model)
             for c in inputs.columns
             if c in frame.columns and c != id_name
         ],
@@ -178,8 +159,8 @@ def scored_frame(spark: Any, frame: Any, model: ScoringModel, udf: Any) -> Any:
     by_row = inputs.id_column is None
     return predicted.select(
         F.col(id_name).alias(ROW_COLUMN if by_row else "product_id"),
-        F.when(ok, p["label"]).otherwise(F.lit("")).alias("label"),
-        F.when(ok, p["probability"]).alias("probability"),
+        F.when(ok, label).otherwise(F.lit("")).alias("label"),
+        F.when(ok, probability).alias("probability"),
         *lists,
         F.when(ok, F.lit(None).cast("string"))
         .otherwise(F.lit(no_text_reason(inputs)))
@@ -236,11 +217,10 @@ def run_spark(config: BatchConfig, model: ScoringModel) -> Summary:
         frame, summary.malformed_lines = read_catalog(spark, config)
         frame = frame.toDF(*model_names(frame.columns, model.inputs))
         check_columns(frame.columns, model.inputs, config.data)
+        check_text_types(frame, model.inputs.text_valued_columns, config.data)
         warn_missing_inputs(frame.columns, model.inputs, config.data)
         catalog = frame
-        if model.inputs.id_column is None:
-            frame = with_row_numbers(frame)
-        frame = spread(spark, frame)
+        frame = in_catalog_order(spark, with_row_numbers(frame, POSITION), POSITION)
         with tempfile.TemporaryDirectory(prefix="product-classify-") as scratch:
             udf = model_udf(spark, model, config.top_k, Path(scratch))
             scored = scored_frame(spark, frame, model, udf)

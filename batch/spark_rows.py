@@ -5,6 +5,11 @@ The local engine reads a folder of Parquet files in the order of their sorted pa
 front to back. Spark packs files into partitions largest first, so the numbers cannot come from
 the partitions alone: rows are counted per (file, partition) and numbered file by file, in the
 local engine's order, then by their place in the file.
+
+The same numbers keep the output in the catalog's order (`in_catalog_order`), as the local
+engine writes it: the rows are spread over the cores by ranges of numbers, sorted within each,
+so that the output's part files, read in the order of their names, hold the catalog's rows in
+its order.
 """
 
 from __future__ import annotations
@@ -24,8 +29,8 @@ def file_order(name: str) -> tuple[str, ...]:
     return PurePosixPath(unquote(urlparse(name).path)).parts
 
 
-def with_row_numbers(frame: Any) -> Any:
-    """`frame` with each row's 0-based position in the catalog, in `row`.
+def with_row_numbers(frame: Any, name: str = ROW_COLUMN) -> Any:
+    """`frame` with each row's 0-based position in the catalog, in column `name`.
 
     A row's number is the rows of the files before its own, plus those of its file read before
     its own chunk, plus its place in the chunk (`monotonically_increasing_id` numbers a
@@ -49,4 +54,11 @@ def with_row_numbers(frame: Any) -> Any:
         shifts += [F.lit(f"{chunk[_FILE]}\0{chunk['partition']}"), F.lit(total - chunk["first"])]
         total += chunk["rows"]
     shift = F.create_map(*shifts)[key] if shifts else F.lit(0)
-    return numbered.withColumn(ROW_COLUMN, (F.col(_ID) + shift).cast("long")).drop(_FILE, _ID)
+    return numbered.withColumn(name, (F.col(_ID) + shift).cast("long")).drop(_FILE, _ID)
+
+
+def in_catalog_order(spark: Any, frame: Any, column: str) -> Any:
+    """`frame` spread over at least one partition per core (a gzip file is one partition),
+    each partition a range of consecutive row numbers (`column`) in their order."""
+    partitions = max(frame.rdd.getNumPartitions(), spark.sparkContext.defaultParallelism)
+    return frame.repartitionByRange(partitions, column).sortWithinPartitions(column)

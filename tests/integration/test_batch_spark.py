@@ -79,10 +79,13 @@ def both_engines(
     return score_with_both(registry, catalog, tmp_path_factory.mktemp("engines"))
 
 
-def test_both_engines_give_the_same_predictions_on_every_row(
+def test_both_engines_give_the_same_predictions_on_every_row_in_the_catalog_s_order(
     both_engines: tuple[Path, Path],
 ) -> None:
+    """Spark's rows were shuffled over the cores (0 % in place): they come in the local
+    engine's order, its part files read in the order of their names."""
     local, distributed = (pd.read_parquet(p).set_index("product_id") for p in both_engines)
+    assert distributed.index.tolist() == local.index.tolist()
     assert distributed.index.is_unique and len(distributed) == len(local) == ROWS + 3
     distributed = distributed.loc[local.index]
     assert distributed["label"].tolist() == local["label"].tolist()
@@ -157,13 +160,11 @@ def test_bad_input_exits_3_with_a_clear_message(
     assert leftovers(tmp_path, "labels") == []
 
 
-def assert_same_rows(local_path: Path, spark_path: Path) -> pd.DataFrame:
-    """Every column equal row by row (probabilities to float precision); the local output."""
-    local, distributed = (
-        pd.read_parquet(p).set_index("product_id") for p in (local_path, spark_path)
-    )
-    assert distributed.index.is_unique and sorted(distributed.index) == sorted(local.index)
-    distributed = distributed.loc[local.index]
+def assert_same_rows(local_path: Path, spark_path: Path, key: str = "product_id") -> pd.DataFrame:
+    """Every column equal row by row, in the same order (probabilities to float precision); the
+    local output."""
+    local, distributed = (pd.read_parquet(p).set_index(key) for p in (local_path, spark_path))
+    assert distributed.index.tolist() == local.index.tolist()
     for column in local.columns:
         expected, actual = local[column].tolist(), distributed[column].tolist()
         if column.endswith("probabilities"):
@@ -290,6 +291,38 @@ def test_without_an_id_column_both_engines_number_the_rows_alike(
     assert local["row"].tolist() == list(range(len(listings.listings_rows())))
     assert distributed["row"].tolist() == local["row"].tolist()
     assert distributed["label"].tolist() == local["label"].tolist()
+
+
+def test_numbers_and_booleans_as_titles_are_read_alike_by_both_engines(
+    spark: Any,
+    listings_registry: Registry,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """As their text, by both engines and in every chunk size. A file whose titles are all
+    numbers (Spark reads the column as numbers) failed the Spark job (exit 1, "An exception was
+    thrown from the Python worker") and a local chunk of numbers alone (exit 3); a title column
+    of dates is refused before scoring, in the local engine's words."""
+    args = model_args(listings_registry)
+    for numbers_only in (False, True):
+        catalog = listings.write_odd_titles(tmp_path / f"titles-{numbers_only}.jsonl", numbers_only)
+        outputs = [tmp_path / f"{name}-{numbers_only}.parquet" for name in ("one", "all", "spark")]
+        runs = [["--chunk-size", "1"], [], ["--engine", "spark"]]
+        for output, options in zip(outputs, runs, strict=True):
+            code = classify(*args, "--data", str(catalog), "--output", str(output), *options)
+            assert code == 0, capsys.readouterr().err
+        one, default = (pd.read_parquet(output) for output in outputs[:2])
+        assert one.equals(default)
+        assert default["reason"].notna().tolist() == [at == 3 for at in range(len(one))]
+        assert_same_rows(outputs[1], outputs[2], "row")
+    dates = tmp_path / "dates.parquet"
+    pd.DataFrame({"Product Title": pd.to_datetime(["2024-03-01"])}).to_parquet(dates)
+    refused = ["--data", str(dates), "--output", str(tmp_path / "d.parquet")]
+    assert classify(*args, *refused, "--engine", "spark") == 3
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"product-classify: error: {dates}: column 'Product Title' holds dates or times (Spark "
+        "type timestamp_ntz); the model reads text there: write the column as text"
+    )
 
 
 REFUSED_CATALOGS = {

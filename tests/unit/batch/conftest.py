@@ -5,6 +5,7 @@ process's signal handlers restored after each test (`product-classify` sets its 
 from __future__ import annotations
 
 import csv
+import json
 import os
 import random
 import signal
@@ -61,6 +62,24 @@ def write_listings_csv(path: Path) -> Path:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
+    return path
+
+
+# Titles that are no text, put among the listings' own: JSON numbers, booleans, a null.
+ODD_TITLES: dict[int, object] = {0: 12345, 1: True, 2: 2.5, 3: None, 40: 7.0, 41: False}
+
+
+def write_odd_titles(path: Path, numbers_only: bool = False) -> Path:
+    """The listings as JSON lines with `ODD_TITLES` in place of some titles; `numbers_only`:
+    every title a number (its length) or missing, none a boolean, so that Spark reads the
+    column as numbers."""
+    records: list[dict[str, object]] = []
+    for at, row in enumerate(listings_rows()):
+        title: object = ODD_TITLES.get(at, row["Product Title"])
+        if numbers_only and isinstance(title, bool | str):
+            title = len(row["Product Title"])
+        records.append(row | {"Product Title": title})
+    path.write_text("".join(json.dumps(row) + "\n" for row in records), encoding="utf-8")
     return path
 
 

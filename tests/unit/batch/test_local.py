@@ -13,7 +13,7 @@ import pytest
 from batch.cli import main, score
 from batch.config import make_config
 from tests.support import Registry, tracking_uri_restored
-from tests.unit.batch.conftest import listings_rows
+from tests.unit.batch.conftest import listings_rows, write_odd_titles
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")
 
@@ -122,11 +122,28 @@ def test_a_blank_id_column_option_numbers_the_rows_too(
     assert by_row["label"].tolist() == by_title["label"].tolist()
 
 
-def test_values_the_model_cannot_read_are_one_line_and_exit_3(
+def test_numbers_and_booleans_as_titles_are_read_alike_in_every_chunk_size(
+    listings_registry: Registry, tmp_path: Path
+) -> None:
+    """Read as their text. A chunk holding only numbers (or booleans) stopped the run with exit 3
+    (`Can not safely convert int64 to <U0`) where the same rows in a bigger chunk were scored."""
+    catalog = write_odd_titles(tmp_path / "odd-titles.jsonl")
+    rows = listings_rows()
+    one = run(listings_registry, catalog, tmp_path / "one.jsonl", chunk_size=1)
+    default = run(listings_registry, catalog, tmp_path / "default.jsonl")
+    assert (tmp_path / "one.jsonl").read_bytes() == (tmp_path / "default.jsonl").read_bytes()
+    assert one["reason"].notna().tolist() == [at == 3 for at in range(len(rows))]
+    assert (default.drop(index=3)["label"] != "").all()
+
+
+def test_a_title_column_of_dates_is_one_line_naming_file_column_and_rows_exit_3(
     listings_registry: Registry, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    catalog = tmp_path / "numbers-as-titles.jsonl"
-    catalog.write_text('{"Product Title": 12345, "Weight (g)": 3}\n', encoding="utf-8")
+    """It was MLflow's words without the file: `catalog rows 0-1: values the model cannot read:
+    Incompatible input types for column Product Title. Can not safely convert datetime64...`."""
+    catalog = tmp_path / "dates-as-titles.parquet"
+    titles = pd.to_datetime(["2024-03-01", "2024-03-02"])
+    pd.DataFrame({"Product Title": titles, "Weight (g)": [3, 4]}).to_parquet(catalog)
     output = tmp_path / "labels.csv"
     argv = [
         "--model",
@@ -143,8 +160,11 @@ def test_values_the_model_cannot_read_are_one_line_and_exit_3(
         main(argv)
     assert exit_info.value.code == 3
     message = capsys.readouterr().err.strip()
-    assert len(message.splitlines()) == 1 and len(message) < 400
-    assert "catalog rows 0-0" in message and "Product Title" in message
+    assert message == (
+        f"product-classify: error: {catalog}: column 'Product Title' holds dates or times "
+        "(Timestamp('2024-03-01 00:00:00')) in rows 0, 1 (counted from 0); the model reads "
+        "text there: write the column as text"
+    )
     assert not output.exists()
 
 

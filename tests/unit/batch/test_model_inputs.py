@@ -65,6 +65,19 @@ def test_numeric_columns_are_the_contracts_numbers_and_the_signatures_doubles() 
     assert legacy.numeric_columns == ("price",)
 
 
+def test_text_fields_and_the_signature_s_strings_are_read_as_text_but_ids_and_numbers() -> None:
+    """The columns `batch.text_values` reads as text: a legacy model's `string` brand too (MLflow
+    refuses a chunk of numbers there), not its id or its numbers."""
+    strings = ["SKU", "Product Title"]
+    assert model_inputs(CONTRACT, [], None, ["Weight"], strings).text_valued_columns == (
+        "Product Title",
+    )
+    legacy = model_inputs(
+        {}, ["title", "brand", "price", "asin"], None, ["price"], ["brand", "asin"]
+    )
+    assert legacy.text_valued_columns == ("title", "brand")
+
+
 def test_the_features_are_the_inputs_but_the_ids() -> None:
     assert model_inputs(CONTRACT, [], None).feature_columns == ("Product Title", "Maker", "Weight")
     assert model_inputs(CONTRACT, [], "").feature_columns == ("Product Title", "Maker", "Weight")

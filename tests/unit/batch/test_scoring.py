@@ -47,6 +47,41 @@ def test_columns_are_checked_before_scoring() -> None:
     check_columns(["title"], ModelInputs(("title",), ("title",), None), "c.jsonl")  # by row
 
 
+def test_a_column_the_signature_still_refuses_is_named_in_the_project_s_words() -> None:
+    """MLflow's message (the whole chunk, then numpy's `<U0`) is not passed on."""
+    from batch.scoring import refused_column
+
+    mlflow_says = (
+        "Failed to enforce schema of data '   Size\n0  3' with schema '['Size': string]'. "
+        "Error: Incompatible input types for column Size. Can not safely convert int64 to <U0."
+    )
+    frame = pd.DataFrame({"Size": [3]})
+    assert refused_column(mlflow_says, frame) == (
+        "the model's signature refuses column 'Size', which holds numbers here"
+    )
+    assert refused_column("Failed to enforce schema", frame) == (
+        "the model's signature refuses these values"
+    )
+
+
+def test_missing_id_and_text_columns_are_named_with_their_near_matches() -> None:
+    """A catalog whose columns differ from the model's only by case or spaces stopped without
+    the hint the missing-input warning gives."""
+    inputs = ModelInputs(("Product Name", "Blurb", "SKU"), ("Product Name", "Blurb"), "SKU")
+    with pytest.raises(DataError) as error:
+        check_columns(["sku", "product name", "blurb"], inputs, "case.csv")
+    assert str(error.value) == (
+        "case.csv: id column 'SKU' (is it 'sku'?) not found; columns are: blurb, product name, "
+        "sku; set --id-column"
+    )
+    with pytest.raises(DataError) as error:
+        check_columns(["SKU", "ProductName", "blurb", "Other"], inputs, "case.csv")
+    assert str(error.value) == (
+        "case.csv: none of the model's text columns ('Product Name' (is it 'ProductName'?), "
+        "'Blurb' (is it 'blurb'?)) exist; columns are: Other, ProductName, SKU, blurb"
+    )
+
+
 class TagPyfunc:
     """Answers like a multilabel model's pyfunc: one row per product, with its tags."""
 
