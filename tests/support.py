@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -419,3 +420,24 @@ def metrics_exposed(metrics: Any) -> ThreadingHTTPServer:
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
+
+
+def write_tag_catalog(
+    path: Path,
+    kinds: dict[str, list[str]],
+    modifiers: dict[str, list[str]],
+    count: int,
+    brands: tuple[str, ...] = ("Acme",),
+) -> Path:
+    """A CSV `sku,title,tags` of `count` products: one kind each and each modifier with chance
+    0.4, tags joined by '|'; the title is a brand, then a word for each tag (seeded)."""
+    rng = random.Random(3)
+    lines = ["sku,title,tags"]
+    for i in range(count):
+        kind = rng.choice(sorted(kinds))
+        tags = [kind] + [m for m in sorted(modifiers) if rng.random() < 0.4]
+        words = [rng.choice(modifiers[m]) for m in tags[1:]] + [rng.choice(kinds[kind])]
+        brand = rng.choice(brands) if len(brands) > 1 else brands[0]
+        lines.append(f"{i},{brand} {' '.join(words)},{'|'.join(tags)}")
+    path.write_text("\n".join(lines) + "\n")
+    return path

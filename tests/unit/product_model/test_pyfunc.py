@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import pickle
-import random
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from product_model.pyfunc import (
     with_answers,
 )
 from product_model.tags import MULTILABEL, TagDecoder
+from tests.support import write_tag_catalog
 from training.catalog import load_catalog
 from training.config import TrainConfig
 from training.config_files import make_config
@@ -77,26 +77,13 @@ KINDS = {"clothing": ["jacket", "shirt", "coat"], "electronics": ["headphones", 
 MODIFIERS = {"kids": ["kids", "junior"], "waterproof": ["waterproof", "rainproof"]}
 
 
-def write_tag_catalog(path: Path, count: int = 120) -> Path:
-    """A CSV of titles and '|'-joined tags: one kind each, each modifier with chance 0.4; the
-    title names them all."""
-    rng = random.Random(3)
-    lines = ["sku,title,tags"]
-    for i in range(count):
-        kind = rng.choice(sorted(KINDS))
-        tags = [kind] + [m for m in sorted(MODIFIERS) if rng.random() < 0.4]
-        words = [rng.choice(MODIFIERS[m]) for m in tags[1:]] + [rng.choice(KINDS[kind])]
-        lines.append(f"{i},Acme {' '.join(words)},{'|'.join(tags)}")
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
 def tag_model_with_thresholds(
     tmp_path: Path, thresholds: dict[str, float]
 ) -> ProductClassifierModel:
     """A real multilabel model (features and compact forest fitted on a small tag catalog),
     saved and loaded as the pyfunc loads it, answering with the given per-tag thresholds."""
-    values: dict[str, Any] = {"data": str(write_tag_catalog(tmp_path / "tags.csv"))}
+    catalog = write_tag_catalog(tmp_path / "tags.csv", KINDS, MODIFIERS, count=120)
+    values: dict[str, Any] = {"data": str(catalog)}
     values |= {"task": MULTILABEL}
     values |= {"text_columns": ["title"], "token_columns": [], "id_column": "sku"}
     values |= {"label_column": "tags", "label_separator": "|", "amazon_counts": False}

@@ -15,7 +15,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from sklearn.model_selection import KFold
 
-from tests.support import sqlite_store
+from tests.support import sqlite_store, write_tag_catalog
 from training.config import TrainConfig
 from training.config_files import make_config
 from training.pipeline import model_input
@@ -41,18 +41,8 @@ SMALL_MODEL = {"n_estimators": 30, "trees_per_chunk": 10, "n_jobs": 1, "min_df":
 pytestmark = pytest.mark.usefixtures("signals_since_now")
 
 
-def tag_catalog(path: Path, count: int = 160) -> Path:
-    """A CSV of titles and '|'-joined tags: one kind each, each modifier with chance 0.4; the
-    title names them all."""
-    rng = random.Random(3)
-    lines = ["sku,title,tags"]
-    for i in range(count):
-        kind = rng.choice(sorted(KINDS))
-        tags = [kind] + [m for m in sorted(MODIFIERS) if rng.random() < 0.4]
-        words = [rng.choice(MODIFIERS[m]) for m in tags[1:]] + [rng.choice(KINDS[kind])]
-        lines.append(f"{i},{rng.choice(BRANDS)} {' '.join(words)},{'|'.join(tags)}")
-    path.write_text("\n".join(lines) + "\n")
-    return path
+def tag_catalog(path: Path) -> Path:
+    return write_tag_catalog(path, KINDS, MODIFIERS, count=160, brands=tuple(BRANDS))
 
 
 def path_catalog(path: Path, count: int = 160, separator: str | None = None) -> Path:
