@@ -4,6 +4,7 @@ MLflow tracking server on loopback."""
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -45,11 +46,21 @@ def environment_restored() -> Iterator[None]:
             os.environ.pop(name, None)
         else:
             os.environ[name] = value
+    forget_active_experiment()
     saved = dict(os.environ)
     yield
     for name in set(os.environ) - set(saved):
         del os.environ[name]
     os.environ.update(saved)
+
+
+def forget_active_experiment() -> None:
+    """Drop the experiment `mlflow.set_experiment` made active in this process (a command run in
+    process sets it): a later test's `mlflow.start_run()` on another store asked that store for
+    the same id ("No Experiment with id=7 exists"). MLflow has no public way to unset it."""
+    fluent = sys.modules.get("mlflow.tracking.fluent")  # not imported: nothing was set
+    if fluent is not None and hasattr(fluent, "_active_experiment_id"):
+        fluent._active_experiment_id = None  # type: ignore[attr-defined]
 
 
 @pytest.fixture(scope="session")
