@@ -13,6 +13,7 @@ import functools
 import inspect
 import math
 import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,6 +40,9 @@ from serving.loading import (
 )
 from serving.settings import REGISTRY_URI, Settings, sqlite_file
 from serving.validation import RequestContract
+
+# A tracking or registry URI of a database store (SQLAlchemy's scheme, maybe with a driver).
+DATABASE_STORE = re.compile(r"(sqlite|postgresql|mysql|mssql)(\+\w+)?://", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -232,18 +236,24 @@ class ModelLocator:
             registry = os.environ.get("MLFLOW_REGISTRY_URI", "").strip()  # read by MLflow itself
             if registry and registry != uri:
                 check_store_exists(registry, "MLFLOW_REGISTRY_URI")
-            one_database_try()
+            one_database_try(uri, registry)
             mlflow.set_tracking_uri(uri)  # `models:/` URIs in load_model resolve through it
             self._client = MlflowClient(tracking_uri=uri)
         return self._client
 
 
-def one_database_try() -> None:
+def one_database_try(*uris: str) -> None:
     """MLflow tries to open a database store ten times over about 100 s, a warning block each,
     before a load attempt can fail; the keeper retries with its own back-off, and /readyz said
-    "loading" all that while. Its only setting is this module constant, read at each try."""
-    from mlflow.store.db import utils as db_utils
-
+    "loading" all that while. Its only setting is this module constant, read at each try. Only
+    for a database store: MLflow's database module needs SQLAlchemy, which the serving image
+    (talking to a tracking server) does not install."""
+    if not any(DATABASE_STORE.match(uri) for uri in uris):
+        return
+    try:
+        from mlflow.store.db import utils as db_utils
+    except ImportError:  # no SQLAlchemy: MLflow cannot open the store either, and will say so
+        return
     if isinstance(getattr(db_utils, "MAX_RETRY_COUNT", None), int):
         db_utils.MAX_RETRY_COUNT = 1
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from serving.errors import (
@@ -118,3 +121,33 @@ def test_an_mlflow_servers_401_is_a_refusal_and_a_server_starting_up_is_not() ->
     assert resolve_error(unauthenticated, shop).kind == REGISTRY_REFUSED
     starting = Exception(CONNECTION + "FATAL:  the database system is starting up")
     assert resolve_error(starting, shop).kind == UNREACHABLE
+
+
+def test_bounding_mlflows_database_tries_needs_no_sqlalchemy_for_a_tracking_server() -> None:
+    """The serving image has no SQLAlchemy, which MLflow's database module needs: every load
+    failed with `No module named 'sqlalchemy'` once the server bounded MLflow's database tries
+    for a tracking server's URI too. A fresh interpreter shows what the call imports."""
+    script = (
+        "import sys; from serving.model import one_database_try; "
+        "one_database_try('http://mlflow:5000', ''); "
+        "print('sqlalchemy' in sys.modules, 'mlflow.store.db.utils' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120
+    ).stdout
+    assert out.split() == ["False", "False"]
+
+
+def test_a_database_store_gets_one_mlflow_try() -> None:
+    from mlflow.store.db import utils as db_utils
+
+    from serving.model import one_database_try
+
+    tries = db_utils.MAX_RETRY_COUNT
+    try:
+        one_database_try("http://mlflow:5000", "")
+        assert tries == db_utils.MAX_RETRY_COUNT
+        one_database_try("http://mlflow:5000", "postgresql+psycopg2://u@db/registry")
+        assert db_utils.MAX_RETRY_COUNT == 1
+    finally:
+        db_utils.MAX_RETRY_COUNT = tries
