@@ -178,9 +178,8 @@ REFUSALS = (
 def refusal(error: BaseException) -> str | None:
     """The server's words and the fix, when `error` says it refused the login or the database."""
     text = one_line(error)
-    said = text
     # psycopg2: 'connection to server at "h", port 5432 failed: FATAL: <the server's words>'
-    said = said.partition("FATAL:")[2].strip() or said.rpartition(" failed: ")[2] or said
+    said = text.partition("FATAL:")[2].strip() or text.rpartition(" failed: ")[2] or text
     for pattern, fix in REFUSALS:
         if pattern.search(text):
             return f"{said}; {fix}"
@@ -220,22 +219,30 @@ def log_in(uri: str, timeout_seconds: float) -> Exception | None:
     from sqlalchemy import create_engine
     from sqlalchemy.exc import SQLAlchemyError
     from sqlalchemy.pool import NullPool
+    from tenacity import Retrying, retry_if_exception_type, stop_before_delay, wait_exponential
 
     engine = create_engine(uri, poolclass=NullPool)
-    deadline = time.monotonic() + timeout_seconds
-    wait = FIRST_WAIT_SECONDS
+
+    def connect() -> None:
+        try:
+            with engine.connect():
+                return
+        except SQLAlchemyError as error:
+            refused = refusal(error)
+            if refused is not None:
+                raise LoginRefusedError(refused) from None
+            raise
+
+    retrying = Retrying(
+        retry=retry_if_exception_type(SQLAlchemyError),
+        stop=stop_before_delay(max(0.0, timeout_seconds)),
+        wait=wait_exponential(multiplier=FIRST_WAIT_SECONDS, max=MAX_WAIT_SECONDS),
+        reraise=True,
+    )
     try:
-        while True:
-            try:
-                with engine.connect():
-                    return None
-            except SQLAlchemyError as error:
-                refused = refusal(error)
-                if refused is not None:
-                    raise LoginRefusedError(refused) from None
-                if deadline - time.monotonic() <= 0:
-                    return error
-                time.sleep(min(wait, max(0.0, deadline - time.monotonic())))
-                wait = min(2 * wait, MAX_WAIT_SECONDS)
+        retrying(connect)
+        return None
+    except SQLAlchemyError as error:
+        return error
     finally:
         engine.dispose()
