@@ -144,9 +144,20 @@ def _plugin_schemes() -> frozenset[str]:
 def redact(uri: str) -> str:
     """`uri` with its password replaced by `***` (`http://alice:***@host`), for logs, messages and
     run parameters: a tracking URI may carry credentials (`postgresql://user:password@db/mlflow`)."""
+    return _password_shown_as(uri, "***")
+
+
+def without_password(uri: str) -> str:
+    """`uri` without its password (`http://alice@host`), for a file that others read: the
+    password comes from the environment instead (MLFLOW_TRACKING_PASSWORD, PGPASSWORD)."""
+    return _password_shown_as(uri, None)
+
+
+def _password_shown_as(uri: str, shown: str | None) -> str:
     parts = urlsplit(uri)
     if parts.password is None:
         return uri
     userinfo, _, host = parts.netloc.rpartition("@")
     user = userinfo.split(":", 1)[0]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    credentials = user if shown is None else f"{user}:{shown}"
+    return urlunsplit(parts._replace(netloc=f"{credentials}@{host}" if credentials else host))

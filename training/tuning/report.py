@@ -8,7 +8,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote
 
 import optuna
 import yaml
@@ -16,7 +16,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from training.config_files import file_paths, make_config
 from training.errors import ConfigError, TrainingError
-from training.tracking_uri import sqlite_file
+from training.tracking_uri import sqlite_file, without_password
 from training.tuning.folds import metric_label
 from training.tuning.objective import BASELINE
 from training.tuning.study import count_states
@@ -67,12 +67,7 @@ def portable_tracking_uri(uri: str) -> str:
         scheme, _, rest = uri.partition("://")
         query = rest.partition("?")[1:]
         return f"{scheme}:///{quote(str(store.resolve()))}{''.join(query)}"
-    parts = urlsplit(uri)
-    if parts.password is None:
-        return uri
-    user_info, _, host = parts.netloc.rpartition("@")
-    user = user_info.split(":", 1)[0]
-    return urlunsplit(parts._replace(netloc=f"{user}@{host}" if user else host))
+    return without_password(uri)
 
 
 def write_config(values: dict[str, Any], path: Path, header: str) -> None:
