@@ -160,12 +160,10 @@ def failure_kind(exc: BaseException) -> str:
 
 def looks_refused(exc: BaseException) -> bool:
     """Whether the store (a database server, an MLflow server) refused this server's login."""
-    chain: BaseException | None = exc
-    while chain is not None:
-        if getattr(chain, "error_code", "") in _REFUSED_CODES or _REFUSED.search(str(chain)):
-            return True
-        chain = chain.__cause__ or chain.__context__
-    return False
+    return any(
+        getattr(cause, "error_code", "") in _REFUSED_CODES or _REFUSED.search(str(cause))
+        for cause in _chain(exc)
+    )
 
 
 def says_missing(exc: BaseException) -> bool:
@@ -178,15 +176,21 @@ def says_missing(exc: BaseException) -> bool:
 
 def looks_unreachable(exc: BaseException) -> bool:
     """Whether an MLflow error says the server could not be reached (rather than a missing file)."""
-    chain: BaseException | None = exc
-    while chain is not None:
-        if isinstance(chain, ConnectionError | TimeoutError):
+    for cause in _chain(exc):
+        if isinstance(cause, ConnectionError | TimeoutError):
             return True
-        text = f"{type(chain).__name__}: {chain}".lower()
+        text = f"{type(cause).__name__}: {cause}".lower()
         if any(marker in text for marker in _UNREACHABLE_MARKERS):
             return True
-        chain = chain.__cause__ or chain.__context__
     return False
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """`exc`, then what caused it (or happened while handling it), and so on."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        yield cause
+        cause = cause.__cause__ or cause.__context__
 
 
 def short(exc: BaseException, limit: int = 300) -> str:
