@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 
 import optuna
 from mlflow.tracking import MlflowClient
@@ -38,7 +39,9 @@ from training.tuning.objective import (
 from training.tuning.report import TuningResult, collect_result
 from training.tuning.storage import open_storage, redact
 from training.tuning.study import (
+    OVER_BUDGET,
     leave_enqueued_trials_to_worker_0,
+    over_budget,
     remaining_trials,
     wait_until_finished,
 )
@@ -89,7 +92,10 @@ def run_trials(
             queued = bool(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
         remaining = remaining_trials(study, options.trials)
         if remaining is None or remaining > 0 or queued:
-            study.optimize(objective, n_trials=1, gc_after_trial=True, catch=(DrawnOptionsError,))
+            within_budget = _within_budget(objective, options.trials)
+            study.optimize(
+                within_budget, n_trials=1, gc_after_trial=True, catch=(DrawnOptionsError,)
+            )
             _stop_if_every_draw_is_rejected(objective)
         elif study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             # Others still run trials: if one's worker died, its trial goes stale and the
@@ -98,6 +104,20 @@ def run_trials(
         else:
             break
     study.set_user_attr(f"worker_done_{options.worker_index}", True)
+
+
+def _within_budget(objective: Objective, budget: int | None) -> Callable[[optuna.Trial], float]:
+    """The objective, unless the trial was started at the same moment as another for the
+    budget's last place and came second: that one is stopped before it draws its options."""
+
+    def run(trial: optuna.Trial) -> float:
+        if over_budget(trial, budget):
+            trial.set_user_attr(OVER_BUDGET, True)
+            log.info("trial %d not run: another worker took the budget's last place", trial.number)
+            raise optuna.TrialPruned("over the budget")
+        return objective(trial)
+
+    return run
 
 
 def _stop_if_every_draw_is_rejected(objective: Objective) -> None:

@@ -16,9 +16,10 @@ from typing import Any
 
 import optuna
 from optuna.exceptions import DuplicatedStudyError
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from training.errors import ConfigError, TrainingError
+from training.tuning.objective import BASELINE
 from training.tuning.storage import check_storage_url
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,9 @@ MAX_LISTED_DIFFERENCES = 4  # named in the refusal to resume; the rest are count
 # Trials that use up the budget: finished ones, and those running or queued now. Failed trials
 # (a killed worker) do not, so a resumed or continuing study makes up for them.
 BUDGET_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
+# User attribute of a trial that two workers started at once for the budget's last place: the
+# later one is stopped (PRUNED) before it draws options, and counts nowhere.
+OVER_BUDGET = "over_budget"
 
 
 def create_or_join(
@@ -176,13 +180,32 @@ def remaining_trials(study: optuna.Study, budget: int | None) -> int | None:
     """How many more trials the study wants (None: no budget, only a timeout)."""
     if budget is None:
         return None
-    return max(0, budget - len(study.get_trials(deepcopy=False, states=BUDGET_STATES)))
+    return max(0, budget - len(_budget_trials(study)))
+
+
+def over_budget(trial: optuna.Trial, budget: int | None) -> bool:
+    """Whether a trial just started finds the budget spent by trials started before it.
+
+    Workers check the budget before starting a trial, but two can pass that check at once for
+    its last place; each then counts the trials started before its own (the storage numbers them
+    in order), so exactly the later one is over. Queued trials already held their place."""
+    if budget is None or trial.user_attrs.get(BASELINE):
+        return False
+    earlier = [t for t in _budget_trials(trial.study) if t._trial_id < trial._trial_id]
+    return len(earlier) >= budget
+
+
+def _budget_trials(study: optuna.Study) -> list[FrozenTrial]:
+    trials = study.get_trials(deepcopy=False, states=BUDGET_STATES)
+    return [trial for trial in trials if not trial.user_attrs.get(OVER_BUDGET)]
 
 
 def count_states(study: optuna.Study) -> dict[str, int]:
+    """Trials by state, leaving out those stopped as over the budget (they never ran)."""
     counts: dict[str, int] = {}
     for trial in study.get_trials(deepcopy=False):
-        counts[trial.state.name.lower()] = counts.get(trial.state.name.lower(), 0) + 1
+        if not trial.user_attrs.get(OVER_BUDGET):
+            counts[trial.state.name.lower()] = counts.get(trial.state.name.lower(), 0) + 1
     return counts
 
 

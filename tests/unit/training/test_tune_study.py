@@ -27,11 +27,12 @@ from training.tuning.report import (
     portable_tracking_uri,
     write_config,
 )
-from training.tuning.run import _fail_trials_of
+from training.tuning.run import _fail_trials_of, _within_budget
 from training.tuning.space import SearchSpace
 from training.tuning.storage import open_storage, redact
 from training.tuning.study import (
     READY,
+    count_states,
     create_or_join,
     describe_differences,
     leave_enqueued_trials_to_worker_0,
@@ -173,6 +174,33 @@ def test_the_budget_counts_queued_running_and_finished_trials_not_failed(storage
     study.tell(running, state=optuna.trial.TrialState.PRUNED)
     assert remaining_trials(study, 5) == 3
     assert remaining_trials(study, None) is None
+
+
+def test_of_two_trials_started_at_once_for_the_last_place_only_the_first_runs(
+    storage: Any,
+) -> None:
+    """Two workers can both see one place left and both start a trial (on PostgreSQL a study
+    of 3 ran 4): the later one is stopped before it draws options, and counts nowhere."""
+    study = create_or_join(storage, "s", SETTINGS, lambda study: None)
+    study.tell(study.ask(), 0.5)
+    first = study.ask()  # the other worker's trial, started a moment earlier
+    ran = []
+
+    def objective(trial: optuna.Trial) -> float:
+        ran.append(trial.number)
+        return 0.7
+
+    study.optimize(_within_budget(objective, 2), n_trials=1)  # passed the check with `first`
+    assert ran == []
+    assert study.trials[2].state is TrialState.PRUNED and study.trials[2].params == {}
+    study.tell(first, 0.6)
+    assert remaining_trials(study, 2) == 0
+    assert count_states(study) == {"complete": 2}
+    # With a place left, a trial runs; the baseline trial, queued earlier, always does.
+    study.optimize(_within_budget(objective, 3), n_trials=1)
+    study.enqueue_trial({}, user_attrs={"baseline": True})
+    study.optimize(_within_budget(objective, 3), n_trials=1)
+    assert ran == [3, 4]
 
 
 def test_on_sqlite_the_queued_defaults_trial_is_left_to_worker_0(storage: Any) -> None:
