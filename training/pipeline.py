@@ -8,6 +8,7 @@ pass through untouched.
 from __future__ import annotations
 
 import copy
+import logging
 import math
 from collections import Counter
 from collections.abc import Iterator
@@ -28,6 +29,9 @@ from product_model.forest import CompactForest
 from product_model.stacking import LinearScores
 from training.config import TrainConfig
 from training.config_values import MinimumRows, ShareOfLargest
+
+log = logging.getLogger(__name__)
+_WARNED_MAX_FEATURES: set[int] = set()  # said once per process: a study fits it fold after fold
 
 
 class RaiseToMinimum:
@@ -99,6 +103,23 @@ def build_forest(config: TrainConfig) -> RandomForestClassifier | ExtraTreesClas
     )
 
 
+def warn_if_max_features_above(max_features: Any, n_features: int) -> None:
+    """scikit-learn takes a whole-number max_features above the feature count as "all of them"
+    without a word, so a run or a trial would record a number the forest did not use."""
+    if isinstance(max_features, bool) or not isinstance(max_features, int):
+        return
+    if max_features <= n_features or max_features in _WARNED_MAX_FEATURES:
+        return
+    _WARNED_MAX_FEATURES.add(max_features)
+    log.warning(
+        "max_features=%d is more than the %d features the forest is given, so every split "
+        "looks at all of them, as max_features=1.0 does; give at most %d, or a fraction",
+        max_features,
+        n_features,
+        n_features,
+    )
+
+
 TREES_PER_CHUNK = 50
 
 
@@ -118,6 +139,7 @@ class ChunkedCompactForest(ClassifierMixin, BaseEstimator):
     def fit(self, X: Any, y: Any) -> ChunkedCompactForest:
         # Converted once here, so the chunks do not each make their own copy.
         X = X.tocsc().astype(np.float32) if sparse.issparse(X) else np.asarray(X, np.float32)
+        warn_if_max_features_above(self.forest.max_features, X.shape[1])
         self.compact_ = CompactForest.from_forests(self.chunks(X, y))
         self.classes_ = self.compact_.classes_
         self.n_features_in_ = self.compact_.n_features_in_

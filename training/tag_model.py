@@ -29,7 +29,12 @@ from sklearn import pipeline as sklearn_pipeline
 from product_model.forest import CompactForest, CompactForestBuilder
 from product_model.tags import PATH_SEPARATOR, TagDecoder
 from training.config import TrainConfig
-from training.pipeline import build_forest, build_pipeline, model_input
+from training.pipeline import (
+    build_forest,
+    build_pipeline,
+    model_input,
+    warn_if_max_features_above,
+)
 from training.tag_catalog import indicator_matrix
 
 log = logging.getLogger(__name__)
@@ -114,6 +119,7 @@ def fit_tag_model(
         log.info("linear class scores (--linear-scores) apply to single_label models only")
     prefix = feature_steps(config)
     X = sparse.csr_matrix(prefix.fit_transform(model_input(train, config), Y), dtype=np.float32)
+    warn_if_max_features_above(config.max_features, X.shape[1])
     weights = rare_tag_weights(Y) if config.tag_weighting == "rare_tags" else None
     total, seen = np.zeros(Y.shape, dtype=np.float64), np.zeros(len(Y), dtype=np.int64)
     builder: CompactForestBuilder | None = None
