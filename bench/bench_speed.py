@@ -77,7 +77,8 @@ def fit_once(catalog: Path, workdir: Path) -> dict[str, Any]:
 def in_old_node_order(served: Any) -> Any:
     """The served pipeline with its forest pickled in the node order the baseline's code reads
     (children side by side); the saved form is otherwise the same."""
-    from product_model.forest import CompactForest, side_by_side_state
+    from product_model.forest import CompactForest
+    from product_model.node_order import side_by_side_state
 
     name, forest = served.steps[-1]
     old = CompactForest.__new__(CompactForest)

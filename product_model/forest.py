@@ -32,6 +32,8 @@ import numpy as np
 from scipy import sparse
 from sklearn.base import BaseEstimator, ClassifierMixin
 
+from product_model.forest_build import CompactForestBuilder
+from product_model.node_order import inverse, zero_first_order
 from product_model.numpy_walk import numpy_forest_votes
 from product_model.tree_walk import compiled_forest_votes, walk_in_parts, walk_is_compiled
 
@@ -89,7 +91,21 @@ class CompactForest(ClassifierMixin, BaseEstimator):
             del forest  # before the next one is fitted
         if builder is None:
             raise ValueError("no forest to compact")
-        return builder.build()
+        return cls.from_builder(builder)
+
+    @classmethod
+    def from_builder(cls, builder: CompactForestBuilder) -> CompactForest:
+        """The forest of the trees added to `builder`."""
+        compact = cls()
+        compact._set_nodes(
+            np.concatenate(builder.features), np.concatenate(builder.thresholds), builder.children
+        )
+        compact.roots_ = np.asarray(builder.roots, dtype=np.int32)
+        compact.n_one_hot_ = builder.leaves.n_one_hot
+        compact.leaf_indptr_, compact.leaf_indices_, compact.leaf_values_ = builder.leaves.arrays()
+        compact.classes_ = builder.classes
+        compact.n_features_in_ = builder.n_features_in
+        return compact
 
     def _set_nodes(
         self, feature: np.ndarray, threshold: np.ndarray, children: list[np.ndarray]
@@ -139,8 +155,8 @@ class CompactForest(ClassifierMixin, BaseEstimator):
         child = self.child_.astype(np.int64)
         inner = child >= 0
         left, right = np.where(inner, child, -1), np.where(inner, child + 1, -1)
-        position, other = _zero_first_order(left, right, self.threshold_, self.roots_)
-        order = _inverse(position)
+        position, other = zero_first_order(left, right, self.threshold_, self.roots_)
+        order = inverse(position)
         self.feature_ = self.feature_[order]
         self.threshold_ = self.threshold_[order]
         self.child_ = np.where(inner[order], position[other[order]], child[order]).astype(np.int32)
@@ -220,230 +236,6 @@ class CompactForest(ClassifierMixin, BaseEstimator):
 
     def predict(self, X: Any) -> np.ndarray:
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
-
-
-class CompactForestBuilder:
-    """Adds fitted forests' trees one forest at a time, so a forest fitted in chunks keeps only
-    one chunk of scikit-learn trees in memory (a multi-output tree holds a value per node and
-    output: hundreds of times the compact form)."""
-
-    def __init__(self, first: Any, output_names: Any = None) -> None:
-        self.leaves = _LeafTable.for_forest(first)
-        self.first_classes = first.classes_
-        single = getattr(first, "n_outputs_", 1) == 1
-        names = first.classes_ if single else output_names
-        self.classes = np.asarray(names if names is not None else np.arange(first.n_outputs_))
-        self.n_features_in = first.n_features_in_
-        self.features: list[np.ndarray] = []
-        self.thresholds: list[np.ndarray] = []
-        self.children: list[np.ndarray] = []
-        self.roots: list[int] = []
-        self.offset = 0
-
-    def add(self, forest: Any) -> None:
-        if not _same_classes(self.first_classes, forest.classes_):
-            raise ValueError("the forests to join were fitted on different classes")
-        for estimator in forest.estimators_:
-            feature, threshold, child = _flatten_tree(estimator.tree_, self.offset, self.leaves)
-            self.roots.append(self.offset)
-            self.offset += len(feature)
-            self.features.append(feature)
-            self.thresholds.append(threshold)
-            self.children.append(child)
-
-    def build(self) -> CompactForest:
-        compact = CompactForest()
-        compact._set_nodes(
-            np.concatenate(self.features), np.concatenate(self.thresholds), self.children
-        )
-        compact.roots_ = np.asarray(self.roots, dtype=np.int32)
-        compact.n_one_hot_ = self.leaves.n_one_hot
-        compact.leaf_indptr_, compact.leaf_indices_, compact.leaf_values_ = self.leaves.arrays()
-        compact.classes_ = self.classes
-        compact.n_features_in_ = self.n_features_in
-        return compact
-
-
-def side_by_side_state(compact: CompactForest) -> dict[str, Any]:
-    """`compact`'s pickled state in the node order of models saved before the zero-first order
-    (each tree breadth first, an inner node's left child at `child`, its right one at `child +
-    1`), for code of that time to read: benchmarks against it, tests of the reordering at load."""
-    child = compact.child_.astype(np.int64)
-    inner = child >= 0
-    zero_right = inner & (compact.threshold_ < 0)
-    nodes = np.arange(child.size)
-    left = np.where(inner, np.where(zero_right, child, nodes + 1), -1)
-    right = np.where(inner, np.where(zero_right, nodes + 1, child), -1)
-    trees = [np.concatenate(_levels(left, right, np.array([root]))) for root in compact.roots_]
-    order = np.concatenate(trees)
-    position = _inverse(order)
-    old_child = np.where(inner[order], position[np.maximum(left[order], 0)], child[order])
-    state = compact.__getstate__()
-    del state["node_order_"]
-    state["feature_"], state["threshold_"] = compact.feature_[order], compact.threshold_[order]
-    state["child_"] = old_child.astype(np.int32)
-    return state
-
-
-def _same_classes(first: Any, other: Any) -> bool:
-    """Whether two forests have the same classes (per output, for multi-output forests)."""
-    if isinstance(first, list) or isinstance(other, list):
-        return (
-            isinstance(first, list)
-            and isinstance(other, list)
-            and len(first) == len(other)
-            and all(np.array_equal(a, b) for a, b in zip(first, other, strict=True))
-        )
-    return bool(np.array_equal(first, other))
-
-
-class _LeafTable:
-    """Distinct leaf distributions as sparse rows, each stored once. A single-output forest's
-    first `n_one_hot` rows are the pure leaves (one class), not stored."""
-
-    def __init__(self, n_one_hot: int, distributions: Any) -> None:
-        self.n_one_hot = n_one_hot
-        self.distributions = distributions
-        self.rows: dict[bytes, int] = {}
-        self.indices: list[np.ndarray] = []
-        self.values: list[np.ndarray] = []
-
-    @classmethod
-    def for_forest(cls, forest: Any) -> _LeafTable:
-        if getattr(forest, "n_outputs_", 1) == 1:
-            return cls(len(forest.classes_), _class_distributions)
-        positive = [_positive_index(classes) for classes in forest.classes_]
-        sizes = [len(classes) for classes in forest.classes_]
-        return cls(0, lambda values: _positive_probabilities(values, positive, sizes))
-
-    def rows_of(self, values: np.ndarray) -> np.ndarray:
-        """Row (counting the one-hot rows) of each leaf's distribution."""
-        distributions = self.distributions(values)
-        rows = np.argmax(distributions, axis=1)
-        mixed = np.count_nonzero(distributions, axis=1) > 1
-        if not self.n_one_hot:
-            mixed[:] = True
-        if not mixed.any():
-            return rows
-        distinct, which = np.unique(distributions[mixed], axis=0, return_inverse=True)
-        rows[mixed] = np.asarray([self.row_of(d) for d in distinct])[which.ravel()]
-        return rows
-
-    def row_of(self, distribution: np.ndarray) -> int:
-        indices = np.flatnonzero(distribution).astype(np.int32)
-        row_values = distribution[indices]
-        key = indices.tobytes() + row_values.tobytes()
-        row = self.rows.get(key)
-        if row is None:
-            row = self.rows[key] = self.n_one_hot + len(self.indices)
-            self.indices.append(indices)
-            self.values.append(row_values)
-        return row
-
-    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        lengths = [len(indices) for indices in self.indices]
-        indptr = np.zeros(len(lengths) + 1, dtype=np.int64)
-        indptr[1:] = np.cumsum(lengths)
-        empty_i, empty_v = np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.float64)
-        indices = np.concatenate(self.indices) if self.indices else empty_i
-        values = np.concatenate(self.values) if self.values else empty_v
-        return indptr, indices.astype(np.int32), values.astype(np.float64)
-
-
-def _class_distributions(values: np.ndarray) -> np.ndarray:
-    """A single-output tree's leaf values as class shares (what its predict_proba returns)."""
-    single = values[:, 0, :]
-    return single / single.sum(axis=1, keepdims=True)
-
-
-def _positive_index(classes: np.ndarray) -> int:
-    """Column of the class 1 (or True) among an output's classes; -1 when never seen."""
-    hits = np.flatnonzero(np.asarray(classes) == 1)
-    return int(hits[0]) if hits.size else -1
-
-
-def _positive_probabilities(
-    values: np.ndarray, positive: list[int], sizes: list[int]
-) -> np.ndarray:
-    """A multi-output tree's leaf values as the probability of 1 per output, computed as
-    scikit-learn's predict_proba does (each output's classes normalised, a zero total kept)."""
-    out = np.zeros((values.shape[0], len(positive)), dtype=np.float64)
-    for k, (column, size) in enumerate(zip(positive, sizes, strict=True)):
-        if column < 0:
-            continue
-        total = values[:, k, :size].sum(axis=1)
-        total[total == 0.0] = 1.0
-        out[:, k] = values[:, k, column] / total
-    return out
-
-
-def _flatten_tree(
-    tree: Any, offset: int, leaves: _LeafTable
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One tree's nodes in `_zero_first_order`, as global indices."""
-    left, right = tree.children_left, tree.children_right
-    threshold = _round_down_to_float32(tree.threshold)
-    position, other = _zero_first_order(left, right, threshold, np.zeros(1, dtype=np.int64))
-    order = _inverse(position)
-
-    is_inner = left[order] >= 0
-    child = np.empty(len(order), dtype=np.int64)
-    child[is_inner] = offset + position[other[order][is_inner]]
-    child[~is_inner] = -leaves.rows_of(tree.value[order[~is_inner]]) - 1
-    feature = tree.feature[order].astype(np.int32)
-    return feature, threshold[order], child.astype(np.int32)
-
-
-def _zero_first_order(
-    left: np.ndarray, right: np.ndarray, threshold: np.ndarray, roots: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Each node's position in storage order, and each inner node's other child (-1 for leaves),
-    for the trees whose roots are `roots` (each keeps its root's position and its nodes' span).
-
-    Depth first from a root, an inner node's zero child first: the child a value of zero goes
-    to (the left one, as `0 <= threshold`, unless the float32 threshold is negative) is stored
-    right after it, then that child's subtree, then the other child and its subtree."""
-    inner_nodes = left >= 0
-    zero_right = inner_nodes & (threshold < 0)
-    zero = np.where(zero_right, right, left)
-    other = np.where(zero_right, left, right)
-    levels = _levels(left, right, roots)
-    size = np.ones(len(left), dtype=np.int64)  # nodes in each subtree
-    for level in reversed(levels):
-        inner = level[inner_nodes[level]]
-        size[inner] += size[left[inner]] + size[right[inner]]
-    position = np.zeros(len(left), dtype=np.int64)
-    position[roots] = roots
-    for level in levels:
-        inner = level[inner_nodes[level]]
-        position[zero[inner]] = position[inner] + 1
-        position[other[inner]] = position[inner] + 1 + size[zero[inner]]
-    return position, other
-
-
-def _inverse(permutation: np.ndarray) -> np.ndarray:
-    """The permutation that undoes `permutation`: node positions from a storage order, or back."""
-    inverse = np.empty_like(permutation)
-    inverse[permutation] = np.arange(permutation.size)
-    return inverse
-
-
-def _levels(left: np.ndarray, right: np.ndarray, roots: np.ndarray) -> list[np.ndarray]:
-    """The node ids of the trees with these roots level by level, each inner node's children side
-    by side."""
-    levels, frontier = [], np.asarray(roots, dtype=np.int64)
-    while frontier.size:
-        levels.append(frontier)
-        inner = frontier[left[frontier] >= 0]
-        frontier = np.column_stack([left[inner], right[inner]]).ravel()
-    return levels
-
-
-def _round_down_to_float32(threshold: np.ndarray) -> np.ndarray:
-    rounded = threshold.astype(np.float32)
-    too_high = rounded.astype(np.float64) > threshold
-    rounded[too_high] = np.nextafter(rounded[too_high], np.float32(-np.inf))
-    return rounded
 
 
 def _csr_float32(X: Any) -> sparse.csr_matrix:

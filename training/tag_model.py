@@ -26,7 +26,8 @@ from imblearn.pipeline import Pipeline
 from scipy import sparse
 from sklearn import pipeline as sklearn_pipeline
 
-from product_model.forest import CompactForest, CompactForestBuilder
+from product_model.forest import CompactForest
+from product_model.forest_build import CompactForestBuilder
 from product_model.tags import PATH_SEPARATOR, TagDecoder
 from training.config import TrainConfig
 from training.pipeline import (
@@ -137,7 +138,9 @@ def fit_tag_model(
     out_of_bag = np.where(seen[:, None] > 0, total / np.maximum(seen, 1)[:, None], np.nan)
     thresholds = best_thresholds(Y, out_of_bag)
     decoder = TagDecoder(task, tuple(tags), tuple(float(t) for t in thresholds), separator)
-    return TagModel(serving_pipeline(prefix, builder.build()), decoder, out_of_bag)
+    return TagModel(
+        serving_pipeline(prefix, CompactForest.from_builder(builder)), decoder, out_of_bag
+    )
 
 
 def serving_pipeline(prefix: Pipeline, forest: CompactForest) -> sklearn_pipeline.Pipeline:

@@ -10,7 +10,9 @@ from scipy import sparse
 from sklearn.datasets import make_classification
 from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
 
-from product_model.forest import CompactForest, _round_down_to_float32, side_by_side_state
+from product_model.forest import CompactForest
+from product_model.forest_build import round_down_to_float32
+from product_model.node_order import side_by_side_state
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +105,7 @@ def test_a_forest_saved_with_children_side_by_side_is_reordered_at_load(signed_d
 
 def test_thresholds_rounded_down_keep_every_comparison() -> None:
     thresholds = np.array([0.1, 1 / 3, 2.5, 1e-8, 7.0000001], dtype=np.float64)
-    rounded = _round_down_to_float32(thresholds)
+    rounded = round_down_to_float32(thresholds)
     assert (rounded.astype(np.float64) <= thresholds).all()
     for t, r in zip(thresholds, rounded, strict=True):
         above = np.nextafter(r, np.float32(np.inf))
