@@ -151,20 +151,19 @@ class Prometheus:
 
     def live_profile(self, task: str = "single_label") -> dict[str, Any]:
         """What the servers saw over the window, shaped like a reference profile: each product's
-        most probable class and its probability, as the reference counts them: for a single-label
-        model `predictions_total` and `prediction_confidence` (summed over a server's workers);
-        for a multilabel or path model, whose `predictions_total` counts every tag or path node
-        answered, the drift window's `prediction_top_class_total` and `_top_probability`."""
-        if task == "single_label":
+        most probable class and its probability, as the reference counts and bins them: the drift
+        window's `prediction_top_class_total` and `prediction_top_probability` (summed over a
+        server's workers). Not `predictions_total`, which counts every tag or path node a
+        multilabel or path model answers, nor `prediction_confidence`, whose `le` buckets put a
+        probability on a bin's edge (a forest's 0.9) in the bin below, not above."""
+        labels = self.increase_by("prediction_top_class_total", "label")
+        confidence = self.increase_by("prediction_top_probability_bucket", "le")
+        if not confidence and any(self.increase_by("prediction_confidence_count", "job").values()):
+            if task != "single_label":
+                raise DataError(old_servers(task))
+            log.warning(old_servers(task))
             labels = self.increase_by("predictions_total", "label")
             confidence = self.increase_by("prediction_confidence_bucket", "le")
-        else:
-            labels = self.increase_by("prediction_top_class_total", "label")
-            confidence = self.increase_by("prediction_top_probability_bucket", "le")
-            if not confidence and any(
-                self.increase_by("prediction_confidence_count", "job").values()
-            ):
-                raise DataError(old_servers(task))
         total = confidence.get("+Inf", 0.0)
         unversioned = self.unversioned_traffic() if self.model is not None else 0.0
         if unversioned and not total:
@@ -210,6 +209,13 @@ class Prometheus:
 
 
 def old_servers(task: str) -> str:
+    if task == "single_label":
+        return (
+            "the servers export no prediction_top_probability (older than this product-monitor): "
+            "the confidence score reads prediction_confidence instead, whose buckets put a "
+            "probability on a bin's edge in the bin below, so it may read drift that is not "
+            "there; update the servers, or give --prediction-log"
+        )
     what = "every tag" if task == "multilabel" else "every node of a path"
     return (
         f"the servers predicted, but export no prediction_top_probability (older than this "
