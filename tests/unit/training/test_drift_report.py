@@ -72,7 +72,7 @@ def fake_probabilities(task: str, rows: int) -> tuple[tuple[str, ...], np.ndarra
     rng = np.random.default_rng(7)
     if task == "single_label":
         shares = rng.dirichlet(np.full(len(TAGS), 0.4), rows)
-        return TAGS, np.array([rng.multinomial(300, share) for share in shares]) / 300
+        return TAGS, rng.multinomial(300, shares).reshape(rows, len(TAGS)) / 300
     if task == "multilabel":
         return TAGS, rng.beta(0.6, 0.9, (rows, len(TAGS)))
     proba = rng.beta(0.5, 0.5, (rows, len(PATH_NODES)))
