@@ -38,7 +38,7 @@ class TensorForm:
     datatypes: str
 
     def shapes(self) -> str:
-        return "[rows] or [rows, items]" if self.lists else "[rows]"
+        return "[rows] or [rows, items]" if self.lists else "[rows] or [rows, 1]"
 
 
 ANY_VALUES = TensorForm("a value or a list of values", True, True, "BYTES or a number datatype")
@@ -65,7 +65,7 @@ def read_inputs(specs: Any, binary: BinarySection, contract: RequestContract) ->
         raise BadRequestError("`inputs` must be a non-empty list of input tensors")
     tensors = [read_tensor(nulls_as_padding(spec, contract), binary) for spec in specs]
     binary.check_consumed()
-    tensors = named_as_fields(tensors, contract)
+    tensors = [as_column(t, contract) for t in named_as_fields(tensors, contract)]
     for tensor in tensors:
         check_form(tensor, contract)
     rows = {t.rows for t in tensors}
@@ -120,6 +120,16 @@ def named_as_fields(tensors: list[Tensor], contract: RequestContract) -> list[Te
             f"the request has none of the model's text inputs: send one of {wanted}"
         )
     return named
+
+
+def as_column(tensor: Tensor, contract: RequestContract) -> Tensor:
+    """A `[rows, 1]` tensor of a field that takes one value per row, as `[rows]`: the shape
+    Triton and MLServer clients give a column (a field taking a list reads it as one item)."""
+    if len(tensor.shape) != 2 or tensor.shape[1] != 1:
+        return tensor
+    if form_of(contract.checks[tensor.name][0]).lists:
+        return tensor
+    return dataclasses.replace(tensor, shape=tensor.shape[:1])
 
 
 def check_form(tensor: Tensor, contract: RequestContract) -> None:

@@ -57,15 +57,15 @@ def refusal(*inputs: dict) -> str:
         ),
         (
             tensor("Item Name", "BYTES", [1, 2], [["Perl module for XML", "parses files"]]),
-            "input 'Item Name' takes one string per row: shape [rows] (got [1, 2]), datatype BYTES",
+            "input 'Item Name' takes one string per row: shape [rows] or [rows, 1] (got [1, 2]), datatype BYTES",
         ),
         (
             tensor("Item Name", "FP32", [1], [1.5]),
-            "input 'Item Name' takes one string per row: shape [rows], datatype BYTES (got FP32)",
+            "input 'Item Name' takes one string per row: shape [rows] or [rows, 1], datatype BYTES (got FP32)",
         ),
         (
             tensor("Item Name", "FP64", [1, 2], [1, 2]),
-            "input 'Item Name' takes one string per row: shape [rows] (got [1, 2]), "
+            "input 'Item Name' takes one string per row: shape [rows] or [rows, 1] (got [1, 2]), "
             "datatype BYTES (got FP64)",
         ),
         (
@@ -75,17 +75,17 @@ def refusal(*inputs: dict) -> str:
         ),
         (
             tensor("Size KB", "FP64", [1, 2], [1, 2]),
-            "input 'Size KB' takes one number per row: shape [rows] (got [1, 2]), datatype FP64 "
+            "input 'Size KB' takes one number per row: shape [rows] or [rows, 1] (got [1, 2]), datatype FP64 "
             "(or another number datatype, or BYTES)",
         ),
         (
-            tensor("price", "BYTES", [1, 1], [["$12.99"]]),
-            "input 'price' takes one price per row: shape [rows] (got [1, 1]), datatype FP64 "
-            '(or BYTES for a text such as "$12.99")',
+            tensor("price", "BYTES", [1, 2], [["$12.99", "$1"]]),
+            "input 'price' takes one price per row: shape [rows] or [rows, 1] (got [1, 2]), "
+            'datatype FP64 (or BYTES for a text such as "$12.99")',
         ),
         (
             tensor("SKU", "INT64", [1, 2], [[1, 2]]),
-            "input 'SKU' takes one id per row: shape [rows] (got [1, 2]), datatype BYTES (or a "
+            "input 'SKU' takes one id per row: shape [rows] or [rows, 1] (got [1, 2]), datatype BYTES (or a "
             "number datatype)",
         ),
     ],
@@ -102,6 +102,21 @@ def test_a_shape_or_datatype_the_input_does_not_take_is_named_in_tensor_terms(
         assert refusal(*inputs) == message
 
 
+def test_a_column_shaped_rows_by_1_is_one_value_per_row() -> None:
+    """Triton and MLServer clients send a column as [rows, 1]: a field of one value per row
+    reads it so; a field taking a list reads a one-item list."""
+    products = parse(
+        tensor("Item Name", "BYTES", [2, 1], [["Perl module"], ["chess game"]]),
+        tensor("price", "FP64", [2, 1], [12.5, 3]),
+        tensor("SKU", "BYTES", [2, 1], ["a-1", "b-2"]),
+        tensor("Long Text", "BYTES", [2, 1], ["parses XML", "plays chess"]),
+    )
+    assert products == [
+        {"Item Name": "Perl module", "price": 12.5, "SKU": "a-1", "Long Text": ["parses XML"]},
+        {"Item Name": "chess game", "price": 3, "SKU": "b-2", "Long Text": ["plays chess"]},
+    ]
+
+
 def test_every_input_takes_the_shape_and_datatype_its_metadata_declares() -> None:
     """What the metadata says is always taken: [-1, -1] a list per product (and [rows] too),
     [-1] one value per product, and only that."""
@@ -115,7 +130,7 @@ def test_every_input_takes_the_shape_and_datatype_its_metadata_declares() -> Non
             assert parse(*two)
         else:
             assert declared["shape"] == [-1], declared
-            assert "per row: shape [rows] (got [1, 2])" in refusal(*two)
+            assert "per row: shape [rows] or [rows, 1] (got [1, 2])" in refusal(*two)
 
 
 @pytest.mark.parametrize("datatype", ["FP16", "FP32", "FP64"])
