@@ -57,11 +57,13 @@ def refusal(*inputs: dict) -> str:
         ),
         (
             tensor("Item Name", "BYTES", [1, 2], [["Perl module for XML", "parses files"]]),
-            "input 'Item Name' takes one string per row: shape [rows] or [rows, 1] (got [1, 2]), datatype BYTES",
+            "input 'Item Name' takes one string per row: shape [rows] or [rows, 1] (got [1, 2]), "
+            "datatype BYTES",
         ),
         (
             tensor("Item Name", "FP32", [1], [1.5]),
-            "input 'Item Name' takes one string per row: shape [rows] or [rows, 1], datatype BYTES (got FP32)",
+            "input 'Item Name' takes one string per row: shape [rows] or [rows, 1], "
+            "datatype BYTES (got FP32)",
         ),
         (
             tensor("Item Name", "FP64", [1, 2], [1, 2]),
