@@ -77,8 +77,8 @@ def refusal(*inputs: dict) -> str:
         ),
         (
             tensor("Size KB", "FP64", [1, 2], [1, 2]),
-            "input 'Size KB' takes one number per row: shape [rows] or [rows, 1] (got [1, 2]), datatype FP64 "
-            "(or another number datatype, or BYTES)",
+            "input 'Size KB' takes one number per row: shape [rows] or [rows, 1] (got [1, 2]), "
+            "datatype FP64 (or another number datatype, or BYTES)",
         ),
         (
             tensor("price", "BYTES", [1, 2], [["$12.99", "$1"]]),
@@ -87,8 +87,8 @@ def refusal(*inputs: dict) -> str:
         ),
         (
             tensor("SKU", "INT64", [1, 2], [[1, 2]]),
-            "input 'SKU' takes one id per row: shape [rows] or [rows, 1] (got [1, 2]), datatype BYTES (or a "
-            "number datatype)",
+            "input 'SKU' takes one id per row: shape [rows] or [rows, 1] (got [1, 2]), "
+            "datatype BYTES (or a number datatype)",
         ),
     ],
 )
