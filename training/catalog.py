@@ -289,6 +289,8 @@ def load_catalog(config: TrainConfig) -> Catalog:
     check_columns(raw, config, path)
     bad_numbers = parse_numeric_columns(raw, config, path)
     warn_if_label_is_input(config)
+    for unused in config.unused_options():
+        log.warning("%s", unused)
     frame, counts = clean_catalog(raw, config)
     counts |= bad_numbers
     warn_removed_rows(path, counts, warned=("dropped_duplicates",))

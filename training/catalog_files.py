@@ -298,11 +298,29 @@ def read_parquet(path: Path, max_rows: int | None = None) -> pd.DataFrame:
     return frame.head(max_rows) if max_rows else frame
 
 
+def check_catalog_file(path: Path) -> None:
+    """A `DataError` (exit 3) unless `path` is a file this process can read; a folder (such as
+    Spark's Parquet output, which product-classify reads) is named as one."""
+    if path.is_dir():
+        raise DataError(
+            f"{path} is a folder, not a catalog file: pass --data with one file (.jsonl, .json, "
+            ".csv, .tsv, optionally .gz, or .parquet); training reads one file, not a folder of "
+            "Parquet parts"
+        )
+    if not path.exists():
+        raise DataError(f"{path}: no such file; pass --data with a catalog file")
+    if not path.is_file():
+        raise DataError(f"{path} is not a regular file; pass --data with a catalog file")
+    try:
+        path.open("rb").close()
+    except OSError as error:
+        raise DataError(f"{path}: cannot read the file ({error.strerror})") from None
+
+
 def read_catalog_file(path: Path, config: TrainConfig) -> pd.DataFrame:
     """The raw table in `path`, with column names stripped of stray spaces and distinct after
     Unicode NFC normalisation."""
-    if not path.is_file():
-        raise DataError(f"{path}: no such file; pass --data with a catalog file")
+    check_catalog_file(path)
     kind = detect_format(path, config.format)
     if kind in ("amazon", "jsonl"):
         frame = read_json(path, config.max_rows)

@@ -16,7 +16,7 @@ from pydantic_settings import CliSettingsSource, SettingsError
 
 from training.config import TrainConfig
 from training.config_files import make_config, read_config_file
-from training.errors import ConfigError, DataError, TrainingError
+from training.errors import ConfigError, TrainingError
 from training.interrupts import ignore_further_signals, stop_on_signals
 from training.logs import check_log_level, configure_logging, mlflow_prints
 
@@ -97,15 +97,10 @@ def check_inputs(config: TrainConfig) -> None:
         load_label_map(Path(config.label_map))
     if config.data is None:
         return
-    path = Path(config.data)
-    if not path.is_file():
-        raise DataError(f"{path}: no such file; pass --data with a catalog file")
-    try:
-        path.open("rb").close()
-    except OSError as error:
-        raise DataError(f"{path}: cannot read the file ({error.strerror})") from None
-    from training.catalog import detect_format  # pandas: imported only when there is a file
+    from training.catalog_files import check_catalog_file, detect_format  # pandas: with --data
 
+    path = Path(config.data)
+    check_catalog_file(path)
     detect_format(path, config.format)
 
 

@@ -28,6 +28,8 @@ AMAZON = FeatureSpec()  # the Amazon 2018 field mapping, the defaults of the col
 TEXT_ONLY_CHAR_FEATURES = 50_000
 """Character n-grams read by a text-only model's linear scores (2 points of macro-F1 on the shared
 catalog reduced to title and description); with token columns or an id they added nothing."""
+SMOTE_OPTIONS = ("smote_strategy", "smote_k_neighbors")
+TAG_OPTIONS = ("min_tag_count", "tag_weighting", "trees_per_chunk")  # multilabel and path only
 
 
 class TrainConfig(BaseSettings):
@@ -295,6 +297,28 @@ class TrainConfig(BaseSettings):
         if self.linear_char_features is not None:
             return self.linear_char_features
         return 0 if self.token_columns or self.id_column else TEXT_ONLY_CHAR_FEATURES
+
+    def unused_options(self) -> list[str]:
+        """A warning for each group of options given (on the command line or in a config file)
+        that this single_label run does not use. Not refused: a config file may hold every
+        option, as product-tune's best config does."""
+        if self.task != "single_label":
+            return []  # the groups below are a single_label run's
+        unused_when = {
+            "--no-smote (SMOTE is off)": () if self.smote else SMOTE_OPTIONS,
+            "--task single_label (multilabel and path options)": TAG_OPTIONS,
+            "--small-classes drop (nothing is folded)": (
+                ("other_label",) if self.small_classes == "drop" else ()
+            ),
+        }
+        warnings = []
+        for reason, names in unused_when.items():
+            given = [
+                f"--{name.replace('_', '-')}" for name in names if name in self.model_fields_set
+            ]
+            if given:
+                warnings.append(f"{', '.join(given)}: no effect with {reason}, ignored")
+        return warnings
 
     @property
     def task_gate_metric(self) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
+import tempfile
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
@@ -30,10 +31,20 @@ def check_store_allowed(configured: str | None) -> None:
     """`ConfigError` (exit 2) at start-up when the tracking URI, or a registry URI given apart in
     MLFLOW_REGISTRY_URI, has a scheme MLflow has no store for, is a folder (`./mlruns`,
     `file:/path`) that MLflow would refuse (MLflow 3 keeps its file store in maintenance mode and
-    only opens one with MLFLOW_ALLOW_FILE_STORE=true), or is a database whose driver is not
-    installed. Otherwise every command would fail later, after reading its data, with MLflow's
-    long message or a bare ModuleNotFoundError."""
+    only opens one with MLFLOW_ALLOW_FILE_STORE=true), is a database whose driver is not
+    installed, or is a `sqlite:///` file in a folder that cannot be created or written (for the
+    commands that write a store: product-train, product-tune). Otherwise every command would fail
+    later, after reading its data, with MLflow's long message or a bare ModuleNotFoundError."""
     uri = resolve_tracking_uri(configured)
+    _check_stores_open(uri)
+    _check_sqlite_folder(uri, "the tracking URI", "--tracking-uri / MLFLOW_TRACKING_URI")
+    registry = os.environ.get("MLFLOW_REGISTRY_URI", "").strip()
+    if registry and registry != uri:
+        _check_sqlite_folder(registry, "the registry URI", "MLFLOW_REGISTRY_URI")
+
+
+def _check_stores_open(uri: str) -> None:
+    """Refuse the tracking URI `uri`, or MLFLOW_REGISTRY_URI, if MLflow has no store for it."""
     _check_store(uri, "the tracking URI", "--tracking-uri / MLFLOW_TRACKING_URI", "")
     registry = os.environ.get("MLFLOW_REGISTRY_URI", "").strip()
     if registry and registry != uri:
@@ -42,12 +53,13 @@ def check_store_allowed(configured: str | None) -> None:
 
 
 def check_store_exists(configured: str | None) -> None:
-    """`check_store_allowed`, and a `ConfigError` (exit 2) when the tracking or registry URI is a
-    `sqlite:///` file that does not exist, for commands that only read a store: MLflow would create
-    an empty store there and the command would then report a missing model (or, asking whether to
-    retrain, "no champion yet") instead of the mistyped path. Only looks: creates nothing."""
-    check_store_allowed(configured)
+    """The checks of `check_store_allowed` but the folder's, and a `ConfigError` (exit 2) when the
+    tracking or registry URI is a `sqlite:///` file that does not exist, for commands that only
+    read a store: MLflow would create an empty store there and the command would then report a
+    missing model (or, asking whether to retrain, "no champion yet") instead of the mistyped path.
+    Only looks: creates nothing."""
     uri = resolve_tracking_uri(configured)
+    _check_stores_open(uri)
     _check_sqlite_file(uri, "the tracking URI", "--tracking-uri / MLFLOW_TRACKING_URI")
     registry = os.environ.get("MLFLOW_REGISTRY_URI", "").strip()
     if registry and registry != uri:
@@ -61,6 +73,41 @@ def _check_sqlite_file(uri: str, what: str, given_by: str) -> None:
         raise ConfigError(
             f"no MLflow store at {store.absolute()} ({what} {redact(uri)!r}, {given_by}): "
             "check the path, or train a model there first (product-train creates the store)"
+        )
+
+
+def _check_sqlite_folder(uri: str, what: str, given_by: str) -> None:
+    """Refuse `uri` (`what`, set by `given_by`) if it names a SQLite file whose folder MLflow can
+    neither create nor write in (it creates missing folders; SQLite writes its journal beside the
+    database). Leaves nothing behind."""
+    store = sqlite_file(uri)
+    if store is None:
+        return
+    problem = folder_problem(store.absolute().parent)
+    if problem:
+        raise ConfigError(
+            f"cannot create the MLflow store at {store.absolute()} ({what} {redact(uri)!r}, "
+            f"{given_by}): {problem}; give a path in a folder you can write, e.g. "
+            "sqlite:///mlflow.db in the working directory"
+        )
+
+
+def folder_problem(folder: Path) -> str | None:
+    """Why MLflow could not create files in `folder` (after creating it and its missing parents,
+    as it does), or None when it could. Tries a temporary file, gone when closed, in the nearest
+    folder that exists: permission bits alone do not tell (root, read-only mounts, /proc)."""
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    if not existing.is_dir():
+        return f"{existing} is a file, not a folder"
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            return None
+    except OSError as error:
+        if existing == folder:
+            return f"cannot write in the folder {folder} ({error.strerror})"
+        return (
+            f"the folder {folder} does not exist and cannot be created in {existing} "
+            f"({error.strerror})"
         )
 
 

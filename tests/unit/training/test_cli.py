@@ -187,10 +187,13 @@ def test_unknown_key_in_config_file(tmp_path: Path) -> None:
     [
         ("missing.jsonl", None, "no such file"),
         ("catalog.txt", "x\n", "cannot tell the format from the extension .txt"),
+        ("parts", "folder", "parts is a folder, not a catalog file"),
     ],
 )
 def test_data_file_is_checked_before_connecting_to_mlflow(tmp_path, name, content, message):
-    if content is not None:
+    if content == "folder":
+        (tmp_path / name).mkdir()
+    elif content is not None:
         (tmp_path / name).write_text(content)
     # Nothing listens on port 9: reaching MLflow first would end in exit 4 after retries.
     result = run_cli("--data", name, "--tracking-uri", "http://127.0.0.1:9", cwd=tmp_path)

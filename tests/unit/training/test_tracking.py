@@ -70,7 +70,7 @@ def test_other_stores_pass_the_folder_check(monkeypatch, uri) -> None:
     check_store_allowed(uri)
 
 
-@pytest.mark.parametrize("tracking", ["sqlite:////srv/mlflow.db", "http://mlflow:5000"])
+@pytest.mark.parametrize("tracking", ["sqlite:///mlflow.db", "http://mlflow:5000"])
 @pytest.mark.parametrize("registry", ["/srv/registry", "file:./mlruns"])
 def test_a_folder_given_only_as_the_registry_uri_is_checked_too(
     monkeypatch, tracking: str, registry: str
