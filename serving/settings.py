@@ -2,7 +2,8 @@
 
 Nothing here touches network or MLflow: `Settings()` only reads and validates the environment
 (and, for a tracking URI scheme MLflow does not know itself, the installed packages' entry points;
-for a PREDICTION_LOG file, opens it for appending, as the server will).
+for a database store, loads SQLAlchemy's driver for it, as MLflow will; for a PREDICTION_LOG file,
+opens it for appending, as the server will).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from serving.prediction_log import open_for_appending
+from serving.registry_names import check_registered_name, check_registry_model_uri
+from serving.store_drivers import MLFLOW_DATABASES, check_database_driver
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 # A MODEL_URI naming a registered version: models:/NAME/VERSION or models:/NAME@ALIAS.
@@ -26,13 +29,13 @@ REGISTRY_URI = re.compile(r"models:/([^/@]+)(?:/(\d+)|@([^/@]+))")
 # for a local folder; a database's, which may name a driver (postgresql+psycopg2). A tracking
 # URI of any other scheme fails on every attempt: it is refused at start-up instead.
 MLFLOW_SCHEMES = frozenset({"", "file", "http", "https", "databricks", "databricks-uc", "uc"})
-MLFLOW_DATABASES = frozenset({"sqlite", "postgresql", "mysql", "mssql"})
 # Where plugin packages register the stores of more schemes.
 MLFLOW_STORE_PLUGINS = ("mlflow.tracking_store", "mlflow.model_registry_store")
 # MODEL_URI schemes that resolve through the tracking store (a folder or s3:// path does not).
 TRACKED_MODEL_SCHEMES = frozenset({"models", "runs"})
 # Schemes MLflow takes written alone, without `://` (`databricks`).
 BARE_SCHEMES = frozenset({"databricks", "databricks-uc", "uc"})
+DEFAULT_ALIAS = "champion"
 
 
 class Settings(BaseSettings):
@@ -48,7 +51,7 @@ class Settings(BaseSettings):
         description="MLflow tracking and registry URI (MLflow's own default: SQLite in the cwd).",
     )
     model_name: str = Field("product-classifier", min_length=1, description="Registered model.")
-    model_alias: str = Field("champion", min_length=1, description="Alias to serve and follow.")
+    model_alias: str = Field(DEFAULT_ALIAS, min_length=1, description="Alias to serve and follow.")
     model_version: str | None = Field(None, description="Pin one registered version (no reload).")
     model_uri: str | None = Field(
         None, description="Serve a model folder on disk (or any MLflow model URI) instead."
@@ -113,6 +116,12 @@ class Settings(BaseSettings):
         check_store_scheme(value)
         return value
 
+    @field_validator("model_name")
+    @classmethod
+    def _registrable_name(cls, value: str) -> str:
+        check_registered_name(value)
+        return value
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_log_level(cls, value: object) -> object:
@@ -128,6 +137,13 @@ class Settings(BaseSettings):
     def _version_is_a_number(cls, value: str | None) -> str | None:
         if value is not None and not (value.isdigit() and int(value) > 0):
             raise ValueError("must be a registered version number such as 3")
+        return value
+
+    @field_validator("model_uri")
+    @classmethod
+    def _registry_uri_names_a_version(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_registry_model_uri(value)
         return value
 
     @field_validator("prediction_log", mode="before")
@@ -146,15 +162,23 @@ class Settings(BaseSettings):
     def _one_model_source(self) -> Settings:
         if self.model_version is not None and self.model_uri is not None:
             raise ValueError("set MODEL_VERSION or MODEL_URI, not both")
+        if self.model_version is not None and self.model_alias != DEFAULT_ALIAS:
+            raise ValueError(  # the pinned version would win, and the alias be ignored
+                f"set MODEL_VERSION or MODEL_ALIAS, not both: MODEL_VERSION={self.model_version} "
+                f"pins that version, MODEL_ALIAS={self.model_alias} follows the alias as it "
+                "moves; unset one of them"
+            )
         return self
 
     @model_validator(mode="after")
-    def _mlflow_opens_a_folder_store(self) -> Settings:
+    def _mlflow_opens_the_store(self) -> Settings:
         needs_store = self.model_uri is None or urlparse(self.model_uri).scheme in (
             TRACKED_MODEL_SCHEMES
         )
         if needs_store and is_folder_store(self.mlflow_tracking_uri):
             check_file_store_allowed(self.mlflow_tracking_uri)
+        if needs_store:
+            check_database_driver(self.mlflow_tracking_uri, "MLFLOW_TRACKING_URI")
         registry = os.environ.get("MLFLOW_REGISTRY_URI", "").strip()  # read by MLflow itself
         if needs_store and registry and registry != self.mlflow_tracking_uri:
             check_registry_uri(registry)
@@ -196,9 +220,9 @@ def check_store_scheme(uri: str, variable: str = "") -> None:
     if scheme not in plugin_schemes():
         named = f"{variable}={uri!r}: " if variable else ""
         raise ValueError(
-            f"{named}MLflow has no store for the scheme {scheme!r}: use a database "
-            "(sqlite:///mlflow.db, postgresql://...), a tracking server (http:// or "
-            "https://), a local folder, or databricks"
+            f"{named}MLflow has no store for the scheme {scheme!r}: use a tracking server "
+            "(http:// or https://), a database (sqlite:///mlflow.db, "
+            "postgresql+psycopg2://USER@HOST:PORT/DB), a local folder, or databricks"
             + (f", or unset {variable}" if variable == "MLFLOW_REGISTRY_URI" else "")
         )
 
@@ -209,6 +233,7 @@ def check_registry_uri(registry_uri: str) -> None:
     check_store_scheme(registry_uri, "MLFLOW_REGISTRY_URI")
     if is_folder_store(registry_uri):
         check_file_store_allowed(registry_uri, "MLFLOW_REGISTRY_URI")
+    check_database_driver(registry_uri, "MLFLOW_REGISTRY_URI")
 
 
 def check_file_store_allowed(tracking_uri: str, variable: str = "MLFLOW_TRACKING_URI") -> None:
