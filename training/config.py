@@ -9,6 +9,7 @@ quality").
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -30,6 +31,10 @@ TEXT_ONLY_CHAR_FEATURES = 50_000
 catalog reduced to title and description); with token columns or an id they added nothing."""
 SMOTE_OPTIONS = ("smote_strategy", "smote_k_neighbors")
 TAG_OPTIONS = ("min_tag_count", "tag_weighting", "trees_per_chunk")  # multilabel and path only
+# single_label only: a tag model weighs rare tags instead of SMOTE, and keeps every tag it keeps
+SINGLE_LABEL_OPTIONS = (
+    "smote", "smote_strategy", "smote_k_neighbors", "min_class_size", "small_classes", "other_label"
+)  # fmt: skip
 
 
 class TrainConfig(BaseSettings):
@@ -300,10 +305,13 @@ class TrainConfig(BaseSettings):
 
     def unused_options(self) -> list[str]:
         """A warning for each group of options given (on the command line or in a config file)
-        that this single_label run does not use. Not refused: a config file may hold every
-        option, as product-tune's best config does."""
+        that this run does not use. Not refused: a config file may hold every option, as
+        product-tune's best config does."""
         if self.task != "single_label":
-            return []  # the groups below are a single_label run's
+            reason = (
+                f"--task {self.task} (single_label options; --tag-weighting stands in for SMOTE)"
+            )
+            return _unused({reason: SINGLE_LABEL_OPTIONS}, self.model_fields_set)
         unused_when = {
             "--no-smote (SMOTE is off)": () if self.smote else SMOTE_OPTIONS,
             "--task single_label (multilabel and path options)": TAG_OPTIONS,
@@ -311,14 +319,7 @@ class TrainConfig(BaseSettings):
                 ("other_label",) if self.small_classes == "drop" else ()
             ),
         }
-        warnings = []
-        for reason, names in unused_when.items():
-            given = [
-                f"--{name.replace('_', '-')}" for name in names if name in self.model_fields_set
-            ]
-            if given:
-                warnings.append(f"{', '.join(given)}: no effect with {reason}, ignored")
-        return warnings
+        return _unused(unused_when, self.model_fields_set)
 
     @property
     def task_gate_metric(self) -> str:
@@ -343,3 +344,13 @@ class TrainConfig(BaseSettings):
         # Only what the caller passes (the CLI adds its own source in front): no environment
         # variables, whose names here (DATA, SEED, FORMAT) are too common to read silently.
         return (init_settings,)
+
+
+def _unused(unused_when: Mapping[str, tuple[str, ...]], given: set[str]) -> list[str]:
+    """One warning per reason whose options were given, naming them as options."""
+    warnings = []
+    for reason, names in unused_when.items():
+        options = [f"--{name.replace('_', '-')}" for name in names if name in given]
+        if options:
+            warnings.append(f"{', '.join(options)}: no effect with {reason}, ignored")
+    return warnings

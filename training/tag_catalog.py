@@ -160,6 +160,8 @@ def load_tag_catalog(config: TrainConfig) -> TagCatalog:
     check_label_separator(raw[config.label_column], config, path)
     check_tag_values(raw, config, path)
     warn_if_label_is_input(config)
+    for unused in config.unused_options():
+        log.warning("%s", unused)
     joiner = path_joiner(raw[config.label_column], config)
     frame, cleaned = clean_tag_catalog(raw, config, path, joiner)
     counts |= cleaned

@@ -1,4 +1,4 @@
-"""Options a single_label run does not use are accepted, and named in one warning per group."""
+"""Options a run does not use are accepted, and named in one warning per group."""
 
 from __future__ import annotations
 
@@ -39,11 +39,20 @@ def test_a_config_file_holding_both_is_accepted_too(tmp_path: Path) -> None:
         ["--no-smote"],
         ["--smote", "--smote-strategy", "min:50", "--smote-k-neighbors", "3"],
         ["--small-classes", "other", "--other-label", "misc"],
-        ["--task", "multilabel", "--min-tag-count", "5", "--no-smote", "--smote-k-neighbors", "3"],
+        ["--task", "multilabel", "--min-tag-count", "5", "--tag-weighting", "rare_tags"],
     ],
 )
 def test_options_the_run_uses_give_no_warning(argv: list[str]) -> None:
     assert parse_config(argv)[0].unused_options() == []
+
+
+@pytest.mark.parametrize("task", ["multilabel", "path"])
+def test_single_label_options_in_a_tag_run_are_named(task: str) -> None:
+    argv = ["--task", task, "--no-smote", "--smote-k-neighbors", "3", "--min-class-size", "4"]
+    assert parse_config(argv)[0].unused_options() == [
+        f"--smote, --smote-k-neighbors, --min-class-size: no effect with --task {task} "
+        "(single_label options; --tag-weighting stands in for SMOTE), ignored"
+    ]
 
 
 @pytest.mark.parametrize(
