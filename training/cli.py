@@ -170,15 +170,17 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         ignore_further_signals()
         print(
-            "product-train: interrupted; no alias was moved (a run it started is marked FAILED)",
+            "product-train: interrupted; the registry is as it was, unless a warning above names "
+            "what is left to undo (any run it had started is marked FAILED)",
             file=sys.stderr,
         )
         sys.exit(EXIT_INTERRUPTED)
     except Exception as error:  # a bug or an environment fault: one line, details at debug
         log.debug("unexpected error", exc_info=True)
         print(
-            f"product-train: error: {type(error).__name__}: {error}; no alias was moved (a run "
-            "it started is marked FAILED; set LOG_LEVEL=DEBUG for the traceback)",
+            f"product-train: error: {type(error).__name__}: {error}; the registry is as it was, "
+            "unless a warning above names what is left to undo (any run it had started is marked "
+            "FAILED; set LOG_LEVEL=DEBUG for the traceback)",
             file=sys.stderr,
         )
         sys.exit(1)

@@ -162,11 +162,12 @@ def register(
     name: str,
     policy: RetryPolicy = DEFAULT_POLICY,
 ) -> ModelVersion:
-    """Register the logged model once, wait until its version is READY, tag it challenger.
-    Retried calls cannot register it twice: each attempt first looks for this run's version."""
+    """Register the logged model once and wait until its version is READY; no alias moves here
+    (`RunChanges.publish` moves them once the gate has decided). Retried calls cannot register
+    it twice: each attempt first looks for this run's version."""
 
     def find_or_register() -> ModelVersion:
-        existing = client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
+        existing = runs_versions(client, name, run_id)
         if existing:
             return min(existing, key=lambda found: int(found.version))
         return mlflow.register_model(
@@ -175,14 +176,12 @@ def register(
 
     version = policy.call(f"registering {name}", find_or_register)
     policy.call(f"waiting for {name}/{version.version}", wait_until_ready, client, version)
-    policy.call(
-        f"setting {name}@{CHALLENGER}",
-        client.set_registered_model_alias,
-        name,
-        CHALLENGER,
-        version.version,
-    )
     return version
+
+
+def runs_versions(client: MlflowClient, name: str, run_id: str) -> list[ModelVersion]:
+    """The versions of `name` that the run `run_id` registered (deleted ones are not listed)."""
+    return list(client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'"))
 
 
 def wait_until_ready(client: MlflowClient, version: ModelVersion, timeout: float = 300) -> None:

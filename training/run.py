@@ -1,9 +1,9 @@
 """One training run, end to end: load → split → fit → evaluate → log → register → gate.
 
 The catalog is read and split before MLflow is contacted, so bad data fails fast. Aliases move only
-at the very end, after everything else succeeded, so a failed or interrupted run leaves the
-registry as it found it (a version it registered keeps its complete model files), and the run is
-marked FAILED on the way out.
+at the very end, once the gate has decided. A run that fails or is interrupted, even after that,
+takes back what it changed in the registry (the aliases it moved go back, the version it
+registered is deleted; the run keeps its logged model) and is marked FAILED on the way out.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from training.interrupts import raise_if_interrupted
 from training.model_metadata import model_metadata
 from training.pipeline import feature_spec, model_input
 from training.profile import plot_profiles, reference_profile
+from training.registry_changes import RunChanges
 from training.retries import RetryPolicy
 from training.run_writer import RunWriter, metric_name
 from training.split import SplitDefinition
@@ -116,15 +117,20 @@ class TrainingRun:
         run_id = tracking.start_run_once(
             self.policy, self.client, experiment_id, self.config.run_name
         )
+        changes = RunChanges(self.client, self.config.model_name, run_id, self.policy)
         try:
-            result = self.in_run(run_id, train_rows, holdout)
+            result = self.in_run(changes, train_rows, holdout)
+            tracking.end_run(self.policy, self.client, run_id, "FINISHED")
         except BaseException:
+            changes.take_back()
             tracking.end_failed_run(self.policy, self.client, run_id)
             raise
-        tracking.end_run(self.policy, self.client, run_id, "FINISHED")
         return result
 
-    def in_run(self, run_id: str, train_rows: pd.DataFrame, holdout: pd.DataFrame) -> TrainResult:
+    def in_run(
+        self, changes: RunChanges, train_rows: pd.DataFrame, holdout: pd.DataFrame
+    ) -> TrainResult:
+        run_id = changes.run_id
         self.log_inputs(train_rows, holdout)
         served, evaluation = self.fit(train_rows, holdout)
         metrics = self.extra_metrics(train_rows, holdout) | evaluation.metrics
@@ -135,16 +141,13 @@ class TrainingRun:
             example = model_input(holdout, self.config).head(3)
             metadata = self.metadata(evaluation, run_id) | {"profile": profile}
             model_uri = registry.log_model(served, metadata, example, self.policy)
-            version = registry.register(
-                self.client, model_uri, run_id, self.config.model_name, self.policy
-            )
+            version = changes.register(model_uri)
         labels = self.predicted(served, evaluation)
         with stage("comparing with the champion", self.timings):
             decision = self.judge(holdout, labels, [str(c) for c in served.classes_])
         self.log_decision(decision, str(version.version))
         raise_if_interrupted()
-        if decision.promote:
-            registry.promote(self.client, self.config.model_name, str(version.version), self.policy)
+        changes.publish(str(version.version), decision.promote)
         return TrainResult(
             run_id,
             model_uri,
