@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import re
 
+# An alias MLflow can set: letters, digits, `_` and `-`, at most 255; `latest` and `v3` are not.
+_ALIAS = re.compile(r"[\w\-]{1,255}")
+_VERSION_ALIAS = re.compile(r"[vV]\d+")
 # models:/NAME, then `/VERSION` (or another MLflow suffix, such as /latest) or `@ALIAS`.
 _MODELS_URI = re.compile(r"models:/([^/@]*)([/@]?)(.*)", re.DOTALL)
 
@@ -20,6 +23,19 @@ def check_registered_name(name: str) -> None:
         raise ValueError(
             "a registered model name must not be blank nor contain '/', ':' or '@' "
             "(it is used in models:/NAME@ALIAS)"
+        )
+
+
+def check_alias(alias: str) -> None:
+    """ValueError unless `alias` is one MLflow can set, so that it may ever name a version."""
+    if not _ALIAS.fullmatch(alias):
+        raise ValueError(
+            "an alias may hold only letters, digits, '_' and '-' (at most 255), as MLflow sets them"
+        )
+    if alias.lower() == "latest" or _VERSION_ALIAS.fullmatch(alias):
+        raise ValueError(
+            f"MLflow reserves the alias {alias!r}: no version can carry it; name an alias "
+            "product-train sets (champion, challenger), or pin a version with MODEL_VERSION"
         )
 
 
@@ -40,3 +56,5 @@ def check_registry_model_uri(uri: str) -> None:
             f"models:/{target}@champion (models:/m-... names a logged model)"
         )
     check_registered_name(name)
+    if separator == "@":
+        check_alias(rest)

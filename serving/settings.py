@@ -19,7 +19,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from serving.prediction_log import open_for_appending
-from serving.registry_names import check_registered_name, check_registry_model_uri
+from serving.registry_names import check_alias, check_registered_name, check_registry_model_uri
 from serving.store_drivers import MLFLOW_DATABASES, check_database_driver
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
@@ -120,6 +120,12 @@ class Settings(BaseSettings):
     @classmethod
     def _registrable_name(cls, value: str) -> str:
         check_registered_name(value)
+        return value
+
+    @field_validator("model_alias")
+    @classmethod
+    def _settable_alias(cls, value: str) -> str:
+        check_alias(value)
         return value
 
     @field_validator("log_level", mode="before")

@@ -72,6 +72,20 @@ def test_other_model_uris_are_taken(uri: str) -> None:
     assert Settings(model_uri=uri).model_uri == uri
 
 
+@pytest.mark.parametrize(
+    ("alias", "message"),
+    [
+        ("latest", "MLflow reserves the alias 'latest'"),
+        ("V2", "MLflow reserves the alias 'V2'"),
+        ("bad alias", "only letters, digits, '_' and '-'"),
+    ],
+)
+def test_an_alias_no_version_can_carry_stops_start_up(alias: str, message: str) -> None:
+    """MLflow refuses to read or set such an alias: it was retried forever as "unreachable"."""
+    assert message in refusal(model_alias=alias)
+    assert message in refusal(model_uri=f"models:/shop@{alias}")
+
+
 def test_a_registry_uri_naming_a_name_mlflow_refuses_stops_start_up() -> None:
     assert "must not be blank nor contain" in refusal(model_uri="models:/a:b/3")
 
