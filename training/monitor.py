@@ -234,6 +234,8 @@ def live_drift(args: argparse.Namespace, champion: Champion | None) -> Compariso
 
 
 def run_should_retrain(args: argparse.Namespace) -> int:
+    if args.data.is_dir():
+        raise DataError(f"{args.data} is a folder, not a catalog file (--data): give one file")
     if not args.data.is_file():
         raise DataError(f"{args.data}: no such catalog file (--data)")
     if args.always:

@@ -507,3 +507,13 @@ def test_a_registered_model_without_a_champion_says_so(tmp_path: Path, capsys, c
               "--data", str(log)])  # fmt: skip
     assert stop.value.code == 0
     assert "no champion yet: no version of unpromoted has the champion alias" in caplog.text
+
+
+def test_should_retrain_given_a_folder_says_it_is_one(tmp_path: Path, capsys) -> None:
+    (tmp_path / "mlflow.db").touch()
+    (tmp_path / "parts").mkdir()
+    store = f"sqlite:///{tmp_path}/mlflow.db"
+    with pytest.raises(SystemExit) as stop:
+        main(["should-retrain", "--tracking-uri", store, "--data", str(tmp_path / "parts")])
+    assert stop.value.code == 3
+    assert "parts is a folder, not a catalog file (--data)" in capsys.readouterr().err
