@@ -117,3 +117,26 @@ def delete_version(client: MlflowClient, name: str, version: str) -> None:
     except MlflowException as error:
         if error.error_code not in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"):
             raise
+
+
+def delete_abandoned_versions(client: MlflowClient, name: str, run_id: str) -> None:
+    """Delete the versions of `name` that the abandoned run `run_id` registered (its process died
+    before it could take them back, as a killed pod's does), except one an alias names: that
+    one is named in a warning, as only its user knows where the alias belongs."""
+    found_versions = runs_versions(client, name, run_id)
+    if not found_versions:
+        return
+    aliases = client.get_registered_model(name).aliases  # search results do not carry them
+    for found in found_versions:
+        what = f"{name}/{found.version}"
+        naming = sorted(
+            alias for alias, version in aliases.items() if str(version) == str(found.version)
+        )
+        if naming:
+            named = ", ".join(f"{name}@{alias}" for alias in naming)
+            log.warning("%s of abandoned run %s is kept: %s names it", what, run_id, named)
+            continue
+        delete_version(client, name, str(found.version))
+        log.warning(
+            "deleted %s: its run %s was abandoned (it keeps the logged model)", what, run_id
+        )

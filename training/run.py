@@ -32,7 +32,7 @@ from training.interrupts import raise_if_interrupted
 from training.model_metadata import model_metadata
 from training.pipeline import feature_spec, model_input
 from training.profile import plot_profiles, reference_profile
-from training.registry_changes import RunChanges
+from training.registry_changes import RunChanges, delete_abandoned_versions
 from training.retries import RetryPolicy
 from training.run_writer import RunWriter, metric_name
 from training.split import SplitDefinition
@@ -107,13 +107,16 @@ class TrainingRun:
         name = self.config.experiment_name
         experiment = self.policy.call(f"experiment {name}", mlflow.set_experiment, name)
         experiment_id = str(experiment.experiment_id)
-        self.policy.call(
+        abandoned = self.policy.call(
             "failing abandoned runs",
             tracking.fail_abandoned_runs,
             self.client,
             experiment_id,
             ABANDONED_RUN_HOURS,
         )
+        for run_id in abandoned:
+            what, name = f"deleting the versions of abandoned run {run_id}", self.config.model_name
+            self.policy.call(what, delete_abandoned_versions, self.client, name, run_id)
         run_id = tracking.start_run_once(
             self.policy, self.client, experiment_id, self.config.run_name
         )

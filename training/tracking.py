@@ -241,16 +241,18 @@ def owner_tags() -> dict[str, str]:
     return {OWNER_HOST_TAG: socket.gethostname(), OWNER_PID_TAG: str(os.getpid())}
 
 
-def fail_abandoned_runs(client: MlflowClient, experiment_id: str, max_age_hours: float) -> int:
+def fail_abandoned_runs(
+    client: MlflowClient, experiment_id: str, max_age_hours: float
+) -> list[str]:
     """Mark FAILED the runs left RUNNING by a process that is gone: one of this host whose pid no
-    longer runs, or any older than `max_age_hours`. Returns how many."""
+    longer runs, or any older than `max_age_hours`. Returns their ids."""
     runs = client.search_runs([experiment_id], "attributes.status = 'RUNNING'", max_results=200)
-    failed = 0
+    failed = []
     for run in runs:
         if _abandoned(run, max_age_hours):
             client.set_terminated(run.info.run_id, "FAILED")
             log.warning("marked run %s FAILED: its process is gone", run.info.run_id)
-            failed += 1
+            failed.append(run.info.run_id)
     return failed
 
 

@@ -135,3 +135,27 @@ def test_a_run_failing_after_it_moved_the_aliases_moves_them_back(
     with tracking_uri_restored(), pytest.raises(TrackingError, match="FINISHED"):
         train(config)
     assert_registry_as_before(uri)
+
+
+def test_a_killed_run_s_version_is_deleted_by_the_next_run(
+    tmp_path: Path, small_catalog: Path
+) -> None:
+    """SIGKILL (a pod killed for memory) leaves no chance to take anything back: the next run
+    marks the run FAILED and deletes the version it registered, which no alias names."""
+    uri = sqlite_store(tmp_path)
+    train_to_the_end(tmp_path, uri, small_catalog)
+    run = start_training(tmp_path, uri, small_catalog, "--n-estimators", "10")
+    wait_for_line(run, "Created version '2'")
+    run.kill()
+    run.communicate(timeout=60)
+    client = MlflowClient(uri)
+    assert sorted(str(v.version) for v in client.search_model_versions(f"name = '{MODEL}'")) == [
+        "1",
+        "2",
+    ]
+    next_run = start_training(tmp_path, uri, small_catalog, "--n-estimators", "10")
+    _, err = next_run.communicate(timeout=600)
+    assert next_run.returncode == 0, err
+    assert "deleted faulty/2: its run" in err and "was abandoned" in err
+    versions = sorted(str(v.version) for v in client.search_model_versions(f"name = '{MODEL}'"))
+    assert versions == ["1", "3"]

@@ -13,7 +13,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from tests.support import REPO, refused_port, sqlite_store, tracking_uri_restored
-from training.registry_changes import RunChanges
+from training.registry_changes import RunChanges, delete_abandoned_versions
 from training.retries import RetryPolicy
 
 LEGACY_MODEL = REPO / "tests" / "fixtures" / "legacy-model-0.1"
@@ -58,7 +58,7 @@ def test_a_run_failing_after_it_published_takes_everything_back(
     second = run_registering(client)
     second.publish("2", promote=True)
     assert aliases(client) == {"challenger": "2", "champion": "2"}
-    with caplog.at_level(logging.WARNING, "training.registry"):
+    with caplog.at_level(logging.WARNING, "training.registry_changes"):
         second.take_back()
     assert aliases(client) == {"challenger": "1", "champion": "1"}
     assert versions(client) == ["1"]
@@ -101,8 +101,22 @@ def test_an_unreachable_registry_leaves_a_warning_naming_what_is_left(
     with refused_port() as port:
         client = MlflowClient(f"http://127.0.0.1:{port}")
         changes = RunChanges(client, "m", "r1", RetryPolicy(0.5), True, "2", {"challenger": "1"})
-        with caplog.at_level(logging.WARNING, "training.registry"):
+        with caplog.at_level(logging.WARNING, "training.registry_changes"):
             changes.take_back()  # the run's own error stays the one raised
     assert "could not undo what this failed run changed in the registry" in caplog.text
     assert "m@challenger may still name version 2 (it named 1 before)" in caplog.text
     assert "version 2 of m, registered by this run, may still be there" in caplog.text
+
+
+def test_an_abandoned_run_s_versions_are_deleted_unless_an_alias_names_them(
+    client: MlflowClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    named = run_registering(client)
+    named.publish("1", promote=True)  # then killed before it could finish
+    bare = run_registering(client)  # killed before the gate
+    with caplog.at_level(logging.WARNING, "training.registry_changes"):
+        delete_abandoned_versions(client, "m", named.run_id)
+        delete_abandoned_versions(client, "m", bare.run_id)
+    assert versions(client) == ["1"] and aliases(client) == {"challenger": "1", "champion": "1"}
+    assert f"m/1 of abandoned run {named.run_id} is kept: m@" in caplog.text
+    assert f"deleted m/2: its run {bare.run_id} was abandoned" in caplog.text
