@@ -168,6 +168,12 @@ class Settings(BaseSettings):
     def _one_model_source(self) -> Settings:
         if self.model_version is not None and self.model_uri is not None:
             raise ValueError("set MODEL_VERSION or MODEL_URI, not both")
+        if self.model_uri is not None and self.model_alias != DEFAULT_ALIAS:
+            raise ValueError(  # MODEL_URI names what to serve: the alias would be ignored
+                f"set MODEL_URI or MODEL_ALIAS, not both: MODEL_URI names what to serve (an "
+                f"alias in it, models:/NAME@{self.model_alias}, is followed as it moves); unset "
+                "MODEL_ALIAS"
+            )
         if self.model_version is not None and self.model_alias != DEFAULT_ALIAS:
             raise ValueError(  # the pinned version would win, and the alias be ignored
                 f"set MODEL_VERSION or MODEL_ALIAS, not both: MODEL_VERSION={self.model_version} "

@@ -96,6 +96,14 @@ def test_a_pinned_version_with_another_alias_stops_start_up() -> None:
     assert "MODEL_VERSION=1" in message and "MODEL_ALIAS=challenger" in message
 
 
+def test_a_model_uri_with_another_alias_stops_start_up() -> None:
+    """MODEL_URI names what to serve; MODEL_ALIAS=x beside models:/n@y was ignored silently."""
+    message = refusal(model_uri="models:/shop@champion", model_alias="staging")
+    assert "set MODEL_URI or MODEL_ALIAS, not both" in message
+    assert "models:/NAME@staging" in message
+    assert Settings(model_uri="models:/shop@champion", model_alias="champion").model_uri
+
+
 def test_a_pinned_version_overrides_the_default_alias() -> None:
     """README: MODEL_VERSION pins a version "instead of the alias"; the Deployment sets
     MODEL_ALIAS=champion, the default, which a pin in an overlay must still override."""
