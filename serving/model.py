@@ -13,7 +13,6 @@ import functools
 import inspect
 import math
 import os
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,10 +38,8 @@ from serving.loading import (
     short,
 )
 from serving.settings import REGISTRY_URI, Settings, sqlite_file
+from serving.store_drivers import is_database
 from serving.validation import RequestContract
-
-# A tracking or registry URI of a database store (SQLAlchemy's scheme, maybe with a driver).
-DATABASE_STORE = re.compile(r"(sqlite|postgresql|mysql|mssql)(\+\w+)?://", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -248,7 +245,7 @@ def one_database_try(*uris: str) -> None:
     "loading" all that while. Its only setting is this module constant, read at each try. Only
     for a database store: MLflow's database module needs SQLAlchemy, which the serving image
     (talking to a tracking server) does not install."""
-    if not any(DATABASE_STORE.match(uri) for uri in uris):
+    if not any(is_database(uri) for uri in uris):
         return
     try:
         from mlflow.store.db import utils as db_utils
