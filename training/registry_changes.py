@@ -40,15 +40,16 @@ class RunChanges:
     def publish(self, version: str, promote: bool) -> None:
         """Point `challenger` at `version`, and `champion` too when the gate promotes it."""
         self.version = version
-        before = self.policy.call(f"reading {self.name}'s aliases", self.aliases)
+        before = self.aliases()
         for alias in (CHALLENGER, CHAMPION) if promote else (CHALLENGER,):
             self.moved[alias] = before.get(alias)  # recorded first: a cut answer may hide a move
             self.set_alias(alias, version)
 
     def aliases(self) -> dict[str, str]:
-        """Each alias of the model and the version it names."""
-        model = self.client.get_registered_model(self.name)
-        return {alias: str(version) for alias, version in model.aliases.items()}
+        """Each alias of the model and the version it names (asked with retries)."""
+        return self.policy.call(
+            f"reading {self.name}'s aliases", aliases_of, self.client, self.name
+        )
 
     def set_alias(self, alias: str, version: str | None) -> None:
         """Point `alias` at `version`, or remove it when `version` is None."""
@@ -79,7 +80,7 @@ class RunChanges:
 
     def put_aliases_back(self) -> None:
         """Each moved alias that still names this run's version back on the one it named."""
-        now = self.policy.call(f"reading {self.name}'s aliases", self.aliases) if self.moved else {}
+        now = self.aliases() if self.moved else {}
         for alias, before in list(self.moved.items()):
             if now.get(alias) == self.version:
                 self.set_alias(alias, before)
@@ -110,6 +111,12 @@ class RunChanges:
         return "; ".join(parts)
 
 
+def aliases_of(client: MlflowClient, name: str) -> dict[str, str]:
+    """Each alias of the registered model `name` and the version it names."""
+    model = client.get_registered_model(name)
+    return {alias: str(version) for alias, version in model.aliases.items()}
+
+
 def delete_version(client: MlflowClient, name: str, version: str) -> None:
     """Delete one version of `name`; one already gone is fine (a retried call)."""
     try:
@@ -126,11 +133,11 @@ def delete_abandoned_versions(client: MlflowClient, name: str, run_id: str) -> N
     found_versions = runs_versions(client, name, run_id)
     if not found_versions:
         return
-    aliases = client.get_registered_model(name).aliases  # search results do not carry them
+    aliases = aliases_of(client, name)  # search results do not carry them
     for found in found_versions:
         what = f"{name}/{found.version}"
         naming = sorted(
-            alias for alias, version in aliases.items() if str(version) == str(found.version)
+            alias for alias, version in aliases.items() if version == str(found.version)
         )
         if naming:
             named = ", ".join(f"{name}@{alias}" for alias in naming)
