@@ -9,6 +9,7 @@ import importlib.metadata
 import os
 import tempfile
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from training.errors import ConfigError
@@ -35,21 +36,11 @@ def check_store_allowed(configured: str | None) -> None:
     installed, or is a `sqlite:///` file in a folder that cannot be created or written (for the
     commands that write a store: product-train, product-tune). Otherwise every command would fail
     later, after reading its data, with MLflow's long message or a bare ModuleNotFoundError."""
-    uri = resolve_tracking_uri(configured)
-    _check_stores_open(uri)
-    _check_sqlite_folder(uri, "the tracking URI", "--tracking-uri / MLFLOW_TRACKING_URI")
-    registry = os.environ.get("MLFLOW_REGISTRY_URI", "").strip()
-    if registry and registry != uri:
-        _check_sqlite_folder(registry, "the registry URI", "MLFLOW_REGISTRY_URI")
-
-
-def _check_stores_open(uri: str) -> None:
-    """Refuse the tracking URI `uri`, or MLFLOW_REGISTRY_URI, if MLflow has no store for it."""
-    _check_store(uri, "the tracking URI", "--tracking-uri / MLFLOW_TRACKING_URI", "")
-    registry = os.environ.get("MLFLOW_REGISTRY_URI", "").strip()
-    if registry and registry != uri:
-        unset = ", unset MLFLOW_REGISTRY_URI to keep the registry in the tracking store"
-        _check_store(registry, "the registry URI", "MLFLOW_REGISTRY_URI", unset)
+    stores = _stores(configured)
+    for store in stores:
+        _check_store(store.uri, store.what, store.given_by, store.other_fix)
+    for store in stores:
+        _check_sqlite_folder(store.uri, store.what, store.given_by)
 
 
 def check_store_exists(configured: str | None) -> None:
@@ -58,12 +49,29 @@ def check_store_exists(configured: str | None) -> None:
     read a store: MLflow would create an empty store there and the command would then report a
     missing model (or, asking whether to retrain, "no champion yet") instead of the mistyped path.
     Only looks: creates nothing."""
+    stores = _stores(configured)
+    for store in stores:
+        _check_store(store.uri, store.what, store.given_by, store.other_fix)
+    for store in stores:
+        _check_sqlite_file(store.uri, store.what, store.given_by)
+
+
+class _Store(NamedTuple):
+    uri: str
+    what: str
+    given_by: str
+    other_fix: str  # one more way out of a refusal
+
+
+def _stores(configured: str | None) -> list[_Store]:
+    """The tracking URI, and MLFLOW_REGISTRY_URI when it names another store."""
     uri = resolve_tracking_uri(configured)
-    _check_stores_open(uri)
-    _check_sqlite_file(uri, "the tracking URI", "--tracking-uri / MLFLOW_TRACKING_URI")
+    stores = [_Store(uri, "the tracking URI", "--tracking-uri / MLFLOW_TRACKING_URI", "")]
     registry = os.environ.get("MLFLOW_REGISTRY_URI", "").strip()
     if registry and registry != uri:
-        _check_sqlite_file(registry, "the registry URI", "MLFLOW_REGISTRY_URI")
+        unset = ", unset MLFLOW_REGISTRY_URI to keep the registry in the tracking store"
+        stores.append(_Store(registry, "the registry URI", "MLFLOW_REGISTRY_URI", unset))
+    return stores
 
 
 def _check_sqlite_file(uri: str, what: str, given_by: str) -> None:
