@@ -330,6 +330,20 @@ def http_json(method: str, url: str, body: Any = None, timeout: float = 30) -> t
         return error.code, json.loads(error.read() or b"null")
 
 
+def imported_by(code: str, *modules: str) -> list[bool]:
+    """Whether running `code` in a fresh interpreter imports each of `modules` (the serving image
+    lacks some packages the test environment has, such as SQLAlchemy)."""
+    shown = ", ".join(f"{module!r} in sys.modules" for module in modules)
+    out = subprocess.run(
+        [sys.executable, "-c", f"import sys; {code}; print({shown})"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
+    return [word == "True" for word in out.split()]
+
+
 def require_binary(path: str, package: str) -> str:
     """The path of a system tool the test needs, or a clear failure (never a skip)."""
     if not Path(path).exists():

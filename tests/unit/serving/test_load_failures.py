@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
 from serving.errors import (
@@ -17,6 +14,7 @@ from serving.errors import (
 from serving.load_failures import REGISTRY_MISS_WORDS, public_reason, redacted
 from serving.model import ModelRef
 from serving.settings import Settings
+from tests.support import imported_by
 
 STORE = "sqlite:///mlflow.db"
 REF = ModelRef("shop", "3", "models:/shop/3", "champion")
@@ -127,15 +125,8 @@ def test_bounding_mlflows_database_tries_needs_no_sqlalchemy_for_a_tracking_serv
     """The serving image has no SQLAlchemy, which MLflow's database module needs: every load
     failed with `No module named 'sqlalchemy'` once the server bounded MLflow's database tries
     for a tracking server's URI too. A fresh interpreter shows what the call imports."""
-    script = (
-        "import sys; from serving.model import one_database_try; "
-        "one_database_try('http://mlflow:5000', ''); "
-        "print('sqlalchemy' in sys.modules, 'mlflow.store.db.utils' in sys.modules)"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120
-    ).stdout
-    assert out.split() == ["False", "False"]
+    code = "from serving.model import one_database_try; one_database_try('http://mlflow:5000', '')"
+    assert imported_by(code, "sqlalchemy", "mlflow.store.db.utils") == [False, False]
 
 
 def test_a_database_store_gets_one_mlflow_try() -> None:

@@ -5,7 +5,6 @@ as "the model registry is unreachable" or "no MLflow model at ..."."""
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import pytest
 from pydantic import ValidationError
 
 from serving.settings import Settings, describe_settings_error
+from tests.support import imported_by
 from tests.unit.serving.test_settings import run_main
 
 PORT = "18550"  # never listened on: every case stops before the server starts
@@ -153,15 +153,10 @@ def test_the_unknown_scheme_message_recommends_a_database_uri_that_works() -> No
 
 def test_a_tracking_servers_uri_imports_no_sqlalchemy() -> None:
     """The serving image, which talks to a tracking server, has no SQLAlchemy."""
-    script = (
-        "import sys; from serving.settings import Settings; "
-        "Settings(mlflow_tracking_uri='http://mlflow:5000'); "
-        "print('sqlalchemy' in sys.modules, 'mlflow.store.db.utils' in sys.modules)"
+    code = (
+        "from serving.settings import Settings; Settings(mlflow_tracking_uri='http://mlflow:5000')"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120
-    ).stdout
-    assert out.split() == ["False", "False"]
+    assert imported_by(code, "sqlalchemy", "mlflow.store.db.utils") == [False, False]
 
 
 @pytest.mark.parametrize(
