@@ -6,7 +6,6 @@ were, and the version the run registered is deleted (its run, marked FAILED, kee
 from __future__ import annotations
 
 import signal
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from mlflow.tracking import MlflowClient
 
 from tests.integration.test_faults_training import start_training, wait_for_line
 from tests.support import (
+    free_port,
     sqlite_store,
     start_mlflow_server,
     stop_process,
@@ -29,7 +29,6 @@ from training.run import train
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 MODEL = "faulty"  # the name `start_training` registers under
-SERVER_PORTS = range(18500, 18550)  # the ports these tests may give an `mlflow server`
 
 
 def train_to_the_end(workdir: Path, uri: str, catalog: Path) -> None:
@@ -81,23 +80,14 @@ def test_interrupt_during_the_gate_moves_no_alias_and_deletes_its_version(
 
 @pytest.fixture
 def server_uri(tmp_path: Path) -> Iterator[str]:
-    """An `mlflow server` on a free port of SERVER_PORTS."""
-    port = next(p for p in SERVER_PORTS if port_is_free(p))
+    """An `mlflow server` of its own (the test counts the model's versions)."""
+    port = free_port()
     process = start_mlflow_server(tmp_path / "store", port)
     try:
         wait_for_http(f"http://127.0.0.1:{port}/health", 120, process)
         yield f"http://127.0.0.1:{port}"
     finally:
         stop_process(process)
-
-
-def port_is_free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def test_sigterm_right_after_registration_leaves_no_version_on_a_server(
