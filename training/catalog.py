@@ -240,6 +240,13 @@ def _small_classes(
     return frame, {"folded_small_class_rows": int(affected.sum())}
 
 
+def warn_about_options(config: TrainConfig) -> None:
+    """Options the run takes but will not use, each group said once (both tasks' loaders)."""
+    warn_if_label_is_input(config)
+    for unused in config.unused_options():
+        log.warning("%s", unused)
+
+
 def warn_if_label_is_input(config: TrainConfig) -> None:
     """The label column is dropped from the inputs; say so when the options listed it as one."""
     listed = {
@@ -288,9 +295,7 @@ def load_catalog(config: TrainConfig) -> Catalog:
     raw = read_catalog_file(path, config)
     check_columns(raw, config, path)
     bad_numbers = parse_numeric_columns(raw, config, path)
-    warn_if_label_is_input(config)
-    for unused in config.unused_options():
-        log.warning("%s", unused)
+    warn_about_options(config)
     frame, counts = clean_catalog(raw, config)
     counts |= bad_numbers
     warn_removed_rows(path, counts, warned=("dropped_duplicates",))

@@ -32,7 +32,7 @@ from training.catalog import (
     normalize_labels,
     parse_numeric_columns,
     read_catalog_file,
-    warn_if_label_is_input,
+    warn_about_options,
     warn_removed_rows,
 )
 from training.catalog_duplicates import duplicated_rows
@@ -159,9 +159,7 @@ def load_tag_catalog(config: TrainConfig) -> TagCatalog:
     counts = parse_numeric_columns(raw, config, path)
     check_label_separator(raw[config.label_column], config, path)
     check_tag_values(raw, config, path)
-    warn_if_label_is_input(config)
-    for unused in config.unused_options():
-        log.warning("%s", unused)
+    warn_about_options(config)
     joiner = path_joiner(raw[config.label_column], config)
     frame, cleaned = clean_tag_catalog(raw, config, path, joiner)
     counts |= cleaned
